@@ -1,0 +1,100 @@
+"""Training images/second: the Lightning module driven by the Trainer vs a plain PyTorch loop, side by side.
+
+Both loops use the same backbone, loss, miner, optimizer, P x K batches and in-memory synthetic data,
+and run in alternating rounds (Lightning, plain, Lightning, plain, ...) so machine noise hits both.
+Run: python bench/train_throughput.py [--steps 30] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+import warnings
+from functools import partial
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_metric_learning import losses, miners
+
+from datamodules.synthetic import SyntheticFacesDataModule
+from metric.nets import EmbeddingNet
+from metric.triplet_module import TripletModule
+
+
+def make_parts(seed: int):
+    torch.manual_seed(seed)
+    net = EmbeddingNet("resnet18", embedding_dim=128, in_chans=3)
+    loss = losses.TripletMarginLoss(margin=0.2)
+    miner = miners.TripletMarginMiner(margin=0.2, type_of_triplets="semihard")
+    optimizer = partial(torch.optim.AdamW, lr=1e-3, weight_decay=5e-4)
+    return net, loss, miner, optimizer
+
+
+class StepTimer(pl.Callback):
+    def __init__(self):
+        self.times: list[float] = []
+
+    def on_train_batch_end(self, *args) -> None:
+        self.times.append(time.perf_counter())
+
+
+def lightning_loop(datamodule, steps: int, warmup: int) -> float:
+    net, loss, miner, optimizer = make_parts(0)
+    module = TripletModule(net, loss=loss, miner=miner, optimizer=optimizer)
+    timer = StepTimer()
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=1, max_steps=warmup + steps, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
+        callbacks=[timer],
+    )
+    trainer.fit(module, train_dataloaders=datamodule.train_dataloader())
+    batch = datamodule.batch_identities * datamodule.batch_images_per_identity
+    return batch * steps / (timer.times[warmup + steps - 1] - timer.times[warmup - 1])
+
+
+def plain_loop(datamodule, steps: int, warmup: int) -> float:
+    net, loss_fn, miner, optimizer_factory = make_parts(0)
+    optimizer = optimizer_factory(params=net.parameters())
+    net.train()
+    times = []
+    loader = iter(datamodule.train_dataloader())
+    for _ in range(warmup + steps):
+        images, labels = next(loader)
+        embeddings = net(images)
+        loss = loss_fn(embeddings, labels, miner(embeddings, labels))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter())
+    batch = datamodule.batch_identities * datamodule.batch_images_per_identity
+    return batch * steps / (times[warmup + steps - 1] - times[warmup - 1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per loop and round")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    with tempfile.TemporaryDirectory() as cache:
+        datamodule = SyntheticFacesDataModule(cache_dir=cache, train_identities=400, val_identities=4,
+                                              test_identities=4, batch_identities=16, batch_images_per_identity=4)
+        datamodule.setup()
+        results: dict[str, list[float]] = {"lightning": [], "plain": []}
+        for round_index in range(args.rounds):
+            results["lightning"].append(lightning_loop(datamodule, args.steps, args.warmup))
+            results["plain"].append(plain_loop(datamodule, args.steps, args.warmup))
+            print(f"round {round_index + 1}: lightning {results['lightning'][-1]:.1f} img/s, "
+                  f"plain {results['plain'][-1]:.1f} img/s")
+    lightning, plain = np.median(results["lightning"]), np.median(results["plain"])
+    print(f"median images/s  lightning {lightning:.1f}  plain {plain:.1f}  ratio lightning/plain {lightning / plain:.3f}")
+    print(f"(resnet18, 64x64 RGB, P x K = 16 x 4, semihard triplets, AdamW; torch threads {torch.get_num_threads()})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""Shared identity-dataset base: identity-disjoint splits in memory, P x K training batches, plain eval batches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from datamodules.pk_sampler import PKBatchSampler, check_pk_fits
+from metric.errors import ConfigError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class IdentitySplit:
+    """Images of one split: uint8 array (N, H, W, C), an identity label per image, and each image's source."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    sources: list[str]
+
+    def __post_init__(self) -> None:
+        if not (len(self.images) == len(self.labels) == len(self.sources)):
+            raise ValueError("images, labels and sources must have one entry per image")
+
+    @property
+    def num_identities(self) -> int:
+        return int(np.unique(self.labels).size)
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, C) -> float (N, C, H, W) in [-1, 1]: a fixed, dataset-independent normalisation."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+    return x.div_(127.5).sub_(1.0)
+
+
+class ImageArrayDataset(Dataset):
+    """Indexable (image tensor, identity label) pairs from an IdentitySplit held in memory."""
+
+    def __init__(self, split: IdentitySplit):
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return to_tensor(self.split.images[index : index + 1])[0], int(self.split.labels[index])
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, int]]:
+        """Batched fetch: one array gather and one conversion instead of one per image."""
+        images = to_tensor(self.split.images[indices])
+        return list(zip(images, self.split.labels[indices].tolist()))
+
+
+class IdentityDataModule(pl.LightningDataModule):
+    """Base for every dataset: subclasses implement `load_splits`; this class batches and checks them."""
+
+    def __init__(
+        self,
+        batch_identities: int = 16,
+        batch_images_per_identity: int = 4,
+        eval_batch_size: int = 256,
+        num_workers: int = 0,
+        max_impostor_pairs: int = 2_000_000,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.batch_identities = batch_identities
+        self.batch_images_per_identity = batch_images_per_identity
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.max_impostor_pairs = max_impostor_pairs
+        self.seed = seed
+        self.splits: dict[str, IdentitySplit] = {}
+
+    # subclasses ---------------------------------------------------------------------------
+    def load_splits(self) -> dict[str, IdentitySplit]:
+        """Return identity-disjoint 'train', 'val' and 'test' splits."""
+        raise NotImplementedError
+
+    @property
+    def channels(self) -> int:
+        return int(self.splits["train"].images.shape[-1])
+
+    # Lightning -----------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        splits = self.load_splits()
+        check_identity_disjoint(splits)
+        for name in ("val", "test"):
+            if splits[name].num_identities < 2:
+                raise ConfigError(f"the {name} split has {splits[name].num_identities} identities; it needs at least 2.")
+        check_pk_fits(splits["train"].labels, self.batch_identities, self.batch_images_per_identity)
+        self.splits = splits
+
+    def train_dataloader(self) -> DataLoader:
+        sampler = PKBatchSampler(
+            self.splits["train"].labels, self.batch_identities, self.batch_images_per_identity, seed=self.seed
+        )
+        return DataLoader(
+            ImageArrayDataset(self.splits["train"]),
+            batch_sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def eval_dataloader(self, split: str) -> DataLoader:
+        return DataLoader(
+            ImageArrayDataset(self.splits[split]),
+            batch_size=self.eval_batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return self.eval_dataloader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.eval_dataloader("test")
+
+
+def check_identity_disjoint(splits: dict[str, IdentitySplit]) -> None:
+    """Fail when any identity label appears in two splits: errors must be measured on unseen identities."""
+    missing = [name for name in SPLITS if name not in splits]
+    if missing:
+        raise ConfigError(f"the datamodule gave no {missing} split; it must give train, val and test.")
+    seen: dict[int, str] = {}
+    for name in SPLITS:
+        for identity in np.unique(splits[name].labels).tolist():
+            if identity in seen:
+                raise ConfigError(f"identity {identity} is in both the {seen[identity]} and {name} splits.")
+            seen[identity] = name

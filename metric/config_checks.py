@@ -1,0 +1,36 @@
+"""Checks that run before anything is built, and an instantiate that lets ConfigError through unwrapped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from metric.errors import ConfigError
+
+TRIPLET_TYPES = ("semihard", "hard", "all", "easy")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Reject values that would only fail deep inside a library, with the key and the fix."""
+    miner = cfg.get("miner")
+    if miner is not None and "type_of_triplets" in miner and miner.type_of_triplets not in TRIPLET_TYPES:
+        raise ConfigError(
+            f"miner.type_of_triplets={miner.type_of_triplets!r} is not one of {', '.join(TRIPLET_TYPES)}; "
+            "or pick a miner config: miner=semihard, miner=hard or miner=all."
+        )
+
+
+def build_from_config(node: DictConfig, **kwargs: Any) -> Any:
+    """hydra.utils.instantiate, except that a ConfigError raised by the target reaches the user as itself."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__
+        while cause is not None and not isinstance(cause, ConfigError):
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from None
+        raise

@@ -1,0 +1,64 @@
+"""Base LightningModule: one shared-weight EmbeddingNet, validation EER over the whole split, optimizer wiring."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from metric import verification as V
+from metric.nets import EmbeddingNet
+
+
+class EmbeddingModule(pl.LightningModule):
+    """Subclasses define `training_step`; this class embeds validation images and logs val_eer once per epoch."""
+
+    def __init__(
+        self,
+        net: EmbeddingNet,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        max_impostor_pairs: int = 2_000_000,
+    ):
+        super().__init__()
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.max_impostor_pairs = max_impostor_pairs
+        self._val_embeddings: list[torch.Tensor] = []
+        self._val_labels: list[torch.Tensor] = []
+        self.best_val_eer = float("inf")
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        images, labels = batch
+        self._val_embeddings.append(self.net(images).float().cpu())
+        self._val_labels.append(labels.cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        embeddings = torch.cat(self._val_embeddings).numpy()
+        labels = torch.cat(self._val_labels).numpy()
+        self._val_embeddings.clear()
+        self._val_labels.clear()
+        if np.unique(labels).size < 2 or V.count_pairs(labels)[0] == 0:
+            return  # a truncated debug run (fast_dev_run) may see too little to score
+        scores, genuine = V.pair_scores(embeddings, labels, max_impostor_pairs=self.max_impostor_pairs)
+        curve = V.roc(scores, genuine)
+        val_eer, _ = V.eer(curve)
+        if not self.trainer.sanity_checking:
+            self.best_val_eer = min(self.best_val_eer, val_eer)
+        self.log("val_eer", val_eer, prog_bar=True)
+        tar = V.tar_at_far(curve, 1e-2)
+        if tar is not None:
+            self.log("val_tar_at_far_1e-2", tar)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

@@ -1,0 +1,89 @@
+"""Training entry point: `python -m metric.train +experiment=triplet`; returns the best validation EER."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from metric.config_checks import build_from_config, check_config
+from metric.errors import ConfigError
+from metric.summary import embed, format_table, verification_summary, write_summary
+
+log = logging.getLogger(__name__)
+
+# Groups that conf/train.yaml declares as `group: null`. Hydra 1.3 accepts `group=x` for them but rejects
+# `+group=x` ("Multiple values"); the README's front door is `+experiment=...`, so both spellings are accepted.
+NULL_DEFAULT_GROUPS = ("experiment", "hparams_search", "debug")
+
+
+def accept_plus_overrides(argv: list[str]) -> list[str]:
+    """Rewrite `+experiment=x` (and the other null-default groups) to `experiment=x`."""
+    return [a[1:] if a.startswith("+") and a[1:].split("=", 1)[0] in NULL_DEFAULT_GROUPS else a for a in argv]
+
+
+def build(cfg: DictConfig):
+    """Instantiate datamodule, module, callbacks, loggers and trainer; the datamodule is set up (and checked) here."""
+    check_config(cfg)
+    datamodule = build_from_config(cfg.datamodule)
+    datamodule.setup("fit")  # parses data and checks P x K before any training
+    net = build_from_config(cfg.model, in_chans=datamodule.channels)
+    module = build_from_config(
+        cfg.module,
+        net=net,
+        loss=build_from_config(cfg.loss),
+        miner=build_from_config(cfg.miner) if cfg.get("miner") else None,
+        optimizer=build_from_config(cfg.optimizer),
+        scheduler=build_from_config(cfg.scheduler) if cfg.get("scheduler") else None,
+        max_impostor_pairs=datamodule.max_impostor_pairs,
+    )
+    callbacks = [build_from_config(c) for c in cfg.get("callbacks", {}).values() if c is not None]
+    loggers = [build_from_config(c) for c in cfg.get("logger", {}).values() if c is not None]
+    trainer = build_from_config(cfg.trainer, callbacks=callbacks, logger=loggers)
+    return datamodule, module, trainer
+
+
+def train(cfg: DictConfig) -> dict:
+    """Fit, reload the best checkpoint, choose the threshold on validation, report on test; returns the summary."""
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    datamodule, module, trainer = build(cfg)
+    trainer.fit(module, datamodule=datamodule)
+
+    checkpoint = trainer.checkpoint_callback
+    best_path = getattr(checkpoint, "best_model_path", "") if checkpoint else ""
+    if best_path:
+        state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+    summary = verification_summary(
+        embed(module.net, datamodule.eval_dataloader("val")),
+        embed(module.net, datamodule.eval_dataloader("test")),
+        datamodule.max_impostor_pairs,
+    )
+    summary["best_val_eer"] = module.best_val_eer if module.best_val_eer < float("inf") else None
+    summary["best_checkpoint"] = best_path or None
+    write_summary(summary, output_dir / "summary.json")
+    print(format_table(summary))
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    try:
+        summary = train(cfg)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    return summary["best_val_eer"]
+
+
+if __name__ == "__main__":
+    sys.argv = accept_plus_overrides(sys.argv)
+    main()

@@ -1,0 +1,49 @@
+"""Shared test helpers: compose the training config with Hydra's compose API on tiny synthetic data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+os.environ.setdefault("WANDB_SILENT", "true")
+
+# A synthetic split small enough to train on in seconds, large enough for P x K = 8 x 3.
+TINY_DATA = [
+    "datamodule.train_identities=24",
+    "datamodule.val_identities=6",
+    "datamodule.test_identities=6",
+    "datamodule.images_per_identity=5",
+    "datamodule.image_size=[32,32]",
+    "datamodule.batch_identities=8",
+    "datamodule.batch_images_per_identity=3",
+]
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    """One synthetic-cache folder for the whole session, so each tiny dataset is rendered once."""
+    return tmp_path_factory.mktemp("data")
+
+
+def compose_train(overrides: list[str], output_dir: Path, data_dir: Path) -> DictConfig:
+    """Compose conf/train.yaml as `python -m metric.train` would, writing into output_dir."""
+    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
+        return compose(
+            config_name="train",
+            overrides=[f"paths.output_dir={output_dir}", f"paths.data_dir={data_dir}", *overrides],
+        )
+
+
+@pytest.fixture
+def make_cfg(tmp_path, data_dir):
+    def make(*overrides: str, tiny: bool = True) -> DictConfig:
+        return compose_train([*(TINY_DATA if tiny else []), *overrides], tmp_path / "run", data_dir)
+
+    return make

@@ -1,0 +1,43 @@
+"""EmbeddingNet: timm backbone + projection + L2 norm; local weights load; pretrained fails fast offline."""
+
+import time
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from metric.errors import ConfigError
+from metric.nets import EmbeddingNet
+
+
+@pytest.mark.parametrize("backbone,in_chans", [("resnet18", 3), ("mobilenetv2_100", 1)])
+def test_embeddings_are_normalised_and_sized(backbone, in_chans):
+    net = EmbeddingNet(backbone, embedding_dim=32, in_chans=in_chans).eval()
+    out = net(torch.randn(2, in_chans, 48, 40))
+    assert out.shape == (2, 32)
+    torch.testing.assert_close(out.norm(dim=1), torch.ones(2))
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
+def test_local_weights_load_into_backbone(tmp_path, suffix):
+    source = EmbeddingNet("resnet18", 16)
+    path = tmp_path / f"w{suffix}"
+    state = {k: v.contiguous() for k, v in source.backbone.state_dict().items()}
+    save_file(state, str(path)) if suffix == ".safetensors" else torch.save({"state_dict": state}, path)
+    loaded = EmbeddingNet("resnet18", 16, weights=str(path))
+    for key, value in source.backbone.state_dict().items():
+        torch.testing.assert_close(loaded.backbone.state_dict()[key], value)
+
+
+def test_weights_for_another_architecture_are_refused(tmp_path):
+    path = tmp_path / "w.safetensors"
+    save_file({"foo.weight": torch.zeros(3)}, str(path))
+    with pytest.raises(ConfigError, match="no tensor that fits the backbone"):
+        EmbeddingNet("resnet18", 16, weights=str(path))
+
+
+def test_pretrained_fails_within_seconds_naming_weights_option():
+    start = time.monotonic()
+    with pytest.raises(ConfigError, match=r"model\.weights=<file>"):
+        EmbeddingNet("resnet18", pretrained=True)
+    assert time.monotonic() - start < 10
