@@ -55,14 +55,25 @@ def lightning_loop(datamodule, steps: int, warmup: int) -> float:
     return batch * steps / (timer.times[warmup + steps - 1] - timer.times[warmup - 1])
 
 
+def epochs_of_batches(loader, count: int):
+    """`count` batches, starting a new epoch (as the Trainer does) whenever the loader runs out."""
+    epoch = 0
+    while True:
+        loader.batch_sampler.set_epoch(epoch)
+        for batch in loader:
+            yield batch
+            count -= 1
+            if count == 0:
+                return
+        epoch += 1
+
+
 def plain_loop(datamodule, steps: int, warmup: int) -> float:
     net, loss_fn, miner, optimizer_factory = make_parts(0)
     optimizer = optimizer_factory(params=net.parameters())
     net.train()
     times = []
-    loader = iter(datamodule.train_dataloader())
-    for _ in range(warmup + steps):
-        images, labels = next(loader)
+    for images, labels in epochs_of_batches(datamodule.train_dataloader(), warmup + steps):
         embeddings = net(images)
         loss = loss_fn(embeddings, labels, miner(embeddings, labels))
         optimizer.zero_grad(set_to_none=True)
@@ -82,7 +93,7 @@ def main() -> None:
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     with tempfile.TemporaryDirectory() as cache:
-        datamodule = SyntheticFacesDataModule(cache_dir=cache, train_identities=400, val_identities=4,
+        datamodule = SyntheticFacesDataModule(cache_dir=cache, train_identities=1000, val_identities=4,
                                               test_identities=4, batch_identities=16, batch_images_per_identity=4)
         datamodule.setup()
         results: dict[str, list[float]] = {"lightning": [], "plain": []}
@@ -93,7 +104,9 @@ def main() -> None:
                   f"plain {results['plain'][-1]:.1f} img/s")
     lightning, plain = np.median(results["lightning"]), np.median(results["plain"])
     print(f"median images/s  lightning {lightning:.1f}  plain {plain:.1f}  ratio lightning/plain {lightning / plain:.3f}")
-    print(f"(resnet18, 64x64 RGB, P x K = 16 x 4, semihard triplets, AdamW; torch threads {torch.get_num_threads()})")
+    height, width = datamodule.image_size
+    print(f"(resnet18, {height}x{width} RGB, P x K = {datamodule.batch_identities} x "
+          f"{datamodule.batch_images_per_identity}, semihard triplets, AdamW; torch threads {torch.get_num_threads()})")
 
 
 if __name__ == "__main__":

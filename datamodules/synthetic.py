@@ -25,11 +25,11 @@ class SyntheticFacesDataModule(IdentityDataModule):
     def __init__(
         self,
         cache_dir: str,
-        train_identities: int = 400,
+        train_identities: int = 1000,
         val_identities: int = 60,
         test_identities: int = 60,
-        images_per_identity: int = 10,
-        image_size: tuple[int, int] = (64, 64),
+        images_per_identity: int = 6,
+        image_size: tuple[int, int] = (48, 48),
         generator_seed: int = 0,
         **batching,
     ):

@@ -9,12 +9,15 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from metric.errors import ConfigError
+from metric.nets import check_model_args
 
 TRIPLET_TYPES = ("semihard", "hard", "all", "easy")
 
 
 def check_config(cfg: DictConfig) -> None:
     """Reject values that would only fail deep inside a library, with the key and the fix."""
+    model = cfg.model
+    check_model_args(model.backbone, model.embedding_dim, model.get("pretrained", False), model.get("weights"))
     miner = cfg.get("miner")
     if miner is not None and "type_of_triplets" in miner and miner.type_of_triplets not in TRIPLET_TYPES:
         raise ConfigError(

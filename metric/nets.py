@@ -40,8 +40,6 @@ def hub_reachable(host: str = HUB_HOST, timeout_s: float = 3.0) -> bool:
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors from a safetensors or .pth/.pt/.ckpt file; never unpickles arbitrary objects."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"model.weights={str(path)!r}: no such file. Give the path of a .safetensors or .pth file.")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -86,6 +84,23 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
         print(f"model.weights: loaded {len(matched)} tensors; {missing} backbone tensors keep their initial values")
 
 
+def check_model_args(backbone: str, embedding_dim: int, pretrained: bool, weights: str | None) -> None:
+    """Everything about the model config that can be checked before any data is read or weight is built."""
+    check_backbone_name(backbone)
+    if not isinstance(embedding_dim, int) or isinstance(embedding_dim, bool) or embedding_dim <= 0:
+        raise ConfigError(f"model.embedding_dim={embedding_dim!r} must be a positive integer, e.g. 128.")
+    if pretrained and weights:
+        raise ConfigError("set either model.pretrained=true or model.weights=<file>, not both.")
+    if weights and not Path(weights).is_file():
+        raise ConfigError(f"model.weights={str(weights)!r}: no such file. Give the path of a .safetensors or .pth file.")
+    if pretrained and not hub_reachable():
+        raise ConfigError(
+            f"model.pretrained=true needs the timm weights hub ({HUB_HOST}), which cannot be reached from this "
+            "machine. Download the weights where the hub is reachable and pass model.weights=<file> "
+            "(.safetensors or .pth) with model.pretrained=false."
+        )
+
+
 class EmbeddingNet(nn.Module):
     """image (B, C, H, W) -> L2-normalised embedding (B, embedding_dim)."""
 
@@ -98,17 +113,7 @@ class EmbeddingNet(nn.Module):
         weights: str | None = None,
     ):
         super().__init__()
-        check_backbone_name(backbone)
-        if not isinstance(embedding_dim, int) or embedding_dim <= 0:
-            raise ConfigError(f"model.embedding_dim={embedding_dim!r} must be a positive integer, e.g. 128.")
-        if pretrained and weights:
-            raise ConfigError("set either model.pretrained=true or model.weights=<file>, not both.")
-        if pretrained and not hub_reachable():
-            raise ConfigError(
-                f"model.pretrained=true needs the timm weights hub ({HUB_HOST}), which cannot be reached from this "
-                "machine. Download the weights where the hub is reachable and pass model.weights=<file> "
-                "(.safetensors or .pth) with model.pretrained=false."
-            )
+        check_model_args(backbone, embedding_dim, pretrained, weights)
         self.backbone_name = backbone
         self.embedding_dim = embedding_dim
         self.in_chans = in_chans
