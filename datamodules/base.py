@@ -86,6 +86,16 @@ class IdentityDataModule(pl.LightningDataModule):
     def channels(self) -> int:
         return int(self.splits["train"].images.shape[-1])
 
+    @property
+    def preprocessing(self) -> dict:
+        """How a new image must be prepared to match training; stored in every checkpoint."""
+        height, width = self.splits["train"].images.shape[1:3]
+        return {
+            "image_size": [int(height), int(width)],
+            "channels": self.channels,
+            "normalisation": "uint8 pixels / 127.5 - 1, channels in RGB order (or one grey channel)",
+        }
+
     # Lightning -----------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if self.splits:

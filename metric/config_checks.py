@@ -27,9 +27,10 @@ def check_config(cfg: DictConfig) -> None:
 
 
 def build_from_config(node: DictConfig, **kwargs: Any) -> Any:
-    """hydra.utils.instantiate, except that a ConfigError raised by the target reaches the user as itself."""
+    """hydra.utils.instantiate with plain Python containers (never OmegaConf objects, which cannot be stored
+    in a weights-only checkpoint), and a ConfigError raised by the target reaches the user as itself."""
     try:
-        return instantiate(node, **kwargs)
+        return instantiate(node, _convert_="all", **kwargs)
     except InstantiationException as error:
         cause = error.__cause__
         while cause is not None and not isinstance(cause, ConfigError):

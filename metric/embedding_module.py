@@ -9,11 +9,21 @@ import pytorch_lightning as pl
 import torch
 
 from metric import verification as V
+from metric.heads import LogisticDistanceHead
+from metric.matchers import Matcher, make_matcher
 from metric.nets import EmbeddingNet
+
+CHECKPOINT_KEY = "metric_faces"  # what this project adds to a Lightning checkpoint
+CHECKPOINT_FORMAT = 1
 
 
 class EmbeddingModule(pl.LightningModule):
-    """Subclasses define `training_step`; this class embeds validation images and logs val_eer once per epoch."""
+    """Subclasses define `training_step`; this class embeds validation images and logs val_eer once per epoch.
+
+    `default_matcher` is how validation scores pairs: cosine here, the trained head for the siamese module.
+    """
+
+    default_matcher = "cosine"
 
     def __init__(
         self,
@@ -21,18 +31,24 @@ class EmbeddingModule(pl.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         max_impostor_pairs: int = 2_000_000,
+        preprocess: dict | None = None,
     ):
         super().__init__()
         self.net = net
+        self.head: LogisticDistanceHead | None = None
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.max_impostor_pairs = max_impostor_pairs
+        self.preprocess = dict(preprocess or {})
         self._val_embeddings: list[torch.Tensor] = []
         self._val_labels: list[torch.Tensor] = []
         self.best_val_eer = float("inf")
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
+
+    def matcher(self, name: str | None = None) -> Matcher:
+        return make_matcher(name or self.default_matcher, head=self.head)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch
@@ -46,7 +62,9 @@ class EmbeddingModule(pl.LightningModule):
         self._val_labels.clear()
         if np.unique(labels).size < 2 or V.count_pairs(labels)[0] == 0:
             return  # a truncated debug run (fast_dev_run) may see too little to score
-        scores, genuine = V.pair_scores(embeddings, labels, max_impostor_pairs=self.max_impostor_pairs)
+        scores, genuine = V.pair_scores(
+            embeddings, labels, max_impostor_pairs=self.max_impostor_pairs, score_block=self.matcher().numpy_block
+        )
         curve = V.roc(scores, genuine)
         val_eer, _ = V.eer(curve)
         if not self.trainer.sanity_checking:
@@ -62,3 +80,13 @@ class EmbeddingModule(pl.LightningModule):
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Everything needed to rebuild the model from the file alone, without Hydra or pickled objects."""
+        checkpoint[CHECKPOINT_KEY] = {
+            "format": CHECKPOINT_FORMAT,
+            "net": self.net.spec(),
+            "head": self.head.spec() if self.head is not None else None,
+            "preprocess": self.preprocess,
+            "default_matcher": self.default_matcher,
+        }

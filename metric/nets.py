@@ -124,3 +124,7 @@ class EmbeddingNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.projection(self.backbone(images)), dim=1)
+
+    def spec(self) -> dict:
+        """The constructor arguments that rebuild this architecture (weights come from a state dict)."""
+        return {"backbone": self.backbone_name, "embedding_dim": self.embedding_dim, "in_chans": self.in_chans}

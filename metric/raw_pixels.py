@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from datamodules.base import IdentitySplit
 from metric.config_checks import build_from_config
 from metric.errors import ConfigError
+from metric.matchers import CosineMatcher
 from metric.summary import format_table, verification_summary
 
 
@@ -24,9 +25,11 @@ def pixel_embeddings(split: IdentitySplit) -> tuple[np.ndarray, np.ndarray]:
 def raw_pixel_summary(cfg: DictConfig) -> dict:
     datamodule = build_from_config(cfg.datamodule)
     datamodule.setup("test")
-    summary = verification_summary(
+    summary, _ = verification_summary(
         pixel_embeddings(datamodule.splits["val"]),
         pixel_embeddings(datamodule.splits["test"]),
+        CosineMatcher(),
+        cfg.matcher.target_far,
         datamodule.max_impostor_pairs,
     )
     summary["matcher"] = "cosine on raw pixels"

@@ -1,4 +1,4 @@
-"""Final verification summary: threshold chosen on validation identities, errors measured on unseen test identities."""
+"""Final verification summary: threshold calibrated on validation identities, errors measured on unseen test identities."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from metric import verification as V
+from metric.calibration import Calibration, calibrate
+from metric.matchers import Matcher
 
 TAR_FARS = (1e-2, 1e-3)
+Embedded = tuple[np.ndarray, np.ndarray]  # (embeddings, identity labels)
 
 
 @torch.no_grad()
-def embed(net: torch.nn.Module, loader: DataLoader) -> tuple[np.ndarray, np.ndarray]:
+def embed(net: torch.nn.Module, loader: DataLoader) -> Embedded:
     """Embeddings and identity labels of every image the loader yields, in eval mode."""
     was_training = net.training
     net.eval()
@@ -28,26 +31,28 @@ def embed(net: torch.nn.Module, loader: DataLoader) -> tuple[np.ndarray, np.ndar
     return torch.cat(embeddings).numpy(), torch.cat(labels).numpy()
 
 
-def split_scores(embeddings: np.ndarray, labels: np.ndarray, max_impostor_pairs: int) -> tuple[np.ndarray, np.ndarray]:
-    return V.pair_scores(embeddings, labels, max_impostor_pairs=max_impostor_pairs)
-
-
 def verification_summary(
-    val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], max_impostor_pairs: int
-) -> dict:
-    """EER, validation-chosen threshold, FAR/FRR there, TAR@FAR (where supported) and ROC AUC on the test split."""
-    val_scores, val_genuine = split_scores(*val, max_impostor_pairs)
-    val_eer, threshold = V.eer(V.roc(val_scores, val_genuine))
-    test_scores, test_genuine = split_scores(*test, max_impostor_pairs)
+    val: Embedded, test: Embedded, matcher: Matcher, target_far: float, max_impostor_pairs: int
+) -> tuple[dict, Calibration]:
+    """Calibrate on validation at target_far; report test EER, FAR/FRR at that threshold, TAR@FAR and ROC AUC."""
+    val_scores, val_genuine = V.pair_scores(*val, max_impostor_pairs=max_impostor_pairs, score_block=matcher.numpy_block)
+    calibration = calibrate(val_scores, val_genuine, target_far, matcher.name)
+    test_scores, test_genuine = V.pair_scores(
+        *test, max_impostor_pairs=max_impostor_pairs, score_block=matcher.numpy_block
+    )
     curve = V.roc(test_scores, test_genuine)
-    test_eer, _ = V.eer(curve)
-    far, frr = V.far_frr_at(test_scores, test_genuine, threshold)
+    far, frr = V.far_frr_at(test_scores, test_genuine, calibration.threshold)
     summary = {
-        "matcher": "cosine",
-        "threshold": threshold,
-        "threshold_source": "validation EER point",
-        "val_eer": val_eer,
-        "test_eer": test_eer,
+        "matcher": matcher.name,
+        "threshold": calibration.threshold,
+        "threshold_source": "calibrated on the validation identities",
+        "target_far": calibration.target_far,
+        "calibrated_far": calibration.calibrated_far,
+        "calibration_warning": calibration.warning,
+        "val_far_at_threshold": calibration.val_far,
+        "val_frr_at_threshold": calibration.val_frr,
+        "val_eer": V.eer(V.roc(val_scores, val_genuine))[0],
+        "test_eer": V.eer(curve)[0],
         "test_far_at_threshold": far,
         "test_frr_at_threshold": frr,
         "test_roc_auc": V.roc_auc(curve),
@@ -59,24 +64,29 @@ def verification_summary(
     }
     for far_target in TAR_FARS:
         summary[f"test_tar_at_far_{far_target:g}"] = V.tar_at_far(curve, far_target)
-    return summary
+    return summary, calibration
 
 
 def format_table(summary: dict) -> str:
-    """Two aligned columns; unsupported TAR@FAR values say why."""
+    """Two aligned columns; unsupported TAR@FAR values say why; a calibration warning is printed below."""
     rows = []
     for key, value in summary.items():
+        if key == "calibration_warning":
+            continue
         if value is None and key.startswith("test_tar_at_far_"):
             text = f"not supported (< {3 / float(key.rsplit('_', 1)[1]):.0f} impostor pairs)"
         elif isinstance(value, float):
-            text = f"{value:.4f}"
+            text = f"{value:.4g}" if key.endswith("far") else f"{value:.4f}"
         else:
             text = str(value)
         rows.append((key, text))
     width = max(len(k) for k, _ in rows)
-    line = "-" * (width + 3 + max(len(t) for _, t in rows))
+    line = "-" * min(100, width + 3 + max(len(t) for _, t in rows))
     body = "\n".join(f"{k.ljust(width)} : {t}" for k, t in rows)
-    return f"{line}\nVerification summary (test identities unseen in training)\n{line}\n{body}\n{line}"
+    table = f"{line}\nVerification summary (test identities unseen in training)\n{line}\n{body}\n{line}"
+    if summary.get("calibration_warning"):
+        table += f"\nWARNING: {summary['calibration_warning']}"
+    return table
 
 
 def write_summary(summary: dict, path: Path) -> None:

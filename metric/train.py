@@ -8,9 +8,9 @@ from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig, OmegaConf
 
+from metric.checkpoint import read_checkpoint, store_calibration
 from metric.config_checks import build_from_config, check_config
 from metric.errors import ConfigError
 from metric.summary import embed, format_table, verification_summary, write_summary
@@ -41,7 +41,9 @@ def build(cfg: DictConfig):
         optimizer=build_from_config(cfg.optimizer),
         scheduler=build_from_config(cfg.scheduler) if cfg.get("scheduler") else None,
         max_impostor_pairs=datamodule.max_impostor_pairs,
+        preprocess=datamodule.preprocessing,
     )
+    module.matcher(cfg.matcher.name)  # matcher=logistic on a model without a head stops here, before training
     callbacks = [build_from_config(c) for c in cfg.get("callbacks", {}).values() if c is not None]
     loggers = [build_from_config(c) for c in cfg.get("logger", {}).values() if c is not None]
     trainer = build_from_config(cfg.trainer, callbacks=callbacks, logger=loggers)
@@ -49,7 +51,7 @@ def build(cfg: DictConfig):
 
 
 def train(cfg: DictConfig) -> dict:
-    """Fit, reload the best checkpoint, choose the threshold on validation, report on test; returns the summary."""
+    """Fit, reload the best checkpoint, calibrate the threshold on validation (stored in that checkpoint), report on test."""
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
@@ -60,13 +62,17 @@ def train(cfg: DictConfig) -> dict:
     checkpoint = trainer.checkpoint_callback
     best_path = getattr(checkpoint, "best_model_path", "") if checkpoint else ""
     if best_path:
-        state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
-        module.load_state_dict(state)
-    summary = verification_summary(
+        module.load_state_dict(read_checkpoint(best_path)["state_dict"])
+    module.eval()
+    summary, calibration = verification_summary(
         embed(module.net, datamodule.eval_dataloader("val")),
         embed(module.net, datamodule.eval_dataloader("test")),
+        module.matcher(cfg.matcher.name),
+        cfg.matcher.target_far,
         datamodule.max_impostor_pairs,
     )
+    if best_path:
+        store_calibration(best_path, calibration.to_dict())
     summary["best_val_eer"] = module.best_val_eer if module.best_val_eer < float("inf") else None
     summary["best_checkpoint"] = best_path or None
     write_summary(summary, output_dir / "summary.json")

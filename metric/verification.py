@@ -7,9 +7,17 @@ Every function here takes a flat array of scores and a boolean array of labels
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+ScoreBlock = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def cosine_block(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Scores of every row of a against every row of b, for L2-normalised embeddings."""
+    return a @ b.T
 
 
 @dataclass(frozen=True)
@@ -121,8 +129,12 @@ def pair_scores(
     tile: int = 2048,
     max_impostor_pairs: int | None = None,
     seed: int = 0,
+    score_block: ScoreBlock = cosine_block,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Cosine scores of every unordered pair i < j, formed tile by tile; returns (scores, genuine).
+    """Scores of every unordered pair i < j, formed tile by tile; returns (scores, genuine).
+
+    score_block maps two blocks of embeddings to their score matrix (cosine by default; see
+    metric.matchers for the others).
 
     All genuine pairs are kept. When the impostor pairs outnumber max_impostor_pairs, each tile keeps
     a seeded uniform sample of them, so memory stays O(kept pairs + tile^2), never O(N x N).
@@ -141,7 +153,7 @@ def pair_scores(
         r1 = min(r0 + tile, n)
         for c0 in range(r0, n, tile):
             c1 = min(c0 + tile, n)
-            block = embeddings[r0:r1] @ embeddings[c0:c1].T
+            block = score_block(embeddings[r0:r1], embeddings[c0:c1])
             upper = np.arange(c0, c1)[None, :] > np.arange(r0, r1)[:, None]
             block_genuine = labels[r0:r1, None] == labels[None, c0:c1]
             keep = upper if keep_rate >= 1.0 else upper & (block_genuine | (rng.random(block.shape) < keep_rate))

@@ -47,3 +47,16 @@ def make_cfg(tmp_path, data_dir):
         return compose_train([*(TINY_DATA if tiny else []), *overrides], tmp_path / "run", data_dir)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def siamese_default_run(tmp_path_factory, data_dir):
+    """One short siamese run (3 epochs) on the full default dataset, shared by the tests that need a trained head."""
+    from metric.train import train
+
+    cfg = compose_train(
+        ["experiment=siamese", "trainer.max_epochs=3", "trainer.enable_progress_bar=false"],
+        tmp_path_factory.mktemp("siamese_run"),
+        data_dir,
+    )
+    return cfg, train(cfg)

@@ -19,11 +19,13 @@ from tests.conftest import REPO_ROOT
         ("miner.type_of_triplets=sometimes", r"miner\.type_of_triplets='sometimes'.*semihard"),
         ("datamodule.batch_identities=50", r"P x K = 50 x 3 does not fit.*batch_identities"),
         ("model.weights=/nonexistent/w.pth", r"model\.weights='/nonexistent/w\.pth': no such file"),
+        ("matcher=logistic", r"matcher=logistic needs a model trained with a logistic-distance head"),
+        ("experiment=siamese module.impostors=easy", r"module\.impostors='easy' is not one of random, hard"),
     ],
 )
 def test_bad_values_are_named(make_cfg, override, message):
     with pytest.raises(ConfigError, match=message):
-        build(make_cfg(override))
+        build(make_cfg(*override.split()))
 
 
 def run_cli(*args: str, tmp_path) -> subprocess.CompletedProcess:

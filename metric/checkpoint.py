@@ -1,0 +1,66 @@
+"""Reading this project's checkpoints safely (weights only) and storing the calibrated threshold in them atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from metric.embedding_module import CHECKPOINT_FORMAT, CHECKPOINT_KEY
+from metric.errors import ConfigError
+from metric.heads import LogisticDistanceHead
+from metric.nets import EmbeddingNet
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The checkpoint's dict, loaded with weights_only=True; a clear error for a missing, corrupt or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"ckpt={str(path)!r}: no such file. Give a checkpoint written by metric.train.")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ConfigError(
+            f"ckpt={str(path)!r} cannot be read as a checkpoint ({type(error).__name__}). It is corrupt, or not a "
+            "PyTorch file; only weights are ever loaded, never pickled objects."
+        ) from None
+    meta = checkpoint.get(CHECKPOINT_KEY) if isinstance(checkpoint, dict) else None
+    if not isinstance(meta, dict) or "state_dict" not in checkpoint:
+        raise ConfigError(f"ckpt={str(path)!r} was not written by metric.train (it has no '{CHECKPOINT_KEY}' record).")
+    if meta.get("format", 0) > CHECKPOINT_FORMAT:
+        raise ConfigError(
+            f"ckpt={str(path)!r} has checkpoint format {meta['format']}, newer than this version reads "
+            f"({CHECKPOINT_FORMAT}); upgrade metric-faces."
+        )
+    return checkpoint
+
+
+def build_model(checkpoint: dict) -> tuple[EmbeddingNet, LogisticDistanceHead | None]:
+    """Rebuild the net (and the head, if trained with one) from a checkpoint's record and weights, in eval mode."""
+    meta = checkpoint[CHECKPOINT_KEY]
+    net = EmbeddingNet(**meta["net"])
+    state = checkpoint["state_dict"]
+    net.load_state_dict({k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")})
+    head = None
+    if meta.get("head"):
+        head = LogisticDistanceHead(**meta["head"])
+        head.load_state_dict({k[len("head.") :]: v for k, v in state.items() if k.startswith("head.")})
+        head.eval()
+    return net.eval(), head
+
+
+def store_calibration(path: str | Path, calibration: dict) -> None:
+    """Write the calibration into the checkpoint: a new file renamed over the old, so a failure loses nothing."""
+    path = Path(path)
+    checkpoint = read_checkpoint(path)
+    checkpoint[CHECKPOINT_KEY]["calibration"] = calibration
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

@@ -1,0 +1,68 @@
+"""Siamese pair objective: a logistic-distance head trained with binary cross-entropy on genuine/impostor pairs."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from metric.embedding_module import EmbeddingModule
+from metric.errors import ConfigError
+from metric.heads import LogisticDistanceHead
+
+IMPOSTOR_STRATEGIES = ("random", "hard")
+
+
+class PairModule(EmbeddingModule):
+    """Each P x K batch gives all of its genuine pairs and as many impostor pairs (random or hardest)."""
+
+    default_matcher = "logistic"
+
+    def __init__(
+        self,
+        net,
+        head: LogisticDistanceHead,
+        loss: nn.Module,
+        impostors: str = "random",
+        miner: nn.Module | None = None,
+        **kwargs,
+    ):
+        super().__init__(net, **kwargs)
+        if impostors not in IMPOSTOR_STRATEGIES:
+            raise ConfigError(f"module.impostors={impostors!r} is not one of {', '.join(IMPOSTOR_STRATEGIES)}.")
+        if miner is not None:
+            raise ConfigError("the siamese objective picks its own impostor pairs (module.impostors); set miner=null.")
+        if head.embedding_dim != net.embedding_dim:
+            raise ConfigError(
+                f"module.head.embedding_dim={head.embedding_dim} differs from model.embedding_dim={net.embedding_dim}."
+            )
+        self.head = head
+        self.loss_fn = loss
+        self.impostors = impostors
+
+    def select_pairs(self, embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(first, second, target) indices: every genuine pair, plus as many impostor pairs."""
+        first, second = torch.triu_indices(labels.numel(), labels.numel(), offset=1, device=labels.device)
+        same = labels[first] == labels[second]
+        gen_a, gen_b = first[same], second[same]
+        imp_a, imp_b = first[~same], second[~same]
+        count = min(gen_a.numel(), imp_a.numel())
+        if self.impostors == "hard":
+            with torch.no_grad():
+                chosen = self.head.logits(embeddings[imp_a], embeddings[imp_b]).topk(count).indices
+        else:
+            chosen = torch.randperm(imp_a.numel(), device=labels.device)[:count]
+        a = torch.cat([gen_a, imp_a[chosen]])
+        b = torch.cat([gen_b, imp_b[chosen]])
+        target = torch.cat([torch.ones(gen_a.numel()), torch.zeros(count)]).to(embeddings)
+        return a, b, target
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, labels = batch
+        embeddings = self.net(images)
+        a, b, target = self.select_pairs(embeddings, labels)
+        logits = self.head.logits(embeddings[a], embeddings[b])
+        loss = self.loss_fn(logits, target)
+        accuracy = ((logits > 0).float() == target).float().mean()
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=labels.numel())
+        self.log("train_pair_accuracy", accuracy, on_step=False, on_epoch=True, batch_size=labels.numel())
+        return loss

@@ -1,0 +1,69 @@
+"""One-call 1:1 verification from a checkpoint: `Verifier.from_checkpoint(path).verify(image_a, image_b)`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from datamodules.base import to_tensor
+from datamodules.images import read_image
+from metric.checkpoint import build_model, read_checkpoint
+from metric.embedding_module import CHECKPOINT_KEY
+from metric.errors import ConfigError
+from metric.matchers import Matcher, make_matcher
+
+ImageInput = str | Path | np.ndarray
+
+
+@dataclass(frozen=True)
+class Verification:
+    score: float
+    threshold: float
+    accepted: bool
+    matcher: str
+
+    @property
+    def decision(self) -> str:
+        return "ACCEPT" if self.accepted else "REJECT"
+
+
+class Verifier:
+    """A trained net, its matcher and the threshold calibrated for that matcher."""
+
+    def __init__(self, net: torch.nn.Module, matcher: Matcher, threshold: float, preprocess: dict):
+        self.net = net
+        self.matcher = matcher
+        self.threshold = threshold
+        self.preprocess = preprocess
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path) -> "Verifier":
+        checkpoint = read_checkpoint(path)
+        meta = checkpoint[CHECKPOINT_KEY]
+        calibration = meta.get("calibration")
+        if not calibration:
+            raise ConfigError(
+                f"ckpt={str(path)!r} holds no calibrated threshold: it was not the best checkpoint of a finished "
+                "metric.train run. Use the `best_checkpoint` named in that run's summary.json."
+            )
+        net, head = build_model(checkpoint)
+        return cls(net, make_matcher(calibration["matcher"], head=head), calibration["threshold"], meta["preprocess"])
+
+    def load(self, image: ImageInput) -> np.ndarray:
+        """A path is read and resized as in training; an array must already be uint8 (H, W, C) at that size."""
+        if isinstance(image, (str, Path)):
+            return read_image(image, self.preprocess["channels"], tuple(self.preprocess["image_size"]))
+        return image
+
+    @torch.no_grad()
+    def embed(self, images: list[ImageInput]) -> torch.Tensor:
+        return self.net(to_tensor(np.stack([self.load(i) for i in images])))
+
+    def verify(self, image_a: ImageInput, image_b: ImageInput) -> Verification:
+        a, b = self.embed([image_a, image_b])
+        with torch.no_grad():
+            score = float(self.matcher.score(a[None], b[None])[0])
+        return Verification(score, self.threshold, score >= self.threshold, self.matcher.name)

@@ -1,0 +1,57 @@
+"""A checkpoint carries its calibrated threshold; loading it gives the same score and decision as training did."""
+
+
+import pytest
+import torch
+
+from metric.checkpoint import read_checkpoint
+from metric.errors import ConfigError
+from metric.train import build, train
+from metric.verifier import Verifier
+
+
+def check_round_trip(cfg, summary, matcher):
+    best = summary["best_checkpoint"]
+    stored = read_checkpoint(best)["metric_faces"]["calibration"]
+    assert stored["matcher"] == matcher and stored["threshold"] == summary["threshold"]
+
+    # the training-side objects, with the best weights
+    datamodule, module, _ = build(cfg)
+    module.load_state_dict(read_checkpoint(best)["state_dict"])
+    module.eval()
+    test = datamodule.splits["test"]
+    a, b = test.sources[0], test.sources[1]
+    with torch.no_grad():
+        emb = module.net(torch.stack([datamodule.eval_dataloader("test").dataset[i][0] for i in (0, 1)]))
+        expected = float(module.matcher(matcher).score(emb[:1], emb[1:])[0])
+
+    verifier = Verifier.from_checkpoint(best)
+    first = verifier.verify(a, b)
+    again = Verifier.from_checkpoint(best).verify(a, b)
+    assert first.score == pytest.approx(expected, abs=1e-5)
+    assert first == again
+    assert first.threshold == summary["threshold"] and first.matcher == matcher
+    assert first.accepted == (expected >= summary["threshold"])
+
+
+def test_round_trip_triplet_cosine(make_cfg):
+    cfg = make_cfg("experiment=triplet", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
+                   "matcher.target_far=0.01")
+    check_round_trip(cfg, train(cfg), "cosine")
+
+
+def test_round_trip_siamese_logistic(siamese_default_run):
+    check_round_trip(*siamese_default_run, "logistic")
+
+
+def test_foreign_and_corrupt_checkpoints_are_refused(tmp_path):
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(ConfigError, match="not written by metric.train"):
+        Verifier.from_checkpoint(foreign)
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(b"\x80\x04 definitely not a checkpoint")
+    with pytest.raises(ConfigError, match="cannot be read as a checkpoint"):
+        Verifier.from_checkpoint(corrupt)
+    with pytest.raises(ConfigError, match="no such file"):
+        Verifier.from_checkpoint(tmp_path / "missing.ckpt")
