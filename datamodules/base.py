@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,15 +18,19 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class IdentitySplit:
-    """Images of one split: uint8 array (N, H, W, C), an identity label per image, and each image's source."""
+    """Images of one split: uint8 array (N, H, W, C), an identity label per image, its source, and its factors
+    (e.g. K-Face lighting or pose), kept so that evaluation can break errors down by condition."""
 
     images: np.ndarray
     labels: np.ndarray
     sources: list[str]
+    factors: list[dict] | None = None
 
     def __post_init__(self) -> None:
         if not (len(self.images) == len(self.labels) == len(self.sources)):
             raise ValueError("images, labels and sources must have one entry per image")
+        if self.factors is None:
+            self.factors = [{} for _ in self.sources]
 
     @property
     def num_identities(self) -> int:
@@ -39,21 +44,27 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 
 class ImageArrayDataset(Dataset):
-    """Indexable (image tensor, identity label) pairs from an IdentitySplit held in memory."""
+    """Indexable (image tensor, identity label) pairs from an IdentitySplit held in memory.
 
-    def __init__(self, split: IdentitySplit):
+    `augment` (uint8 HWC -> uint8 HWC) is given for training images only.
+    """
+
+    def __init__(self, split: IdentitySplit, augment: Callable[[np.ndarray], np.ndarray] | None = None):
         self.split = split
+        self.augment = augment
 
     def __len__(self) -> int:
         return len(self.split.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return to_tensor(self.split.images[index : index + 1])[0], int(self.split.labels[index])
+        return self.__getitems__([index])[0]
 
     def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, int]]:
         """Batched fetch: one array gather and one conversion instead of one per image."""
-        images = to_tensor(self.split.images[indices])
-        return list(zip(images, self.split.labels[indices].tolist()))
+        images = self.split.images[indices]
+        if self.augment is not None:
+            images = np.stack([self.augment(image) for image in images])
+        return list(zip(to_tensor(images), self.split.labels[indices].tolist()))
 
 
 class IdentityDataModule(pl.LightningDataModule):
@@ -67,8 +78,12 @@ class IdentityDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         max_impostor_pairs: int = 2_000_000,
         seed: int = 0,
+        augment: Callable[[np.ndarray], np.ndarray] | None = None,
+        distractors: dict | None = None,
     ):
         super().__init__()
+        self.augment = augment
+        self.distractors = dict(distractors) if distractors and distractors.get("root") else None
         self.batch_identities = batch_identities
         self.batch_images_per_identity = batch_images_per_identity
         self.eval_batch_size = eval_batch_size
@@ -76,6 +91,7 @@ class IdentityDataModule(pl.LightningDataModule):
         self.max_impostor_pairs = max_impostor_pairs
         self.seed = seed
         self.splits: dict[str, IdentitySplit] = {}
+        self.notes: dict = {}  # counts for the run summary: skipped files, unparsed K-Face boxes, ...
 
     # subclasses ---------------------------------------------------------------------------
     def load_splits(self) -> dict[str, IdentitySplit]:
@@ -102,6 +118,10 @@ class IdentityDataModule(pl.LightningDataModule):
             return
         splits = self.load_splits()
         check_identity_disjoint(splits)
+        if self.distractors:
+            from datamodules.us10k import add_distractors
+
+            add_distractors(splits, self.distractors, seed=self.seed)
         for name in ("val", "test"):
             if splits[name].num_identities < 2:
                 raise ConfigError(f"the {name} split has {splits[name].num_identities} identities; it needs at least 2.")
@@ -113,7 +133,7 @@ class IdentityDataModule(pl.LightningDataModule):
             self.splits["train"].labels, self.batch_identities, self.batch_images_per_identity, seed=self.seed
         )
         return DataLoader(
-            ImageArrayDataset(self.splits["train"]),
+            ImageArrayDataset(self.splits["train"], augment=self.augment),
             batch_sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

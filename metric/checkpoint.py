@@ -51,11 +51,28 @@ def build_model(checkpoint: dict) -> tuple[EmbeddingNet, LogisticDistanceHead | 
     return net.eval(), head
 
 
-def store_calibration(path: str | Path, calibration: dict) -> None:
-    """Write the calibration into the checkpoint: a new file renamed over the old, so a failure loses nothing."""
+def stored_calibration(checkpoint: dict, matcher: str | None, path: str | Path) -> dict:
+    """The calibration for `matcher` (None: the one chosen at training); a clear error when there is none."""
+    meta = checkpoint[CHECKPOINT_KEY]
+    calibrations = meta.get("calibrations") or {}
+    name = matcher or meta.get("calibrated_matcher")
+    if name is None or name not in calibrations:
+        have = ", ".join(calibrations) or "none"
+        raise ConfigError(
+            f"ckpt={str(path)!r} holds no threshold calibrated for matcher={name} (calibrated: {have}). "
+            f"Run: python -m metric.calibrate ckpt={path} matcher={name or 'cosine'} datamodule=<the training data>"
+        )
+    return calibrations[name]
+
+
+def store_calibration(path: str | Path, calibration: dict, make_default: bool = False) -> None:
+    """Add a matcher's calibration to the checkpoint: a new file renamed over the old, so a failure loses nothing."""
     path = Path(path)
     checkpoint = read_checkpoint(path)
-    checkpoint[CHECKPOINT_KEY]["calibration"] = calibration
+    meta = checkpoint[CHECKPOINT_KEY]
+    meta.setdefault("calibrations", {})[calibration["matcher"]] = calibration
+    if make_default or "calibrated_matcher" not in meta:
+        meta["calibrated_matcher"] = calibration["matcher"]
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
     os.close(fd)
     try:

@@ -30,7 +30,8 @@ def accept_plus_overrides(argv: list[str]) -> list[str]:
 def build(cfg: DictConfig):
     """Instantiate datamodule, module, callbacks, loggers and trainer; the datamodule is set up (and checked) here."""
     check_config(cfg)
-    datamodule = build_from_config(cfg.datamodule)
+    augment = build_from_config(cfg.augment) if cfg.get("augment") else None
+    datamodule = build_from_config(cfg.datamodule, augment=augment)
     datamodule.setup("fit")  # parses data and checks P x K before any training
     net = build_from_config(cfg.model, in_chans=datamodule.channels)
     module = build_from_config(
@@ -72,7 +73,8 @@ def train(cfg: DictConfig) -> dict:
         datamodule.max_impostor_pairs,
     )
     if best_path:
-        store_calibration(best_path, calibration.to_dict())
+        store_calibration(best_path, calibration.to_dict(), make_default=True)
+    summary.update({f"data_{key}": value for key, value in datamodule.notes.items()})
     summary["best_val_eer"] = module.best_val_eer if module.best_val_eer < float("inf") else None
     summary["best_checkpoint"] = best_path or None
     write_summary(summary, output_dir / "summary.json")

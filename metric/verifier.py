@@ -10,9 +10,8 @@ import torch
 
 from datamodules.base import to_tensor
 from datamodules.images import read_image
-from metric.checkpoint import build_model, read_checkpoint
+from metric.checkpoint import build_model, read_checkpoint, stored_calibration
 from metric.embedding_module import CHECKPOINT_KEY
-from metric.errors import ConfigError
 from metric.matchers import Matcher, make_matcher
 
 ImageInput = str | Path | np.ndarray
@@ -40,17 +39,13 @@ class Verifier:
         self.preprocess = preprocess
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path) -> "Verifier":
+    def from_checkpoint(cls, path: str | Path, matcher: str | None = None) -> "Verifier":
+        """The checkpoint's net with a calibrated matcher: the training one, or any added by metric.calibrate."""
         checkpoint = read_checkpoint(path)
-        meta = checkpoint[CHECKPOINT_KEY]
-        calibration = meta.get("calibration")
-        if not calibration:
-            raise ConfigError(
-                f"ckpt={str(path)!r} holds no calibrated threshold: it was not the best checkpoint of a finished "
-                "metric.train run. Use the `best_checkpoint` named in that run's summary.json."
-            )
+        calibration = stored_calibration(checkpoint, matcher, path)
         net, head = build_model(checkpoint)
-        return cls(net, make_matcher(calibration["matcher"], head=head), calibration["threshold"], meta["preprocess"])
+        preprocess = checkpoint[CHECKPOINT_KEY]["preprocess"]
+        return cls(net, make_matcher(calibration["matcher"], head=head), calibration["threshold"], preprocess)
 
     def load(self, image: ImageInput) -> np.ndarray:
         """A path is read and resized as in training; an array must already be uint8 (H, W, C) at that size."""

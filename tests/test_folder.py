@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from datamodules.base import check_identity_disjoint
-from datamodules.folder import FolderDataModule, natural_key
+from datamodules.folder import FolderDataModule
+from datamodules.records import natural_key
 from metric.errors import ConfigError
 from metric.train import train
 from tests.conftest import REPO_ROOT
@@ -61,7 +62,7 @@ def test_identity_split_is_seeded_and_disjoint(tmp_path):
 def test_corrupt_image_is_skipped_counted_and_listed(tmp_path, capsys):
     dm = make(make_tree(tmp_path / "faces"), tmp_path, split="ordered", split_counts=[4, 2, 2])
     dm.setup()
-    assert "skipped 1 unreadable image file(s)" in capsys.readouterr().out
+    assert "skipped 1 unreadable or missing image file(s)" in capsys.readouterr().out
     listed = (tmp_path / "run" / "bad_files.txt").read_text()
     assert "broken.jpg" in listed
     assert len(dm.splits["train"].labels) == 4 * 5  # every good image, the broken one left out

@@ -17,4 +17,4 @@ def test_short_siamese_run_on_default_data_is_below_10_percent(siamese_default_r
     assert summary["val_far_at_threshold"] <= 1e-3
     assert 0 <= summary["test_far_at_threshold"] <= 1 and 0 <= summary["test_frr_at_threshold"] <= 1
     record = read_checkpoint(summary["best_checkpoint"])["metric_faces"]
-    assert record["head"]["distance"] == "abs" and record["calibration"]["matcher"] == "logistic"
+    assert record["head"]["distance"] == "abs" and record["calibrated_matcher"] == "logistic"

@@ -4,15 +4,19 @@
 import pytest
 import torch
 
+from hydra import compose, initialize_config_dir
+
+from metric.calibrate import calibrate_checkpoint
 from metric.checkpoint import read_checkpoint
 from metric.errors import ConfigError
 from metric.train import build, train
 from metric.verifier import Verifier
+from tests.conftest import CONF_DIR, TINY_DATA
 
 
 def check_round_trip(cfg, summary, matcher):
     best = summary["best_checkpoint"]
-    stored = read_checkpoint(best)["metric_faces"]["calibration"]
+    stored = read_checkpoint(best)["metric_faces"]["calibrations"][matcher]
     assert stored["matcher"] == matcher and stored["threshold"] == summary["threshold"]
 
     # the training-side objects, with the best weights
@@ -34,10 +38,32 @@ def check_round_trip(cfg, summary, matcher):
     assert first.accepted == (expected >= summary["threshold"])
 
 
-def test_round_trip_triplet_cosine(make_cfg):
+def test_round_trip_triplet_cosine_then_another_matcher(make_cfg, tmp_path, data_dir):
     cfg = make_cfg("experiment=triplet", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
                    "matcher.target_far=0.01")
-    check_round_trip(cfg, train(cfg), "cosine")
+    summary = train(cfg)
+    check_round_trip(cfg, summary, "cosine")
+    best = summary["best_checkpoint"]
+    with pytest.raises(ConfigError, match=r"no threshold calibrated for matcher=euclidean.*metric\.calibrate"):
+        Verifier.from_checkpoint(best, matcher="euclidean")
+    with pytest.raises(ConfigError, match=r"matcher=logistic needs a model trained with a logistic-distance head"):
+        calibrate_checkpoint(compose_calibrate(best, "logistic", data_dir))
+
+    calibration = calibrate_checkpoint(compose_calibrate(best, "euclidean", data_dir))
+    euclidean = Verifier.from_checkpoint(best, matcher="euclidean")
+    assert euclidean.matcher.name == "euclidean" and euclidean.threshold == calibration.threshold
+    assert Verifier.from_checkpoint(best).matcher.name == "cosine"  # the training default is kept
+    # cosine and euclidean rank pairs identically on unit vectors, so their calibrated decisions agree
+    test = build(cfg)[0].splits["test"]
+    for i in range(1, 6):
+        pair = (test.sources[0], test.sources[i])
+        assert euclidean.verify(*pair).accepted == Verifier.from_checkpoint(best).verify(*pair).accepted
+
+
+def compose_calibrate(ckpt, matcher, data_dir):
+    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
+        return compose("calibrate", overrides=[f"ckpt={ckpt}", f"matcher={matcher}", "matcher.target_far=0.01",
+                                               f"paths.data_dir={data_dir}", *TINY_DATA])
 
 
 def test_round_trip_siamese_logistic(siamese_default_run):

@@ -1,0 +1,170 @@
+"""Base for datasets read from files: records -> subset -> identity-disjoint split -> decoded once into a lossless cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from datamodules.base import IdentityDataModule, IdentitySplit
+from datamodules.images import BadImage, read_image
+from datamodules.records import ImageRecord, assign_splits, take_subset
+from metric.errors import ConfigError
+
+CACHE_VERSION = 1
+
+
+class FileDataModule(IdentityDataModule):
+    """Subclasses implement `scan()` (the dataset's layout); this class does the rest, the same for every dataset."""
+
+    dataset_name = "files"
+
+    def __init__(
+        self,
+        root: str,
+        image_size: tuple[int, int] = (64, 64),
+        channels: int = 3,
+        split: str = "identity",
+        split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+        split_counts: tuple[int, int, int] | None = None,
+        max_identities: int | None = None,
+        max_images_per_identity: int | None = None,
+        fraction: float | None = None,
+        cache_dir: str | None = None,
+        bad_files_report: str | None = None,
+        **batching,
+    ):
+        super().__init__(**batching)
+        if channels not in (1, 3):
+            raise ConfigError(f"datamodule.channels={channels} must be 1 (grey) or 3 (RGB).")
+        self.root = Path(root)
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.image_channels = channels
+        self.split_mode = split
+        self.split_fractions = list(split_fractions)
+        self.split_counts = list(split_counts) if split_counts is not None else None
+        self.subset = {"max_identities": max_identities, "max_images_per_identity": max_images_per_identity,
+                       "fraction": fraction}
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.bad_files_report = Path(bad_files_report) if bad_files_report else None
+        self.bad_files: list[str] = []
+
+    # subclasses -----------------------------------------------------------------------------
+    def scan(self) -> list[ImageRecord]:
+        """Every image the dataset's annotations describe; stop with the expected tree when the layout is wrong."""
+        raise NotImplementedError
+
+    def preprocess_settings(self) -> dict:
+        """What changes the decoded pixels; part of the cache key. Subclasses add their options."""
+        return {"image_size": list(self.image_size), "channels": self.image_channels}
+
+    def decode(self, record: ImageRecord) -> np.ndarray:
+        return read_image(record.path, self.image_channels, self.image_size, box=record.box)
+
+    # shared ----------------------------------------------------------------------------------
+    def load_splits(self) -> dict[str, IdentitySplit]:
+        records = take_subset(self.scan(), seed=self.seed, **self.subset)
+        assignment = assign_splits(records, self.split_mode, self.split_fractions, self.split_counts, self.seed)
+        return self.load_assignment(assignment)
+
+    def load_assignment(self, assignment: dict[str, list[ImageRecord]]) -> dict[str, IdentitySplit]:
+        """Decoded splits for these records: from the cache when it holds them, else decoded and cached."""
+        cache = self.cache_path(assignment)
+        if cache is not None and (cache / "manifest.json").exists():
+            splits, self.bad_files = read_split_cache(cache)
+        else:
+            splits = self.decode_splits(assignment)
+            if cache is not None:
+                write_split_cache(cache, splits, self.bad_files)
+        self.report_bad_files()
+        return splits
+
+    def decode_splits(self, assignment: dict[str, list[ImageRecord]]) -> dict[str, IdentitySplit]:
+        names = sorted({r.identity for records in assignment.values() for r in records})
+        label_of = {name: i for i, name in enumerate(names)}
+        self.bad_files = []
+        splits = {}
+        for split, records in assignment.items():
+            images, labels, sources, factors = [], [], [], []
+            for record in records:
+                try:
+                    images.append(self.decode(record))
+                except BadImage as error:
+                    self.bad_files.append(str(error))
+                    continue
+                labels.append(label_of[record.identity])
+                sources.append(str(record.path))
+                factors.append(dict(record.factors))
+            if not images:
+                raise ConfigError(
+                    f"the {split} split of datamodule.root={str(self.root)!r} has no readable image "
+                    f"({len(records)} listed). Check the root, the filters and the split settings."
+                )
+            splits[split] = IdentitySplit(np.stack(images), np.array(labels, dtype=np.int64), sources, factors)
+        return splits
+
+    def cache_path(self, assignment: dict[str, list[ImageRecord]]) -> Path | None:
+        """<cache_dir>/<dataset>-<hash of the files (path, size, mtime), their split and the preprocessing>."""
+        if self.cache_dir is None:
+            return None
+        digest = hashlib.sha256()
+        digest.update(json.dumps({"v": CACHE_VERSION, "dataset": self.dataset_name, **self.preprocess_settings()},
+                                 sort_keys=True).encode())
+        for split, records in assignment.items():
+            for record in records:
+                try:
+                    stat = record.path.stat()
+                    stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
+                except OSError:
+                    stamp = "missing"
+                digest.update(f"{split}|{record.path}|{record.identity}|{stamp}|{record.box}|{record.landmarks}\n".encode())
+        return self.cache_dir / f"{self.dataset_name}-{digest.hexdigest()[:16]}"
+
+    def report_bad_files(self) -> None:
+        self.notes["bad_files"] = len(self.bad_files)
+        if not self.bad_files:
+            return
+        message = f"skipped {len(self.bad_files)} unreadable or missing image file(s)"
+        if self.bad_files_report is not None:
+            self.bad_files_report.parent.mkdir(parents=True, exist_ok=True)
+            self.bad_files_report.write_text("\n".join(self.bad_files) + "\n")
+            message += f"; their paths are in {self.bad_files_report}"
+        print(message)
+
+
+def write_split_cache(path: Path, splits: dict[str, IdentitySplit], bad_files: list[str]) -> None:
+    """uint8 arrays as .npy (lossless) in a temporary folder renamed into place; the manifest is written last."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    try:
+        for name, split in splits.items():
+            np.save(tmp / f"{name}_images.npy", split.images)
+            np.save(tmp / f"{name}_labels.npy", split.labels)
+        index = {name: {"sources": s.sources, "factors": s.factors} for name, s in splits.items()}
+        (tmp / "index.json").write_text(json.dumps({"splits": index, "bad_files": bad_files}))
+        (tmp / "manifest.json").write_text(json.dumps({"version": CACHE_VERSION, "splits": list(splits)}))
+        if path.exists():  # an incomplete leftover (no manifest): never trusted, replaced
+            shutil.rmtree(path, ignore_errors=True)
+        os.rename(tmp, path)
+    except OSError:
+        if not (path / "manifest.json").exists():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_split_cache(path: Path) -> tuple[dict[str, IdentitySplit], list[str]]:
+    index = json.loads((path / "index.json").read_text())
+    splits = {
+        name: IdentitySplit(
+            np.load(path / f"{name}_images.npy"), np.load(path / f"{name}_labels.npy"),
+            entry["sources"], entry["factors"],
+        )
+        for name, entry in index["splits"].items()
+    }
+    return splits, index["bad_files"]

@@ -1,0 +1,61 @@
+"""`python -m metric.calibrate ckpt=... matcher=...`: add a calibrated threshold for any matcher to a checkpoint."""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from metric import verification as V
+from metric.calibration import Calibration, calibrate
+from metric.checkpoint import build_model, read_checkpoint, store_calibration
+from metric.config_checks import build_from_config
+from metric.embedding_module import CHECKPOINT_KEY
+from metric.errors import ConfigError
+from metric.matchers import make_matcher
+from metric.summary import embed
+
+
+def calibrate_checkpoint(cfg: DictConfig) -> Calibration:
+    """Embed the validation identities with the checkpoint's net, calibrate the matcher, store it in the checkpoint."""
+    checkpoint = read_checkpoint(cfg.ckpt)
+    net, head = build_model(checkpoint)
+    matcher = make_matcher(cfg.matcher.name, head=head)
+    datamodule = build_from_config(cfg.datamodule)
+    datamodule.setup("validate")
+    trained = checkpoint[CHECKPOINT_KEY]["preprocess"]
+    now = datamodule.preprocessing
+    if (trained.get("image_size"), trained.get("channels")) != (now["image_size"], now["channels"]):
+        raise ConfigError(
+            f"the checkpoint was trained on {trained.get('channels')}-channel images of size {trained.get('image_size')}, "
+            f"but this datamodule gives {now['channels']}-channel {now['image_size']}: set datamodule.image_size and "
+            "datamodule.channels as in training."
+        )
+    scores, genuine = V.pair_scores(
+        *embed(net, datamodule.eval_dataloader("val")),
+        max_impostor_pairs=datamodule.max_impostor_pairs,
+        score_block=matcher.numpy_block,
+    )
+    calibration = calibrate(scores, genuine, cfg.matcher.target_far, matcher.name)
+    store_calibration(cfg.ckpt, calibration.to_dict(), make_default=cfg.make_default)
+    return calibration
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="calibrate")
+def main(cfg: DictConfig) -> None:
+    try:
+        calibration = calibrate_checkpoint(cfg)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    for key, value in calibration.to_dict().items():
+        if value is not None:
+            print(f"{key:18} : {value}")
+    print(f"stored in {cfg.ckpt}")
+    if calibration.warning:
+        print(f"WARNING: {calibration.warning}")
+
+
+if __name__ == "__main__":
+    main()
