@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from datamodules.atomic import MANIFEST, atomic_directory, is_complete
 from datamodules.base import IdentityDataModule, IdentitySplit
 from datamodules.images import BadImage, read_image
 from datamodules.records import ImageRecord, assign_splits, take_subset
@@ -75,7 +73,7 @@ class FileDataModule(IdentityDataModule):
     def load_assignment(self, assignment: dict[str, list[ImageRecord]]) -> dict[str, IdentitySplit]:
         """Decoded splits for these records: from the cache when it holds them, else decoded and cached."""
         cache = self.cache_path(assignment)
-        if cache is not None and (cache / "manifest.json").exists():
+        if cache is not None and is_complete(cache):
             splits, self.bad_files = read_split_cache(cache)
         else:
             splits = self.decode_splits(assignment)
@@ -139,23 +137,13 @@ class FileDataModule(IdentityDataModule):
 
 def write_split_cache(path: Path, splits: dict[str, IdentitySplit], bad_files: list[str]) -> None:
     """uint8 arrays as .npy (lossless) in a temporary folder renamed into place; the manifest is written last."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-    try:
+    with atomic_directory(path) as tmp:
         for name, split in splits.items():
             np.save(tmp / f"{name}_images.npy", split.images)
             np.save(tmp / f"{name}_labels.npy", split.labels)
         index = {name: {"sources": s.sources, "factors": s.factors} for name, s in splits.items()}
         (tmp / "index.json").write_text(json.dumps({"splits": index, "bad_files": bad_files}))
-        (tmp / "manifest.json").write_text(json.dumps({"version": CACHE_VERSION, "splits": list(splits)}))
-        if path.exists():  # an incomplete leftover (no manifest): never trusted, replaced
-            shutil.rmtree(path, ignore_errors=True)
-        os.rename(tmp, path)
-    except OSError:
-        if not (path / "manifest.json").exists():
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / MANIFEST).write_text(json.dumps({"version": CACHE_VERSION, "splits": list(splits)}))
 
 
 def read_split_cache(path: Path) -> tuple[dict[str, IdentitySplit], list[str]]:

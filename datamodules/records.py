@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from datamodules.base import SPLITS
 from metric.errors import ConfigError
 
-SPLITS = ("train", "val", "test")
 SPLIT_MODES = ("identity", "ordered", "official")
 
 

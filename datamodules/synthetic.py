@@ -5,14 +5,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from datamodules.atomic import MANIFEST, atomic_directory, is_complete
 from datamodules.base import SPLITS, IdentityDataModule, IdentitySplit
 from datamodules.face_renderer import FaceCondition, FaceIdentity, render_face
 
@@ -56,7 +54,7 @@ class SyntheticFacesDataModule(IdentityDataModule):
         return self.cache_dir / f"synthetic-{key}"
 
     def prepare_data(self) -> None:
-        if not (self.cache_path / "manifest.json").exists():
+        if not is_complete(self.cache_path):
             write_cache(self.cache_path, self.settings)
 
     def load_splits(self) -> dict[str, IdentitySplit]:
@@ -73,9 +71,7 @@ def render_identity_images(identity_index: int, count: int, size: tuple[int, int
 
 def write_cache(path: Path, settings: dict) -> None:
     """Render every image to PNG in a temporary folder, then rename it into place: never a half-written cache."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-    try:
+    with atomic_directory(path) as tmp:
         rows = []
         identity_index = 0
         for split in SPLITS:
@@ -92,18 +88,7 @@ def write_cache(path: Path, settings: dict) -> None:
             writer = csv.writer(f)
             writer.writerow(["file", "identity", "split"])
             writer.writerows(rows)
-        (tmp / "manifest.json").write_text(json.dumps(settings, indent=2))  # written last: marks a complete cache
-        if path.exists() and not (path / "manifest.json").exists():  # incomplete leftover: never trusted
-            stale = Path(tempfile.mkdtemp(prefix=f".{path.name}-stale-", dir=path.parent))
-            os.replace(path, stale / "old")
-            shutil.rmtree(stale, ignore_errors=True)
-        try:
-            os.rename(tmp, path)
-        except OSError:
-            if not (path / "manifest.json").exists():  # not a concurrent writer that finished first
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / MANIFEST).write_text(json.dumps(settings, indent=2))  # written last: marks a complete cache
 
 
 def read_cache(path: Path) -> dict[str, IdentitySplit]:
