@@ -125,7 +125,8 @@ class IdentityDataModule(pl.LightningDataModule):
         for name in ("val", "test"):
             if splits[name].num_identities < 2:
                 raise ConfigError(f"the {name} split has {splits[name].num_identities} identities; it needs at least 2.")
-        check_pk_fits(splits["train"].labels, self.batch_identities, self.batch_images_per_identity)
+        if stage in (None, "fit"):  # evaluation never draws P x K batches
+            check_pk_fits(splits["train"].labels, self.batch_identities, self.batch_images_per_identity)
         self.splits = splits
 
     def train_dataloader(self) -> DataLoader:

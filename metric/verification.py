@@ -7,7 +7,7 @@ Every function here takes a flat array of scores and a boolean array of labels
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,6 +123,21 @@ def det_points(curve: Roc, max_points: int = 512) -> tuple[np.ndarray, np.ndarra
     return curve.far[keep], curve.frr[keep]
 
 
+def iter_pair_tiles(
+    embeddings: np.ndarray, labels: np.ndarray, score_block: ScoreBlock = cosine_block, tile: int = 2048
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """(scores, genuine, first, second) of the pairs i < j, one tile of at most tile x tile at a time."""
+    n = len(labels)
+    for r0 in range(0, n, tile):
+        r1 = min(r0 + tile, n)
+        for c0 in range(r0, n, tile):
+            c1 = min(c0 + tile, n)
+            block = score_block(embeddings[r0:r1], embeddings[c0:c1])
+            rows, cols = np.nonzero(np.arange(c0, c1)[None, :] > np.arange(r0, r1)[:, None])
+            first, second = rows + r0, cols + c0
+            yield block[rows, cols], labels[first] == labels[second], first, second
+
+
 def pair_scores(
     embeddings: np.ndarray,
     labels: np.ndarray,
@@ -130,36 +145,29 @@ def pair_scores(
     max_impostor_pairs: int | None = None,
     seed: int = 0,
     score_block: ScoreBlock = cosine_block,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Scores of every unordered pair i < j, formed tile by tile; returns (scores, genuine).
+    return_pairs: bool = False,
+):
+    """Scores of every unordered pair i < j, formed tile by tile; returns (scores, genuine[, first, second]).
 
     score_block maps two blocks of embeddings to their score matrix (cosine by default; see
-    metric.matchers for the others).
-
-    All genuine pairs are kept. When the impostor pairs outnumber max_impostor_pairs, each tile keeps
-    a seeded uniform sample of them, so memory stays O(kept pairs + tile^2), never O(N x N).
+    metric.matchers for the others). All genuine pairs are kept. When the impostor pairs outnumber
+    max_impostor_pairs, each tile keeps a seeded uniform sample of them, so memory stays
+    O(kept pairs + tile^2), never O(N x N).
     """
     embeddings = np.asarray(embeddings, dtype=np.float32)
     labels = np.asarray(labels)
-    n = embeddings.shape[0]
     n_impostor = count_pairs(labels)[1]
     keep_rate = 1.0
     if max_impostor_pairs is not None and n_impostor > max_impostor_pairs:
         keep_rate = max_impostor_pairs / n_impostor
     rng = np.random.default_rng(seed)
-    scores_out: list[np.ndarray] = []
-    genuine_out: list[np.ndarray] = []
-    for r0 in range(0, n, tile):
-        r1 = min(r0 + tile, n)
-        for c0 in range(r0, n, tile):
-            c1 = min(c0 + tile, n)
-            block = score_block(embeddings[r0:r1], embeddings[c0:c1])
-            upper = np.arange(c0, c1)[None, :] > np.arange(r0, r1)[:, None]
-            block_genuine = labels[r0:r1, None] == labels[None, c0:c1]
-            keep = upper if keep_rate >= 1.0 else upper & (block_genuine | (rng.random(block.shape) < keep_rate))
-            scores_out.append(block[keep])
-            genuine_out.append(block_genuine[keep])
-    return np.concatenate(scores_out), np.concatenate(genuine_out)
+    parts: list[tuple[np.ndarray, ...]] = []
+    for scores, genuine, first, second in iter_pair_tiles(embeddings, labels, score_block, tile):
+        if keep_rate < 1.0:
+            keep = genuine | (rng.random(scores.size) < keep_rate)
+            scores, genuine, first, second = scores[keep], genuine[keep], first[keep], second[keep]
+        parts.append((scores, genuine, first, second) if return_pairs else (scores, genuine))
+    return tuple(np.concatenate(column) for column in zip(*parts))
 
 
 def count_pairs(labels: np.ndarray) -> tuple[int, int]:

@@ -60,3 +60,25 @@ def siamese_default_run(tmp_path_factory, data_dir):
         data_dir,
     )
     return cfg, train(cfg)
+
+
+@pytest.fixture(scope="session")
+def tiny_triplet_run(tmp_path_factory, data_dir):
+    """A 2-epoch triplet run on the tiny synthetic split: a real checkpoint for evaluation tests."""
+    from metric.train import train
+
+    cfg = compose_train(
+        [*TINY_DATA, "experiment=triplet", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
+         "matcher.target_far=0.01"],
+        tmp_path_factory.mktemp("triplet_run"),
+        data_dir,
+    )
+    return cfg, train(cfg)
+
+
+def compose_evaluate(overrides: list[str], output_dir: Path, data_dir: Path) -> DictConfig:
+    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
+        return compose(
+            config_name="evaluate",
+            overrides=[f"paths.output_dir={output_dir}", f"paths.data_dir={data_dir}", *overrides],
+        )
