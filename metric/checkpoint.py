@@ -60,7 +60,8 @@ def stored_calibration(checkpoint: dict, matcher: str | None, path: str | Path) 
         have = ", ".join(calibrations) or "none"
         raise ConfigError(
             f"ckpt={str(path)!r} holds no threshold calibrated for matcher={name} (calibrated: {have}). "
-            f"Run: python -m metric.calibrate ckpt={path} matcher={name or 'cosine'} datamodule=<the training data>"
+            f"Run: python -m metric.calibrate ckpt={path} matcher={name or 'cosine'} datamodule=<the training data>, "
+            "or evaluate with threshold_from=val."
         )
     return calibrations[name]
 

@@ -151,3 +151,31 @@ def test_100k_embeddings_in_bounded_memory():
     assert 0 <= V.eer(grid.roc())[0] <= 1
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     assert peak_gib < 4, f"peak resident memory {peak_gib:.2f} GiB"
+
+
+def test_foreign_checkpoint_stops_evaluation(tmp_path, data_dir):
+    corrupt = tmp_path / "other_project.ckpt"
+    corrupt.write_bytes(b"PK\x03\x04 not ours")
+    cfg = compose_evaluate([f"ckpt={corrupt}", *TINY_DATA], tmp_path / "report", data_dir)
+    with pytest.raises(ConfigError, match="cannot be read as a checkpoint"):
+        evaluate(cfg, tmp_path / "report")
+
+
+def test_kface_conditions_break_down_errors(make_cfg, tmp_path, data_dir):
+    from tests.test_datasets import make_kface
+    from metric.train import train
+
+    root = make_kface(tmp_path / "kface")
+    common = ["datamodule=kface", f"datamodule.root={root}", "datamodule.image_size=[24,20]",
+              "datamodule.split_fractions=[0.5,0.25,0.25]"]
+    trained = train(make_cfg("experiment=triplet", *common, "datamodule.batch_identities=2",
+                             "datamodule.batch_images_per_identity=2", "trainer.max_epochs=1",
+                             "trainer.enable_progress_bar=false", "matcher.target_far=0.1", tiny=False))
+    cfg = compose_evaluate([f"ckpt={trained['best_checkpoint']}", *common], tmp_path / "report", data_dir)
+    summary = evaluate(cfg, tmp_path / "report")
+    factors = {(row["factor"], row["value"]) for row in summary["conditions"]}
+    assert {("lighting", "L1"), ("lighting", "L8"), ("accessory", "S001"), ("camera", "C15"),
+            ("expression", "E01")} <= factors
+    assert (tmp_path / "report" / "conditions.csv").read_text().startswith("factor,value,genuine_pairs")
+    for row in summary["conditions"]:
+        assert row["genuine_pairs"] + row["impostor_pairs"] > 0
