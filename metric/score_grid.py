@@ -30,10 +30,11 @@ class ScoreGrid:
         return np.clip(index, 0, self.bins - 1)
 
     def add(self, scores: np.ndarray, genuine: np.ndarray) -> None:
-        genuine = np.asarray(genuine, dtype=bool)
-        bins = self.bin_of(scores)
-        self.genuine += np.bincount(bins[genuine], minlength=self.bins)
-        self.impostor += np.bincount(bins[~genuine], minlength=self.bins)
+        """Count a batch of scores: one pass, bin index * 2 + label, so no masked copies are made."""
+        keyed = self.bin_of(scores) * 2 + np.asarray(genuine, dtype=np.int64)
+        counts = np.bincount(keyed, minlength=2 * self.bins)
+        self.impostor += counts[0::2]
+        self.genuine += counts[1::2]
 
     @property
     def edges(self) -> np.ndarray:
@@ -69,7 +70,7 @@ def grid_from_embeddings(
 ) -> ScoreGrid:
     """Every unordered pair i < j scored tile by tile and counted into a ScoreGrid; no pair is stored."""
     grid = ScoreGrid(low, high, bins)
-    for scores, genuine, _, _ in V.iter_pair_tiles(embeddings, labels, score_block, tile):
+    for scores, genuine, _, _ in V.iter_pair_tiles(embeddings, labels, score_block, tile, with_indices=False):
         grid.add(scores, genuine)
     return grid
 

@@ -124,18 +124,30 @@ def det_points(curve: Roc, max_points: int = 512) -> tuple[np.ndarray, np.ndarra
 
 
 def iter_pair_tiles(
-    embeddings: np.ndarray, labels: np.ndarray, score_block: ScoreBlock = cosine_block, tile: int = 2048
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """(scores, genuine, first, second) of the pairs i < j, one tile of at most tile x tile at a time."""
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    score_block: ScoreBlock = cosine_block,
+    tile: int = 2048,
+    with_indices: bool = True,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]]:
+    """(scores, genuine, first, second) of the pairs i < j, one tile of at most tile x tile at a time.
+
+    Tiles wholly above the diagonal are taken whole; with_indices=False skips building first/second (None).
+    """
     n = len(labels)
     for r0 in range(0, n, tile):
         r1 = min(r0 + tile, n)
         for c0 in range(r0, n, tile):
             c1 = min(c0 + tile, n)
             block = score_block(embeddings[r0:r1], embeddings[c0:c1])
-            rows, cols = np.nonzero(np.arange(c0, c1)[None, :] > np.arange(r0, r1)[:, None])
-            first, second = rows + r0, cols + c0
-            yield block[rows, cols], labels[first] == labels[second], first, second
+            same = labels[r0:r1, None] == labels[None, c0:c1]
+            if c0 >= r1:  # no diagonal in this tile: every entry is a pair i < j
+                first = np.repeat(np.arange(r0, r1), c1 - c0) if with_indices else None
+                second = np.tile(np.arange(c0, c1), r1 - r0) if with_indices else None
+                yield block.ravel(), same.ravel(), first, second
+            else:
+                rows, cols = np.nonzero(np.arange(c0, c1)[None, :] > np.arange(r0, r1)[:, None])
+                yield block[rows, cols], same[rows, cols], rows + r0 if with_indices else None, cols + c0 if with_indices else None
 
 
 def pair_scores(
