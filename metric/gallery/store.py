@@ -1,0 +1,171 @@
+"""The gallery file: one SQLite database (WAL) of identities and templates, the model fingerprint, matcher and threshold.
+
+Each identity's template is kept as the sum of its image embeddings and their count, so enrolling more
+images later updates the mean exactly; the searchable template is that sum, normalised. Every change is
+one transaction: a killed process leaves each identity either fully enrolled or absent.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from metric.errors import ConfigError
+
+FORMAT_VERSION = 1
+STORAGES = ("float32", "float16", "int8")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS identities (
+    id INTEGER PRIMARY KEY,
+    name TEXT UNIQUE NOT NULL,
+    image_count INTEGER NOT NULL,
+    embedding_sum BLOB NOT NULL,
+    enrolled_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class GalleryInfo:
+    path: str
+    format_version: int
+    checkpoint: str
+    fingerprint: str
+    matcher: str
+    threshold: float
+    embedding_dim: int
+    storage: str
+    index: str
+    identities: int
+    images: int
+
+
+class GalleryStore:
+    """Open (or create, with `create=...` settings) a gallery database."""
+
+    def __init__(self, path: str | Path, create: dict | None = None):
+        self.path = Path(path)
+        if not self.path.exists() and create is None:
+            raise ConfigError(f"gallery {str(self.path)!r} does not exist; create it with `enroll --ckpt ...`.")
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)  # explicit transactions
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError:
+            raise ConfigError(f"{self.path} is not a gallery (not an SQLite database).") from None
+        if not tables and create is not None:
+            self.initialise(create)
+        elif "meta" not in tables or "identities" not in tables:
+            raise ConfigError(f"{self.path} is an SQLite file but not a gallery (no meta/identities tables).")
+        self.meta = dict(self.db.execute("SELECT key, value FROM meta"))
+        version = int(self.meta.get("format_version", 0))
+        if version > FORMAT_VERSION:
+            raise ConfigError(
+                f"{self.path} has gallery format version {version}, newer than this version reads ({FORMAT_VERSION}); "
+                "upgrade metric-faces."
+            )
+
+    def initialise(self, settings: dict) -> None:
+        if settings.get("storage", "float32") not in STORAGES:
+            raise ConfigError(f"--storage {settings['storage']!r} is not one of {', '.join(STORAGES)}.")
+        with self.transaction():
+            for statement in SCHEMA.strip().split(";"):
+                if statement.strip():
+                    self.db.execute(statement)
+            rows = {"format_version": FORMAT_VERSION, "storage": "float32", "index": "exact", **settings}
+            self.db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in rows.items()])
+
+    def transaction(self):
+        return _Transaction(self.db)
+
+    # writing ---------------------------------------------------------------------------------------------
+    def enroll_many(self, batch: Iterable[tuple[str, np.ndarray, int]], replace: bool = False) -> int:
+        """(name, embedding sum, image count) rows in ONE transaction; an existing identity gets the new images
+        added (or, with replace, its template replaced). Returns the number of rows written."""
+        now = time.time()
+        rows = [(name, np.asarray(total, np.float32), int(n)) for name, total, n in batch]
+        with self.transaction():
+            existing = {} if replace else self.sums([name for name, _, _ in rows])
+            for name, total, n in rows:  # a name twice in one batch adds up too
+                if name in existing:
+                    old_sum, old_n = existing[name]
+                    total, n = total + old_sum, n + old_n
+                existing[name] = (total, n)
+            merged = [(name, n, total.astype(np.float32).tobytes(), now, now) for name, (total, n) in existing.items()]
+            self.db.executemany(
+                "INSERT INTO identities (name, image_count, embedding_sum, enrolled_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET image_count=excluded.image_count, "
+                "embedding_sum=excluded.embedding_sum, updated_at=excluded.updated_at",
+                merged,
+            )
+        return len(rows)
+
+    def remove(self, name: str) -> None:
+        with self.transaction():
+            if self.db.execute("DELETE FROM identities WHERE name = ?", (name,)).rowcount == 0:
+                raise ConfigError(f"identity {name!r} is not enrolled in {self.path}.")
+
+    # reading ---------------------------------------------------------------------------------------------
+    def sums(self, names: list[str]) -> dict[str, tuple[np.ndarray, int]]:
+        out = {}
+        for start in range(0, len(names), 500):
+            chunk = names[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for name, blob, n in self.db.execute(
+                f"SELECT name, embedding_sum, image_count FROM identities WHERE name IN ({marks})", chunk
+            ):
+                out[name] = (np.frombuffer(blob, np.float32), n)
+        return out
+
+    def template(self, name: str) -> np.ndarray:
+        found = self.sums([name])
+        if name not in found:
+            raise ConfigError(f"identity {name!r} is not enrolled in {self.path}.")
+        total = found[name][0]
+        return total / (np.linalg.norm(total) + 1e-12)
+
+    def templates(self) -> tuple[list[str], np.ndarray]:
+        """Every identity's normalised template, in enrollment order."""
+        names, rows = [], []
+        for name, blob in self.db.execute("SELECT name, embedding_sum FROM identities ORDER BY id"):
+            names.append(name)
+            rows.append(np.frombuffer(blob, np.float32))
+        dim = int(self.meta["embedding_dim"])
+        matrix = np.stack(rows) if rows else np.zeros((0, dim), np.float32)
+        return names, matrix / (np.linalg.norm(matrix, axis=1, keepdims=True) + 1e-12)
+
+    def list(self) -> list[tuple[str, int, float]]:
+        return list(self.db.execute("SELECT name, image_count, enrolled_at FROM identities ORDER BY name"))
+
+    def info(self) -> GalleryInfo:
+        count, images = self.db.execute("SELECT COUNT(*), COALESCE(SUM(image_count), 0) FROM identities").fetchone()
+        m = self.meta
+        return GalleryInfo(str(self.path), int(m["format_version"]), m["checkpoint"], m["fingerprint"], m["matcher"],
+                           float(m["threshold"]), int(m["embedding_dim"]), m["storage"], m["index"], count, images)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error: nothing half-written."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, kind, value, traceback):
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        return False
