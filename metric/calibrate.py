@@ -9,12 +9,11 @@ from omegaconf import DictConfig
 
 from metric import verification as V
 from metric.calibration import Calibration, calibrate
-from metric.checkpoint import build_model, read_checkpoint, store_calibration
+from metric.checkpoint import build_model, check_same_preprocessing, read_checkpoint, store_calibration
 from metric.config_checks import build_from_config
-from metric.embedding_module import CHECKPOINT_KEY
 from metric.errors import ConfigError
 from metric.matchers import make_matcher
-from metric.summary import embed
+from metric.summary import embed_split
 
 
 def calibrate_checkpoint(cfg: DictConfig) -> Calibration:
@@ -24,16 +23,9 @@ def calibrate_checkpoint(cfg: DictConfig) -> Calibration:
     matcher = make_matcher(cfg.matcher.name, head=head)
     datamodule = build_from_config(cfg.datamodule)
     datamodule.setup("validate")
-    trained = checkpoint[CHECKPOINT_KEY]["preprocess"]
-    now = datamodule.preprocessing
-    if (trained.get("image_size"), trained.get("channels")) != (now["image_size"], now["channels"]):
-        raise ConfigError(
-            f"the checkpoint was trained on {trained.get('channels')}-channel images of size {trained.get('image_size')}, "
-            f"but this datamodule gives {now['channels']}-channel {now['image_size']}: set datamodule.image_size and "
-            "datamodule.channels as in training."
-        )
+    check_same_preprocessing(checkpoint, datamodule.preprocessing)
     scores, genuine = V.pair_scores(
-        *embed(net, datamodule.eval_dataloader("val")),
+        *embed_split(net, datamodule.splits["val"]),
         max_impostor_pairs=datamodule.max_impostor_pairs,
         score_block=matcher.numpy_block,
     )

@@ -37,6 +37,17 @@ def read_checkpoint(path: str | Path) -> dict:
     return checkpoint
 
 
+def check_same_preprocessing(checkpoint: dict, now: dict) -> None:
+    """Stop when a datamodule prepares images differently (size, channels) from the checkpoint's training."""
+    trained = checkpoint[CHECKPOINT_KEY]["preprocess"]
+    if (trained.get("image_size"), trained.get("channels")) != (now["image_size"], now["channels"]):
+        raise ConfigError(
+            f"the checkpoint was trained on {trained.get('channels')}-channel images of size {trained.get('image_size')}, "
+            f"but this datamodule gives {now['channels']}-channel {now['image_size']}: set datamodule.image_size and "
+            "datamodule.channels as in training."
+        )
+
+
 def build_model(checkpoint: dict) -> tuple[EmbeddingNet, LogisticDistanceHead | None]:
     """Rebuild the net (and the head, if trained with one) from a checkpoint's record and weights, in eval mode."""
     meta = checkpoint[CHECKPOINT_KEY]

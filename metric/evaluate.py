@@ -11,31 +11,19 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from datamodules.base import IdentitySplit, to_tensor
+from datamodules.base import IdentitySplit
 from datamodules.images import read_image
 from metric import plots, report
 from metric import verification as V
 from metric.calibration import calibrate
-from metric.checkpoint import build_model, read_checkpoint, stored_calibration
+from metric.checkpoint import build_model, check_same_preprocessing, read_checkpoint, stored_calibration
 from metric.config_checks import build_from_config
 from metric.embedding_module import CHECKPOINT_KEY
 from metric.errors import ConfigError
 from metric.matchers import Matcher, make_matcher
 from metric.protocols import identification, kfold_accuracy, read_pairs_file
+from metric.summary import embed_images
 from metric.score_grid import SCORE_RANGES, grid_from_embeddings
-
-
-@torch.no_grad()
-def embed_images(net: torch.nn.Module, images: np.ndarray, flip: bool = False, batch: int = 256) -> np.ndarray:
-    """L2-normalised embeddings of uint8 (N, H, W, C) images; with flip, of the image and its mirror averaged."""
-    out = []
-    for start in range(0, len(images), batch):
-        x = to_tensor(images[start : start + batch])
-        e = net(x)
-        if flip:
-            e = torch.nn.functional.normalize(e + net(x.flip(-1)), dim=1)
-        out.append(e.float())
-    return torch.cat(out).numpy()
 
 
 class Evaluator:
@@ -52,13 +40,7 @@ class Evaluator:
     def datamodule(self):
         dm = build_from_config(self.cfg.datamodule)
         dm.setup("test")
-        trained, now = self.meta["preprocess"], dm.preprocessing
-        if (trained.get("image_size"), trained.get("channels")) != (now["image_size"], now["channels"]):
-            raise ConfigError(
-                f"the checkpoint was trained on {trained.get('channels')}-channel images of size "
-                f"{trained.get('image_size')}, this datamodule gives {now['channels']}-channel {now['image_size']}: "
-                "set datamodule.image_size and datamodule.channels as in training."
-            )
+        check_same_preprocessing(self.checkpoint, dm.preprocessing)
         return dm
 
     def embed(self, split: IdentitySplit) -> np.ndarray:

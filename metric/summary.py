@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
+from datamodules.base import IdentitySplit, to_tensor
 from metric import verification as V
 from metric.calibration import Calibration, calibrate
 from metric.matchers import Matcher
@@ -18,17 +18,25 @@ Embedded = tuple[np.ndarray, np.ndarray]  # (embeddings, identity labels)
 
 
 @torch.no_grad()
-def embed(net: torch.nn.Module, loader: DataLoader) -> Embedded:
-    """Embeddings and identity labels of every image the loader yields, in eval mode."""
+def embed_images(net: torch.nn.Module, images: np.ndarray, flip: bool = False, batch: int = 256) -> np.ndarray:
+    """L2-normalised embeddings of uint8 (N, H, W, C) images, in eval mode; with flip, of each image and its
+    mirror averaged (test-time augmentation)."""
     was_training = net.training
     net.eval()
     device = next(net.parameters()).device
-    embeddings, labels = [], []
-    for images, batch_labels in loader:
-        embeddings.append(net(images.to(device)).float().cpu())
-        labels.append(batch_labels)
+    out = []
+    for start in range(0, len(images), batch):
+        x = to_tensor(images[start : start + batch]).to(device)
+        e = net(x)
+        if flip:
+            e = torch.nn.functional.normalize(e + net(x.flip(-1)), dim=1)
+        out.append(e.float().cpu())
     net.train(was_training)
-    return torch.cat(embeddings).numpy(), torch.cat(labels).numpy()
+    return torch.cat(out).numpy()
+
+
+def embed_split(net: torch.nn.Module, split: IdentitySplit, flip: bool = False) -> Embedded:
+    return embed_images(net, split.images, flip), split.labels
 
 
 def verification_summary(

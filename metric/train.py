@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from metric.checkpoint import read_checkpoint, store_calibration
 from metric.config_checks import build_from_config, check_config
 from metric.errors import ConfigError
-from metric.summary import embed, format_table, verification_summary, write_summary
-
-log = logging.getLogger(__name__)
+from metric.summary import embed_split, format_table, verification_summary, write_summary
 
 # Groups that conf/train.yaml declares as `group: null`. Hydra 1.3 accepts `group=x` for them but rejects
 # `+group=x` ("Multiple values"); the README's front door is `+experiment=...`, so both spellings are accepted.
@@ -66,8 +63,8 @@ def train(cfg: DictConfig) -> dict:
         module.load_state_dict(read_checkpoint(best_path)["state_dict"])
     module.eval()
     summary, calibration = verification_summary(
-        embed(module.net, datamodule.eval_dataloader("val")),
-        embed(module.net, datamodule.eval_dataloader("test")),
+        embed_split(module.net, datamodule.splits["val"]),
+        embed_split(module.net, datamodule.splits["test"]),
         module.matcher(cfg.matcher.name),
         cfg.matcher.target_far,
         datamodule.max_impostor_pairs,

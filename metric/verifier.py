@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datamodules.base import to_tensor
 from datamodules.images import read_image
 from metric.checkpoint import build_model, read_checkpoint, stored_calibration
 from metric.embedding_module import CHECKPOINT_KEY
 from metric.matchers import Matcher, make_matcher
+from metric.summary import embed_images
 
 ImageInput = str | Path | np.ndarray
 
@@ -53,9 +53,8 @@ class Verifier:
             return read_image(image, self.preprocess["channels"], tuple(self.preprocess["image_size"]))
         return image
 
-    @torch.no_grad()
     def embed(self, images: list[ImageInput]) -> torch.Tensor:
-        return self.net(to_tensor(np.stack([self.load(i) for i in images])))
+        return torch.from_numpy(embed_images(self.net, np.stack([self.load(i) for i in images])))
 
     def verify(self, image_a: ImageInput, image_b: ImageInput) -> Verification:
         a, b = self.embed([image_a, image_b])

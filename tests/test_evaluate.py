@@ -13,7 +13,7 @@ from metric.errors import ConfigError
 from metric.evaluate import evaluate
 from metric.matchers import make_matcher
 from metric.protocols import identification, kfold_accuracy, read_pairs_file
-from metric.score_grid import ScoreGrid, grid_from_embeddings
+from metric.score_grid import grid_from_embeddings
 from tests.conftest import TINY_DATA, compose_evaluate
 
 

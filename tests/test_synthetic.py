@@ -1,6 +1,5 @@
 """The embedded synthetic faces: deterministic, lossless PNG cache, identity-disjoint, not trivial."""
 
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
