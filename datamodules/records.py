@@ -83,10 +83,10 @@ def assign_splits(
     """Identity-disjoint train/val/test: a seeded shuffle by fractions, natural order by counts, or the dataset's own."""
     if mode not in SPLIT_MODES:
         raise ConfigError(f"datamodule.split={mode!r} is not one of {', '.join(SPLIT_MODES)}.")
-    groups = by_identity(records)
-    names = list(groups)
     if mode == "official":
         return official_splits(records)
+    groups = by_identity(records)
+    names = list(groups)
     if mode == "ordered":
         if not counts or len(counts) != 3 or sum(counts) > len(names):
             raise ConfigError(

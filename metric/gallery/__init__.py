@@ -98,14 +98,15 @@ class Gallery:
             raise ConfigError(f"--from-folder {str(root)!r} holds no <identity>/<images> folders.")
         pending, skipped, enrolled = [], [], 0
         for folder in progress(folders):
-            embeddings = []
+            loaded = []
             for image in sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES):
                 try:
-                    embeddings.append(self.embed_files([image])[0])
+                    loaded.append(self.verifier.load(image))
                 except BadImage as error:
                     skipped.append(str(error))
-            if embeddings:
-                pending.append((folder.name, np.sum(embeddings, axis=0), len(embeddings)))
+            if loaded:  # one forward pass per identity
+                embeddings = self.verifier.embed(loaded).numpy()
+                pending.append((folder.name, embeddings.sum(0), len(embeddings)))
             if len(pending) >= batch_identities:
                 enrolled += self.store.enroll_many(pending, replace=replace)
                 pending = []
@@ -127,24 +128,28 @@ class Gallery:
         return Verification(score, self.verifier.threshold, score >= self.verifier.threshold, self.verifier.matcher.name)
 
     def index(self):
+        """The search index over the stored templates, built once and rebuilt after any change."""
         if self._index is None:
             self._names, templates = self.store.templates()
             self._index = build_index(templates, self.store.meta["storage"], self.store.meta["index"])
+            # float templates stay in memory only where search needs them (the float32 index shares them);
+            # a compact gallery searched by cosine keeps just its compact matrix
+            needed = self.verifier.matcher.name != "cosine" or self.store.meta["storage"] == "float32"
+            self._templates = templates if needed else None
         return self._index
 
     def search(self, probes: np.ndarray, top_k: int = 5) -> list[list[Match]]:
         """Top-k matches per probe embedding, scored by the gallery's matcher, best first."""
         index = self.index()
         matcher = self.verifier.matcher
+        templates = self._templates
         if matcher.name == "logistic":  # the head does not rank like an inner product: score every template
-            _, templates = self.store.templates()
             with torch.no_grad():
                 scores = matcher.score_matrix(torch.from_numpy(probes), torch.from_numpy(templates)).numpy()
             rows, values = best_k(scores, top_k)
         else:
             rows, values = index.search(probes, top_k)
             if matcher.name != "cosine":  # euclidean and mse rank unit vectors as cosine does; rescore them
-                _, templates = self.store.templates()
                 with torch.no_grad():
                     values = np.stack([
                         matcher.score(torch.from_numpy(np.repeat(p[None], len(r), 0)), torch.from_numpy(templates[r])).numpy()
