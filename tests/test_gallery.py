@@ -195,12 +195,21 @@ def test_compact_storage_keeps_recall_and_shrinks(storage):
     assert compact.nbytes <= exact.nbytes / (2 if storage == "float16" else 3.5)
 
 
-def test_faiss_hnsw_recall():
+@pytest.mark.parametrize("kind,storage", [("hnsw", "float32"), ("hnsw", "int8"), ("ivf", "float32"), ("ivf", "int8")])
+def test_faiss_index_recall(kind, storage):
     pytest.importorskip("faiss")
     rng = np.random.default_rng(1)
     templates = rng.normal(size=(5_000, 32)).astype(np.float32)
     templates /= np.linalg.norm(templates, axis=1, keepdims=True)
     queries = templates[:300] + rng.normal(scale=0.05, size=(300, 32)).astype(np.float32)
     truth = ExactIndex(templates).search(queries, 1)[0][:, 0]
-    found = FaissIndex(templates, "hnsw").search(queries, 1)[0][:, 0]
+    index = FaissIndex(templates, kind, storage)
+    found = index.search(queries, 1)[0][:, 0]
     assert (found == truth).mean() >= 0.999
+    assert index.code_bytes == (32 if storage == "int8" else 128)  # int8: a quarter of the float32 vectors
+
+
+def test_empty_faiss_index_finds_nothing():
+    pytest.importorskip("faiss")
+    indices, scores = FaissIndex(np.zeros((0, 16), np.float32), "ivf", "int8").search(np.ones((2, 16), np.float32), 5)
+    assert indices.shape == scores.shape == (2, 0)

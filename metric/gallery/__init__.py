@@ -132,9 +132,10 @@ class Gallery:
         if self._index is None:
             self._names, templates = self.store.templates()
             self._index = build_index(templates, self.store.meta["storage"], self.store.meta["index"])
-            # float templates stay in memory only where search needs them (the float32 index shares them);
-            # a compact gallery searched by cosine keeps just its compact matrix
-            needed = self.verifier.matcher.name != "cosine" or self.store.meta["storage"] == "float32"
+            # float templates stay in memory only where search needs them (the exact float32 index shares
+            # them); a compact or FAISS gallery searched by cosine keeps just its index
+            meta = self.store.meta
+            needed = self.verifier.matcher.name != "cosine" or (meta["storage"], meta["index"]) == ("float32", "exact")
             self._templates = templates if needed else None
         return self._index
 

@@ -71,28 +71,57 @@ class ExactIndex:
 
 
 class FaissIndex:
-    """An approximate FAISS index (HNSW or IVF-flat) over unit templates, inner-product metric."""
+    """An approximate FAISS index (HNSW or IVF) over unit templates, inner-product metric.
 
-    def __init__(self, templates: np.ndarray, kind: str, hnsw_m: int = 32, ef_search: int = 128, nprobe: int = 64):
+    storage picks what the index keeps per template: "float32" the vectors themselves (IVF-flat, HNSW-flat),
+    "float16" or "int8" a scalar-quantized code of 2 or 1 bytes per dimension (a half or a quarter).
+    """
+
+    def __init__(self, templates: np.ndarray, kind: str, storage: str = "float32", hnsw_m: int = 32,
+                 ef_search: int = 128, nprobe: int = 64):
         try:
             import faiss
         except ImportError:
             raise ConfigError(f"index={kind} needs FAISS: pip install faiss-cpu (or use index=exact).") from None
+        codes = {"float32": None, "float16": faiss.ScalarQuantizer.QT_fp16, "int8": faiss.ScalarQuantizer.QT_8bit}
+        if storage not in codes:
+            raise ConfigError(f"storage={storage!r} is not one of {', '.join(codes)}.")
         templates = np.ascontiguousarray(templates, dtype=np.float32)
         self.count, dim = templates.shape
+        self.storage = storage
+        inner = faiss.METRIC_INNER_PRODUCT
         if kind == "hnsw":
-            self.index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            if codes[storage] is None:
+                self.index = faiss.IndexHNSWFlat(dim, hnsw_m, inner)
+            else:
+                self.index = faiss.IndexHNSWSQ(dim, codes[storage], hnsw_m, inner)
             self.index.hnsw.efSearch = ef_search
         else:
             lists = max(1, int(np.sqrt(max(self.count, 1))))
-            self.index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+            quantizer = faiss.IndexFlatIP(dim)
+            if codes[storage] is None:
+                self.index = faiss.IndexIVFFlat(quantizer, dim, lists, inner)
+            else:
+                self.index = faiss.IndexIVFScalarQuantizer(quantizer, dim, lists, codes[storage], inner)
             self.index.cp.max_points_per_centroid = 64  # a smaller training sample: less transient memory
-            self.index.train(templates)
             self.index.nprobe = min(nprobe, lists)
+            self.quantizer = quantizer  # the IVF index does not own its coarse quantizer
         if self.count:
+            if not self.index.is_trained:
+                self.index.train(templates)
             self.index.add(templates)
 
+    @property
+    def code_bytes(self) -> int:
+        """Bytes the index keeps per template vector (links and list ids not counted)."""
+        import faiss
+
+        held = faiss.downcast_index(self.index.storage) if hasattr(self.index, "hnsw") else self.index
+        return int(held.code_size)
+
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.count == 0:
+            return np.zeros((len(queries), 0), np.int64), np.zeros((len(queries), 0), np.float32)
         scores, indices = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, self.count))
         return indices, scores
 
@@ -100,4 +129,4 @@ class FaissIndex:
 def build_index(templates: np.ndarray, storage: str = "float32", index: str = "exact"):
     if index not in INDEXES:
         raise ConfigError(f"index={index!r} is not one of {', '.join(INDEXES)}.")
-    return ExactIndex(templates, storage) if index == "exact" else FaissIndex(templates, index)
+    return ExactIndex(templates, storage) if index == "exact" else FaissIndex(templates, index, storage)
