@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -9,9 +10,14 @@ import pytorch_lightning as pl
 import torch
 
 from metric import verification as V
+from metric.distributed import gather_in_order
 from metric.heads import LogisticDistanceHead
 from metric.matchers import Matcher, make_matcher
 from metric.nets import EmbeddingNet
+
+# Every logged value is computed from the global batch or the gathered validation set, so it is the same on every
+# rank; Lightning's advice to average it across ranks (sync_dist) does not apply.
+warnings.filterwarnings("ignore", message="It is recommended to use `self.log\\(")
 
 CHECKPOINT_KEY = "metric_faces"  # what this project adds to a Lightning checkpoint
 CHECKPOINT_FORMAT = 1
@@ -56,8 +62,9 @@ class EmbeddingModule(pl.LightningModule):
         self._val_labels.append(labels.cpu())
 
     def on_validation_epoch_end(self) -> None:
-        embeddings = torch.cat(self._val_embeddings).numpy()
-        labels = torch.cat(self._val_labels).numpy()
+        # under DDP each rank embedded a shard: the metric is computed once over all of them, never averaged
+        embeddings = gather_in_order(self, torch.cat(self._val_embeddings)).numpy()
+        labels = gather_in_order(self, torch.cat(self._val_labels)).numpy()
         self._val_embeddings.clear()
         self._val_labels.clear()
         if np.unique(labels).size < 2 or V.count_pairs(labels)[0] == 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from metric.distributed import gather_batch
 from metric.embedding_module import EmbeddingModule
 from metric.errors import ConfigError
 from metric.heads import LogisticDistanceHead
@@ -58,11 +59,13 @@ class PairModule(EmbeddingModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
-        embeddings = self.net(images)
+        embeddings, labels = gather_batch(self, self.net(images), labels)  # the global batch under DDP
         a, b, target = self.select_pairs(embeddings, labels)
         logits = self.head.logits(embeddings[a], embeddings[b])
         loss = self.loss_fn(logits, target)
         accuracy = ((logits > 0).float() == target).float().mean()
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=labels.numel())
         self.log("train_pair_accuracy", accuracy, on_step=False, on_epoch=True, batch_size=labels.numel())
+        # active pairs: those the head still puts on the wrong side of p = 0.5 (they drive the BCE gradient most)
+        self.log("train_active_pair_fraction", 1.0 - accuracy, on_step=False, on_epoch=True, batch_size=labels.numel())
         return loss

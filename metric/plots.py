@@ -50,15 +50,19 @@ def plot_histograms(scores: np.ndarray, genuine: np.ndarray, threshold: float, p
     plt.close(fig)
 
 
+def worst_pairs(scores: np.ndarray, genuine: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pair positions of the `count` highest-scoring impostors and the `count` lowest-scoring genuines."""
+    impostors = np.flatnonzero(~genuine)
+    genuines = np.flatnonzero(genuine)
+    return impostors[np.argsort(-scores[impostors])[:count]], genuines[np.argsort(scores[genuines])[:count]]
+
+
 def plot_worst_pairs(
     images: np.ndarray, scores: np.ndarray, genuine: np.ndarray, first: np.ndarray, second: np.ndarray,
     threshold: float, path: Path, count: int = 6,
 ) -> None:
     """Top row pairs: the highest-scoring impostors (false accepts when >= threshold); bottom: the lowest genuines."""
-    impostors = np.flatnonzero(~genuine)
-    genuines = np.flatnonzero(genuine)
-    worst_fa = impostors[np.argsort(-scores[impostors])[:count]]
-    worst_fr = genuines[np.argsort(scores[genuines])[:count]]
+    worst_fa, worst_fr = worst_pairs(scores, genuine, count)
     columns = max(len(worst_fa), len(worst_fr), 1)
     fig, axes = plt.subplots(2, columns, figsize=(2.2 * columns, 3.4), squeeze=False)
     for row, (picks, kind) in enumerate(((worst_fa, "impostor"), (worst_fr, "genuine"))):

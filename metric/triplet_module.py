@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from metric.distributed import gather_batch
 from metric.embedding_module import EmbeddingModule
 
 
@@ -18,7 +19,7 @@ class TripletModule(EmbeddingModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
-        embeddings = self.net(images)
+        embeddings, labels = gather_batch(self, self.net(images), labels)  # the global batch under DDP
         triplets = self.miner(embeddings, labels) if self.miner is not None else None
         loss = self.loss_fn(embeddings, labels, triplets)
         batch_size = labels.numel()
