@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from datamodules.pk_sampler import PKBatchSampler, check_pk_fits
 from metric.errors import ConfigError
@@ -92,6 +92,12 @@ class IdentityDataModule(pl.LightningDataModule):
         self.seed = seed
         self.splits: dict[str, IdentitySplit] = {}
         self.notes: dict = {}  # counts for the run summary: skipped files, unparsed K-Face boxes, ...
+        self.cv_fold = None  # a datamodules.cv.CVFold: setup() re-cuts the splits for that fold
+
+    def use_fold(self, fold) -> None:
+        """Cross-validation: the next setup() pools this dataset's splits and cuts out fold `fold` (CVFold)."""
+        self.cv_fold = fold
+        self.splits = {}
 
     # subclasses ---------------------------------------------------------------------------
     def load_splits(self) -> dict[str, IdentitySplit]:
@@ -118,6 +124,10 @@ class IdentityDataModule(pl.LightningDataModule):
             return
         splits = self.load_splits()
         check_identity_disjoint(splits)
+        if self.cv_fold is not None:
+            from datamodules.cv import fold_splits
+
+            splits = fold_splits(splits, self.cv_fold)
         if self.distractors:
             from datamodules.us10k import add_distractors
 
@@ -129,9 +139,16 @@ class IdentityDataModule(pl.LightningDataModule):
             check_pk_fits(splits["train"].labels, self.batch_identities, self.batch_images_per_identity)
         self.splits = splits
 
+    def _ranks(self) -> tuple[int, int]:
+        """(world size, this process's rank) under a distributed trainer; (1, 0) otherwise."""
+        trainer = getattr(self, "trainer", None)
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
     def train_dataloader(self) -> DataLoader:
+        world, rank = self._ranks()
         sampler = PKBatchSampler(
-            self.splits["train"].labels, self.batch_identities, self.batch_images_per_identity, seed=self.seed
+            self.splits["train"].labels, self.batch_identities, self.batch_images_per_identity, seed=self.seed,
+            num_replicas=world, rank=rank,
         )
         return DataLoader(
             ImageArrayDataset(self.splits["train"], augment=self.augment),
@@ -141,8 +158,12 @@ class IdentityDataModule(pl.LightningDataModule):
         )
 
     def eval_dataloader(self, split: str) -> DataLoader:
+        """In order; under a distributed trainer each rank takes every world-th image (rank, rank + world, ...),
+        which EmbeddingModule gathers back into this order."""
+        world, rank = self._ranks()
+        dataset = ImageArrayDataset(self.splits[split])
         return DataLoader(
-            ImageArrayDataset(self.splits[split]),
+            dataset if world == 1 else Subset(dataset, range(rank, len(dataset), world)),
             batch_size=self.eval_batch_size,
             shuffle=False,
             num_workers=self.num_workers,

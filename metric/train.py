@@ -7,16 +7,30 @@ from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from metric.checkpoint import read_checkpoint, store_calibration
+from datamodules.cv import CVFold
+from datamodules.pk_sampler import check_pk_fits
 from metric.config_checks import build_from_config, check_config
+from metric.cross_validation import aggregate_folds, format_cv_table
+from metric.distributed import run_ddp_children_as_this_job
 from metric.errors import ConfigError
 from metric.summary import embed_split, format_table, verification_summary, write_summary
+from metric.wandb_logger import find_wandb_logger
 
 # Groups that conf/train.yaml declares as `group: null`. Hydra 1.3 accepts `group=x` for them but rejects
 # `+group=x` ("Multiple values"); the README's front door is `+experiment=...`, so both spellings are accepted.
 NULL_DEFAULT_GROUPS = ("experiment", "hparams_search", "debug")
+
+
+def make_dirs(path: str) -> str:
+    """`${metric.make_dirs:<dir>}` in a config: the directory, created if missing (e.g. for a SQLite file)."""
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return str(Path(path).resolve())
+
+
+OmegaConf.register_new_resolver("metric.make_dirs", make_dirs, replace=True)
 
 
 def accept_plus_overrides(argv: list[str]) -> list[str]:
@@ -24,11 +38,14 @@ def accept_plus_overrides(argv: list[str]) -> list[str]:
     return [a[1:] if a.startswith("+") and a[1:].split("=", 1)[0] in NULL_DEFAULT_GROUPS else a for a in argv]
 
 
-def build(cfg: DictConfig):
-    """Instantiate datamodule, module, callbacks, loggers and trainer; the datamodule is set up (and checked) here."""
+def build(cfg: DictConfig, fold: CVFold | None = None):
+    """Instantiate datamodule, module, callbacks, loggers and trainer; the datamodule is set up (and checked) here,
+    on the splits of cross-validation fold `fold` when one is given."""
     check_config(cfg)
     augment = build_from_config(cfg.augment) if cfg.get("augment") else None
     datamodule = build_from_config(cfg.datamodule, augment=augment)
+    if fold is not None:
+        datamodule.use_fold(fold)
     datamodule.setup("fit")  # parses data and checks P x K before any training
     net = build_from_config(cfg.model, in_chans=datamodule.channels)
     module = build_from_config(
@@ -45,27 +62,63 @@ def build(cfg: DictConfig):
     callbacks = [build_from_config(c) for c in cfg.get("callbacks", {}).values() if c is not None]
     loggers = [build_from_config(c) for c in cfg.get("logger", {}).values() if c is not None]
     trainer = build_from_config(cfg.trainer, callbacks=callbacks, logger=loggers)
+    ranks = trainer.num_nodes * trainer.num_devices
+    if ranks > 1:  # each rank draws its own P identities per step: P x ranks must fit the train split
+        check_pk_fits(datamodule.splits["train"].labels, datamodule.batch_identities,
+                      datamodule.batch_images_per_identity, replicas=ranks)
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # the whole composed config
     return datamodule, module, trainer
 
 
 def train(cfg: DictConfig) -> dict:
+    """One training, or with `cv.folds=k` one per identity-disjoint fold and their cross-validated summary."""
+    if cfg.get("cv") is not None and cfg.cv.get("folds"):
+        return cross_validate(cfg)
+    return train_once(cfg)
+
+
+def cross_validate(cfg: DictConfig) -> dict:
+    """k trainings, fold i tested on its own identities (into <run dir>/fold_<i>/); writes summary.json with the
+    fold means (best_val_eer, test_eer: what sweeps compare), their std and 95% intervals, and every fold."""
+    output_dir = Path(cfg.paths.output_dir)
+    per_fold = []
+    for index in range(cfg.cv.folds):
+        fold_cfg = cfg.copy()
+        OmegaConf.update(fold_cfg, "paths.output_dir", str(output_dir / f"fold_{index}"))
+        fold = CVFold(cfg.cv.folds, index, cfg.cv.get("seed", 0), cfg.cv.get("val_identities"))
+        print(f"cross-validation: fold {index + 1} of {cfg.cv.folds}")
+        per_fold.append({"fold": index, **train_once(fold_cfg, fold)})
+    if per_fold[0].get("test_eer") is None:  # a DDP rank other than 0: rank 0 writes the summary
+        return {"best_val_eer": None}
+    summary = aggregate_folds(per_fold)
+    write_summary(summary, output_dir / "summary.json")
+    print(format_cv_table(summary))
+    return summary
+
+
+def train_once(cfg: DictConfig, fold: CVFold | None = None) -> dict:
     """Fit, reload the best checkpoint, calibrate the threshold on validation (stored in that checkpoint), report on test."""
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    datamodule, module, trainer = build(cfg)
+    datamodule, module, trainer = build(cfg, fold)
     trainer.fit(module, datamodule=datamodule)
+    if not trainer.is_global_zero:  # under DDP the final evaluation and every file write happen on rank 0 only
+        return {"best_val_eer": None}
 
     checkpoint = trainer.checkpoint_callback
     best_path = getattr(checkpoint, "best_model_path", "") if checkpoint else ""
     if best_path:
         module.load_state_dict(read_checkpoint(best_path)["state_dict"])
     module.eval()
+    matcher = module.matcher(cfg.matcher.name)
+    test_embedded = embed_split(module.net, datamodule.splits["test"])
     summary, calibration = verification_summary(
         embed_split(module.net, datamodule.splits["val"]),
-        embed_split(module.net, datamodule.splits["test"]),
-        module.matcher(cfg.matcher.name),
+        test_embedded,
+        matcher,
         cfg.matcher.target_far,
         datamodule.max_impostor_pairs,
     )
@@ -76,6 +129,12 @@ def train(cfg: DictConfig) -> dict:
     summary["best_checkpoint"] = best_path or None
     write_summary(summary, output_dir / "summary.json")
     print(format_table(summary))
+    wandb_logger = find_wandb_logger(trainer)
+    if wandb_logger is not None:
+        test = datamodule.splits["test"]
+        wandb_logger.log_verification_report(test.images, test_embedded[0], test.labels, matcher,
+                                             calibration.threshold, summary, best_path or None)
+        wandb_logger.experiment.finish()
     return summary
 
 
@@ -91,4 +150,5 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     sys.argv = accept_plus_overrides(sys.argv)
+    run_ddp_children_as_this_job()
     main()
