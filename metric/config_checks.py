@@ -6,7 +6,7 @@ from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from metric.errors import ConfigError
 from metric.nets import check_model_args
@@ -17,6 +17,11 @@ TRIPLET_TYPES = ("semihard", "hard", "all", "easy")
 def check_config(cfg: DictConfig) -> None:
     """Reject values that would only fail deep inside a library, with the key and the fix."""
     model = cfg.model
+    if "pretrained_checkpoint" in cfg.keys() and OmegaConf.is_missing(cfg, "pretrained_checkpoint"):
+        raise ConfigError(
+            "this experiment fine-tunes a pretrained net: add pretrained_checkpoint=<ckpt>, for example the best "
+            "checkpoint of `python -m metric.train +experiment=triplet` (trained on the synthetic faces)."
+        )
     check_model_args(model.backbone, model.embedding_dim, model.get("pretrained", False), model.get("weights"))
     miner = cfg.get("miner")
     if miner is not None and "type_of_triplets" in miner and miner.type_of_triplets not in TRIPLET_TYPES:

@@ -1,4 +1,4 @@
-"""Raw-pixel cosine baseline: `python -m metric.raw_pixels [datamodule=...]`, scored exactly like a trained model."""
+"""Raw-pixel cosine baseline: `python -m metric.raw_pixels [datamodule=...] [cv.folds=k]`, scored like a trained model."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import numpy as np
 from omegaconf import DictConfig
 
 from datamodules.base import IdentitySplit
+from datamodules.cv import CVFold
 from metric.config_checks import build_from_config
+from metric.cross_validation import aggregate_folds, format_cv_table
 from metric.errors import ConfigError
 from metric.matchers import CosineMatcher
 from metric.summary import format_table, verification_summary
@@ -22,8 +24,10 @@ def pixel_embeddings(split: IdentitySplit) -> tuple[np.ndarray, np.ndarray]:
     return pixels, split.labels
 
 
-def raw_pixel_summary(cfg: DictConfig) -> dict:
+def raw_pixel_summary(cfg: DictConfig, fold: CVFold | None = None) -> dict:
     datamodule = build_from_config(cfg.datamodule)
+    if fold is not None:
+        datamodule.use_fold(fold)
     datamodule.setup("test")
     summary, _ = verification_summary(
         pixel_embeddings(datamodule.splits["val"]),
@@ -36,10 +40,22 @@ def raw_pixel_summary(cfg: DictConfig) -> dict:
     return summary
 
 
+def cross_validated(cfg: DictConfig) -> dict:
+    """The baseline on the same identity-disjoint folds as `metric.train cv.folds=k` (same cv.seed)."""
+    per_fold = [
+        {"fold": i, **raw_pixel_summary(cfg, CVFold(cfg.cv.folds, i, cfg.cv.seed, cfg.cv.get("val_identities")))}
+        for i in range(cfg.cv.folds)
+    ]
+    return aggregate_folds(per_fold)
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> None:
     try:
-        print(format_table(raw_pixel_summary(cfg)))
+        if cfg.get("cv") is not None and cfg.cv.get("folds"):
+            print(format_cv_table(cross_validated(cfg)))
+        else:
+            print(format_table(raw_pixel_summary(cfg)))
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

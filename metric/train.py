@@ -83,7 +83,8 @@ def cross_validate(cfg: DictConfig) -> dict:
     fold means (best_val_eer, test_eer: what sweeps compare), their std and 95% intervals, and every fold."""
     output_dir = Path(cfg.paths.output_dir)
     per_fold = []
-    for index in range(cfg.cv.folds):
+    only = cfg.cv.get("fold")  # one fold of the k (e.g. to spread folds over jobs: -m cv.fold=0,1,2,3,4)
+    for index in range(cfg.cv.folds) if only is None else [only]:
         fold_cfg = cfg.copy()
         OmegaConf.update(fold_cfg, "paths.output_dir", str(output_dir / f"fold_{index}"))
         fold = CVFold(cfg.cv.folds, index, cfg.cv.get("seed", 0), cfg.cv.get("val_identities"))
@@ -108,7 +109,7 @@ def train_once(cfg: DictConfig, fold: CVFold | None = None) -> dict:
     if not trainer.is_global_zero:  # under DDP the final evaluation and every file write happen on rank 0 only
         return {"best_val_eer": None}
 
-    checkpoint = trainer.checkpoint_callback
+    checkpoint = next((c for c in trainer.checkpoint_callbacks if c.monitor == "val_eer"), None)
     best_path = getattr(checkpoint, "best_model_path", "") if checkpoint else ""
     if best_path:
         module.load_state_dict(read_checkpoint(best_path)["state_dict"])

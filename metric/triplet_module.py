@@ -1,4 +1,4 @@
-"""Triplet objective: pytorch-metric-learning miner + TripletMarginLoss over P x K batches."""
+"""Embedding-loss objective over P x K batches: a pytorch-metric-learning miner and loss (triplet margin, multi-similarity, ...)."""
 
 from __future__ import annotations
 
@@ -24,10 +24,19 @@ class TripletModule(EmbeddingModule):
         loss = self.loss_fn(embeddings, labels, triplets)
         batch_size = labels.numel()
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
-        if triplets is not None:
+        if triplets is not None and len(triplets) == 3:  # (anchor, positive, negative) from a triplet miner
             self.log("train_active_triplet_fraction", active_fraction(triplets, labels), on_step=False,
                      on_epoch=True, batch_size=batch_size)
+        elif triplets is not None:  # (anchor, positive, anchor, negative) pairs from a pair miner
+            self.log("train_active_pair_fraction", active_pair_fraction(triplets, labels), on_step=False,
+                     on_epoch=True, batch_size=batch_size)
         return loss
+
+
+def active_pair_fraction(pairs: tuple[torch.Tensor, ...], labels: torch.Tensor) -> float:
+    """Mined positive and negative pairs as a share of every ordered pair in the batch."""
+    n = labels.numel()
+    return (len(pairs[0]) + len(pairs[2])) / (n * (n - 1)) if n > 1 else 0.0
 
 
 def active_fraction(triplets: tuple[torch.Tensor, ...], labels: torch.Tensor) -> float:

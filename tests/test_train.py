@@ -4,12 +4,14 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from metric import verification as V
 from metric.raw_pixels import pixel_embeddings
-from metric.train import accept_plus_overrides, train
+from metric.errors import ConfigError
+from metric.train import accept_plus_overrides, build, train
 from tests.conftest import CONF_DIR
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
@@ -36,8 +38,17 @@ def test_every_experiment_composes_with_plus_syntax(experiment):
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_survives_fast_dev_run(experiment, make_cfg):
-    summary = train(make_cfg(f"experiment={experiment}", "debug=fast"))
+def test_every_experiment_survives_fast_dev_run(experiment, make_cfg, tmp_path):
+    extra = []
+    if experiment == "transfer":  # starts from a pretrained file: a fresh resnet10t state dict stands in
+        import timm
+
+        weights = tmp_path / "pretrained.pth"
+        torch.save(timm.create_model("resnet10t", num_classes=0).state_dict(), weights)
+        extra = [f"pretrained_checkpoint={weights}"]
+        with pytest.raises(ConfigError, match="add pretrained_checkpoint=<ckpt>"):
+            build(make_cfg("experiment=transfer"))
+    summary = train(make_cfg(f"experiment={experiment}", "debug=fast", *extra))
     assert 0.0 <= summary["test_eer"] <= 1.0
 
 
@@ -58,8 +69,10 @@ def test_short_training_beats_raw_pixels(make_cfg, tmp_path):
     run_dir = Path(cfg.paths.output_dir)
     assert json.loads((run_dir / "summary.json").read_text())["test_eer"] == summary["test_eer"]
     assert (run_dir / "csv" / "metrics.csv").exists()
-    assert (run_dir / "checkpoints" / "last.ckpt").exists()
-    assert Path(summary["best_checkpoint"]).exists()
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["epoch"] == 3  # the final epoch, whichever epoch was best
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == sorted(
+        [Path(summary["best_checkpoint"]).name, "last.ckpt"])
 
     dm = instantiate(cfg.datamodule)
     dm.setup()
