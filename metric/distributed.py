@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytorch_lightning as pl
@@ -34,6 +35,22 @@ def gather_in_order(module: pl.LightningModule, local: torch.Tensor) -> torch.Te
     every = module.all_gather(padded).cpu()  # (world, rows, ...)
     ordered = every.transpose(0, 1).reshape(rows * world, *local.shape[1:])  # row j of rank r -> j * world + r
     return ordered[:total]
+
+
+# What Lightning's launcher writes into the parent's environment when it starts the other ranks.
+LAUNCHER_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+def end_process_group(env_before: set[str]) -> None:
+    """Close this job's process group after fitting, and drop the launcher's variables that were not there
+    before it (`env_before`). The next job of a `-m` sweep runs in the same process: Lightning would reuse an
+    open group whose other ranks have exited, and, seeing LOCAL_RANK, would take itself for a child and never
+    start the other ranks."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    for key in LAUNCHER_ENV:
+        if key not in env_before:
+            os.environ.pop(key, None)
 
 
 def run_ddp_children_as_this_job() -> None:

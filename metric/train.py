@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from datamodules.cv import CVFold
 from datamodules.pk_sampler import check_pk_fits
 from metric.config_checks import build_from_config, check_config
 from metric.cross_validation import aggregate_folds, format_cv_table
-from metric.distributed import run_ddp_children_as_this_job
+from metric.distributed import end_process_group, run_ddp_children_as_this_job
 from metric.errors import ConfigError
 from metric.summary import embed_split, format_table, verification_summary, write_summary
 from metric.wandb_logger import find_wandb_logger
@@ -105,7 +106,9 @@ def train_once(cfg: DictConfig, fold: CVFold | None = None) -> dict:
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     datamodule, module, trainer = build(cfg, fold)
+    env_before = set(os.environ)
     trainer.fit(module, datamodule=datamodule)
+    end_process_group(env_before)
     if not trainer.is_global_zero:  # under DDP the final evaluation and every file write happen on rank 0 only
         return {"best_val_eer": None}
 

@@ -61,19 +61,21 @@ def test_two_processes_draw_disjoint_whole_groups(make_cfg, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def ddp_run(tmp_path_factory, data_dir):
+def ddp_sweep(tmp_path_factory, data_dir):
+    """A 2-job `-m` sweep, each job trained by 2 CPU processes (trainer=ddp_cpu)."""
     out = tmp_path_factory.mktemp("ddp")
-    command = [sys.executable, "-m", "metric.train", "+experiment=triplet", "trainer=ddp_cpu", "trainer.max_epochs=2",
-               "trainer.enable_progress_bar=false", f"paths.data_dir={data_dir}", f"hydra.run.dir={out}", *DDP_DATA]
+    command = [sys.executable, "-m", "metric.train", "-m", "+experiment=triplet", "trainer=ddp_cpu",
+               "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "loss.margin=0.1,0.2",
+               f"paths.data_dir={data_dir}", f"hydra.sweep.dir={out}", *DDP_DATA]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    return out
+    return out, result.stdout + result.stderr
 
 
-def test_ddp_validation_eer_equals_single_process_evaluation(ddp_run, make_cfg):
-    summary = json.loads((ddp_run / "summary.json").read_text())
-    assert (ddp_run / "train_rank1.log").exists()  # rank 1 re-ran this job, into this directory
+def test_ddp_validation_eer_equals_single_process_evaluation(ddp_sweep, make_cfg):
+    job = ddp_sweep[0] / "0"
+    summary = json.loads((job / "summary.json").read_text())
     checkpoint = read_checkpoint(summary["best_checkpoint"])
     net, _ = build_model(checkpoint)
     datamodule = build_from_config(make_cfg(*DDP_DATA).datamodule)
@@ -83,6 +85,14 @@ def test_ddp_validation_eer_equals_single_process_evaluation(ddp_run, make_cfg):
     single_process = V.eer(V.roc(scores, genuine))[0]
     assert summary["best_val_eer"] == pytest.approx(single_process, abs=1e-6)
     assert torch.isfinite(torch.tensor(summary["test_eer"]))
+
+
+def test_ddp_inside_a_sweep_runs_each_job_once(ddp_sweep):
+    out, log = ddp_sweep
+    assert log.count("Launching 2 jobs") == 1  # the rank-1 processes did not start the sweep again
+    for job in ("0", "1"):
+        assert (out / job / "summary.json").is_file()
+        assert (out / job / "train_rank1.log").is_file()  # rank 1 re-ran this job, into this job's directory
 
 
 def test_ddp_children_rerun_this_job_not_the_sweep(monkeypatch):

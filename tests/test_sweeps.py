@@ -102,3 +102,16 @@ def test_wandb_group_is_the_sweep_inside_a_multirun(monkeypatch):
     monkeypatch.setattr(HydraConfig, "get", staticmethod(
         lambda: SimpleNamespace(mode=RunMode.MULTIRUN, sweep=SimpleNamespace(dir="outputs/train/multiruns/2026-11-22_10-00-00"))))
     assert sweep_group() == "sweep-2026-11-22_10-00-00"
+
+
+def test_cross_validated_jobs_compare_in_a_sweep(tmp_path, data_dir):
+    sweep = tmp_path / "sweep"
+    run_train("-m", "+experiment=triplet", "cv.folds=2", "loss.margin=0.1,0.2", f"hydra.sweep.dir={sweep}",
+              data_dir=data_dir)
+    rows = sweep_summary.collect(sweep)
+    assert len(rows) == 2 and all(r["status"] == "done" for r in rows)
+    for r in rows:  # each job's numbers are its folds' means
+        folds = json.loads((sweep / r["job"] / "summary.json").read_text())["per_fold"]
+        assert r["test_eer"] == pytest.approx(sum(f["test_eer"] for f in folds) / 2)
+        assert r["best_val_eer"] == pytest.approx(sum(f["best_val_eer"] for f in folds) / 2)
+        assert r["test_eer_std"] is not None
