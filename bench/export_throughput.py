@@ -1,0 +1,80 @@
+"""CPU embedding throughput, images/s at batch 1 and 32: the PyTorch model vs ONNX Runtime float32 vs int8.
+
+Side by side in one run, alternating rounds, median of each. With no --ckpt the net is a fresh EmbeddingNet of the
+default experiment (resnet10t, 48x48 RGB, 128-d): weights do not change the speed.
+Run: python bench/export_throughput.py [--ckpt C] [--rounds 5] [--seconds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from metric.checkpoint import build_model, read_checkpoint
+from metric.export import export_onnx, quantize_int8
+from metric.nets import EmbeddingNet
+
+
+def images_per_second(run, batch: np.ndarray, seconds: float) -> float:
+    run(batch)  # warm up
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        run(batch)
+        done += len(batch)
+    return done / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ckpt", default=None)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    args = parser.parse_args()
+    if args.ckpt:
+        checkpoint = read_checkpoint(args.ckpt)
+        net, _ = build_model(checkpoint)
+        channels, (height, width) = checkpoint["metric_faces"]["preprocess"]["channels"], checkpoint["metric_faces"]["preprocess"]["image_size"]
+    else:
+        net, channels, height, width = EmbeddingNet("resnet10t", 128), 3, 48, 48
+    net.eval()
+    threads = torch.get_num_threads()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32, int8 = Path(tmp) / "model.onnx", Path(tmp) / "model.int8.onnx"
+        export_onnx(net, torch.zeros(1, channels, height, width), fp32, opset=17)
+        quantize_int8(fp32, int8, rng.integers(0, 256, (128, height, width, channels), dtype=np.uint8))
+        sessions = {name: ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
+                    for name, p in (("onnx float32", fp32), ("onnx int8", int8))}
+
+        def torch_run(x):
+            with torch.no_grad():
+                net(torch.from_numpy(x))
+
+        runners = {"pytorch float32": torch_run,
+                   **{name: (lambda x, s=s: s.run(None, {"images": x})) for name, s in sessions.items()}}
+        print(f"{threads} threads; {channels}x{height}x{width} input; median of {args.rounds} alternating rounds")
+        results = {}
+        for size in (1, 32):
+            batch = rng.standard_normal((size, channels, height, width), dtype=np.float32)
+            rates = {name: [] for name in runners}
+            for _ in range(args.rounds):
+                for name, run in runners.items():
+                    rates[name].append(images_per_second(run, batch, args.seconds))
+            results[size] = {name: float(np.median(r)) for name, r in rates.items()}
+        base = {size: results[size]["pytorch float32"] for size in results}
+        print(f"{'model':18} {'batch 1 img/s':>14} {'vs pytorch':>10} {'batch 32 img/s':>15} {'vs pytorch':>10}")
+        for name in runners:
+            print(f"{name:18} {results[1][name]:14.1f} {results[1][name] / base[1]:9.2f}x "
+                  f"{results[32][name]:15.1f} {results[32][name] / base[32]:9.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""`python -m metric.export ckpt=<ckpt> format=onnx|torchscript [quantize=int8]`: a phone-ready model, its sidecar
+JSON (preprocessing, matcher, threshold), and its size: parameters, MB and multiply-accumulates per image."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from datamodules.base import to_tensor
+from metric import verification as V
+from metric.checkpoint import build_model, check_same_preprocessing, read_checkpoint, stored_calibration
+from metric.config_checks import build_from_config
+from metric.embedding_module import CHECKPOINT_KEY
+from metric.errors import ConfigError
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+
+
+def count_macs(net: torch.nn.Module, example: torch.Tensor) -> int:
+    """Multiply-accumulates of one image through every Conv2d and Linear layer (the dominant cost)."""
+    total = 0
+
+    def conv(module, inputs, output):
+        nonlocal total
+        kh, kw = module.kernel_size
+        total += output[0].numel() * (module.in_channels // module.groups) * kh * kw
+
+    def linear(module, inputs, output):
+        nonlocal total
+        total += output[0].numel() * module.in_features
+
+    hooks = [m.register_forward_hook(conv if isinstance(m, torch.nn.Conv2d) else linear)
+             for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        net(example[:1])
+    for h in hooks:
+        h.remove()
+    return total
+
+
+def size_report(net: torch.nn.Module, example: torch.Tensor) -> dict:
+    params = sum(p.numel() for p in net.parameters())
+    buffers = sum(b.numel() * b.element_size() for b in net.buffers())
+    return {
+        "parameters": params,
+        "size_mb_float32": (params * 4 + buffers) / 2**20,
+        "macs_per_image": count_macs(net, example),
+    }
+
+
+def write_atomic(path: Path, write) -> None:
+    """write(tmp_path), then rename over `path`: a failed export never leaves a half-written model."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def export_onnx(net: torch.nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter announces its successor
+        write_atomic(path, lambda tmp: torch.onnx.export(
+            net, (example,), str(tmp), input_names=["images"], output_names=["embeddings"],
+            dynamic_axes={"images": {0: "batch"}, "embeddings": {0: "batch"}}, opset_version=opset, dynamo=False))
+
+
+def export_torchscript(net: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
+    with torch.no_grad():
+        traced = torch.jit.trace(net, example)
+    write_atomic(path, lambda tmp: traced.save(str(tmp)))
+
+
+def sidecar(checkpoint: dict, ckpt: str, model_file: str, fmt: str, quantize: str | None) -> dict:
+    """What an app needs besides the model: input layout and normalisation, the matcher and its threshold."""
+    meta = checkpoint[CHECKPOINT_KEY]
+    preprocess = meta["preprocess"]
+    height, width = preprocess["image_size"]
+    try:
+        calibration = stored_calibration(checkpoint, None, ckpt)
+    except ConfigError:
+        calibration = None
+    info = {
+        "model": model_file,
+        "format": fmt,
+        "quantization": quantize or "none (float32)",
+        "source_checkpoint": str(Path(ckpt).resolve()),
+        "input": {"name": "images", "shape": ["batch", preprocess["channels"], height, width], "dtype": "float32",
+                  "layout": "NCHW", "channels": "RGB" if preprocess["channels"] == 3 else "grey",
+                  "resize_to": [height, width], "normalisation": preprocess["normalisation"]},
+        "output": {"name": "embeddings", "shape": ["batch", meta["net"]["embedding_dim"]],
+                   "note": "L2-normalised embedding"},
+        "matcher": calibration["matcher"] if calibration else meta.get("default_matcher"),
+        "threshold": calibration["threshold"] if calibration else None,
+        "threshold_note": (f"calibrated on validation identities at FAR {calibration.get('target_far')}"
+                           if calibration else "no calibrated threshold in the checkpoint: run metric.calibrate"),
+    }
+    if info["matcher"] == "logistic":  # the head is a few numbers: ship them instead of a second model
+        state = checkpoint["state_dict"]
+        info["head"] = {**(meta.get("head") or {}), "weight": state["head.weight"].tolist(),
+                        "bias": float(state["head.bias"])}
+    return info
+
+
+def onnx_embed(session, images: np.ndarray, batch: int = 256) -> np.ndarray:
+    out = [session.run(None, {"images": to_tensor(images[i : i + batch]).numpy()})[0]
+           for i in range(0, len(images), batch)]
+    return np.concatenate(out)
+
+
+def quantize_int8(fp32: Path, int8: Path, calibration_images: np.ndarray) -> None:
+    """Static int8 (ONNX Runtime, QDQ format, per-channel weights), activations calibrated on training images."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"images": to_tensor(calibration_images[i : i + 32]).numpy()}
+                                 for i in range(0, len(calibration_images), 32)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    write_atomic(int8, lambda tmp: quantize_static(
+        str(fp32), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8))
+
+
+def run_export(cfg: DictConfig) -> dict:
+    if cfg.format not in FORMATS:
+        raise ConfigError(f"format={cfg.format!r} is not one of {', '.join(FORMATS)}.")
+    if cfg.quantize not in (None, "int8"):
+        raise ConfigError(f"quantize={cfg.quantize!r}: use quantize=int8 or leave it null.")
+    if cfg.quantize and cfg.format != "onnx":
+        raise ConfigError("quantize=int8 runs through ONNX Runtime: use it with format=onnx.")
+    checkpoint = read_checkpoint(cfg.ckpt)
+    net, _ = build_model(checkpoint)
+    net.eval()
+    preprocess = checkpoint[CHECKPOINT_KEY]["preprocess"]
+    example = torch.zeros(1, preprocess["channels"], *preprocess["image_size"])
+    out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_path = out_dir / f"model{FORMATS[cfg.format]}"
+    if cfg.format == "onnx":
+        export_onnx(net, example, model_path, cfg.opset)
+    else:
+        export_torchscript(net, example, model_path)
+    report = {"model": str(model_path), **size_report(net, example), "file_mb": model_path.stat().st_size / 2**20}
+    final = model_path
+    if cfg.quantize:
+        final = out_dir / "model.int8.onnx"
+        report.update(compare_int8(cfg, checkpoint, model_path, final))
+    (out_dir / f"{final.name}.json").write_text(
+        json.dumps(sidecar(checkpoint, cfg.ckpt, final.name, cfg.format, cfg.quantize), indent=2))
+    (out_dir / "export_report.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def compare_int8(cfg: DictConfig, checkpoint: dict, fp32: Path, int8: Path) -> dict:
+    """Quantize on training images, then the size ratio and the test EER of both models under ONNX Runtime."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ConfigError("quantize=int8 needs onnxruntime: pip install -e '.[export]'") from None
+    datamodule = build_from_config(cfg.datamodule)
+    datamodule.setup("test")
+    check_same_preprocessing(checkpoint, datamodule.preprocessing)
+    train = datamodule.splits["train"].images
+    picks = np.random.default_rng(0).choice(len(train), min(cfg.calibration_images, len(train)), replace=False)
+    quantize_int8(fp32, int8, train[np.sort(picks)])
+    test = datamodule.splits["test"]
+    eers = {}
+    for name, path in (("float32", fp32), ("int8", int8)):
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        embeddings = onnx_embed(session, test.images)
+        scores, genuine = V.pair_scores(embeddings, test.labels, max_impostor_pairs=datamodule.max_impostor_pairs)
+        eers[name] = V.eer(V.roc(scores, genuine))[0]
+    return {
+        "int8_model": str(int8),
+        "int8_file_mb": int8.stat().st_size / 2**20,
+        "size_ratio": fp32.stat().st_size / int8.stat().st_size,
+        "test_eer_float32": eers["float32"],
+        "test_eer_int8": eers["int8"],
+        "eer_change_points": 100 * (eers["int8"] - eers["float32"]),
+        "calibration_images": int(len(picks)),
+    }
+
+
+def format_report(report: dict) -> str:
+    lines = [f"parameters        : {report['parameters']:,}",
+             f"size (float32)    : {report['size_mb_float32']:.2f} MB (file {report['file_mb']:.2f} MB)",
+             f"MACs per image    : {report['macs_per_image'] / 1e6:.1f} M",
+             f"model             : {report['model']}"]
+    if "int8_model" in report:
+        lines += [f"int8 model        : {report['int8_model']} ({report['int8_file_mb']:.2f} MB, "
+                  f"{report['size_ratio']:.2f}x smaller)",
+                  f"test EER          : float32 {report['test_eer_float32']:.4f}, int8 {report['test_eer_int8']:.4f} "
+                  f"({report['eer_change_points']:+.2f} points)"]
+    return "\n".join(lines)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+def main(cfg: DictConfig) -> None:
+    try:
+        print(format_report(run_export(cfg)))
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

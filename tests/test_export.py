@@ -1,0 +1,91 @@
+"""Export: ONNX and TorchScript models agree with the checkpoint on real faces, the sidecar carries what an app
+needs, int8 quantization shrinks the model and keeps its EER, and bad settings are one clear error."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from datamodules.base import to_tensor
+from datamodules.images import read_image
+from metric.checkpoint import build_model, read_checkpoint
+from metric.errors import ConfigError
+from metric.export import count_macs, run_export
+from tests.conftest import CONF_DIR, TINY_DATA
+
+ORL = Path(__file__).resolve().parents[2] / "shared" / "data" / "att_faces"
+
+
+def compose_export(overrides: list[str], output_dir: Path, data_dir: Path):
+    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
+        return compose(config_name="export",
+                       overrides=[f"paths.output_dir={output_dir}", f"paths.data_dir={data_dir}", *overrides])
+
+
+def real_faces(preprocess: dict, count: int = 24) -> np.ndarray:
+    if not ORL.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but the ORL faces are missing at {ORL}")
+        pytest.skip(f"the ORL faces are not at {ORL}")
+    files = sorted(ORL.glob("s*/*.pgm"))
+    files = files[:: max(1, len(files) // count)][:count]  # spread over the identities
+    return np.stack([read_image(f, preprocess["channels"], tuple(preprocess["image_size"])) for f in files])
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_exported_model_matches_the_checkpoint_on_real_faces(fmt, tiny_triplet_run, tmp_path, data_dir):
+    _, summary = tiny_triplet_run
+    checkpoint = read_checkpoint(summary["best_checkpoint"])
+    net, _ = build_model(checkpoint)
+    preprocess = checkpoint["metric_faces"]["preprocess"]
+    x = to_tensor(real_faces(preprocess))
+    with torch.no_grad():
+        expected = net(x).numpy()
+    report = run_export(compose_export([f"ckpt={summary['best_checkpoint']}", f"format={fmt}"], tmp_path, data_dir))
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(report["model"], providers=["CPUExecutionProvider"])
+        got = session.run(None, {"images": x.numpy()})[0]
+    else:
+        got = torch.jit.load(report["model"])(x).detach().numpy()
+    cosine = (got * expected).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(expected, axis=1)
+    assert cosine.min() >= 0.9999
+    side = json.loads(Path(report["model"] + ".json").read_text())
+    assert side["input"]["shape"][1:] == [preprocess["channels"], *preprocess["image_size"]]
+    assert side["matcher"] == "cosine" and side["threshold"] == pytest.approx(
+        checkpoint["metric_faces"]["calibrations"]["cosine"]["threshold"])
+    assert report["parameters"] == sum(p.numel() for p in net.parameters())
+
+
+def test_macs_of_a_known_network():
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(8 * 4 * 4, 10))
+    # conv: 8 x 4 x 4 outputs x (3 x 3 x 3) = 3456; linear: 128 x 10 = 1280
+    assert count_macs(net, torch.zeros(1, 3, 4, 4)) == 3456 + 1280
+
+
+def test_int8_is_smaller_and_keeps_the_eer(tiny_triplet_run, tmp_path, data_dir):
+    pytest.importorskip("onnxruntime")
+    _, summary = tiny_triplet_run
+    cfg = compose_export([f"ckpt={summary['best_checkpoint']}", "quantize=int8", "calibration_images=64",
+                          *TINY_DATA], tmp_path, data_dir)
+    report = run_export(cfg)
+    assert report["size_ratio"] >= 3.0
+    assert abs(report["eer_change_points"]) <= 2.0  # a 2-epoch model on 6 test identities: a loose bound
+    assert json.loads((tmp_path / "model.int8.onnx.json").read_text())["quantization"] == "int8"
+
+
+def test_bad_export_settings_are_clear_errors(tiny_triplet_run, tmp_path, data_dir):
+    ckpt = tiny_triplet_run[1]["best_checkpoint"]
+    with pytest.raises(ConfigError, match="format='tflite'"):
+        run_export(compose_export([f"ckpt={ckpt}", "format=tflite"], tmp_path, data_dir))
+    with pytest.raises(ConfigError, match="use it with format=onnx"):
+        run_export(compose_export([f"ckpt={ckpt}", "format=torchscript", "quantize=int8"], tmp_path, data_dir))
+    with pytest.raises(ConfigError, match="no such file"):
+        run_export(compose_export(["ckpt=/nonexistent.ckpt"], tmp_path, data_dir))
