@@ -12,10 +12,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from metric import verification as V
 from metric.checkpoint import build_model, check_same_preprocessing, read_checkpoint, stored_calibration
 from metric.config_checks import build_from_config
-from metric.embedding_module import CHECKPOINT_KEY
 from metric.errors import ConfigError
 from metric.matchers import make_matcher
 

@@ -25,9 +25,12 @@ class PairModule(EmbeddingModule):
         loss: nn.Module,
         impostors: str = "random",
         miner: nn.Module | None = None,
+        adversarial: dict | None = None,
         **kwargs,
     ):
         super().__init__(net, **kwargs)
+        if adversarial:
+            raise ConfigError("adversarial=fgsm|pgd trains the triplet objective; use it with +experiment=triplet.")
         if impostors not in IMPOSTOR_STRATEGIES:
             raise ConfigError(f"module.impostors={impostors!r} is not one of {', '.join(IMPOSTOR_STRATEGIES)}.")
         if miner is not None:

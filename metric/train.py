@@ -58,6 +58,7 @@ def build(cfg: DictConfig, fold: CVFold | None = None):
         scheduler=build_from_config(cfg.scheduler) if cfg.get("scheduler") else None,
         max_impostor_pairs=datamodule.max_impostor_pairs,
         preprocess=datamodule.preprocessing,
+        **({"adversarial": dict(cfg.adversarial)} if cfg.get("adversarial", {}).get("enabled") else {}),
     )
     module.matcher(cfg.matcher.name)  # matcher=logistic on a model without a head stops here, before training
     callbacks = [build_from_config(c) for c in cfg.get("callbacks", {}).values() if c is not None]

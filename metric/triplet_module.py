@@ -7,21 +7,56 @@ from torch import nn
 
 from metric.distributed import gather_batch
 from metric.embedding_module import EmbeddingModule
+from metric.errors import ConfigError
 
 
 class TripletModule(EmbeddingModule):
     """Embeds the whole batch with one shared net, mines triplets, and applies the triplet loss."""
 
-    def __init__(self, net, loss: nn.Module, miner: nn.Module | None = None, **kwargs):
+    def __init__(self, net, loss: nn.Module, miner: nn.Module | None = None, adversarial: dict | None = None,
+                 **kwargs):
         super().__init__(net, **kwargs)
         self.loss_fn = loss
         self.miner = miner
+        self.adversarial = check_adversarial(adversarial) if adversarial else None
+
+    def batch_loss(self, embeddings: torch.Tensor, labels: torch.Tensor):
+        triplets = self.miner(embeddings, labels) if self.miner is not None else None
+        return self.loss_fn(embeddings, labels, triplets), triplets
+
+    def adversarial_images(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """A `ratio` share of the batch perturbed by FGSM or PGD to raise the training loss of the current model
+        (in eval mode, so BatchNorm statistics are not updated by the attack); inputs stay in [-1, 1]."""
+        adv = self.adversarial
+        eps = 2.0 * adv["eps"] / 255.0  # the input is pixels / 127.5 - 1: one pixel unit is 2/255
+        steps = 1 if adv["attack"] == "fgsm" else int(adv["steps"])
+        alpha = eps if adv["attack"] == "fgsm" else 2.0 * (adv["step_size"] or 2.5 * adv["eps"] / steps) / 255.0
+        chosen = torch.rand(len(images), device=images.device) < adv["ratio"]
+        mask = chosen.view(-1, *([1] * (images.dim() - 1))).to(images.dtype)
+        was_training = self.net.training
+        self.net.eval()
+        x = images.detach().clone()
+        for _ in range(steps):
+            x.requires_grad_(True)
+            loss, _ = self.batch_loss(self.net(x), labels)
+            (grad,) = torch.autograd.grad(loss, x)
+            with torch.no_grad():
+                x = x + alpha * grad.sign() * mask
+                x = torch.min(torch.max(x, images - eps), images + eps).clamp(-1.0, 1.0)
+        self.net.train(was_training)
+        return x.detach()
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
-        embeddings, labels = gather_batch(self, self.net(images), labels)  # the global batch under DDP
-        triplets = self.miner(embeddings, labels) if self.miner is not None else None
-        loss = self.loss_fn(embeddings, labels, triplets)
+        adv_images = self.adversarial_images(images, labels) if self.adversarial else None
+        embeddings, labels_all = gather_batch(self, self.net(images), labels)  # the global batch under DDP
+        loss, triplets = self.batch_loss(embeddings, labels_all)
+        if adv_images is not None:
+            adv_loss, _ = self.batch_loss(*gather_batch(self, self.net(adv_images), labels))
+            self.log("train_adversarial_loss", adv_loss, on_step=False, on_epoch=True, batch_size=labels.numel())
+            weight = self.adversarial["weight"]
+            loss = (1.0 - weight) * loss + weight * adv_loss
+        labels = labels_all
         batch_size = labels.numel()
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
         if triplets is not None and len(triplets) == 3:  # (anchor, positive, negative) from a triplet miner
@@ -31,6 +66,19 @@ class TripletModule(EmbeddingModule):
             self.log("train_active_pair_fraction", active_pair_fraction(triplets, labels), on_step=False,
                      on_epoch=True, batch_size=batch_size)
         return loss
+
+
+def check_adversarial(settings: dict) -> dict:
+    """The adversarial-training settings, with a clear error for values that would train nonsense."""
+    settings = {"attack": "fgsm", "eps": 4.0, "ratio": 0.5, "weight": 0.5, "steps": 3, "step_size": None, **settings}
+    if settings["attack"] not in ("fgsm", "pgd"):
+        raise ConfigError(f"adversarial.attack={settings['attack']!r} is not one of fgsm, pgd.")
+    for key in ("ratio", "weight"):
+        if not 0.0 <= float(settings[key]) <= 1.0:
+            raise ConfigError(f"adversarial.{key}={settings[key]} must be between 0 and 1.")
+    if float(settings["eps"]) <= 0:
+        raise ConfigError(f"adversarial.eps={settings['eps']} must be > 0 (pixel units /255, e.g. 4).")
+    return settings
 
 
 def active_pair_fraction(pairs: tuple[torch.Tensor, ...], labels: torch.Tensor) -> float:

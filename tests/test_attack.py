@@ -57,3 +57,37 @@ def test_bad_attack_settings_are_clear_errors(tiny_triplet_run, tmp_path, data_d
     ckpt = tiny_triplet_run[1]["best_checkpoint"]
     with pytest.raises(ConfigError, match="budgets are >= 0"):
         run_attack(compose_attack([f"ckpt={ckpt}", "attack.eps=[-1,2]"], tmp_path, data_dir))
+
+
+def make_triplet_module(adversarial: dict):
+    from pytorch_metric_learning import losses, miners
+
+    from metric.nets import EmbeddingNet
+    from metric.triplet_module import TripletModule
+
+    return TripletModule(EmbeddingNet("resnet10t", 16), loss=losses.TripletMarginLoss(margin=0.2),
+                         miner=miners.TripletMarginMiner(margin=0.2, type_of_triplets="all"),
+                         optimizer=torch.optim.AdamW, adversarial=adversarial)
+
+
+@pytest.mark.parametrize("attack", ["fgsm", "pgd"])
+def test_adversarial_training_examples_stay_within_budget(attack):
+    torch.manual_seed(0)
+    images = torch.rand(12, 3, 32, 32) * 2 - 1
+    images[0] = 1.0  # saturated pixels must stay in range
+    labels = torch.arange(4).repeat_interleave(3)
+    module = make_triplet_module({"attack": attack, "eps": 4, "ratio": 1.0, "weight": 0.5, "steps": 3})
+    adv = module.adversarial_images(images, labels)
+    assert (adv - images).abs().max() <= 2 * 4 / 255 + 1e-6  # 4 pixel units of the [-1, 1] input
+    assert adv.min() >= -1.0 and adv.max() <= 1.0
+    assert (adv != images).any(dim=(1, 2, 3)).float().mean() > 0.5
+    assert module.net.training  # the attack ran in eval mode and restored training mode
+    untouched = make_triplet_module({"attack": attack, "eps": 4, "ratio": 0.0}).adversarial_images(images, labels)
+    assert torch.equal(untouched, images)
+
+
+def test_bad_adversarial_settings_are_clear_errors():
+    with pytest.raises(ConfigError, match="adversarial.ratio=1.5"):
+        make_triplet_module({"ratio": 1.5})
+    with pytest.raises(ConfigError, match="adversarial.attack='cw'"):
+        make_triplet_module({"attack": "cw"})
