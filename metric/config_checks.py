@@ -17,6 +17,9 @@ TRIPLET_TYPES = ("semihard", "hard", "all", "easy")
 def check_config(cfg: DictConfig) -> None:
     """Reject values that would only fail deep inside a library, with the key and the fix."""
     model = cfg.model
+    if "teacher" in cfg.keys() and OmegaConf.is_missing(cfg.teacher, "ckpt"):
+        raise ConfigError("distillation needs its teacher: add teacher.ckpt=<ckpt>, for example the best checkpoint "
+                          "of `python -m metric.train +experiment=triplet`.")
     if "pretrained_checkpoint" in cfg.keys() and OmegaConf.is_missing(cfg, "pretrained_checkpoint"):
         raise ConfigError(
             "this experiment fine-tunes a pretrained net: add pretrained_checkpoint=<ckpt>, for example the best "

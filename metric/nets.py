@@ -120,7 +120,9 @@ class EmbeddingNet(nn.Module):
         self.backbone = timm.create_model(backbone, pretrained=pretrained, num_classes=0, in_chans=in_chans)
         if weights:
             load_backbone_weights(self.backbone, weights)
-        self.projection = nn.Linear(self.backbone.num_features, embedding_dim)
+        # the pooled output: num_features, or for nets with a head stage (MobileNetV3) the head's width
+        features = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
+        self.projection = nn.Linear(features, embedding_dim)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.projection(self.backbone(images)), dim=1)

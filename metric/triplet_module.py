@@ -94,3 +94,43 @@ def active_fraction(triplets: tuple[torch.Tensor, ...], labels: torch.Tensor) ->
     negatives = (~same).sum(1)
     possible = int((positives * negatives).sum())
     return len(triplets[0]) / possible if possible else 0.0
+
+
+class DistillModule(TripletModule):
+    """A small student learns from a frozen teacher checkpoint: its own triplet loss, plus a term pulling each
+    student embedding towards the teacher's (1 - cosine), plus a term matching the batch's pairwise cosine
+    similarities (relational structure). The teacher's embedding size and preprocessing must match."""
+
+    def __init__(self, net, teacher: dict, **kwargs):
+        super().__init__(net, **kwargs)
+        from metric.checkpoint import build_model, read_checkpoint
+
+        checkpoint = read_checkpoint(teacher["ckpt"])
+        teacher_net, _ = build_model(checkpoint)
+        if teacher_net.embedding_dim != net.embedding_dim:
+            raise ConfigError(f"teacher.ckpt embeds in {teacher_net.embedding_dim} dimensions but model.embedding_dim="
+                              f"{net.embedding_dim}: set model.embedding_dim={teacher_net.embedding_dim}.")
+        taught = checkpoint["metric_faces"]["preprocess"]
+        if self.preprocess and {k: taught.get(k) for k in ("image_size", "channels")} != {
+                k: self.preprocess.get(k) for k in ("image_size", "channels")}:
+            raise ConfigError(f"the teacher was trained on {taught.get('image_size')} x {taught.get('channels')} "
+                              f"channels, this data is {self.preprocess.get('image_size')} x "
+                              f"{self.preprocess.get('channels')}: set datamodule.image_size and channels to match.")
+        for p in teacher_net.parameters():
+            p.requires_grad_(False)
+        self.teacher = [teacher_net.eval()]  # a list: not a submodule, so not trained, saved or moved by Lightning
+        self.embedding_weight = float(teacher.get("embedding_weight", 1.0))
+        self.relation_weight = float(teacher.get("relation_weight", 1.0))
+
+    def training_step(self, batch, batch_idx):
+        loss = super().training_step(batch, batch_idx)
+        images, _ = batch
+        teacher_net = self.teacher[0].to(images.device)
+        with torch.no_grad():
+            target = teacher_net(images)
+        student = self.net(images)
+        embedding_term = (1.0 - (student * target).sum(1)).mean()
+        relation_term = torch.nn.functional.mse_loss(student @ student.T, target @ target.T)
+        self.log("train_distill_embedding", embedding_term, on_step=False, on_epoch=True, batch_size=len(images))
+        self.log("train_distill_relation", relation_term, on_step=False, on_epoch=True, batch_size=len(images))
+        return loss + self.embedding_weight * embedding_term + self.relation_weight * relation_term

@@ -41,3 +41,11 @@ def test_pretrained_fails_within_seconds_naming_weights_option():
     with pytest.raises(ConfigError, match=r"model\.weights=<file>"):
         EmbeddingNet("resnet18", pretrained=True)
     assert time.monotonic() - start < 10
+
+
+@pytest.mark.parametrize("backbone", ["mobilenetv3_small_100", "mobilenetv2_100"])
+def test_phone_sized_backbones_embed(backbone):
+    """MobileNetV3 pools into a head stage wider than num_features: the projection must take the head's width."""
+    net = EmbeddingNet(backbone, 64)
+    out = net(torch.zeros(2, 3, 48, 48))
+    assert out.shape == (2, 64) and torch.allclose(out.norm(dim=1), torch.ones(2), atol=1e-5)

@@ -38,8 +38,12 @@ def test_every_experiment_composes_with_plus_syntax(experiment):
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_survives_fast_dev_run(experiment, make_cfg, tmp_path):
+def test_every_experiment_survives_fast_dev_run(experiment, make_cfg, tmp_path, request):
     extra = []
+    if experiment == "distill":  # a teacher with the same embedding size and preprocessing: the tiny triplet run
+        extra = [f"teacher.ckpt={request.getfixturevalue('tiny_triplet_run')[1]['best_checkpoint']}"]
+        with pytest.raises(ConfigError, match="add teacher.ckpt=<ckpt>"):
+            build(make_cfg("experiment=distill"))
     if experiment == "transfer":  # starts from a pretrained file: a fresh resnet10t state dict stands in
         import timm
 
