@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 from pathlib import Path
@@ -87,7 +88,7 @@ def cross_validate(cfg: DictConfig) -> dict:
     per_fold = []
     only = cfg.cv.get("fold")  # one fold of the k (e.g. to spread folds over jobs: -m cv.fold=0,1,2,3,4)
     for index in range(cfg.cv.folds) if only is None else [only]:
-        fold_cfg = cfg.copy()
+        fold_cfg = copy.deepcopy(cfg)  # a shallow copy would share (and rewrite) the caller's paths node
         OmegaConf.update(fold_cfg, "paths.output_dir", str(output_dir / f"fold_{index}"))
         fold = CVFold(cfg.cv.folds, index, cfg.cv.get("seed", 0), cfg.cv.get("val_identities"))
         print(f"cross-validation: fold {index + 1} of {cfg.cv.folds}")
