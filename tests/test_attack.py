@@ -53,6 +53,12 @@ def test_perturbations_respect_the_budget_and_pixel_range(kind, tiny_triplet_run
         assert adv.min() >= 0.0 and adv.max() <= 1.0
 
 
+@pytest.mark.parametrize("kind", ["fgsm", "pgd"])
+def test_attack_options_compose(kind, tmp_path, data_dir):
+    cfg = compose_attack(["ckpt=x.ckpt", f"attack={kind}"], tmp_path, data_dir)
+    assert cfg.attack.name == kind and list(cfg.attack.eps) == [0, 1, 2, 4, 8]
+
+
 def test_bad_attack_settings_are_clear_errors(tiny_triplet_run, tmp_path, data_dir):
     ckpt = tiny_triplet_run[1]["best_checkpoint"]
     with pytest.raises(ConfigError, match="budgets are >= 0"):

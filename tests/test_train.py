@@ -18,7 +18,7 @@ EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yam
 GROUP_OPTIONS = [
     (group.name, option.stem)
     for group in sorted(Path(CONF_DIR).iterdir())
-    if group.is_dir() and group.name not in ("hydra", "experiment")
+    if group.is_dir() and group.name not in ("hydra", "experiment", "attack")  # attack: metric.attack's group
     for option in sorted(group.glob("*.yaml"))
 ]
 
