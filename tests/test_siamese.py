@@ -3,9 +3,12 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from metric.checkpoint import read_checkpoint
 
 
+@pytest.mark.slow  # a multi-minute run on 2 cores: `pytest -m slow`
 def test_short_siamese_run_on_default_data_is_below_10_percent(siamese_default_run):
     cfg, summary = siamese_default_run
     print(f"siamese, 3 epochs: test EER {summary['test_eer']:.4f}")

@@ -104,6 +104,7 @@ def test_wandb_group_is_the_sweep_inside_a_multirun(monkeypatch):
     assert sweep_group() == "sweep-2026-11-22_10-00-00"
 
 
+@pytest.mark.slow  # a multi-minute run on 2 cores: `pytest -m slow`
 def test_cross_validated_jobs_compare_in_a_sweep(tmp_path, data_dir):
     sweep = tmp_path / "sweep"
     run_train("-m", "+experiment=triplet", "cv.folds=2", "loss.margin=0.1,0.2", f"hydra.sweep.dir={sweep}",

@@ -66,6 +66,7 @@ def compose_calibrate(ckpt, matcher, data_dir):
                                                f"paths.data_dir={data_dir}", *TINY_DATA])
 
 
+@pytest.mark.slow  # a multi-minute run on 2 cores: `pytest -m slow`
 def test_round_trip_siamese_logistic(siamese_default_run):
     check_round_trip(*siamese_default_run, "logistic")
 
