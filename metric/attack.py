@@ -4,7 +4,6 @@ at its calibrated threshold. Impersonation pushes impostor pairs above it; dodgi
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import hydra
@@ -14,7 +13,7 @@ from omegaconf import DictConfig
 
 from metric.checkpoint import build_model, check_same_preprocessing, read_checkpoint, stored_calibration
 from metric.config_checks import build_from_config
-from metric.errors import ConfigError
+from metric.errors import ConfigError, exit_on_config_error
 from metric.matchers import make_matcher
 
 KINDS = ("fgsm", "pgd")
@@ -176,11 +175,8 @@ def format_rows(summary: dict) -> str:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="attack")
 def main(cfg: DictConfig) -> None:
-    try:
+    with exit_on_config_error():
         print(format_rows(run_attack(cfg)))
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

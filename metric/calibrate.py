@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 
 import hydra
 from omegaconf import DictConfig
@@ -11,7 +10,7 @@ from metric import verification as V
 from metric.calibration import Calibration, calibrate
 from metric.checkpoint import build_model, check_same_preprocessing, read_checkpoint, store_calibration
 from metric.config_checks import build_from_config
-from metric.errors import ConfigError
+from metric.errors import exit_on_config_error
 from metric.matchers import make_matcher
 from metric.summary import embed_split
 
@@ -36,11 +35,8 @@ def calibrate_checkpoint(cfg: DictConfig) -> Calibration:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="calibrate")
 def main(cfg: DictConfig) -> None:
-    try:
+    with exit_on_config_error():
         calibration = calibrate_checkpoint(cfg)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
     for key, value in calibration.to_dict().items():
         if value is not None:
             print(f"{key:18} : {value}")

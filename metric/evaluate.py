@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import hydra
@@ -19,7 +18,7 @@ from metric.calibration import calibrate
 from metric.checkpoint import build_model, check_same_preprocessing, read_checkpoint, stored_calibration
 from metric.config_checks import build_from_config
 from metric.embedding_module import CHECKPOINT_KEY
-from metric.errors import ConfigError
+from metric.errors import ConfigError, exit_on_config_error
 from metric.matchers import Matcher, make_matcher
 from metric.protocols import identification, kfold_accuracy, read_pairs_file
 from metric.summary import embed_images
@@ -165,11 +164,8 @@ def format_report(summary: dict) -> str:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     out = Path(cfg.paths.output_dir)
-    try:
+    with exit_on_config_error():
         summary = evaluate(cfg, out)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
     print(format_report(summary))
     print(f"report written to {out}")
 

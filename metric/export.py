@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import warnings
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from metric import verification as V
 from metric.checkpoint import build_model, check_same_preprocessing, read_checkpoint, stored_calibration
 from metric.config_checks import build_from_config
 from metric.embedding_module import CHECKPOINT_KEY
-from metric.errors import ConfigError
+from metric.errors import ConfigError, exit_on_config_error
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 
@@ -209,11 +208,8 @@ def format_report(report: dict) -> str:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
 def main(cfg: DictConfig) -> None:
-    try:
+    with exit_on_config_error():
         print(format_report(run_export(cfg)))
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 
 import hydra
 import numpy as np
@@ -12,7 +11,7 @@ from datamodules.base import IdentitySplit
 from datamodules.cv import CVFold
 from metric.config_checks import build_from_config
 from metric.cross_validation import aggregate_folds, format_cv_table
-from metric.errors import ConfigError
+from metric.errors import exit_on_config_error
 from metric.matchers import CosineMatcher
 from metric.summary import format_table, verification_summary
 
@@ -51,14 +50,11 @@ def cross_validated(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> None:
-    try:
+    with exit_on_config_error():
         if cfg.get("cv") is not None and cfg.cv.get("folds"):
             print(format_cv_table(cross_validated(cfg)))
         else:
             print(format_table(raw_pixel_summary(cfg)))
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

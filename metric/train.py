@@ -17,7 +17,7 @@ from datamodules.pk_sampler import check_pk_fits
 from metric.config_checks import build_from_config, check_config
 from metric.cross_validation import aggregate_folds, format_cv_table
 from metric.distributed import end_process_group, run_ddp_children_as_this_job
-from metric.errors import ConfigError
+from metric.errors import exit_on_config_error
 from metric.summary import embed_split, format_table, verification_summary, write_summary
 from metric.wandb_logger import find_wandb_logger
 
@@ -146,11 +146,8 @@ def train_once(cfg: DictConfig, fold: CVFold | None = None) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    try:
+    with exit_on_config_error():
         summary = train(cfg)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
     return summary["best_val_eer"]
 
 
