@@ -49,7 +49,8 @@ class TripletModule(EmbeddingModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
         adv_images = self.adversarial_images(images, labels) if self.adversarial else None
-        embeddings, labels_all = gather_batch(self, self.net(images), labels)  # the global batch under DDP
+        local = self.net(images)
+        embeddings, labels_all = gather_batch(self, local, labels)  # the global batch under DDP
         loss, triplets = self.batch_loss(embeddings, labels_all)
         if adv_images is not None:
             adv_loss, _ = self.batch_loss(*gather_batch(self, self.net(adv_images), labels))
@@ -65,7 +66,11 @@ class TripletModule(EmbeddingModule):
         elif triplets is not None:  # (anchor, positive, anchor, negative) pairs from a pair miner
             self.log("train_active_pair_fraction", active_pair_fraction(triplets, labels), on_step=False,
                      on_epoch=True, batch_size=batch_size)
-        return loss
+        return loss + self.extra_loss(images, local)
+
+    def extra_loss(self, images: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor | float:
+        """Terms a subclass adds to the logged objective, from this rank's images and their embeddings."""
+        return 0.0
 
 
 def check_adversarial(settings: dict) -> dict:
@@ -122,15 +127,13 @@ class DistillModule(TripletModule):
         self.embedding_weight = float(teacher.get("embedding_weight", 1.0))
         self.relation_weight = float(teacher.get("relation_weight", 1.0))
 
-    def training_step(self, batch, batch_idx):
-        loss = super().training_step(batch, batch_idx)
-        images, _ = batch
+    def extra_loss(self, images: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
+        """The distillation terms, on the student embeddings the triplet loss already computed."""
         teacher_net = self.teacher[0].to(images.device)
         with torch.no_grad():
             target = teacher_net(images)
-        student = self.net(images)
         embedding_term = (1.0 - (student * target).sum(1)).mean()
         relation_term = torch.nn.functional.mse_loss(student @ student.T, target @ target.T)
         self.log("train_distill_embedding", embedding_term, on_step=False, on_epoch=True, batch_size=len(images))
         self.log("train_distill_relation", relation_term, on_step=False, on_epoch=True, batch_size=len(images))
-        return loss + self.embedding_weight * embedding_term + self.relation_weight * relation_term
+        return self.embedding_weight * embedding_term + self.relation_weight * relation_term
