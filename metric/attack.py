@@ -24,16 +24,15 @@ def to_model_input(pixels: torch.Tensor) -> torch.Tensor:
     return pixels * 2.0 - 1.0
 
 
-def perturb(net, matcher, probes: torch.Tensor, references: torch.Tensor, eps: float, kind: str,
+def perturb(net, matcher, probes: torch.Tensor, targets: torch.Tensor, eps: float, kind: str,
             raise_score: bool, steps: int = 10, step_size: float | None = None) -> torch.Tensor:
     """Adversarial probes within |delta|_inf <= eps (pixels in [0, 1]) and clipped to [0, 1]: raise_score=True
-    pushes each probe's score against its reference up (impersonation), False pushes it down (dodging).
+    pushes each probe's score against its reference embedding in `targets` up (impersonation), False pushes it
+    down (dodging).
     FGSM takes one step of eps along the sign of the gradient; PGD takes `steps` steps of `step_size`
     (default 2.5 eps / steps), projecting back into the budget after each."""
     if eps == 0:
         return probes.clone()
-    with torch.no_grad():
-        targets = net(to_model_input(references))
     direction = 1.0 if raise_score else -1.0
     n_steps, alpha = (1, eps) if kind == "fgsm" else (steps, step_size or 2.5 * eps / steps)
     adv = probes.clone()
@@ -56,16 +55,21 @@ def sample_pairs(labels: np.ndarray, genuine: bool, count: int, seed: int) -> np
     return pairs[np.sort(rng.choice(len(pairs), min(count, len(pairs)), replace=False))]
 
 
-def attack_pairs(net, matcher, pixels: torch.Tensor, pairs: np.ndarray, eps: float, kind: str, raise_score: bool,
-                 steps: int, step_size: float | None, batch: int = 64) -> tuple[np.ndarray, torch.Tensor]:
-    """Scores after the attack, and the attacked probes."""
+def embed_pixels(net, pixels: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([net(to_model_input(pixels[i : i + batch])) for i in range(0, len(pixels), batch)])
+
+
+def attack_pairs(net, matcher, pixels: torch.Tensor, pairs: np.ndarray, targets: torch.Tensor, eps: float, kind: str,
+                 raise_score: bool, steps: int, step_size: float | None, batch: int = 64
+                 ) -> tuple[np.ndarray, torch.Tensor]:
+    """Scores after the attack, and the attacked probes; `targets` are the pairs' reference embeddings."""
     scores, attacked = [], []
     for start in range(0, len(pairs), batch):
-        p = pairs[start : start + batch]
-        probes, refs = pixels[p[:, 0]], pixels[p[:, 1]]
+        probes, refs = pixels[pairs[start : start + batch, 0]], targets[start : start + batch]
         adv = perturb(net, matcher, probes, refs, eps, kind, raise_score, steps, step_size)
         with torch.no_grad():
-            scores.append(matcher.score(net(to_model_input(adv)), net(to_model_input(refs))).numpy())
+            scores.append(matcher.score(net(to_model_input(adv)), refs).numpy())
         attacked.append(adv)
     return np.concatenate(scores), torch.cat(attacked)
 
@@ -94,16 +98,24 @@ def run_attack(cfg: DictConfig) -> dict:
     genuine = sample_pairs(split.labels, True, cfg.max_pairs, cfg.seed)
     steps, step_size = int(attack.get("steps", 1)), attack.get("step_size")
     step_size = None if step_size is None else float(step_size) / 255.0
+    # references are never perturbed: embed them once; eps 0 is the clean evaluation itself
+    imp_targets, gen_targets = embed_pixels(net, pixels[impostor[:, 1]]), embed_pixels(net, pixels[genuine[:, 1]])
+    clean_imp, clean_probes = attack_pairs(net, matcher, pixels, impostor, imp_targets, 0.0, attack.name, True, steps,
+                                           step_size)
+    clean_gen, _ = attack_pairs(net, matcher, pixels, genuine, gen_targets, 0.0, attack.name, False, steps, step_size)
     rows, examples = [], None
     for eps in eps_list:
-        imp_scores, imp_adv = attack_pairs(net, matcher, pixels, impostor, eps / 255.0, attack.name, True, steps, step_size)
-        gen_scores, _ = attack_pairs(net, matcher, pixels, genuine, eps / 255.0, attack.name, False, steps, step_size)
+        if eps == 0:
+            (imp_scores, imp_adv), gen_scores = (clean_imp, clean_probes), clean_gen
+        else:
+            imp_scores, imp_adv = attack_pairs(net, matcher, pixels, impostor, imp_targets, eps / 255.0, attack.name,
+                                               True, steps, step_size)
+            gen_scores, _ = attack_pairs(net, matcher, pixels, genuine, gen_targets, eps / 255.0, attack.name, False,
+                                         steps, step_size)
         budget = float((imp_adv - pixels[impostor[:, 0]]).abs().max() * 255.0) if len(impostor) else 0.0
         rows.append({"eps": eps, "impersonation_success": float((imp_scores >= threshold).mean()),
                      "dodging_frr": float((gen_scores < threshold).mean()), "max_perturbation": budget})
         examples = (imp_adv, imp_scores, eps)
-    clean_imp, _ = attack_pairs(net, matcher, pixels, impostor, 0.0, attack.name, True, steps, step_size)
-    clean_gen, _ = attack_pairs(net, matcher, pixels, genuine, 0.0, attack.name, False, steps, step_size)
     summary = {
         "checkpoint": str(Path(cfg.ckpt).resolve()), "attack": attack.name, "steps": steps if attack.name == "pgd" else 1,
         "matcher": matcher.name, "threshold": threshold, "split": cfg.split,
