@@ -1,11 +1,11 @@
-"""Atomic folder writes: a cache is either complete (its manifest.json exists) or absent, never half-written."""
+"""Atomic writes: a file or a cache folder is either complete or absent, never half-written."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,3 +40,16 @@ def atomic_directory(path: Path) -> Iterator[Path]:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_file_atomically(path: Path, write: Callable[[str], object]) -> None:
+    """write(temporary path beside `path`), then rename it over `path`: a failure leaves the old file as it was."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

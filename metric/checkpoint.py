@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from datamodules.atomic import write_file_atomically
 
 from metric.embedding_module import CHECKPOINT_FORMAT, CHECKPOINT_KEY
 from metric.errors import ConfigError
@@ -85,11 +85,4 @@ def store_calibration(path: str | Path, calibration: dict, make_default: bool = 
     meta.setdefault("calibrations", {})[calibration["matcher"]] = calibration
     if make_default or "calibrated_matcher" not in meta:
         meta["calibrated_matcher"] = calibration["matcher"]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_file_atomically(path, lambda tmp: torch.save(checkpoint, tmp))

@@ -4,7 +4,6 @@ JSON (preprocessing, matcher, threshold), and its size: parameters, MB and multi
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from datamodules.atomic import write_file_atomically
 from datamodules.base import to_tensor
 from metric import verification as V
 from metric.checkpoint import build_model, check_same_preprocessing, read_checkpoint, stored_calibration
@@ -55,20 +55,10 @@ def size_report(net: torch.nn.Module, example: torch.Tensor) -> dict:
     }
 
 
-def write_atomic(path: Path, write) -> None:
-    """write(tmp_path), then rename over `path`: a failed export never leaves a half-written model."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def export_onnx(net: torch.nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter announces its successor
-        write_atomic(path, lambda tmp: torch.onnx.export(
+        write_file_atomically(path, lambda tmp: torch.onnx.export(
             net, (example,), str(tmp), input_names=["images"], output_names=["embeddings"],
             dynamic_axes={"images": {0: "batch"}, "embeddings": {0: "batch"}}, opset_version=opset, dynamo=False))
 
@@ -76,7 +66,7 @@ def export_onnx(net: torch.nn.Module, example: torch.Tensor, path: Path, opset: 
 def export_torchscript(net: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
     with torch.no_grad():
         traced = torch.jit.trace(net, example)
-    write_atomic(path, lambda tmp: traced.save(str(tmp)))
+    write_file_atomically(path, lambda tmp: traced.save(str(tmp)))
 
 
 def sidecar(checkpoint: dict, ckpt: str, model_file: str, fmt: str, quantize: str | None) -> dict:
@@ -128,7 +118,7 @@ def quantize_int8(fp32: Path, int8: Path, calibration_images: np.ndarray) -> Non
         def get_next(self):
             return next(self.batches, None)
 
-    write_atomic(int8, lambda tmp: quantize_static(
+    write_file_atomically(int8, lambda tmp: quantize_static(
         str(fp32), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8))
 
