@@ -1,8 +1,9 @@
-"""`python -m metric.export ckpt=<ckpt> format=onnx|torchscript [quantize=int8]`: a phone-ready model, its sidecar
-JSON (preprocessing, matcher, threshold), and its size: parameters, MB and multiply-accumulates per image."""
+"""`python -m metric.export ckpt=<ckpt> format=onnx|torchscript [quantize=int8] [prune=<sparsity>]`: a phone-ready
+model, its sidecar JSON (preprocessing, matcher, threshold), and its size: parameters, MB and MACs per image."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import warnings
 from pathlib import Path
@@ -19,6 +20,7 @@ from metric.checkpoint import build_model, check_same_preprocessing, read_checkp
 from metric.config_checks import build_from_config
 from metric.embedding_module import CHECKPOINT_KEY
 from metric.errors import ConfigError, exit_on_config_error
+from metric.summary import embed_images
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 
@@ -55,6 +57,32 @@ def size_report(net: torch.nn.Module, example: torch.Tensor) -> dict:
     }
 
 
+def prunable_weights(net: torch.nn.Module) -> list[torch.Tensor]:
+    return [m.weight for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+
+
+def gzip_weight_mb(net: torch.nn.Module) -> float:
+    """MB of every parameter as float32, gzip-compressed: what zeros save in a compressed download."""
+    raw = b"".join(p.detach().float().numpy().tobytes() for p in net.parameters())
+    return len(gzip.compress(raw, compresslevel=6)) / 2**20
+
+
+def prune_magnitude(net: torch.nn.Module, sparsity: float) -> dict:
+    """Zero the `sparsity` share of all Conv2d and Linear weights with the smallest magnitude (one global
+    threshold across layers, so small layers are not forced to lose as much as large ones), in place."""
+    weights = prunable_weights(net)
+    magnitudes = torch.cat([w.detach().abs().flatten() for w in weights])
+    count = int(round(sparsity * magnitudes.numel()))
+    if count:
+        threshold = torch.kthvalue(magnitudes, count).values
+        with torch.no_grad():
+            for w in weights:
+                w[w.abs() <= threshold] = 0.0
+    zeros = sum(int((w == 0).sum()) for w in weights)
+    return {"prune_sparsity": zeros / magnitudes.numel(), "prunable_weights": int(magnitudes.numel()),
+            "nonzero_parameters": sum(int((p != 0).sum()) for p in net.parameters())}
+
+
 def export_onnx(net: torch.nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter announces its successor
@@ -69,7 +97,8 @@ def export_torchscript(net: torch.nn.Module, example: torch.Tensor, path: Path) 
     write_file_atomically(path, lambda tmp: traced.save(str(tmp)))
 
 
-def sidecar(checkpoint: dict, ckpt: str, model_file: str, fmt: str, quantize: str | None) -> dict:
+def sidecar(checkpoint: dict, ckpt: str, model_file: str, fmt: str, quantize: str | None,
+            prune: float | None = None) -> dict:
     """What an app needs besides the model: input layout and normalisation, the matcher and its threshold."""
     meta = checkpoint[CHECKPOINT_KEY]
     preprocess = meta["preprocess"]
@@ -82,6 +111,7 @@ def sidecar(checkpoint: dict, ckpt: str, model_file: str, fmt: str, quantize: st
         "model": model_file,
         "format": fmt,
         "quantization": quantize or "none (float32)",
+        "pruning": f"{prune:.0%} of conv/linear weights zeroed by magnitude" if prune else "none",
         "source_checkpoint": str(Path(ckpt).resolve()),
         "input": {"name": "images", "shape": ["batch", preprocess["channels"], height, width], "dtype": "float32",
                   "layout": "NCHW", "channels": "RGB" if preprocess["channels"] == 3 else "grey",
@@ -130,11 +160,16 @@ def run_export(cfg: DictConfig) -> dict:
         raise ConfigError(f"quantize={cfg.quantize!r}: use quantize=int8 or leave it null.")
     if cfg.quantize and cfg.format != "onnx":
         raise ConfigError("quantize=int8 runs through ONNX Runtime: use it with format=onnx.")
+    prune = cfg.get("prune")
+    if prune is not None and (isinstance(prune, bool) or not isinstance(prune, (int, float)) or not 0 < prune < 1):
+        raise ConfigError(f"prune={prune!r}: give the share of weights to zero, between 0 and 1 (e.g. prune=0.5), "
+                          "or leave it null.")
     checkpoint = read_checkpoint(cfg.ckpt)
     net, _ = build_model(checkpoint)
     net.eval()
     preprocess = checkpoint[CHECKPOINT_KEY]["preprocess"]
     example = torch.zeros(1, preprocess["channels"], *preprocess["image_size"])
+    pruned = compare_pruned(cfg, checkpoint, net, prune) if prune is not None else {}
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = out_dir / f"model{FORMATS[cfg.format]}"
@@ -142,15 +177,44 @@ def run_export(cfg: DictConfig) -> dict:
         export_onnx(net, example, model_path, cfg.opset)
     else:
         export_torchscript(net, example, model_path)
-    report = {"model": str(model_path), **size_report(net, example), "file_mb": model_path.stat().st_size / 2**20}
+    report = {"model": str(model_path), **size_report(net, example), "file_mb": model_path.stat().st_size / 2**20,
+              **pruned}
     final = model_path
     if cfg.quantize:
         final = out_dir / "model.int8.onnx"
         report.update(compare_int8(cfg, checkpoint, model_path, final))
     (out_dir / f"{final.name}.json").write_text(
-        json.dumps(sidecar(checkpoint, cfg.ckpt, final.name, cfg.format, cfg.quantize), indent=2))
+        json.dumps(sidecar(checkpoint, cfg.ckpt, final.name, cfg.format, cfg.quantize, prune), indent=2))
     (out_dir / "export_report.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def checked_datamodule(cfg: DictConfig, checkpoint: dict):
+    """The export's datamodule (training images to calibrate, test identities to score), set up and checked
+    against the checkpoint's preprocessing."""
+    datamodule = build_from_config(cfg.datamodule)
+    datamodule.setup("test")
+    check_same_preprocessing(checkpoint, datamodule.preprocessing)
+    return datamodule
+
+
+def eer_on_test(embeddings: np.ndarray, datamodule) -> float:
+    test = datamodule.splits["test"]
+    scores, genuine = V.pair_scores(embeddings, test.labels, max_impostor_pairs=datamodule.max_impostor_pairs)
+    return V.eer(V.roc(scores, genuine))[0]
+
+
+def compare_pruned(cfg: DictConfig, checkpoint: dict, net: torch.nn.Module, sparsity: float) -> dict:
+    """Magnitude-prune `net` in place (no fine-tuning); the test EER before and after, and the gzip-compressed
+    weight size before and after (a dense file keeps its size: zeros only pay off compressed or in sparse kernels)."""
+    datamodule = checked_datamodule(cfg, checkpoint)
+    images = datamodule.splits["test"].images
+    dense_eer, dense_gzip = eer_on_test(embed_images(net, images), datamodule), gzip_weight_mb(net)
+    stats = prune_magnitude(net, sparsity)
+    pruned_eer, pruned_gzip = eer_on_test(embed_images(net, images), datamodule), gzip_weight_mb(net)
+    return {**stats, "prune_requested": sparsity, "test_eer_dense": dense_eer, "test_eer_pruned": pruned_eer,
+            "prune_eer_change_points": 100 * (pruned_eer - dense_eer), "gzip_mb_dense": dense_gzip,
+            "gzip_mb_pruned": pruned_gzip, "prune_gzip_ratio": dense_gzip / pruned_gzip}
 
 
 def compare_int8(cfg: DictConfig, checkpoint: dict, fp32: Path, int8: Path) -> dict:
@@ -159,19 +223,14 @@ def compare_int8(cfg: DictConfig, checkpoint: dict, fp32: Path, int8: Path) -> d
         import onnxruntime as ort
     except ImportError:
         raise ConfigError("quantize=int8 needs onnxruntime: pip install -e '.[export]'") from None
-    datamodule = build_from_config(cfg.datamodule)
-    datamodule.setup("test")
-    check_same_preprocessing(checkpoint, datamodule.preprocessing)
+    datamodule = checked_datamodule(cfg, checkpoint)
     train = datamodule.splits["train"].images
     picks = np.random.default_rng(0).choice(len(train), min(cfg.calibration_images, len(train)), replace=False)
     quantize_int8(fp32, int8, train[np.sort(picks)])
-    test = datamodule.splits["test"]
     eers = {}
     for name, path in (("float32", fp32), ("int8", int8)):
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        embeddings = onnx_embed(session, test.images)
-        scores, genuine = V.pair_scores(embeddings, test.labels, max_impostor_pairs=datamodule.max_impostor_pairs)
-        eers[name] = V.eer(V.roc(scores, genuine))[0]
+        eers[name] = eer_on_test(onnx_embed(session, datamodule.splits["test"].images), datamodule)
     return {
         "int8_model": str(int8),
         "int8_file_mb": int8.stat().st_size / 2**20,
@@ -188,6 +247,12 @@ def format_report(report: dict) -> str:
              f"size (float32)    : {report['size_mb_float32']:.2f} MB (file {report['file_mb']:.2f} MB)",
              f"MACs per image    : {report['macs_per_image'] / 1e6:.1f} M",
              f"model             : {report['model']}"]
+    if "prune_sparsity" in report:
+        lines += [f"pruned            : {report['prune_sparsity']:.1%} of {report['prunable_weights']:,} conv/linear "
+                  f"weights are zero; gzip {report['gzip_mb_dense']:.2f} -> {report['gzip_mb_pruned']:.2f} MB "
+                  f"({report['prune_gzip_ratio']:.2f}x smaller)",
+                  f"test EER          : dense {report['test_eer_dense']:.4f}, pruned {report['test_eer_pruned']:.4f} "
+                  f"({report['prune_eer_change_points']:+.2f} points)"]
     if "int8_model" in report:
         lines += [f"int8 model        : {report['int8_model']} ({report['int8_file_mb']:.2f} MB, "
                   f"{report['size_ratio']:.2f}x smaller)",

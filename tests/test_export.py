@@ -16,7 +16,7 @@ from datamodules.base import to_tensor
 from datamodules.images import read_image
 from metric.checkpoint import build_model, read_checkpoint
 from metric.errors import ConfigError
-from metric.export import count_macs, run_export
+from metric.export import count_macs, prune_magnitude, run_export
 from tests.conftest import CONF_DIR, TINY_DATA
 
 ORL = Path(__file__).resolve().parents[2] / "shared" / "data" / "att_faces"
@@ -89,3 +89,39 @@ def test_bad_export_settings_are_clear_errors(tiny_triplet_run, tmp_path, data_d
         run_export(compose_export([f"ckpt={ckpt}", "format=torchscript", "quantize=int8"], tmp_path, data_dir))
     with pytest.raises(ConfigError, match="no such file"):
         run_export(compose_export(["ckpt=/nonexistent.ckpt"], tmp_path, data_dir))
+
+
+def test_magnitude_pruning_zeroes_the_smallest_weights_globally():
+    net = torch.nn.Sequential(torch.nn.Linear(4, 4, bias=False), torch.nn.Linear(4, 2, bias=False))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.arange(1.0, 17.0).reshape(4, 4))
+        net[1].weight.copy_(-torch.arange(17.0, 25.0).reshape(2, 4))
+    stats = prune_magnitude(net, 0.5)  # 24 weights: the 12 smallest magnitudes (1..12) go, all in the first layer
+    assert stats["prune_sparsity"] == 0.5 and stats["prunable_weights"] == 24
+    assert (net[0].weight.flatten()[:12] == 0).all() and (net[0].weight.flatten()[12:] != 0).all()
+    assert (net[1].weight != 0).all()
+
+
+def test_pruned_export_reports_sparsity_size_and_eer(tiny_triplet_run, tmp_path, data_dir):
+    pytest.importorskip("onnx")
+    import onnx
+    from onnx import numpy_helper
+
+    _, summary = tiny_triplet_run
+    report = run_export(compose_export([f"ckpt={summary['best_checkpoint']}", "prune=0.6", *TINY_DATA],
+                                       tmp_path, data_dir))
+    assert report["prune_sparsity"] == pytest.approx(0.6, abs=1e-3)
+    assert report["prune_gzip_ratio"] > 1.5  # 60% zeros compress away
+    assert 0 <= report["test_eer_pruned"] <= 1 and 0 <= report["test_eer_dense"] <= 1
+    # the written model holds the zeros (conv weights are folded with BatchNorm scales, which keeps zeros zero)
+    weights = [numpy_helper.to_array(t) for t in onnx.load(report["model"]).graph.initializer]
+    big = np.concatenate([w.ravel() for w in weights if w.ndim >= 2])
+    assert (big == 0).mean() >= 0.55
+    assert "60%" in json.loads((tmp_path / "model.onnx.json").read_text())["pruning"]
+
+
+@pytest.mark.parametrize("value", ["1.5", "0", "true", "half"])
+def test_bad_prune_value_is_one_clear_error(value, tiny_triplet_run, tmp_path, data_dir):
+    ckpt = tiny_triplet_run[1]["best_checkpoint"]
+    with pytest.raises(ConfigError, match="prune="):
+        run_export(compose_export([f"ckpt={ckpt}", f"prune={value}"], tmp_path, data_dir))
