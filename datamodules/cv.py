@@ -21,6 +21,15 @@ class CVFold:
     val_identities: int | None = None
 
 
+def requested_folds(cv) -> list[CVFold]:
+    """The folds a `cv` config node asks for (folds, seed, val_identities, and fold: one of them, or null: all)."""
+    only = cv.get("fold")
+    if only is not None and (isinstance(only, bool) or not isinstance(only, int) or not 0 <= only < cv.folds):
+        raise ConfigError(f"cv.fold={only!r} is outside 0..{cv.folds - 1}: give one fold's index, or leave it null.")
+    return [CVFold(cv.folds, index, cv.get("seed", 0), cv.get("val_identities"))
+            for index in (range(cv.folds) if only is None else [only])]
+
+
 def identity_folds(identities: np.ndarray, folds: int, seed: int = 0) -> list[np.ndarray]:
     """Shuffle the distinct identities (seeded) and cut them into `folds` disjoint parts of near-equal size."""
     identities = np.unique(identities)

@@ -8,7 +8,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from datamodules.base import IdentitySplit
-from datamodules.cv import CVFold
+from datamodules.cv import CVFold, requested_folds
 from metric.config_checks import build_from_config
 from metric.cross_validation import aggregate_folds, format_cv_table
 from metric.errors import exit_on_config_error
@@ -41,10 +41,7 @@ def raw_pixel_summary(cfg: DictConfig, fold: CVFold | None = None) -> dict:
 
 def cross_validated(cfg: DictConfig) -> dict:
     """The baseline on the same identity-disjoint folds as `metric.train cv.folds=k` (same cv.seed)."""
-    per_fold = [
-        {"fold": i, **raw_pixel_summary(cfg, CVFold(cfg.cv.folds, i, cfg.cv.seed, cfg.cv.get("val_identities")))}
-        for i in range(cfg.cv.folds)
-    ]
+    per_fold = [{"fold": fold.fold, **raw_pixel_summary(cfg, fold)} for fold in requested_folds(cfg.cv)]
     return aggregate_folds(per_fold)
 
 

@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from metric.checkpoint import read_checkpoint, store_calibration
-from datamodules.cv import CVFold
+from datamodules.cv import CVFold, requested_folds
 from datamodules.pk_sampler import check_pk_fits
 from metric.config_checks import build_from_config, check_config
 from metric.cross_validation import aggregate_folds, format_cv_table
@@ -86,13 +86,11 @@ def cross_validate(cfg: DictConfig) -> dict:
     fold means (best_val_eer, test_eer: what sweeps compare), their std and 95% intervals, and every fold."""
     output_dir = Path(cfg.paths.output_dir)
     per_fold = []
-    only = cfg.cv.get("fold")  # one fold of the k (e.g. to spread folds over jobs: -m cv.fold=0,1,2,3,4)
-    for index in range(cfg.cv.folds) if only is None else [only]:
+    for fold in requested_folds(cfg.cv):  # all k, or only cv.fold (to spread folds over jobs: -m cv.fold=0,1,2)
         fold_cfg = copy.deepcopy(cfg)  # a shallow copy would share (and rewrite) the caller's paths node
-        OmegaConf.update(fold_cfg, "paths.output_dir", str(output_dir / f"fold_{index}"))
-        fold = CVFold(cfg.cv.folds, index, cfg.cv.get("seed", 0), cfg.cv.get("val_identities"))
-        print(f"cross-validation: fold {index + 1} of {cfg.cv.folds}")
-        per_fold.append({"fold": index, **train_once(fold_cfg, fold)})
+        OmegaConf.update(fold_cfg, "paths.output_dir", str(output_dir / f"fold_{fold.fold}"))
+        print(f"cross-validation: fold {fold.fold + 1} of {fold.folds}")
+        per_fold.append({"fold": fold.fold, **train_once(fold_cfg, fold)})
     if per_fold[0].get("test_eer") is None:  # a DDP rank other than 0: rank 0 writes the summary
         return {"best_val_eer": None}
     summary = aggregate_folds(per_fold)

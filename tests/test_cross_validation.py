@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from datamodules.base import IdentitySplit
-from datamodules.cv import CVFold, fold_splits, identity_folds
+from datamodules.cv import CVFold, fold_splits, identity_folds, requested_folds
 from metric.cross_validation import aggregate_folds
 from metric.errors import ConfigError
 
@@ -64,6 +64,16 @@ def test_summary_matches_a_hand_computation():
     assert summary["best_val_eer"] == pytest.approx(0.07) and summary["best_val_eer_std"] == pytest.approx(0.02)
     assert "test_tar_at_far_0.01" not in summary and "1 lack it" in summary["test_tar_at_far_0.01_note"]
     assert [f["test_eer"] for f in summary["per_fold"]] == [0.10, 0.20, 0.30]
+
+
+def test_requested_folds_are_all_or_the_one_named():
+    from omegaconf import OmegaConf
+
+    every = requested_folds(OmegaConf.create({"folds": 3, "seed": 2, "val_identities": 4}))
+    assert every == [CVFold(3, i, 2, 4) for i in range(3)]
+    assert requested_folds(OmegaConf.create({"folds": 3, "fold": 1})) == [CVFold(3, 1, 0, None)]
+    with pytest.raises(ConfigError, match="cv.fold=3 is outside 0..2"):
+        requested_folds(OmegaConf.create({"folds": 3, "fold": 3}))
 
 
 def test_two_fold_run_reports_mean_and_std(make_cfg, tmp_path):
