@@ -28,7 +28,7 @@ def raw_pixel_summary(cfg: DictConfig, fold: CVFold | None = None) -> dict:
     if fold is not None:
         datamodule.use_fold(fold)
     datamodule.setup("test")
-    summary, _ = verification_summary(
+    summary, _, _ = verification_summary(
         pixel_embeddings(datamodule.splits["val"]),
         pixel_embeddings(datamodule.splits["test"]),
         CosineMatcher(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,16 @@ from metric.matchers import Matcher
 
 TAR_FARS = (1e-2, 1e-3)
 Embedded = tuple[np.ndarray, np.ndarray]  # (embeddings, identity labels)
+
+
+@dataclass(frozen=True)
+class ScoredPairs:
+    """The scored test pairs behind a summary: pair k compares images first[k] and second[k]."""
+
+    scores: np.ndarray
+    genuine: np.ndarray
+    first: np.ndarray
+    second: np.ndarray
 
 
 @torch.no_grad()
@@ -41,13 +52,15 @@ def embed_split(net: torch.nn.Module, split: IdentitySplit, flip: bool = False) 
 
 def verification_summary(
     val: Embedded, test: Embedded, matcher: Matcher, target_far: float, max_impostor_pairs: int
-) -> tuple[dict, Calibration]:
-    """Calibrate on validation at target_far; report test EER, FAR/FRR at that threshold, TAR@FAR and ROC AUC."""
+) -> tuple[dict, Calibration, ScoredPairs]:
+    """Calibrate on validation at target_far; report test EER, FAR/FRR at that threshold, TAR@FAR and ROC AUC;
+    the scored test pairs come back too (for plots and reports, without scoring them again)."""
     val_scores, val_genuine = V.pair_scores(*val, max_impostor_pairs=max_impostor_pairs, score_block=matcher.numpy_block)
     calibration = calibrate(val_scores, val_genuine, target_far, matcher.name)
-    test_scores, test_genuine = V.pair_scores(
-        *test, max_impostor_pairs=max_impostor_pairs, score_block=matcher.numpy_block
-    )
+    test_pairs = ScoredPairs(*V.pair_scores(
+        *test, max_impostor_pairs=max_impostor_pairs, score_block=matcher.numpy_block, return_pairs=True
+    ))
+    test_scores, test_genuine = test_pairs.scores, test_pairs.genuine
     curve = V.roc(test_scores, test_genuine)
     far, frr = V.far_frr_at(test_scores, test_genuine, calibration.threshold)
     summary = {
@@ -72,7 +85,7 @@ def verification_summary(
     }
     for far_target in TAR_FARS:
         summary[f"test_tar_at_far_{far_target:g}"] = V.tar_at_far(curve, far_target)
-    return summary, calibration
+    return summary, calibration, test_pairs
 
 
 def format_table(summary: dict) -> str:

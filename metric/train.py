@@ -119,7 +119,7 @@ def train_once(cfg: DictConfig, fold: CVFold | None = None) -> dict:
     module.eval()
     matcher = module.matcher(cfg.matcher.name)
     test_embedded = embed_split(module.net, datamodule.splits["test"])
-    summary, calibration = verification_summary(
+    summary, calibration, test_pairs = verification_summary(
         embed_split(module.net, datamodule.splits["val"]),
         test_embedded,
         matcher,
@@ -136,7 +136,7 @@ def train_once(cfg: DictConfig, fold: CVFold | None = None) -> dict:
     wandb_logger = find_wandb_logger(trainer)
     if wandb_logger is not None:
         test = datamodule.splits["test"]
-        wandb_logger.log_verification_report(test.images, test_embedded[0], test.labels, matcher,
+        wandb_logger.log_verification_report(test.images, test_embedded[0], test.labels, test_pairs,
                                              calibration.threshold, summary, best_path or None)
         wandb_logger.experiment.finish()
     return summary

@@ -9,6 +9,7 @@ from pytorch_lightning.loggers import WandbLogger
 
 from metric import verification as V
 from metric.plots import worst_pairs
+from metric.summary import ScoredPairs
 
 
 def sweep_group() -> str | None:
@@ -40,12 +41,12 @@ class MetricWandbLogger(WandbLogger):
         self.embedding_rows = embedding_rows
 
     def log_verification_report(self, images: np.ndarray, embeddings: np.ndarray, labels: np.ndarray,
-                                matcher, threshold: float, summary: dict, best_checkpoint: str | None) -> None:
-        """ROC and DET curves, score histograms, worst-pair and embedding tables, summary, best checkpoint."""
+                                pairs: ScoredPairs, threshold: float, summary: dict, best_checkpoint: str | None) -> None:
+        """ROC and DET curves, score histograms, worst-pair and embedding tables, summary, best checkpoint; from
+        the test pairs the summary scored (the same pairs, the same impostor sample)."""
         import wandb
 
-        scores, genuine, first, second = V.pair_scores(embeddings, labels, score_block=matcher.numpy_block,
-                                                       max_impostor_pairs=2_000_000, return_pairs=True)
+        scores, genuine, first, second = pairs.scores, pairs.genuine, pairs.first, pairs.second
         curve = V.roc(scores, genuine)
         far, frr = V.det_points(curve)
         roc = wandb.Table(columns=["far", "tar"], data=[[float(a), float(1 - b)] for a, b in zip(far, frr)])
