@@ -101,8 +101,24 @@ def check_model_args(backbone: str, embedding_dim: int, pretrained: bool, weight
         )
 
 
+def check_head_args(pool: str, input_size, dropout: float) -> None:
+    if pool not in EmbeddingNet.POOLS:
+        raise ConfigError(f"model.pool={pool!r} is not one of {', '.join(EmbeddingNet.POOLS)}.")
+    if pool == "flatten" and (input_size is None or len(input_size) != 2):
+        raise ConfigError(f"model.pool=flatten needs the input size as [height, width] (got {input_size!r}); "
+                          "metric.train passes the datamodule's image_size.")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise ConfigError(f"model.dropout={dropout!r} must be a probability in [0, 1), e.g. 0.2.")
+
+
 class EmbeddingNet(nn.Module):
-    """image (B, C, H, W) -> L2-normalised embedding (B, embedding_dim)."""
+    """image (B, C, H, W) -> L2-normalised embedding (B, embedding_dim).
+
+    pool="avg": the backbone's globally pooled features -> linear. pool="flatten": the backbone's last feature
+    map, flattened, -> linear, which keeps where on the face each feature was (the face-recognition "E" output
+    layer); it needs the input size to size the projection."""
+
+    POOLS = ("avg", "flatten")
 
     def __init__(
         self,
@@ -111,22 +127,44 @@ class EmbeddingNet(nn.Module):
         in_chans: int = 3,
         pretrained: bool = False,
         weights: str | None = None,
+        pool: str = "avg",
+        input_size: tuple[int, int] | list[int] | None = None,
+        dropout: float = 0.0,
     ):
         super().__init__()
         check_model_args(backbone, embedding_dim, pretrained, weights)
+        check_head_args(pool, input_size, dropout)
         self.backbone_name = backbone
         self.embedding_dim = embedding_dim
         self.in_chans = in_chans
+        self.pool = pool
+        self.input_size = [int(v) for v in input_size] if input_size is not None else None
         self.backbone = timm.create_model(backbone, pretrained=pretrained, num_classes=0, in_chans=in_chans)
         if weights:
             load_backbone_weights(self.backbone, weights)
-        # the pooled output: num_features, or for nets with a head stage (MobileNetV3) the head's width
-        features = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
+        if pool == "flatten":
+            with torch.no_grad():
+                was_training = self.backbone.training
+                features = self.backbone.eval().forward_features(torch.zeros(1, in_chans, *self.input_size)).numel()
+                self.backbone.train(was_training)
+        else:  # the pooled output: num_features, or for nets with a head stage (MobileNetV3) the head's width
+            features = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
+        self.dropout = nn.Dropout(dropout)
+        self.dropout_p = float(dropout)
         self.projection = nn.Linear(features, embedding_dim)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.projection(self.backbone(images)), dim=1)
+        if self.pool == "flatten":
+            features = self.backbone.forward_features(images).flatten(1)
+        else:
+            features = self.backbone(images)
+        return F.normalize(self.projection(self.dropout(features)), dim=1)
 
     def spec(self) -> dict:
         """The constructor arguments that rebuild this architecture (weights come from a state dict)."""
-        return {"backbone": self.backbone_name, "embedding_dim": self.embedding_dim, "in_chans": self.in_chans}
+        spec = {"backbone": self.backbone_name, "embedding_dim": self.embedding_dim, "in_chans": self.in_chans}
+        if self.pool != "avg":
+            spec.update(pool=self.pool, input_size=self.input_size)
+        if self.dropout_p:
+            spec["dropout"] = self.dropout_p
+        return spec

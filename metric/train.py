@@ -49,7 +49,8 @@ def build(cfg: DictConfig, fold: CVFold | None = None):
     if fold is not None:
         datamodule.use_fold(fold)
     datamodule.setup("fit")  # parses data and checks P x K before any training
-    net = build_from_config(cfg.model, in_chans=datamodule.channels)
+    net = build_from_config(cfg.model, in_chans=datamodule.channels,
+                            input_size=list(datamodule.preprocessing["image_size"]))
     module = build_from_config(
         cfg.module,
         net=net,

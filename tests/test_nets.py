@@ -49,3 +49,27 @@ def test_phone_sized_backbones_embed(backbone):
     net = EmbeddingNet(backbone, 64)
     out = net(torch.zeros(2, 3, 48, 48))
     assert out.shape == (2, 64) and torch.allclose(out.norm(dim=1), torch.ones(2), atol=1e-5)
+
+
+def test_flatten_head_keeps_the_feature_map_layout_and_rebuilds_from_its_spec():
+    net = EmbeddingNet("resnet10t", 16, in_chans=1, pool="flatten", input_size=[64, 48], dropout=0.2).eval()
+    # resnet10t reduces 64x48 by 32 to a 2x2 map of 512 channels: the projection sees all 2048 values
+    assert net.projection.in_features == 512 * 2 * 2
+    x = torch.rand(3, 1, 64, 48)
+    out = net(x)
+    assert torch.allclose(out.norm(dim=1), torch.ones(3), atol=1e-5)
+    rebuilt = EmbeddingNet(**net.spec()).eval()
+    rebuilt.load_state_dict(net.state_dict())
+    assert torch.allclose(rebuilt(x), out)
+    # the default (avg) spec is unchanged, so checkpoints written before pool/dropout existed still rebuild
+    assert EmbeddingNet("resnet10t", 16).spec() == {"backbone": "resnet10t", "embedding_dim": 16, "in_chans": 3}
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"pool": "max"}, "model.pool='max'"),
+    ({"pool": "flatten"}, "needs the input size"),
+    ({"dropout": 1.0}, "model.dropout=1.0"),
+])
+def test_bad_head_settings_are_clear_errors(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        EmbeddingNet("resnet10t", 16, **kwargs)
