@@ -17,13 +17,14 @@ from datamodules.pk_sampler import check_pk_fits
 from metric.config_checks import build_from_config, check_config
 from metric.cross_validation import aggregate_folds, format_cv_table
 from metric.distributed import end_process_group, run_ddp_children_as_this_job
-from metric.errors import exit_on_config_error
+from metric.errors import ConfigError, exit_on_config_error
 from metric.summary import embed_split, format_table, verification_summary, write_summary
 from metric.wandb_logger import find_wandb_logger
 
 # Groups that conf/train.yaml declares as `group: null`. Hydra 1.3 accepts `group=x` for them but rejects
 # `+group=x` ("Multiple values"); the README's front door is `+experiment=...`, so both spellings are accepted.
 NULL_DEFAULT_GROUPS = ("experiment", "hparams_search", "debug")
+CLASS_LOSS_TARGET = "metric.class_losses.IdentityClassLoss"
 
 
 def make_dirs(path: str) -> str:
@@ -40,6 +41,18 @@ def accept_plus_overrides(argv: list[str]) -> list[str]:
     return [a[1:] if a.startswith("+") and a[1:].split("=", 1)[0] in NULL_DEFAULT_GROUPS else a for a in argv]
 
 
+def build_loss(cfg: DictConfig, datamodule):
+    """The configured loss; a classification loss (loss=arcface, ...) also gets the training identities and the
+    embedding size, which only the data and the model know."""
+    if cfg.loss.get("_target_") == CLASS_LOSS_TARGET:
+        if cfg.get("miner") is not None:
+            raise ConfigError(f"loss.kind={cfg.loss.kind} is a classification loss and uses no miner: remove it with "
+                              "~miner on the command line (or `- override /miner: null` in an experiment).")
+        return build_from_config(cfg.loss, train_labels=datamodule.splits["train"].labels,
+                                 embedding_size=cfg.model.embedding_dim)
+    return build_from_config(cfg.loss)
+
+
 def build(cfg: DictConfig, fold: CVFold | None = None):
     """Instantiate datamodule, module, callbacks, loggers and trainer; the datamodule is set up (and checked) here,
     on the splits of cross-validation fold `fold` when one is given."""
@@ -54,7 +67,7 @@ def build(cfg: DictConfig, fold: CVFold | None = None):
     module = build_from_config(
         cfg.module,
         net=net,
-        loss=build_from_config(cfg.loss),
+        loss=build_loss(cfg, datamodule),
         miner=build_from_config(cfg.miner) if cfg.get("miner") else None,
         optimizer=build_from_config(cfg.optimizer),
         scheduler=build_from_config(cfg.scheduler) if cfg.get("scheduler") else None,

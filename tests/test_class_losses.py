@@ -1,0 +1,62 @@
+"""Classification losses (ArcFace, SubCenterArcFace, CosFace): identity labels map to classes, the class centres
+train with the net, and a short run with loss=arcface completes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from metric.class_losses import IdentityClassLoss
+from metric.errors import ConfigError
+
+
+@pytest.mark.parametrize("kind", ["arcface", "subcenter_arcface", "cosface"])
+def test_sparse_identity_labels_train_their_own_class_centres(kind):
+    torch.manual_seed(0)
+    loss = IdentityClassLoss(kind, train_labels=np.array([40, 7, 7, 1000, 40]), embedding_size=8,
+                             margin=0.35 if kind == "cosface" else 28.6)
+    assert loss.num_classes == 3
+    embeddings = F.normalize(torch.randn(6, 8), dim=1).requires_grad_()
+    labels = torch.tensor([7, 7, 40, 40, 1000, 1000])
+    value = loss(embeddings, labels)
+    value.backward()
+    assert torch.isfinite(value) and embeddings.grad.abs().sum() > 0
+    (centres,) = list(loss.parameters())
+    assert centres.grad is not None and centres.grad.abs().sum() > 0
+    # one optimiser step on the centres lowers the loss on the same batch
+    with torch.no_grad():
+        centres -= 0.5 * centres.grad
+    assert loss(embeddings.detach(), labels) < value.detach()
+
+
+def test_identities_outside_training_are_refused():
+    loss = IdentityClassLoss("arcface", train_labels=np.array([0, 1, 2]), embedding_size=4)
+    with pytest.raises(ValueError, match=r"identities \[3, 99\] are not among the 3"):
+        loss(F.normalize(torch.randn(3, 4), dim=1), torch.tensor([0, 3, 99]))
+
+
+def test_bad_classification_loss_settings_are_clear_errors(make_cfg):
+    with pytest.raises(ConfigError, match="loss.kind='sphereface'"):
+        IdentityClassLoss("sphereface", train_labels=np.arange(4), embedding_size=4)
+    with pytest.raises(ConfigError, match="at least 2 training identities"):
+        IdentityClassLoss("arcface", train_labels=np.array([3, 3]), embedding_size=4)
+    from metric.train import train
+
+    with pytest.raises(ConfigError, match="~miner"):
+        train(make_cfg("loss=arcface", "trainer.max_epochs=1"))
+
+
+def test_arcface_run_trains_the_centres_with_the_net(make_cfg, tmp_path):
+    from metric.checkpoint import read_checkpoint
+    from metric.train import train
+
+    cfg = make_cfg("loss=subcenter_arcface", "~miner", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
+                   "model.backbone=resnet10t", "matcher.target_far=0.01")
+    summary = train(cfg)
+    assert 0 <= summary["test_eer"] <= 1
+    state = read_checkpoint(summary["best_checkpoint"])["state_dict"]
+    centres = [key for key in state if key.startswith("loss_fn.")]
+    # embedding size x (3 sub-centres x 24 training identities)
+    assert centres and state[centres[0]].shape == (cfg.model.embedding_dim, 3 * 24)
