@@ -1,7 +1,9 @@
-"""Raw-pixel cosine baseline: `python -m metric.raw_pixels [datamodule=...] [cv.folds=k]`, scored like a trained model."""
+"""Baselines without a network, scored like a trained model: `python -m metric.raw_pixels [datamodule=...] [cv.folds=k]
+[baseline.features=pixels|lbp] [baseline.projection=none|fisher]` (cosine on raw pixels by default)."""
 
 from __future__ import annotations
 
+from typing import Callable
 
 import hydra
 import numpy as np
@@ -11,31 +13,59 @@ from datamodules.base import IdentitySplit
 from datamodules.cv import CVFold, requested_folds
 from metric.config_checks import build_from_config
 from metric.cross_validation import aggregate_folds, format_cv_table
-from metric.errors import exit_on_config_error
+from metric.classical import FisherProjection, lbp_features, pixel_features, unit_rows
+from metric.errors import ConfigError, exit_on_config_error
 from metric.matchers import CosineMatcher
 from metric.summary import format_table, verification_summary
 
 
+FEATURES = {"pixels": pixel_features, "lbp": lbp_features}
+
+
 def pixel_embeddings(split: IdentitySplit) -> tuple[np.ndarray, np.ndarray]:
     """Each image flattened to a unit vector: cosine similarity of raw pixels."""
-    pixels = split.images.reshape(len(split.labels), -1).astype(np.float32)
-    pixels /= np.linalg.norm(pixels, axis=1, keepdims=True) + 1e-12
-    return pixels, split.labels
+    return unit_rows(pixel_features(split.images)), split.labels
+PROJECTIONS = ("none", "fisher")
+
+
+def check_baseline(baseline: DictConfig) -> None:
+    if baseline.features not in FEATURES:
+        raise ConfigError(f"baseline.features={baseline.features!r} is not one of {', '.join(FEATURES)}.")
+    if baseline.projection not in PROJECTIONS:
+        raise ConfigError(f"baseline.projection={baseline.projection!r} is not one of {', '.join(PROJECTIONS)}.")
+
+
+def baseline_embedder(baseline: DictConfig, train: IdentitySplit) -> Callable[[IdentitySplit], tuple[np.ndarray, np.ndarray]]:
+    """Features of a split as unit vectors; with projection=fisher, through a Fisher projection fit on the
+    training identities only."""
+    features = FEATURES[baseline.features]
+    fisher = None
+    if baseline.projection == "fisher":
+        fisher = FisherProjection(baseline.pca_dim).fit(features(train.images), train.labels)
+
+    def embed(split: IdentitySplit) -> tuple[np.ndarray, np.ndarray]:
+        x = features(split.images)
+        return unit_rows(fisher.transform(x) if fisher is not None else x), split.labels
+
+    return embed
 
 
 def raw_pixel_summary(cfg: DictConfig, fold: CVFold | None = None) -> dict:
+    check_baseline(cfg.baseline)
     datamodule = build_from_config(cfg.datamodule)
     if fold is not None:
         datamodule.use_fold(fold)
     datamodule.setup("test")
+    embed = baseline_embedder(cfg.baseline, datamodule.splits["train"])
     summary, _, _ = verification_summary(
-        pixel_embeddings(datamodule.splits["val"]),
-        pixel_embeddings(datamodule.splits["test"]),
+        embed(datamodule.splits["val"]),
+        embed(datamodule.splits["test"]),
         CosineMatcher(),
         cfg.matcher.target_far,
         datamodule.max_impostor_pairs,
     )
-    summary["matcher"] = "cosine on raw pixels"
+    projection = " + Fisher projection (fit on training identities)" if cfg.baseline.projection == "fisher" else ""
+    summary["matcher"] = f"cosine on {'raw pixels' if cfg.baseline.features == 'pixels' else 'LBP histograms'}{projection}"
     return summary
 
 
@@ -45,7 +75,7 @@ def cross_validated(cfg: DictConfig) -> dict:
     return aggregate_folds(per_fold)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="../conf", config_name="raw_pixels")
 def main(cfg: DictConfig) -> None:
     with exit_on_config_error():
         if cfg.get("cv") is not None and cfg.cv.get("folds"):

@@ -1,0 +1,102 @@
+"""Classical face-verification baselines without a network: raw pixels, local binary patterns, and a Fisher projection."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from metric.errors import ConfigError
+
+NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1)]
+
+
+def grey(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, H, W, C) -> float32 (N, H, W) luminance."""
+    images = images.astype(np.float32)
+    if images.shape[-1] == 1:
+        return images[..., 0]
+    return images[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def pixel_features(images: np.ndarray) -> np.ndarray:
+    return images.reshape(len(images), -1).astype(np.float32)
+
+
+def uniform_pattern_table() -> tuple[np.ndarray, int]:
+    """Maps the 256 8-neighbour codes to the 58 'uniform' patterns (at most two 0/1 transitions) plus one bin
+    for all others, as in Ojala et al.'s LBP^u2."""
+    table = np.empty(256, dtype=np.int64)
+    uniform = 0
+    for code in range(256):
+        bits = [(code >> i) & 1 for i in range(8)]
+        if sum(bits[i] != bits[(i + 1) % 8] for i in range(8)) <= 2:
+            table[code] = uniform
+            uniform += 1
+        else:
+            table[code] = -1
+    table[table < 0] = uniform
+    return table, uniform + 1
+
+
+def lbp_features(images: np.ndarray, grid: int = 7) -> np.ndarray:
+    """Uniform LBP codes of each pixel (3x3 neighbourhood), histogrammed in a grid x grid of cells, each cell's
+    histogram normalised to sum 1; the square root makes cosine similarity the Hellinger kernel."""
+    pixels = grey(images)
+    height, width = pixels.shape[1:]
+    if height < grid + 2 or width < grid + 2:
+        raise ConfigError(f"LBP features need images of at least {grid + 2}x{grid + 2} pixels, got {height}x{width}.")
+    centre = pixels[:, 1:-1, 1:-1]
+    codes = np.zeros(centre.shape, dtype=np.int64)
+    for bit, (dy, dx) in enumerate(NEIGHBOURS):
+        neighbour = pixels[:, 1 + dy : height - 1 + dy, 1 + dx : width - 1 + dx]
+        codes |= (neighbour >= centre).astype(np.int64) << bit
+    table, bins = uniform_pattern_table()
+    codes = table[codes]
+    cells = []
+    for rows in np.array_split(np.arange(codes.shape[1]), grid):
+        for cols in np.array_split(np.arange(codes.shape[2]), grid):
+            block = codes[:, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].reshape(len(codes), -1)
+            counts = np.stack([np.bincount(row, minlength=bins) for row in block]).astype(np.float32)
+            cells.append(np.sqrt(counts / block.shape[1]))
+    return np.concatenate(cells, axis=1)
+
+
+class FisherProjection:
+    """Whitened PCA to `pca_dim` dimensions, then linear discriminant analysis over the training identities
+    (the Fisherfaces recipe); fit on training identities only, applied to any others."""
+
+    def __init__(self, pca_dim: int = 100, shrinkage: float = 1e-3):
+        self.pca_dim = pca_dim
+        self.shrinkage = shrinkage
+
+    def fit(self, features: np.ndarray, labels: np.ndarray) -> "FisherProjection":
+        classes = np.unique(labels)
+        if classes.size < 2:
+            raise ConfigError("a Fisher projection needs at least 2 training identities.")
+        self.mean = features.mean(0)
+        centred = features - self.mean
+        _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+        keep = min(self.pca_dim, len(features) - classes.size, int((singular > 1e-6 * singular[0]).sum()))
+        whiten = vt[:keep].T / singular[:keep] * np.sqrt(len(features))
+        z = centred @ whiten
+        within = np.zeros((keep, keep))
+        between = np.zeros((keep, keep))
+        for c in classes:
+            zc = z[labels == c]
+            mean_c = zc.mean(0)
+            within += (zc - mean_c).T @ (zc - mean_c)
+            between += len(zc) * np.outer(mean_c, mean_c)  # z is centred, so the overall mean is 0
+        within += self.shrinkage * np.trace(within) / keep * np.eye(keep)
+        # symmetric form of within^-1 between: whiten by within, then diagonalise between
+        values, vectors = np.linalg.eigh(within)
+        root = vectors / np.sqrt(values)
+        eigvals, eigvecs = np.linalg.eigh(root.T @ between @ root)
+        order = np.argsort(eigvals)[::-1][: classes.size - 1]
+        self.projection = (whiten @ root @ eigvecs[:, order]).astype(np.float32)
+        return self
+
+    def transform(self, features: np.ndarray) -> np.ndarray:
+        return (features - self.mean) @ self.projection
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    return (x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)).astype(np.float32)
