@@ -36,8 +36,15 @@ def make_dirs(path: str) -> str:
 OmegaConf.register_new_resolver("metric.make_dirs", make_dirs, replace=True)
 
 
+# `adversarial=true|false` reads naturally, but Hydra parses the value as a bool, which it refuses as a group
+# option (a ValueError deep in its defaults list): the spellings are mapped to the group's options instead.
+BOOLEAN_GROUP_OPTIONS = {"adversarial=true": "adversarial=fgsm", "adversarial=false": "adversarial=none"}
+
+
 def accept_plus_overrides(argv: list[str]) -> list[str]:
-    """Rewrite `+experiment=x` (and the other null-default groups) to `experiment=x`."""
+    """Rewrite `+experiment=x` (and the other null-default groups) to `experiment=x`, and `adversarial=true|false`
+    to `adversarial=fgsm|none`."""
+    argv = [BOOLEAN_GROUP_OPTIONS.get(a.lower(), a) for a in argv]
     return [a[1:] if a.startswith("+") and a[1:].split("=", 1)[0] in NULL_DEFAULT_GROUPS else a for a in argv]
 
 

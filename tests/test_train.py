@@ -37,6 +37,18 @@ def test_every_experiment_composes_with_plus_syntax(experiment):
     assert cfg.trainer.max_epochs > 0
 
 
+@pytest.mark.parametrize("spelling, enabled, attack", [("adversarial=true", True, "fgsm"),
+                                                       ("adversarial=True", True, "fgsm"),
+                                                       ("adversarial=false", False, None)])
+def test_adversarial_true_or_false_composes(spelling, enabled, attack):
+    overrides = accept_plus_overrides([spelling])  # plain Hydra refuses a bool as a group option
+    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
+        cfg = compose(config_name="train", overrides=overrides)
+    assert bool(cfg.adversarial.get("enabled")) is enabled
+    if attack:
+        assert cfg.adversarial.attack == attack
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_survives_fast_dev_run(experiment, make_cfg, tmp_path, request):
     extra = []
