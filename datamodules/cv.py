@@ -21,11 +21,21 @@ class CVFold:
     val_identities: int | None = None
 
 
+def cross_validation_requested(cv) -> bool:
+    """Whether a `cv` config node (or None) asks for cross-validation; cv.fold alone is a mistake, said clearly."""
+    if cv is None or not cv.get("folds"):
+        if cv is not None and cv.get("fold") is not None:
+            raise ConfigError(f"cv.fold={cv.fold} needs cv.folds=k (how many folds there are), e.g. cv.folds=5.")
+        return False
+    return True
+
+
 def requested_folds(cv) -> list[CVFold]:
     """The folds a `cv` config node asks for (folds, seed, val_identities, and fold: one of them, or null: all)."""
     only = cv.get("fold")
     if only is not None and (isinstance(only, bool) or not isinstance(only, int) or not 0 <= only < cv.folds):
-        raise ConfigError(f"cv.fold={only!r} is outside 0..{cv.folds - 1}: give one fold's index, or leave it null.")
+        raise ConfigError(f"cv.fold={only!r} must be an integer in 0..{cv.folds - 1} (one fold's index), or null for "
+                          "every fold.")
     return [CVFold(cv.folds, index, cv.get("seed", 0), cv.get("val_identities"))
             for index in (range(cv.folds) if only is None else [only])]
 

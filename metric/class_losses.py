@@ -33,11 +33,10 @@ class IdentityClassLoss(nn.Module):
         if identities.numel() < 2:
             raise ConfigError(f"loss.kind={kind}: classification needs at least 2 training identities, "
                               f"the train split has {identities.numel()}.")
-        if identities.min() < 0:
-            raise ConfigError("identity labels must be non-negative integers for a classification loss.")
-        class_of = torch.full((int(identities.max()) + 1,), -1, dtype=torch.long)
-        class_of[identities] = torch.arange(identities.numel())
-        self.register_buffer("class_of", class_of, persistent=False)
+        if kind == "cosface" and margin is not None and not 0 <= margin < 1:
+            raise ConfigError(f"loss.margin={margin} for cosface: it is a cosine offset in [0, 1), e.g. 0.35 "
+                              "(ArcFace's margin is in degrees), or null for the default.")
+        self.register_buffer("identities", identities, persistent=False)  # sorted: class i is identities[i]
         options = {"scale": scale} | ({"margin": margin} if margin is not None else {})
         if kind == "subcenter_arcface":
             options["sub_centers"] = sub_centers
@@ -47,10 +46,10 @@ class IdentityClassLoss(nn.Module):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor, indices_tuple=None) -> torch.Tensor:
         """The classification loss of the batch; `indices_tuple` (a miner's output) is not used."""
-        known = labels < self.class_of.numel()
-        classes = torch.where(known, self.class_of[labels.clamp(max=self.class_of.numel() - 1)], -1)
-        if (classes < 0).any():
-            unknown = sorted(set(labels[classes < 0].tolist()))[:5]
+        classes = torch.searchsorted(self.identities, labels).clamp(max=self.num_classes - 1)
+        known = self.identities[classes] == labels
+        if not known.all():
+            unknown = sorted(set(labels[~known].tolist()))[:5]
             raise ValueError(f"identities {unknown} are not among the {self.num_classes} training identities "
                              "this classification loss was built for.")
         return self.loss(embeddings, classes)

@@ -76,6 +76,9 @@ class FisherProjection:
         centred = features - self.mean
         _, singular, vt = np.linalg.svd(centred, full_matrices=False)
         keep = min(self.pca_dim, len(features) - classes.size, int((singular > 1e-6 * singular[0]).sum()))
+        if keep < 1:
+            raise ConfigError(f"a Fisher projection needs pca_dim >= 1 (got {self.pca_dim}) and more training images "
+                              f"than identities (got {len(features)} images of {classes.size} identities).")
         whiten = vt[:keep].T / singular[:keep] * np.sqrt(len(features))
         z = centred @ whiten
         within = np.zeros((keep, keep))

@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from metric.errors import ConfigError
-from metric.nets import check_model_args
+from metric.nets import check_head_args, check_model_args
 
 TRIPLET_TYPES = ("semihard", "hard", "all", "easy")
 
@@ -26,6 +26,7 @@ def check_config(cfg: DictConfig) -> None:
             "checkpoint of `python -m metric.train +experiment=triplet` (trained on the synthetic faces)."
         )
     check_model_args(model.backbone, model.embedding_dim, model.get("pretrained", False), model.get("weights"))
+    check_head_args(model.get("pool", "avg"), [1, 1], model.get("dropout", 0.0))  # input_size comes from the data
     miner = cfg.get("miner")
     if miner is not None and "type_of_triplets" in miner and miner.type_of_triplets not in TRIPLET_TYPES:
         raise ConfigError(

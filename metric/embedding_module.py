@@ -20,7 +20,7 @@ from metric.nets import EmbeddingNet
 warnings.filterwarnings("ignore", message="It is recommended to use `self.log\\(")
 
 CHECKPOINT_KEY = "metric_faces"  # what this project adds to a Lightning checkpoint
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: the net spec may hold pool / input_size / dropout (written only when it does)
 
 
 class EmbeddingModule(pl.LightningModule):
@@ -90,9 +90,11 @@ class EmbeddingModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Everything needed to rebuild the model from the file alone, without Hydra or pickled objects."""
+        spec = self.net.spec()
         checkpoint[CHECKPOINT_KEY] = {
-            "format": CHECKPOINT_FORMAT,
-            "net": self.net.spec(),
+            # format 1 readers rebuild any net without the newer spec keys, so those files stay format 1
+            "format": CHECKPOINT_FORMAT if set(spec) - {"backbone", "embedding_dim", "in_chans"} else 1,
+            "net": spec,
             "head": self.head.spec() if self.head is not None else None,
             "preprocess": self.preprocess,
             "default_matcher": self.default_matcher,

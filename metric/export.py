@@ -69,15 +69,18 @@ def gzip_weight_mb(net: torch.nn.Module) -> float:
 
 def prune_magnitude(net: torch.nn.Module, sparsity: float) -> dict:
     """Zero the `sparsity` share of all Conv2d and Linear weights with the smallest magnitude (one global
-    threshold across layers, so small layers are not forced to lose as much as large ones), in place."""
+    ranking across layers, so small layers are not forced to lose as much as large ones), in place. The
+    magnitudes are those before BatchNorm scales are folded into the convolutions."""
     weights = prunable_weights(net)
     magnitudes = torch.cat([w.detach().abs().flatten() for w in weights])
     count = int(round(sparsity * magnitudes.numel()))
-    if count:
-        threshold = torch.kthvalue(magnitudes, count).values
-        with torch.no_grad():
-            for w in weights:
-                w[w.abs() <= threshold] = 0.0
+    keep = torch.ones_like(magnitudes, dtype=torch.bool)
+    keep[torch.topk(magnitudes, count, largest=False).indices] = False  # exactly `count`, ties or not
+    with torch.no_grad():
+        start = 0
+        for w in weights:
+            w.mul_(keep[start : start + w.numel()].view_as(w))
+            start += w.numel()
     zeros = sum(int((w == 0).sum()) for w in weights)
     return {"prune_sparsity": zeros / magnitudes.numel(), "prunable_weights": int(magnitudes.numel()),
             "nonzero_parameters": sum(int((p != 0).sum()) for p in net.parameters())}

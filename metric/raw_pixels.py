@@ -10,7 +10,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from datamodules.base import IdentitySplit
-from datamodules.cv import CVFold, requested_folds
+from datamodules.cv import CVFold, cross_validation_requested, requested_folds
 from metric.config_checks import build_from_config
 from metric.cross_validation import aggregate_folds, format_cv_table
 from metric.classical import FisherProjection, lbp_features, pixel_features, unit_rows
@@ -20,12 +20,12 @@ from metric.summary import format_table, verification_summary
 
 
 FEATURES = {"pixels": pixel_features, "lbp": lbp_features}
+PROJECTIONS = ("none", "fisher")
 
 
 def pixel_embeddings(split: IdentitySplit) -> tuple[np.ndarray, np.ndarray]:
     """Each image flattened to a unit vector: cosine similarity of raw pixels."""
     return unit_rows(pixel_features(split.images)), split.labels
-PROJECTIONS = ("none", "fisher")
 
 
 def check_baseline(baseline: DictConfig) -> None:
@@ -33,6 +33,8 @@ def check_baseline(baseline: DictConfig) -> None:
         raise ConfigError(f"baseline.features={baseline.features!r} is not one of {', '.join(FEATURES)}.")
     if baseline.projection not in PROJECTIONS:
         raise ConfigError(f"baseline.projection={baseline.projection!r} is not one of {', '.join(PROJECTIONS)}.")
+    if isinstance(baseline.pca_dim, bool) or not isinstance(baseline.pca_dim, int) or baseline.pca_dim < 1:
+        raise ConfigError(f"baseline.pca_dim={baseline.pca_dim!r} must be a positive integer, e.g. 100.")
 
 
 def baseline_embedder(baseline: DictConfig, train: IdentitySplit) -> Callable[[IdentitySplit], tuple[np.ndarray, np.ndarray]]:
@@ -78,7 +80,7 @@ def cross_validated(cfg: DictConfig) -> dict:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="raw_pixels")
 def main(cfg: DictConfig) -> None:
     with exit_on_config_error():
-        if cfg.get("cv") is not None and cfg.cv.get("folds"):
+        if cross_validation_requested(cfg.get("cv")):
             print(format_cv_table(cross_validated(cfg)))
         else:
             print(format_table(raw_pixel_summary(cfg)))

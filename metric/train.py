@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from metric.checkpoint import read_checkpoint, store_calibration
-from datamodules.cv import CVFold, requested_folds
+from datamodules.cv import CVFold, cross_validation_requested, requested_folds
 from datamodules.pk_sampler import check_pk_fits
 from metric.config_checks import build_from_config, check_config
 from metric.cross_validation import aggregate_folds, format_cv_table
@@ -52,6 +52,9 @@ def build_loss(cfg: DictConfig, datamodule):
     """The configured loss; a classification loss (loss=arcface, ...) also gets the training identities and the
     embedding size, which only the data and the model know."""
     if cfg.loss.get("_target_") == CLASS_LOSS_TARGET:
+        if not str(cfg.module.get("_target_")).startswith("metric.triplet_module."):
+            raise ConfigError(f"loss.kind={cfg.loss.kind} learns from embeddings and identity labels: use it with "
+                              "module=triplet (or distill), not the pair objective of module=siamese.")
         if cfg.get("miner") is not None:
             raise ConfigError(f"loss.kind={cfg.loss.kind} is a classification loss and uses no miner: remove it with "
                               "~miner on the command line (or `- override /miner: null` in an experiment).")
@@ -97,7 +100,7 @@ def build(cfg: DictConfig, fold: CVFold | None = None):
 
 def train(cfg: DictConfig) -> dict:
     """One training, or with `cv.folds=k` one per identity-disjoint fold and their cross-validated summary."""
-    if cfg.get("cv") is not None and cfg.cv.get("folds"):
+    if cross_validation_requested(cfg.get("cv")):
         return cross_validate(cfg)
     return train_once(cfg)
 

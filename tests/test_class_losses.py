@@ -33,8 +33,16 @@ def test_sparse_identity_labels_train_their_own_class_centres(kind):
 
 def test_identities_outside_training_are_refused():
     loss = IdentityClassLoss("arcface", train_labels=np.array([0, 1, 2]), embedding_size=4)
-    with pytest.raises(ValueError, match=r"identities \[3, 99\] are not among the 3"):
-        loss(F.normalize(torch.randn(3, 4), dim=1), torch.tensor([0, 3, 99]))
+    with pytest.raises(ValueError, match=r"identities \[-1, 3, 99\] are not among the 3"):
+        loss(F.normalize(torch.randn(4, 4), dim=1), torch.tensor([0, 3, 99, -1]))
+
+
+def test_each_kind_gets_its_own_default_margin():
+    arcface = IdentityClassLoss("arcface", train_labels=np.arange(3), embedding_size=4)
+    cosface = IdentityClassLoss("cosface", train_labels=np.arange(3), embedding_size=4)
+    assert arcface.loss.margin == pytest.approx(np.radians(28.6)) and cosface.loss.margin == pytest.approx(0.35)
+    with pytest.raises(ConfigError, match="cosine offset in \\[0, 1\\)"):
+        IdentityClassLoss("cosface", train_labels=np.arange(3), embedding_size=4, margin=28.6)
 
 
 def test_bad_classification_loss_settings_are_clear_errors(make_cfg):
@@ -46,6 +54,8 @@ def test_bad_classification_loss_settings_are_clear_errors(make_cfg):
 
     with pytest.raises(ConfigError, match="~miner"):
         train(make_cfg("loss=arcface", "trainer.max_epochs=1"))
+    with pytest.raises(ConfigError, match="not the pair objective of module=siamese"):
+        train(make_cfg("experiment=siamese", "loss=arcface", "trainer.max_epochs=1"))
 
 
 def test_arcface_run_trains_the_centres_with_the_net(make_cfg, tmp_path):

@@ -69,3 +69,7 @@ def test_bad_baseline_settings_are_clear_errors(tmp_path, data_dir):
         raw_pixel_summary(compose_baseline(["baseline.features=hog"], tmp_path, data_dir))
     with pytest.raises(ConfigError, match="baseline.projection='pca'"):
         raw_pixel_summary(compose_baseline(["baseline.projection=pca"], tmp_path, data_dir))
+    with pytest.raises(ConfigError, match="baseline.pca_dim=0 must be a positive integer"):
+        raw_pixel_summary(compose_baseline(["baseline.projection=fisher", "baseline.pca_dim=0"], tmp_path, data_dir))
+    with pytest.raises(ConfigError, match="more training images than identities"):
+        FisherProjection().fit(np.random.rand(4, 10), np.arange(4))  # one image per identity

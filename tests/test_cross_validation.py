@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from datamodules.base import IdentitySplit
-from datamodules.cv import CVFold, fold_splits, identity_folds, requested_folds
+from datamodules.cv import CVFold, cross_validation_requested, fold_splits, identity_folds, requested_folds
 from metric.cross_validation import aggregate_folds
 from metric.errors import ConfigError
 
@@ -72,8 +72,26 @@ def test_requested_folds_are_all_or_the_one_named():
     every = requested_folds(OmegaConf.create({"folds": 3, "seed": 2, "val_identities": 4}))
     assert every == [CVFold(3, i, 2, 4) for i in range(3)]
     assert requested_folds(OmegaConf.create({"folds": 3, "fold": 1})) == [CVFold(3, 1, 0, None)]
-    with pytest.raises(ConfigError, match="cv.fold=3 is outside 0..2"):
+    with pytest.raises(ConfigError, match=r"cv.fold=3 must be an integer in 0\.\.2"):
         requested_folds(OmegaConf.create({"folds": 3, "fold": 3}))
+    with pytest.raises(ConfigError, match=r"cv.fold=True must be an integer"):
+        requested_folds(OmegaConf.create({"folds": 3, "fold": True}))
+    assert not cross_validation_requested(None) and not cross_validation_requested(OmegaConf.create({"folds": None}))
+    with pytest.raises(ConfigError, match="cv.fold=1 needs cv.folds=k"):
+        cross_validation_requested(OmegaConf.create({"folds": None, "fold": 1}))
+
+
+def test_raw_pixel_baseline_runs_only_the_fold_asked_for(tmp_path, data_dir):
+    from hydra import compose, initialize_config_dir
+
+    from metric.raw_pixels import cross_validated
+    from tests.conftest import CONF_DIR, TINY_DATA
+
+    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
+        cfg = compose(config_name="raw_pixels", overrides=[f"paths.output_dir={tmp_path}", f"paths.data_dir={data_dir}",
+                                                           *TINY_DATA, "cv.folds=3", "cv.fold=2"])
+    summary = cross_validated(cfg)
+    assert [f["fold"] for f in summary["per_fold"]] == [2]
 
 
 def test_two_fold_run_reports_mean_and_std(make_cfg, tmp_path):

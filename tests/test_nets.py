@@ -73,3 +73,23 @@ def test_flatten_head_keeps_the_feature_map_layout_and_rebuilds_from_its_spec():
 def test_bad_head_settings_are_clear_errors(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         EmbeddingNet("resnet10t", 16, **kwargs)
+
+
+def test_checkpoints_of_flatten_nets_say_format_2_and_rebuild():
+    from pytorch_metric_learning import losses
+
+    from metric.checkpoint import build_model
+    from metric.triplet_module import TripletModule
+
+    def saved(net):
+        module = TripletModule(net, loss=losses.TripletMarginLoss(), optimizer=torch.optim.AdamW)
+        checkpoint = {"state_dict": module.state_dict()}
+        module.on_save_checkpoint(checkpoint)
+        return checkpoint
+
+    old_style = saved(EmbeddingNet("resnet10t", 8))
+    assert old_style["metric_faces"]["format"] == 1  # readable by versions that predate pool/dropout
+    flat = saved(EmbeddingNet("resnet10t", 8, in_chans=1, pool="flatten", input_size=[64, 64]))
+    assert flat["metric_faces"]["format"] == 2
+    net, _ = build_model(flat)
+    assert net.pool == "flatten" and net.projection.in_features == 512 * 2 * 2
