@@ -79,7 +79,7 @@ def prune_magnitude(net: torch.nn.Module, sparsity: float) -> dict:
     with torch.no_grad():
         start = 0
         for w in weights:
-            w.mul_(keep[start : start + w.numel()].view_as(w))
+            w.masked_fill_(~keep[start : start + w.numel()].view_as(w), 0.0)  # +0.0: -0.0 would not compress
             start += w.numel()
     zeros = sum(int((w == 0).sum()) for w in weights)
     return {"prune_sparsity": zeros / magnitudes.numel(), "prunable_weights": int(magnitudes.numel()),

@@ -105,9 +105,10 @@ def test_magnitude_pruning_zeroes_the_smallest_weights_globally():
 def test_pruning_removes_exactly_the_requested_share_when_magnitudes_tie():
     net = torch.nn.Sequential(torch.nn.Linear(10, 1, bias=False))
     with torch.no_grad():
-        net[0].weight.copy_(torch.tensor([[0.5] * 6 + [2.0] * 4]))  # six weights tie at the cut
+        net[0].weight.copy_(torch.tensor([[-0.5] * 6 + [2.0] * 4]))  # six weights tie at the cut
     assert prune_magnitude(net, 0.3)["prune_sparsity"] == pytest.approx(0.3)
     assert int((net[0].weight[0, :6] == 0).sum()) == 3 and (net[0].weight[0, 6:] == 2.0).all()
+    assert not torch.signbit(net[0].weight[net[0].weight == 0]).any()  # +0.0, which compresses like zeros should
 
 
 def test_pruned_export_reports_sparsity_size_and_eer(tiny_triplet_run, tmp_path, data_dir):
