@@ -14,6 +14,21 @@ from metric.nets import check_head_args, check_model_args
 TRIPLET_TYPES = ("semihard", "hard", "all", "easy")
 
 
+CLASS_LOSS_TARGET = "metric.class_losses.IdentityClassLoss"
+
+
+def check_class_loss(cfg: DictConfig) -> None:
+    """A classification loss (loss=arcface, ...) needs the embedding objective and no miner."""
+    if cfg.get("loss") is None or cfg.loss.get("_target_") != CLASS_LOSS_TARGET:
+        return
+    if not str(cfg.module.get("_target_")).startswith("metric.triplet_module."):
+        raise ConfigError(f"loss.kind={cfg.loss.kind} learns from embeddings and identity labels: use it with "
+                          "module=triplet (or distill), not the pair objective of module=siamese.")
+    if cfg.get("miner") is not None:
+        raise ConfigError(f"loss.kind={cfg.loss.kind} is a classification loss and uses no miner: remove it with "
+                          "~miner on the command line (or `- override /miner: null` in an experiment).")
+
+
 def check_config(cfg: DictConfig) -> None:
     """Reject values that would only fail deep inside a library, with the key and the fix."""
     model = cfg.model
@@ -27,6 +42,7 @@ def check_config(cfg: DictConfig) -> None:
         )
     check_model_args(model.backbone, model.embedding_dim, model.get("pretrained", False), model.get("weights"))
     check_head_args(model.get("pool", "avg"), [1, 1], model.get("dropout", 0.0))  # input_size comes from the data
+    check_class_loss(cfg)
     miner = cfg.get("miner")
     if miner is not None and "type_of_triplets" in miner and miner.type_of_triplets not in TRIPLET_TYPES:
         raise ConfigError(

@@ -14,17 +14,16 @@ from omegaconf import DictConfig, OmegaConf
 from metric.checkpoint import read_checkpoint, store_calibration
 from datamodules.cv import CVFold, cross_validation_requested, requested_folds
 from datamodules.pk_sampler import check_pk_fits
-from metric.config_checks import build_from_config, check_config
+from metric.config_checks import CLASS_LOSS_TARGET, build_from_config, check_config
 from metric.cross_validation import aggregate_folds, format_cv_table
 from metric.distributed import end_process_group, run_ddp_children_as_this_job
-from metric.errors import ConfigError, exit_on_config_error
+from metric.errors import exit_on_config_error
 from metric.summary import embed_split, format_table, verification_summary, write_summary
 from metric.wandb_logger import find_wandb_logger
 
 # Groups that conf/train.yaml declares as `group: null`. Hydra 1.3 accepts `group=x` for them but rejects
 # `+group=x` ("Multiple values"); the README's front door is `+experiment=...`, so both spellings are accepted.
 NULL_DEFAULT_GROUPS = ("experiment", "hparams_search", "debug")
-CLASS_LOSS_TARGET = "metric.class_losses.IdentityClassLoss"
 
 
 def make_dirs(path: str) -> str:
@@ -51,13 +50,7 @@ def accept_plus_overrides(argv: list[str]) -> list[str]:
 def build_loss(cfg: DictConfig, datamodule):
     """The configured loss; a classification loss (loss=arcface, ...) also gets the training identities and the
     embedding size, which only the data and the model know."""
-    if cfg.loss.get("_target_") == CLASS_LOSS_TARGET:
-        if not str(cfg.module.get("_target_")).startswith("metric.triplet_module."):
-            raise ConfigError(f"loss.kind={cfg.loss.kind} learns from embeddings and identity labels: use it with "
-                              "module=triplet (or distill), not the pair objective of module=siamese.")
-        if cfg.get("miner") is not None:
-            raise ConfigError(f"loss.kind={cfg.loss.kind} is a classification loss and uses no miner: remove it with "
-                              "~miner on the command line (or `- override /miner: null` in an experiment).")
+    if cfg.loss.get("_target_") == CLASS_LOSS_TARGET:  # its module and miner were checked by check_config
         return build_from_config(cfg.loss, train_labels=datamodule.splits["train"].labels,
                                  embedding_size=cfg.model.embedding_dim)
     return build_from_config(cfg.loss)
