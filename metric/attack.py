@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from metric.checkpoint import build_model, check_same_preprocessing, read_checkpoint, stored_calibration
 from metric.config_checks import build_from_config
 from metric.errors import ConfigError, exit_on_config_error
+from metric.linf import linf_ascent
 from metric.matchers import make_matcher
 
 KINDS = ("fgsm", "pgd")
@@ -28,22 +29,15 @@ def perturb(net, matcher, probes: torch.Tensor, targets: torch.Tensor, eps: floa
             raise_score: bool, steps: int = 10, step_size: float | None = None) -> torch.Tensor:
     """Adversarial probes within |delta|_inf <= eps (pixels in [0, 1]) and clipped to [0, 1]: raise_score=True
     pushes each probe's score against its reference embedding in `targets` up (impersonation), False pushes it
-    down (dodging).
-    FGSM takes one step of eps along the sign of the gradient; PGD takes `steps` steps of `step_size`
-    (default 2.5 eps / steps), projecting back into the budget after each."""
+    down (dodging). FGSM or PGD, as in metric.linf.linf_ascent."""
     if eps == 0:
         return probes.clone()
     direction = 1.0 if raise_score else -1.0
-    n_steps, alpha = (1, eps) if kind == "fgsm" else (steps, step_size or 2.5 * eps / steps)
-    adv = probes.clone()
-    for _ in range(n_steps):
-        adv.requires_grad_(True)
-        score = matcher.score(net(to_model_input(adv)), targets).sum()
-        (grad,) = torch.autograd.grad(score, adv)
-        with torch.no_grad():
-            adv = adv + direction * alpha * grad.sign()
-            adv = torch.min(torch.max(adv, probes - eps), probes + eps).clamp(0.0, 1.0)
-    return adv.detach()
+
+    def objective(adv: torch.Tensor) -> torch.Tensor:
+        return direction * matcher.score(net(to_model_input(adv)), targets).sum()
+
+    return linf_ascent(objective, probes, eps, 0.0, 1.0, kind, steps, step_size)
 
 
 def sample_pairs(labels: np.ndarray, genuine: bool, count: int, seed: int) -> np.ndarray:

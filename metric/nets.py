@@ -150,7 +150,6 @@ class EmbeddingNet(nn.Module):
         else:  # the pooled output: num_features, or for nets with a head stage (MobileNetV3) the head's width
             features = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
         self.dropout = nn.Dropout(dropout)
-        self.dropout_p = float(dropout)
         self.projection = nn.Linear(features, embedding_dim)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -165,6 +164,6 @@ class EmbeddingNet(nn.Module):
         spec = {"backbone": self.backbone_name, "embedding_dim": self.embedding_dim, "in_chans": self.in_chans}
         if self.pool != "avg":
             spec.update(pool=self.pool, input_size=self.input_size)
-        if self.dropout_p:
-            spec["dropout"] = self.dropout_p
+        if self.dropout.p:
+            spec["dropout"] = float(self.dropout.p)
         return spec

@@ -8,6 +8,7 @@ from torch import nn
 from metric.distributed import gather_batch
 from metric.embedding_module import EmbeddingModule
 from metric.errors import ConfigError
+from metric.linf import linf_ascent
 
 
 class TripletModule(EmbeddingModule):
@@ -29,22 +30,16 @@ class TripletModule(EmbeddingModule):
         (in eval mode, so BatchNorm statistics are not updated by the attack); inputs stay in [-1, 1]."""
         adv = self.adversarial
         eps = 2.0 * adv["eps"] / 255.0  # the input is pixels / 127.5 - 1: one pixel unit is 2/255
-        steps = 1 if adv["attack"] == "fgsm" else int(adv["steps"])
-        alpha = eps if adv["attack"] == "fgsm" else 2.0 * (adv["step_size"] or 2.5 * adv["eps"] / steps) / 255.0
+        steps = int(adv["steps"])
+        step_size = 2.0 * (adv["step_size"] or 2.5 * adv["eps"] / steps) / 255.0  # PGD only
         chosen = torch.rand(len(images), device=images.device) < adv["ratio"]
         mask = chosen.view(-1, *([1] * (images.dim() - 1))).to(images.dtype)
         was_training = self.net.training
         self.net.eval()
-        x = images.detach().clone()
-        for _ in range(steps):
-            x.requires_grad_(True)
-            loss, _ = self.batch_loss(self.net(x), labels)
-            (grad,) = torch.autograd.grad(loss, x)
-            with torch.no_grad():
-                x = x + alpha * grad.sign() * mask
-                x = torch.min(torch.max(x, images - eps), images + eps).clamp(-1.0, 1.0)
+        x = linf_ascent(lambda x: self.batch_loss(self.net(x), labels)[0], images.detach(), eps, -1.0, 1.0,
+                        adv["attack"], steps, step_size, mask)
         self.net.train(was_training)
-        return x.detach()
+        return x
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
@@ -108,19 +103,18 @@ class DistillModule(TripletModule):
 
     def __init__(self, net, teacher: dict, **kwargs):
         super().__init__(net, **kwargs)
-        from metric.checkpoint import build_model, read_checkpoint
+        from metric.checkpoint import build_model, check_same_preprocessing, read_checkpoint
 
         checkpoint = read_checkpoint(teacher["ckpt"])
         teacher_net, _ = build_model(checkpoint)
         if teacher_net.embedding_dim != net.embedding_dim:
             raise ConfigError(f"teacher.ckpt embeds in {teacher_net.embedding_dim} dimensions but model.embedding_dim="
                               f"{net.embedding_dim}: set model.embedding_dim={teacher_net.embedding_dim}.")
-        taught = checkpoint["metric_faces"]["preprocess"]
-        if self.preprocess and {k: taught.get(k) for k in ("image_size", "channels")} != {
-                k: self.preprocess.get(k) for k in ("image_size", "channels")}:
-            raise ConfigError(f"the teacher was trained on {taught.get('image_size')} x {taught.get('channels')} "
-                              f"channels, this data is {self.preprocess.get('image_size')} x "
-                              f"{self.preprocess.get('channels')}: set datamodule.image_size and channels to match.")
+        if self.preprocess:
+            try:
+                check_same_preprocessing(checkpoint, self.preprocess)
+            except ConfigError as error:
+                raise ConfigError(f"teacher.ckpt: {error}") from None
         for p in teacher_net.parameters():
             p.requires_grad_(False)
         self.teacher = [teacher_net.eval()]  # a list: not a submodule, so not trained, saved or moved by Lightning
