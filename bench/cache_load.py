@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from datamodules.folder import FolderDataModule
+from datamodules.sources.folder import FolderDataModule
 
 
 def make_tree(root: Path, images: int, per_identity: int = 20) -> None:

@@ -16,9 +16,9 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from metric.checkpoint import build_model, read_checkpoint
-from metric.export import export_onnx, quantize_int8
-from metric.nets import EmbeddingNet
+from metric.deploy.export import export_onnx, quantize_int8
+from metric.model.nets import EmbeddingNet
+from metric.scoring.load import load_for_eval
 
 
 def images_per_second(run, batch: np.ndarray, seconds: float) -> float:
@@ -37,9 +37,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0)
     args = parser.parse_args()
     if args.ckpt:
-        checkpoint = read_checkpoint(args.ckpt)
-        net, _ = build_model(checkpoint)
-        channels, (height, width) = checkpoint["metric_faces"]["preprocess"]["channels"], checkpoint["metric_faces"]["preprocess"]["image_size"]
+        loaded = load_for_eval(args.ckpt)
+        net, channels, (height, width) = loaded.net, loaded.preprocess["channels"], loaded.preprocess["image_size"]
     else:
         net, channels, height, width = EmbeddingNet("resnet10t", 128), 3, 48, 48
     net.eval()

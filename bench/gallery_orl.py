@@ -1,6 +1,6 @@
 """One-shot enrollment on real faces (ORL): rank-1 identification, then the open-set false-accept rate.
 
-With a checkpoint trained on s1-s30 (see the README for the command):
+With a checkpoint trained on s1-s30 (see docs/gallery.md for the command):
 1. enroll s31-s40 from their first image each, identify their other nine images: rank-1 accuracy;
 2. enroll only s31-s35, probe with every image of s36-s40: the share accepted as someone (false accepts)
    at the checkpoint's stored threshold.
@@ -13,7 +13,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from metric.gallery import Gallery
+from metric.deploy.gallery import Gallery
 
 
 def images(faces: Path, person: str) -> list[Path]:

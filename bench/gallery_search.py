@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from metric.gallery.search import ExactIndex, FaissIndex
+from metric.deploy.gallery.search import ExactIndex, FaissIndex
 
 
 def rss_mib() -> float:

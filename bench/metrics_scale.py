@@ -13,8 +13,8 @@ import tracemalloc
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from metric import verification as V
-from metric.score_grid import ScoreGrid
+from metric.metrics import verification as V
+from metric.metrics.score_grid import ScoreGrid
 
 
 def eer_sklearn(scores: np.ndarray, genuine: np.ndarray) -> float:

@@ -19,9 +19,9 @@ import pytorch_lightning as pl
 import torch
 from pytorch_metric_learning import losses, miners
 
-from datamodules.synthetic import SyntheticFacesDataModule
-from metric.nets import EmbeddingNet
-from metric.triplet_module import TripletModule
+from datamodules.sources.synthetic import SyntheticFacesDataModule
+from metric.model.nets import EmbeddingNet
+from metric.modules.metric_loss import MetricLossModule
 
 
 def make_parts(seed: int):
@@ -43,7 +43,7 @@ class StepTimer(pl.Callback):
 
 def lightning_loop(datamodule, steps: int, warmup: int) -> float:
     net, loss, miner, optimizer = make_parts(0)
-    module = TripletModule(net, loss=loss, miner=miner, optimizer=optimizer)
+    module = MetricLossModule(net, loss=loss, miner=miner, optimizer=optimizer)
     timer = StepTimer()
     trainer = pl.Trainer(
         accelerator="cpu", devices=1, max_steps=warmup + steps, logger=False, enable_checkpointing=False,

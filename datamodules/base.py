@@ -1,50 +1,31 @@
-"""Shared identity-dataset base: identity-disjoint splits in memory, P x K training batches, plain eval batches."""
+"""The identity datamodule base: identity-disjoint splits in memory, P x K training batches, ordered eval batches."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 
+from datamodules.folds import CVFold, fold_splits
+from datamodules.normalisation import NORMALISATION, to_model_input
 from datamodules.pk_sampler import PKBatchSampler, check_pk_fits
+from datamodules.split import IdentitySplit, check_identity_disjoint
 from metric.errors import ConfigError
 
-SPLITS = ("train", "val", "test")
+# What the final evaluation embeds, in this order: the validation identities (to calibrate the threshold),
+# then the test identities (to measure it). EmbeddingModule.test_step receives the index into this tuple.
+FINAL_SPLITS = ("val", "test")
 
-
-@dataclass
-class IdentitySplit:
-    """Images of one split: uint8 array (N, H, W, C), an identity label per image, its source, and its factors
-    (e.g. K-Face lighting or pose), kept so that evaluation can break errors down by condition."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    sources: list[str]
-    factors: list[dict] | None = None
-
-    def __post_init__(self) -> None:
-        if not (len(self.images) == len(self.labels) == len(self.sources)):
-            raise ValueError("images, labels and sources must have one entry per image")
-        if self.factors is None:
-            self.factors = [{} for _ in self.sources]
-
-    @property
-    def num_identities(self) -> int:
-        return int(np.unique(self.labels).size)
-
-
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 (N, H, W, C) -> float (N, C, H, W) in [-1, 1]: a fixed, dataset-independent normalisation."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
-    return x.div_(127.5).sub_(1.0)
+# Extra impostor identities for val and test (e.g. datamodules.sources.us10k.US10kDistractors): called with the
+# splits, which it extends in place, and the datamodule's seed.
+Distractors = Callable[[dict[str, IdentitySplit], int], None]
 
 
 class ImageArrayDataset(Dataset):
-    """Indexable (image tensor, identity label) pairs from an IdentitySplit held in memory.
+    """Indexable (image tensor, identity label) pairs from an IdentitySplit held in memory, for training.
 
     `augment` (uint8 HWC -> uint8 HWC) is given for training images only.
     """
@@ -64,7 +45,26 @@ class ImageArrayDataset(Dataset):
         images = self.split.images[indices]
         if self.augment is not None:
             images = np.stack([self.augment(image) for image in images])
-        return list(zip(to_tensor(images), self.split.labels[indices].tolist()))
+        return list(zip(to_model_input(images), self.split.labels[indices].tolist()))
+
+
+class SplitBatches(Dataset):
+    """An evaluation split as whole batches (model input, labels), in order; item i is batch i. Each batch is
+    built exactly as metric.scoring.embed.embed_images builds it (one gather, one normalisation), so a
+    split embedded here and one embedded by that loop give the same embeddings. Under a distributed trainer
+    each rank takes rows rank, rank + world, ... (EmbeddingModule gathers them back into order)."""
+
+    def __init__(self, split: IdentitySplit, batch_size: int, rank: int = 0, world: int = 1):
+        self.split = split
+        self.rows = np.arange(rank, len(split.labels), world)
+        self.batch_size = batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.rows) // self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = self.rows[index * self.batch_size : (index + 1) * self.batch_size]
+        return to_model_input(self.split.images[rows]), torch.from_numpy(self.split.labels[rows])
 
 
 class IdentityDataModule(pl.LightningDataModule):
@@ -79,11 +79,11 @@ class IdentityDataModule(pl.LightningDataModule):
         max_impostor_pairs: int = 2_000_000,
         seed: int = 0,
         augment: Callable[[np.ndarray], np.ndarray] | None = None,
-        distractors: dict | None = None,
+        distractors: Distractors | None = None,
     ):
         super().__init__()
         self.augment = augment
-        self.distractors = dict(distractors) if distractors and distractors.get("root") else None
+        self.distractors = distractors
         self.batch_identities = batch_identities
         self.batch_images_per_identity = batch_images_per_identity
         self.eval_batch_size = eval_batch_size
@@ -92,10 +92,10 @@ class IdentityDataModule(pl.LightningDataModule):
         self.seed = seed
         self.splits: dict[str, IdentitySplit] = {}
         self.notes: dict = {}  # counts for the run summary: skipped files, unparsed K-Face boxes, ...
-        self.cv_fold = None  # a datamodules.cv.CVFold: setup() re-cuts the splits for that fold
+        self.cv_fold: CVFold | None = None  # setup() re-cuts the splits for this cross-validation fold
 
-    def use_fold(self, fold) -> None:
-        """Cross-validation: the next setup() pools this dataset's splits and cuts out fold `fold` (CVFold)."""
+    def use_fold(self, fold: CVFold) -> None:
+        """Cross-validation: the next setup() pools this dataset's splits and cuts out fold `fold`."""
         self.cv_fold = fold
         self.splits = {}
 
@@ -112,11 +112,7 @@ class IdentityDataModule(pl.LightningDataModule):
     def preprocessing(self) -> dict:
         """How a new image must be prepared to match training; stored in every checkpoint."""
         height, width = self.splits["train"].images.shape[1:3]
-        return {
-            "image_size": [int(height), int(width)],
-            "channels": self.channels,
-            "normalisation": "uint8 pixels / 127.5 - 1, channels in RGB order (or one grey channel)",
-        }
+        return {"image_size": [int(height), int(width)], "channels": self.channels, "normalisation": NORMALISATION}
 
     # Lightning -----------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
@@ -125,13 +121,9 @@ class IdentityDataModule(pl.LightningDataModule):
         splits = self.load_splits()
         check_identity_disjoint(splits)
         if self.cv_fold is not None:
-            from datamodules.cv import fold_splits
-
             splits = fold_splits(splits, self.cv_fold)
-        if self.distractors:
-            from datamodules.us10k import add_distractors
-
-            add_distractors(splits, self.distractors, seed=self.seed)
+        if self.distractors is not None:
+            self.distractors(splits, self.seed)
         for name in ("val", "test"):
             if splits[name].num_identities < 2:
                 raise ConfigError(f"the {name} split has {splits[name].num_identities} identities; it needs at least 2.")
@@ -158,32 +150,14 @@ class IdentityDataModule(pl.LightningDataModule):
         )
 
     def eval_dataloader(self, split: str) -> DataLoader:
-        """In order; under a distributed trainer each rank takes every world-th image (rank, rank + world, ...),
-        which EmbeddingModule gathers back into this order."""
+        """The split in order, `eval_batch_size` images per batch (this rank's share under a distributed trainer)."""
         world, rank = self._ranks()
-        dataset = ImageArrayDataset(self.splits[split])
-        return DataLoader(
-            dataset if world == 1 else Subset(dataset, range(rank, len(dataset), world)),
-            batch_size=self.eval_batch_size,
-            shuffle=False,
-            num_workers=self.num_workers,
-        )
+        batches = SplitBatches(self.splits[split], self.eval_batch_size, rank, world)
+        return DataLoader(batches, batch_size=None, shuffle=False, num_workers=self.num_workers)
 
     def val_dataloader(self) -> DataLoader:
         return self.eval_dataloader("val")
 
-    def test_dataloader(self) -> DataLoader:
-        return self.eval_dataloader("test")
-
-
-def check_identity_disjoint(splits: dict[str, IdentitySplit]) -> None:
-    """Fail when any identity label appears in two splits: errors must be measured on unseen identities."""
-    missing = [name for name in SPLITS if name not in splits]
-    if missing:
-        raise ConfigError(f"the datamodule gave no {missing} split; it must give train, val and test.")
-    seen: dict[int, str] = {}
-    for name in SPLITS:
-        for identity in np.unique(splits[name].labels).tolist():
-            if identity in seen:
-                raise ConfigError(f"identity {identity} is in both the {seen[identity]} and {name} splits.")
-            seen[identity] = name
+    def test_dataloader(self) -> list[DataLoader]:
+        """The final evaluation's loaders, FINAL_SPLITS in order: validation (calibration), then test."""
+        return [self.eval_dataloader(name) for name in FINAL_SPLITS]

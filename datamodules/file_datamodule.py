@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from datamodules.atomic import MANIFEST, atomic_directory, is_complete
-from datamodules.base import IdentityDataModule, IdentitySplit
-from datamodules.images import BadImage, read_image
+from datamodules.atomic import is_complete
+from datamodules.base import IdentityDataModule
+from datamodules.cache import CACHE_VERSION, read_split_cache, write_split_cache
+from datamodules.images import BadImage, check_image_size, read_image
 from datamodules.records import ImageRecord, assign_splits, take_subset
+from datamodules.split import IdentitySplit
 from metric.errors import ConfigError
-
-CACHE_VERSION = 1
 
 
 class FileDataModule(IdentityDataModule):
@@ -41,7 +41,7 @@ class FileDataModule(IdentityDataModule):
         if channels not in (1, 3):
             raise ConfigError(f"datamodule.channels={channels} must be 1 (grey) or 3 (RGB).")
         self.root = Path(root)
-        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.image_size = check_image_size(image_size)
         self.image_channels = channels
         self.split_mode = split
         self.split_fractions = list(split_fractions)
@@ -133,26 +133,3 @@ class FileDataModule(IdentityDataModule):
             self.bad_files_report.write_text("\n".join(self.bad_files) + "\n")
             message += f"; their paths are in {self.bad_files_report}"
         print(message)
-
-
-def write_split_cache(path: Path, splits: dict[str, IdentitySplit], bad_files: list[str]) -> None:
-    """uint8 arrays as .npy (lossless) in a temporary folder renamed into place; the manifest is written last."""
-    with atomic_directory(path) as tmp:
-        for name, split in splits.items():
-            np.save(tmp / f"{name}_images.npy", split.images)
-            np.save(tmp / f"{name}_labels.npy", split.labels)
-        index = {name: {"sources": s.sources, "factors": s.factors} for name, s in splits.items()}
-        (tmp / "index.json").write_text(json.dumps({"splits": index, "bad_files": bad_files}))
-        (tmp / MANIFEST).write_text(json.dumps({"version": CACHE_VERSION, "splits": list(splits)}))
-
-
-def read_split_cache(path: Path) -> tuple[dict[str, IdentitySplit], list[str]]:
-    index = json.loads((path / "index.json").read_text())
-    splits = {
-        name: IdentitySplit(
-            np.load(path / f"{name}_images.npy"), np.load(path / f"{name}_labels.npy"),
-            entry["sources"], entry["factors"],
-        )
-        for name, entry in index["splits"].items()
-    }
-    return splits, index["bad_files"]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from metric.errors import ConfigError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pgm", ".bmp", ".webp")
 
@@ -18,6 +21,15 @@ FIVE_POINT_TEMPLATE = np.array(
 
 class BadImage(ValueError):
     """An image file that is missing, truncated or not an image."""
+
+
+def check_image_size(size) -> tuple[int, int]:
+    """`datamodule.image_size` as (height, width) of positive integers, or one clear error before any file is read."""
+    values = list(size) if isinstance(size, Sequence) and not isinstance(size, str) else None  # also ListConfig
+    if not values or len(values) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+        raise ConfigError(f"datamodule.image_size={size!r} must be [height, width] in pixels, two positive "
+                          "integers, e.g. [64, 64].")
+    return int(values[0]), int(values[1])
 
 
 def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datamodules.base import SPLITS
+from datamodules.split import SPLITS
 from metric.errors import ConfigError
 
 SPLIT_MODES = ("identity", "ordered", "official")

@@ -1,10 +1,14 @@
-"""The one error type a user sees for bad configuration or bad input: a message naming the key and the fix."""
+"""The one error type a user sees for bad configuration or input, and the plumbing that keeps it one line.
+
+This is the shared leaf of the project: every room, and `datamodules`, may import it; it imports no room.
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 class ConfigError(ValueError):
@@ -19,3 +23,37 @@ def exit_on_config_error() -> Iterator[None]:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+def build_from_config(node: Any, **kwargs: Any) -> Any:
+    """hydra.utils.instantiate with plain Python containers (never OmegaConf objects, which cannot be stored
+    in a weights-only checkpoint); a ConfigError raised by the target reaches the user as itself. Built objects
+    in `kwargs` are passed to the target as they are (Hydra would turn a dataclass instance into a dict)."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        if not kwargs:
+            return instantiate(node, _convert_="all")
+        return instantiate(node, _convert_="all", _partial_=True)(**kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__
+        while cause is not None and not isinstance(cause, ConfigError):
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from None
+        raise
+
+
+def locate_class(node: Any, key: str) -> type:
+    """The class a config node's `_target_` names, for checks that read class attributes before anything is
+    built; a target that cannot be imported is one clear error naming the key."""
+    from hydra.utils import get_class
+
+    target = node.get("_target_") if node is not None else None
+    if not target:
+        raise ConfigError(f"{key} has no _target_: pick one of the options of its config group.")
+    try:
+        return get_class(target)
+    except Exception as error:  # ImportError, or a target that is not a class
+        raise ConfigError(f"{key}._target_={target!r} cannot be imported ({error}).") from None

@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 REPO_ROOT = Path(__file__).resolve().parents[1]
+ORL = REPO_ROOT.parent / "shared" / "data" / "att_faces"  # the real faces beside the project, never copied in
 
 os.environ.setdefault("WANDB_SILENT", "true")
 
@@ -52,7 +53,7 @@ def make_cfg(tmp_path, data_dir):
 @pytest.fixture(scope="session")
 def siamese_default_run(tmp_path_factory, data_dir):
     """One short siamese run (3 epochs) on the full default dataset, shared by the tests that need a trained head."""
-    from metric.train import train
+    from metric.modules.training import train
 
     cfg = compose_train(
         ["experiment=siamese", "trainer.max_epochs=3", "trainer.enable_progress_bar=false"],
@@ -65,7 +66,7 @@ def siamese_default_run(tmp_path_factory, data_dir):
 @pytest.fixture(scope="session")
 def tiny_triplet_run(tmp_path_factory, data_dir):
     """A 2-epoch triplet run on the tiny synthetic split: a real checkpoint for evaluation tests."""
-    from metric.train import train
+    from metric.modules.training import train
 
     cfg = compose_train(
         [*TINY_DATA, "experiment=triplet", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",

@@ -1,0 +1,86 @@
+"""Identity-disjoint k-fold cross-validation: the `cv` config group, identity folds, and a fold's three splits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from datamodules.split import IdentitySplit, merge_splits
+from metric.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class CVFold:
+    """Fold `fold` of `folds`: its identities are the test split; `val_identities` of the rest (None: as many as
+    the dataset's own validation split) are the validation split; the others train."""
+
+    folds: int
+    fold: int
+    seed: int = 0
+    val_identities: int | None = None
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    """`cv.folds=k` pools a dataset's identities into k folds and trains k models; `cv.fold=i` runs fold i only
+    (so folds can run as separate jobs); `cv.seed` shuffles identities into folds; `cv.val_identities` sets
+    how many validation identities each fold draws from the others. `folds: null` is one run on the
+    dataset's own splits."""
+
+    folds: int | None = None
+    seed: int = 0
+    fold: int | None = None
+    val_identities: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.folds:
+            if self.fold is not None:
+                raise ConfigError(f"cv.fold={self.fold} needs cv.folds=k (how many folds there are), e.g. cv.folds=5.")
+            return
+        if isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 2:
+            raise ConfigError(f"cv.folds={self.folds!r}: cross-validation needs an integer of at least 2 folds.")
+        only = self.fold
+        if only is not None and (isinstance(only, bool) or not isinstance(only, int) or not 0 <= only < self.folds):
+            raise ConfigError(f"cv.fold={only!r} must be an integer in 0..{self.folds - 1} (one fold's index), or "
+                              "null for every fold.")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.folds)
+
+    def requested(self) -> list[CVFold]:
+        """Every fold, or only the one `fold` names."""
+        indices = range(self.folds) if self.fold is None else [self.fold]
+        return [CVFold(self.folds, index, self.seed, self.val_identities) for index in indices]
+
+
+def identity_folds(identities: np.ndarray, folds: int, seed: int = 0) -> list[np.ndarray]:
+    """Shuffle the distinct identities (seeded) and cut them into `folds` disjoint parts of near-equal size."""
+    identities = np.unique(identities)
+    if folds < 2:
+        raise ConfigError(f"cv.folds={folds}: cross-validation needs at least 2 folds.")
+    if folds > identities.size:
+        raise ConfigError(f"cv.folds={folds} is more than the {identities.size} identities of the dataset; "
+                          f"use cv.folds<={identities.size}.")
+    order = np.random.default_rng(seed).permutation(identities)
+    return [np.sort(part) for part in np.array_split(order, folds)]
+
+
+def fold_splits(splits: dict[str, IdentitySplit], cv: CVFold) -> dict[str, IdentitySplit]:
+    """The dataset's splits pooled and re-cut for one fold: test = this fold's identities, validation = a seeded
+    draw from the other folds' identities, train = the rest. The test identities never reach training or
+    model selection."""
+    if not 0 <= cv.fold < cv.folds:
+        raise ConfigError(f"cv.fold={cv.fold} is outside 0..{cv.folds - 1}.")
+    pooled = merge_splits(splits)
+    parts = identity_folds(pooled.labels, cv.folds, cv.seed)
+    test_ids = parts[cv.fold]
+    rest = np.concatenate([p for i, p in enumerate(parts) if i != cv.fold])
+    n_val = splits["val"].num_identities if cv.val_identities is None else cv.val_identities
+    if not 2 <= n_val <= rest.size - 2:
+        raise ConfigError(f"cv.val_identities={n_val}: needs 2 to {rest.size - 2} of the {rest.size} identities "
+                          "outside the test fold (the rest must train).")
+    val_ids = np.random.default_rng([cv.seed, cv.fold]).choice(rest, n_val, replace=False)
+    train_ids = np.setdiff1d(rest, val_ids)
+    return {"train": pooled.select(train_ids), "val": pooled.select(val_ids), "test": pooled.select(test_ids)}

@@ -1,0 +1,250 @@
+"""Export (metric.export): a phone-ready ONNX or TorchScript model, its sidecar JSON (preprocessing, matcher,
+threshold), its size (parameters, MB, MACs per image), and optionally int8 quantization and magnitude pruning,
+each with the test EER before and after."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from datamodules.atomic import write_file_atomically
+from datamodules.base import IdentityDataModule
+from datamodules.normalisation import to_model_input
+from metric.errors import ConfigError
+from metric.metrics import verification as V
+from metric.model.checkpoint import matcher_name
+from metric.scoring.embed import Model, embed_images
+from metric.scoring.load import LoadedModel, load_for_eval
+from metric.scoring.pairs import pair_scores
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+
+
+def count_macs(net: torch.nn.Module, example: torch.Tensor) -> int:
+    """Multiply-accumulates of one image through every Conv2d and Linear layer (the dominant cost)."""
+    total = 0
+
+    def conv(module, inputs, output):
+        nonlocal total
+        kh, kw = module.kernel_size
+        total += output[0].numel() * (module.in_channels // module.groups) * kh * kw
+
+    def linear(module, inputs, output):
+        nonlocal total
+        total += output[0].numel() * module.in_features
+
+    hooks = [m.register_forward_hook(conv if isinstance(m, torch.nn.Conv2d) else linear)
+             for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        net(example[:1])
+    for h in hooks:
+        h.remove()
+    return total
+
+
+def size_report(net: torch.nn.Module, example: torch.Tensor) -> dict:
+    params = sum(p.numel() for p in net.parameters())
+    buffers = sum(b.numel() * b.element_size() for b in net.buffers())
+    return {
+        "parameters": params,
+        "size_mb_float32": (params * 4 + buffers) / 2**20,
+        "macs_per_image": count_macs(net, example),
+    }
+
+
+def prunable_weights(net: torch.nn.Module) -> list[torch.Tensor]:
+    return [m.weight for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+
+
+def gzip_weight_mb(net: torch.nn.Module) -> float:
+    """MB of every parameter as float32, gzip-compressed: what zeros save in a compressed download."""
+    raw = b"".join(p.detach().float().numpy().tobytes() for p in net.parameters())
+    return len(gzip.compress(raw, compresslevel=6)) / 2**20
+
+
+def prune_magnitude(net: torch.nn.Module, sparsity: float) -> dict:
+    """Zero the `sparsity` share of all Conv2d and Linear weights with the smallest magnitude (one global
+    ranking across layers, so small layers are not forced to lose as much as large ones), in place. The
+    magnitudes are those before BatchNorm scales are folded into the convolutions."""
+    weights = prunable_weights(net)
+    magnitudes = torch.cat([w.detach().abs().flatten() for w in weights])
+    count = int(round(sparsity * magnitudes.numel()))
+    keep = torch.ones_like(magnitudes, dtype=torch.bool)
+    keep[torch.topk(magnitudes, count, largest=False).indices] = False  # exactly `count`, ties or not
+    with torch.no_grad():
+        start = 0
+        for w in weights:
+            w.masked_fill_(~keep[start : start + w.numel()].view_as(w), 0.0)  # +0.0: -0.0 would not compress
+            start += w.numel()
+    zeros = sum(int((w == 0).sum()) for w in weights)
+    return {"prune_sparsity": zeros / magnitudes.numel(), "prunable_weights": int(magnitudes.numel()),
+            "nonzero_parameters": sum(int((p != 0).sum()) for p in net.parameters())}
+
+
+def export_onnx(net: torch.nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter announces its successor
+        write_file_atomically(path, lambda tmp: torch.onnx.export(
+            net, (example,), str(tmp), input_names=["images"], output_names=["embeddings"],
+            dynamic_axes={"images": {0: "batch"}, "embeddings": {0: "batch"}}, opset_version=opset, dynamo=False))
+
+
+def export_torchscript(net: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
+    with torch.no_grad():
+        traced = torch.jit.trace(net, example)
+    write_file_atomically(path, lambda tmp: traced.save(str(tmp)))
+
+
+def sidecar(loaded: LoadedModel, model_file: str, fmt: str, quantize: str | None, prune: float | None = None) -> dict:
+    """What an app needs besides the model: input layout and normalisation, the matcher and its threshold."""
+    record, preprocess = loaded.record, loaded.preprocess
+    height, width = preprocess["image_size"]
+    calibration = (record.get("calibrations") or {}).get(matcher_name(record))
+    info = {
+        "model": model_file,
+        "format": fmt,
+        "quantization": quantize or "none (float32)",
+        "pruning": f"{prune:.0%} of conv/linear weights zeroed by magnitude" if prune else "none",
+        "source_checkpoint": str(loaded.path.resolve()),
+        "input": {"name": "images", "shape": ["batch", preprocess["channels"], height, width], "dtype": "float32",
+                  "layout": "NCHW", "channels": "RGB" if preprocess["channels"] == 3 else "grey",
+                  "resize_to": [height, width], "normalisation": preprocess["normalisation"]},
+        "output": {"name": "embeddings", "shape": ["batch", record["net"]["embedding_dim"]],
+                   "note": "L2-normalised embedding"},
+        "matcher": matcher_name(record),
+        "threshold": calibration["threshold"] if calibration else None,
+        "threshold_note": (f"calibrated on validation identities at FAR {calibration.get('target_far')}"
+                           if calibration else "no calibrated threshold in the checkpoint: run metric.calibrate"),
+    }
+    if info["matcher"] == "logistic":  # the head is a few numbers: ship them instead of a second model
+        state = loaded.checkpoint["state_dict"]
+        info["head"] = {**(record.get("head") or {}), "weight": state["head.weight"].tolist(),
+                        "bias": float(state["head.bias"])}
+    return info
+
+
+def onnx_model(session) -> Model:
+    """An ONNX Runtime session as a model the embedding loop can run."""
+    return lambda inputs: torch.from_numpy(session.run(None, {"images": inputs.numpy()})[0])
+
+
+def quantize_int8(fp32: Path, int8: Path, calibration_images: np.ndarray) -> None:
+    """Static int8 (ONNX Runtime, QDQ format, per-channel weights), activations calibrated on training images."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"images": to_model_input(calibration_images[i : i + 32]).numpy()}
+                                 for i in range(0, len(calibration_images), 32)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    write_file_atomically(int8, lambda tmp: quantize_static(
+        str(fp32), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8))
+
+
+def run_export(cfg: DictConfig) -> dict:
+    """Export the checkpoint into the run directory: model, sidecar and export_report.json (returned)."""
+    if cfg.format not in FORMATS:
+        raise ConfigError(f"format={cfg.format!r} is not one of {', '.join(FORMATS)}.")
+    if cfg.quantize not in (None, "int8"):
+        raise ConfigError(f"quantize={cfg.quantize!r}: use quantize=int8 or leave it null.")
+    if cfg.quantize and cfg.format != "onnx":
+        raise ConfigError("quantize=int8 runs through ONNX Runtime: use it with format=onnx.")
+    prune = cfg.get("prune")
+    if prune is not None and (isinstance(prune, bool) or not isinstance(prune, (int, float)) or not 0 < prune < 1):
+        raise ConfigError(f"prune={prune!r}: give the share of weights to zero, between 0 and 1 (e.g. prune=0.5), "
+                          "or leave it null.")
+    # the datamodule only for int8 (training images calibrate it) and pruning (the test EER before and after)
+    needs_data = bool(cfg.quantize) or prune is not None
+    loaded = load_for_eval(cfg.ckpt, datamodule=cfg.datamodule if needs_data else None)
+    net = loaded.net.eval()
+    example = torch.zeros(1, loaded.preprocess["channels"], *loaded.preprocess["image_size"])
+    pruned = compare_pruned(net, loaded.datamodule, prune) if prune is not None else {}
+    out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_path = out_dir / f"model{FORMATS[cfg.format]}"
+    if cfg.format == "onnx":
+        export_onnx(net, example, model_path, cfg.opset)
+    else:
+        export_torchscript(net, example, model_path)
+    report = {"model": str(model_path), **size_report(net, example), "file_mb": model_path.stat().st_size / 2**20,
+              **pruned}
+    final = model_path
+    if cfg.quantize:
+        final = out_dir / "model.int8.onnx"
+        report.update(compare_int8(loaded.datamodule, model_path, final, cfg.calibration_images))
+    (out_dir / f"{final.name}.json").write_text(
+        json.dumps(sidecar(loaded, final.name, cfg.format, cfg.quantize, prune), indent=2))
+    (out_dir / "export_report.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def eer_on_test(model: Model, datamodule: IdentityDataModule) -> float:
+    """The test EER of any model the embedding loop runs, scored by cosine (whatever the checkpoint's matcher)."""
+    test = datamodule.splits["test"]
+    scores, genuine = pair_scores(embed_images(model, test.images), test.labels,
+                                  max_impostor_pairs=datamodule.max_impostor_pairs)
+    return V.eer(V.roc(scores, genuine))[0]
+
+
+def compare_pruned(net: torch.nn.Module, datamodule: IdentityDataModule, sparsity: float) -> dict:
+    """Magnitude-prune `net` in place (no fine-tuning); the test EER before and after, and the gzip-compressed
+    weight size before and after (a dense file keeps its size: zeros only pay off compressed or in sparse kernels)."""
+    dense_eer, dense_gzip = eer_on_test(net, datamodule), gzip_weight_mb(net)
+    stats = prune_magnitude(net, sparsity)
+    pruned_eer, pruned_gzip = eer_on_test(net, datamodule), gzip_weight_mb(net)
+    return {**stats, "prune_requested": sparsity, "test_eer_dense": dense_eer, "test_eer_pruned": pruned_eer,
+            "prune_eer_change_points": 100 * (pruned_eer - dense_eer), "gzip_mb_dense": dense_gzip,
+            "gzip_mb_pruned": pruned_gzip, "prune_gzip_ratio": dense_gzip / pruned_gzip}
+
+
+def compare_int8(datamodule: IdentityDataModule, fp32: Path, int8: Path, calibration_images: int) -> dict:
+    """Quantize on training images, then the size ratio and the test EER of both models under ONNX Runtime."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ConfigError("quantize=int8 needs onnxruntime: pip install -e '.[export]'") from None
+    train = datamodule.splits["train"].images
+    picks = np.random.default_rng(0).choice(len(train), min(calibration_images, len(train)), replace=False)
+    quantize_int8(fp32, int8, train[np.sort(picks)])
+    eers = {}
+    for name, path in (("float32", fp32), ("int8", int8)):
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        eers[name] = eer_on_test(onnx_model(session), datamodule)
+    return {
+        "int8_model": str(int8),
+        "int8_file_mb": int8.stat().st_size / 2**20,
+        "size_ratio": fp32.stat().st_size / int8.stat().st_size,
+        "test_eer_float32": eers["float32"],
+        "test_eer_int8": eers["int8"],
+        "eer_change_points": 100 * (eers["int8"] - eers["float32"]),
+        "calibration_images": int(len(picks)),
+    }
+
+
+def format_report(report: dict) -> str:
+    lines = [f"parameters        : {report['parameters']:,}",
+             f"size (float32)    : {report['size_mb_float32']:.2f} MB (file {report['file_mb']:.2f} MB)",
+             f"MACs per image    : {report['macs_per_image'] / 1e6:.1f} M",
+             f"model             : {report['model']}"]
+    if "prune_sparsity" in report:
+        lines += [f"pruned            : {report['prune_sparsity']:.1%} of {report['prunable_weights']:,} conv/linear "
+                  f"weights are zero; gzip {report['gzip_mb_dense']:.2f} -> {report['gzip_mb_pruned']:.2f} MB "
+                  f"({report['prune_gzip_ratio']:.2f}x smaller)",
+                  f"test EER          : dense {report['test_eer_dense']:.4f}, pruned {report['test_eer_pruned']:.4f} "
+                  f"({report['prune_eer_change_points']:+.2f} points)"]
+    if "int8_model" in report:
+        lines += [f"int8 model        : {report['int8_model']} ({report['int8_file_mb']:.2f} MB, "
+                  f"{report['size_ratio']:.2f}x smaller)",
+                  f"test EER          : float32 {report['test_eer_float32']:.4f}, int8 {report['test_eer_int8']:.4f} "
+                  f"({report['eer_change_points']:+.2f} points)"]
+    return "\n".join(lines)

@@ -1,0 +1,166 @@
+"""Gallery API: one-shot enrollment, 1:1 verification and 1:N identification, without retraining.
+
+    from metric.deploy.gallery import Gallery
+
+    gallery = Gallery.open("people.db", ckpt="best.ckpt")      # creates the file on first use
+    gallery.enroll("alice", ["alice.jpg"])
+    gallery.verify("alice", "probe.jpg")                        # Verification(score, threshold, accepted)
+    gallery.identify("probe.jpg", top_k=5)                      # [(name, score), ...] or [] when unknown
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from datamodules.images import IMAGE_SUFFIXES, BadImage
+from metric.deploy.gallery.search import build_index
+from metric.deploy.gallery.search import top_k as best_k
+from metric.deploy.gallery.store import GalleryStore
+from metric.deploy.verifier import Verification, Verifier
+from metric.errors import ConfigError
+
+
+def fingerprint(verifier: Verifier) -> str:
+    """sha256 of the net's (and head's) weights and of the preprocessing: what makes embeddings comparable."""
+    digest = hashlib.sha256()
+    modules = [verifier.net] + ([verifier.matcher.head] if hasattr(verifier.matcher, "head") else [])
+    for module in modules:
+        for key, tensor in sorted(module.state_dict().items()):
+            digest.update(key.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    digest.update(json.dumps(verifier.preprocess, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Match:
+    identity: str
+    score: float
+
+
+class Gallery:
+    """A GalleryStore plus the model whose embeddings it holds (checked by fingerprint)."""
+
+    def __init__(self, store: GalleryStore, verifier: Verifier):
+        self.store = store
+        self.verifier = verifier
+        self._index = None
+
+    @classmethod
+    def open(cls, path: str | Path, ckpt: str | Path | None = None, storage: str = "float32",
+             index: str = "exact") -> "Gallery":
+        """Open a gallery; with ckpt, create it if missing, and refuse a checkpoint other than the gallery's."""
+        path = Path(path)
+        if not path.exists():
+            if ckpt is None:
+                raise ConfigError(f"gallery {str(path)!r} does not exist; create it with `enroll --ckpt <checkpoint>`.")
+            verifier = Verifier.from_checkpoint(ckpt)
+            store = GalleryStore(path, create={
+                "checkpoint": str(Path(ckpt).resolve()), "fingerprint": fingerprint(verifier),
+                "matcher": verifier.matcher.name, "threshold": repr(verifier.threshold),
+                "embedding_dim": verifier.net.embedding_dim, "storage": storage, "index": index,
+            })
+            return cls(store, verifier)
+        store = GalleryStore(path)
+        verifier = Verifier.from_checkpoint(ckpt or store.meta["checkpoint"], matcher=store.meta["matcher"])
+        if fingerprint(verifier) != store.meta["fingerprint"]:
+            raise ConfigError(
+                f"{path} was built with checkpoint {store.meta['checkpoint']}, but the probe would be embedded by "
+                f"{Path(ckpt or store.meta['checkpoint']).resolve()}, whose weights differ (fingerprint mismatch). "
+                "Use the gallery's checkpoint, or enroll everyone again into a new gallery."
+            )
+        return cls(store, verifier)
+
+    # enrollment -----------------------------------------------------------------------------------------------
+    def embed_files(self, images: list[str | Path]) -> np.ndarray:
+        if not images:
+            raise ConfigError("no image given: enroll, verify and identify need at least one image.")
+        return self.verifier.embed(list(images)).numpy()
+
+    def enroll(self, name: str, images: list[str | Path], replace: bool = False) -> None:
+        """One identity from one or several images (template = normalised mean), in one transaction."""
+        embeddings = self.embed_files(images)
+        self.store.enroll_many([(name, embeddings.sum(0), len(embeddings))], replace=replace)
+        self._index = None
+
+    def enroll_folder(self, root: str | Path, replace: bool = False, batch_identities: int = 64,
+                      progress: Callable[[Iterable], Iterable] = lambda x: x) -> tuple[int, list[str]]:
+        """Every <root>/<identity>/<images>; identities are written `batch_identities` per transaction, each whole.
+        Unreadable images are skipped and returned; returns (identities enrolled, skipped files)."""
+        root = Path(root)
+        folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        if not folders:
+            raise ConfigError(f"--from-folder {str(root)!r} holds no <identity>/<images> folders.")
+        pending, skipped, enrolled = [], [], 0
+        for folder in progress(folders):
+            loaded = []
+            for image in sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES):
+                try:
+                    loaded.append(self.verifier.load(image))
+                except BadImage as error:
+                    skipped.append(str(error))
+            if loaded:  # one forward pass per identity
+                embeddings = self.verifier.embed(loaded).numpy()
+                pending.append((folder.name, embeddings.sum(0), len(embeddings)))
+            if len(pending) >= batch_identities:
+                enrolled += self.store.enroll_many(pending, replace=replace)
+                pending = []
+        if pending:
+            enrolled += self.store.enroll_many(pending, replace=replace)
+        self._index = None
+        return enrolled, skipped
+
+    def remove(self, name: str) -> None:
+        self.store.remove(name)
+        self._index = None
+
+    # matching ---------------------------------------------------------------------------------------------------
+    def verify(self, name: str, image: str | Path) -> Verification:
+        template = torch.from_numpy(self.store.template(name)[None].astype(np.float32))
+        return self.verifier.score(torch.from_numpy(self.embed_files([image])), template)
+
+    def index(self):
+        """The search index over the stored templates, built once and rebuilt after any change."""
+        if self._index is None:
+            self._names, templates = self.store.templates()
+            self._index = build_index(templates, self.store.meta["storage"], self.store.meta["index"])
+            # float templates stay in memory only where search needs them (the exact float32 index shares
+            # them); a compact or FAISS gallery searched by cosine keeps just its index
+            meta = self.store.meta
+            needed = self.verifier.matcher.name != "cosine" or (meta["storage"], meta["index"]) == ("float32", "exact")
+            self._templates = templates if needed else None
+        return self._index
+
+    def search(self, probes: np.ndarray, top_k: int = 5) -> list[list[Match]]:
+        """Top-k matches per probe embedding, scored by the gallery's matcher, best first."""
+        index = self.index()
+        matcher = self.verifier.matcher
+        templates = self._templates
+        if matcher.name == "logistic":  # the head does not rank like an inner product: score every template
+            with torch.no_grad():
+                scores = matcher.score_matrix(torch.from_numpy(probes), torch.from_numpy(templates)).numpy()
+            rows, values = best_k(scores, top_k)
+        else:
+            rows, values = index.search(probes, top_k)
+            if matcher.name != "cosine":  # euclidean and mse rank unit vectors as cosine does; rescore them
+                with torch.no_grad():
+                    values = np.stack([
+                        matcher.score(torch.from_numpy(np.repeat(p[None], len(r), 0)), torch.from_numpy(templates[r])).numpy()
+                        for p, r in zip(probes, rows)
+                    ])
+        return [[Match(self._names[i], float(s)) for i, s in zip(r, v) if i >= 0] for r, v in zip(rows, values)]
+
+    def identify(self, image: str | Path, top_k: int = 5) -> tuple[list[Match], bool]:
+        """(top-k matches, known): known is False (open set: "unknown") when the best is below the threshold."""
+        matches = self.search(self.embed_files([image]), top_k)[0]
+        return matches, bool(matches) and matches[0].score >= self.verifier.threshold
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,97 @@
+"""`python -m metric.gallery <command>`: enroll, verify, identify, list, remove, info. Bad input exits 2, never a trace."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from datamodules.images import BadImage
+from metric.deploy.gallery import Gallery
+from metric.deploy.gallery.search import INDEXES
+from metric.deploy.gallery.store import STORAGES, GalleryStore
+from metric.errors import ConfigError
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m metric.gallery", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    enroll = sub.add_parser("enroll", help="enroll one identity, or a folder of identities")
+    enroll.add_argument("--gallery", required=True)
+    enroll.add_argument("--ckpt", help="checkpoint (required to create the gallery)")
+    enroll.add_argument("--identity", help="the identity's name (with IMAGE...)")
+    enroll.add_argument("--from-folder", help="enroll every <ROOT>/<identity>/<images>")
+    enroll.add_argument("--replace", action="store_true", help="replace the template instead of adding images")
+    enroll.add_argument("--storage", choices=STORAGES, default="float32", help="template storage of a new gallery")
+    enroll.add_argument("--index", choices=INDEXES, default="exact", help="search index of a new gallery")
+    enroll.add_argument("images", nargs="*", metavar="IMAGE")
+    verify = sub.add_parser("verify", help="1:1: is IMAGE the claimed identity? exit 0 accept, 1 reject")
+    verify.add_argument("--gallery", required=True)
+    verify.add_argument("--ckpt")
+    verify.add_argument("--identity", required=True)
+    verify.add_argument("image", metavar="IMAGE")
+    identify = sub.add_parser("identify", help="1:N: the top-k enrolled identities for IMAGE")
+    identify.add_argument("--gallery", required=True)
+    identify.add_argument("--ckpt")
+    identify.add_argument("--top-k", type=int, default=5)
+    identify.add_argument("image", metavar="IMAGE")
+    for name in ("list", "info"):
+        sub.add_parser(name).add_argument("--gallery", required=True)
+    remove = sub.add_parser("remove")
+    remove.add_argument("--gallery", required=True)
+    remove.add_argument("name")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "enroll":
+        gallery = Gallery.open(args.gallery, ckpt=args.ckpt, storage=args.storage, index=args.index)
+        if args.from_folder:
+            from tqdm import tqdm
+
+            start = time.perf_counter()
+            count, skipped = gallery.enroll_folder(args.from_folder, replace=args.replace,
+                                                   progress=lambda xs: tqdm(xs, desc="enroll", unit="identity"))
+            print(f"enrolled {count} identities in {time.perf_counter() - start:.1f} s")
+            if skipped:
+                print(f"skipped {len(skipped)} unreadable image(s):\n  " + "\n  ".join(skipped[:10]))
+        else:
+            if not args.identity:
+                raise ConfigError("enroll needs --identity NAME IMAGE... or --from-folder ROOT.")
+            gallery.enroll(args.identity, args.images, replace=args.replace)
+            print(f"enrolled {args.identity} from {len(args.images)} image(s)")
+        return 0
+    if args.command == "verify":
+        result = Gallery.open(args.gallery, ckpt=args.ckpt).verify(args.identity, args.image)
+        print(f"score {result.score:.4f}  threshold {result.threshold:.4f}  {result.decision}")
+        return 0 if result.accepted else 1
+    if args.command == "identify":
+        matches, known = Gallery.open(args.gallery, ckpt=args.ckpt).identify(args.image, args.top_k)
+        for rank, match in enumerate(matches, 1):
+            print(f"{rank}. {match.identity}  {match.score:.4f}")
+        print(f"-> {matches[0].identity}" if known else "-> unknown (best score below the threshold)")
+        return 0
+    store = GalleryStore(args.gallery)
+    if args.command == "list":
+        for name, count, enrolled_at in store.list():
+            print(f"{name}\t{count} image(s)\tenrolled {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(enrolled_at))}")
+    elif args.command == "remove":
+        store.remove(args.name)
+        print(f"removed {args.name}")
+    else:
+        for key, value in vars(store.info()).items():
+            print(f"{key:15} {value}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return run(args)
+    except (ConfigError, BadImage) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

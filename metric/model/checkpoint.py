@@ -1,0 +1,120 @@
+"""The checkpoint format: what metric.train adds to a Lightning checkpoint, read safely (weights only), rebuilt into
+a net, and the calibrated thresholds stored in it atomically.
+
+The record under CHECKPOINT_KEY names no Python paths (the net is rebuilt from its spec), so moving code never
+breaks a checkpoint; format 1 and 2 records are read as they were written (tests/model/test_checkpoint_compat.py
+loads one written before the rooms existed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from datamodules.atomic import write_file_atomically
+from datamodules.normalisation import NORMALISATION
+from metric.errors import ConfigError
+from metric.model.heads import LogisticDistanceHead
+from metric.model.nets import EmbeddingNet
+
+CHECKPOINT_KEY = "metric_faces"  # what this project adds to a Lightning checkpoint
+CHECKPOINT_FORMAT = 2  # 2: the net spec may hold pool / input_size / dropout (written only when it does)
+
+
+def checkpoint_record(net: EmbeddingNet, head: LogisticDistanceHead | None, preprocess: dict,
+                      default_matcher: str) -> dict:
+    """Everything needed to rebuild the model from the file alone, without Hydra or pickled objects."""
+    spec = net.spec()
+    return {
+        # format 1 readers rebuild any net without the newer spec keys, so those files stay format 1
+        "format": CHECKPOINT_FORMAT if set(spec) - {"backbone", "embedding_dim", "in_chans"} else 1,
+        "net": spec,
+        "head": head.spec() if head is not None else None,
+        "preprocess": {**preprocess, "normalisation": NORMALISATION},
+        "default_matcher": default_matcher,
+    }
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The checkpoint's dict, loaded with weights_only=True; a clear error for a missing, corrupt or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"ckpt={str(path)!r}: no such file. Give a checkpoint written by metric.train.")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ConfigError(
+            f"ckpt={str(path)!r} cannot be read as a checkpoint ({type(error).__name__}). It is corrupt, or not a "
+            "PyTorch file; only weights are ever loaded, never pickled objects."
+        ) from None
+    meta = checkpoint.get(CHECKPOINT_KEY) if isinstance(checkpoint, dict) else None
+    if not isinstance(meta, dict) or "state_dict" not in checkpoint:
+        raise ConfigError(f"ckpt={str(path)!r} was not written by metric.train (it has no '{CHECKPOINT_KEY}' record).")
+    if meta.get("format", 0) > CHECKPOINT_FORMAT:
+        raise ConfigError(
+            f"ckpt={str(path)!r} has checkpoint format {meta['format']}, newer than this version reads "
+            f"({CHECKPOINT_FORMAT}); upgrade metric-faces."
+        )
+    normalisation = meta.get("preprocess", {}).get("normalisation", NORMALISATION)  # absent only if built without preprocess; it is the only one there has been
+    if normalisation != NORMALISATION:
+        raise ConfigError(f"ckpt={str(path)!r} records the input normalisation {normalisation!r}, which this version "
+                          f"does not apply (it applies {NORMALISATION!r}).")
+    return checkpoint
+
+
+def check_same_preprocessing(checkpoint: dict, now: dict) -> None:
+    """Stop when a datamodule prepares images differently (size, channels) from the checkpoint's training."""
+    trained = checkpoint[CHECKPOINT_KEY]["preprocess"]
+    if (trained.get("image_size"), trained.get("channels")) != (now["image_size"], now["channels"]):
+        raise ConfigError(
+            f"the checkpoint was trained on {trained.get('channels')}-channel images of size {trained.get('image_size')}, "
+            f"but this datamodule gives {now['channels']}-channel {now['image_size']}: set datamodule.image_size and "
+            "datamodule.channels as in training."
+        )
+
+
+def build_model(checkpoint: dict) -> tuple[EmbeddingNet, LogisticDistanceHead | None]:
+    """Rebuild the net (and the head, if trained with one) from a checkpoint's record and weights, in eval mode."""
+    meta = checkpoint[CHECKPOINT_KEY]
+    net = EmbeddingNet(**meta["net"])
+    state = checkpoint["state_dict"]
+    net.load_state_dict({k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")})
+    head = None
+    if meta.get("head"):
+        head = LogisticDistanceHead(**meta["head"])
+        head.load_state_dict({k[len("head.") :]: v for k, v in state.items() if k.startswith("head.")})
+        head.eval()
+    return net.eval(), head
+
+
+def matcher_name(record: dict, requested: str | None = None) -> str:
+    """The one rule for which matcher scores a checkpoint's embeddings: the one requested, else the default chosen
+    at calibration (training's, or `metric.calibrate make_default=true`), else its module's own default."""
+    return requested or record.get("calibrated_matcher") or record["default_matcher"]
+
+
+def stored_calibration(checkpoint: dict, matcher: str | None, path: str | Path) -> dict:
+    """The calibration stored for `matcher` (None: the rule of matcher_name); a clear error when there is none."""
+    meta = checkpoint[CHECKPOINT_KEY]
+    calibrations = meta.get("calibrations") or {}
+    name = matcher_name(meta, matcher)
+    if name not in calibrations:
+        have = ", ".join(calibrations) or "none"
+        raise ConfigError(
+            f"ckpt={str(path)!r} holds no threshold calibrated for matcher={name} (calibrated: {have}). "
+            f"Run: python -m metric.calibrate ckpt={path} matcher={name} datamodule=<the training data>, "
+            "or evaluate with threshold_from=val."
+        )
+    return calibrations[name]
+
+
+def store_calibration(path: str | Path, calibration: dict, make_default: bool = False) -> None:
+    """Add a matcher's calibration to the checkpoint: a new file renamed over the old, so a failure loses nothing."""
+    path = Path(path)
+    checkpoint = read_checkpoint(path)
+    meta = checkpoint[CHECKPOINT_KEY]
+    meta.setdefault("calibrations", {})[calibration["matcher"]] = calibration
+    if make_default or "calibrated_matcher" not in meta:
+        meta["calibrated_matcher"] = calibration["matcher"]
+    write_file_atomically(path, lambda tmp: torch.save(checkpoint, tmp))

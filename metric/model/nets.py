@@ -1,0 +1,165 @@
+"""EmbeddingNet: a timm backbone by name, a linear projection, then L2 normalisation; local weight files."""
+
+from __future__ import annotations
+
+import difflib
+import socket
+from pathlib import Path
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from metric.errors import ConfigError
+
+HUB_HOST = "huggingface.co"  # where timm fetches pretrained weights
+
+
+def check_backbone_name(name: str) -> None:
+    """Fail with close matches when `name` is not a timm model."""
+    if timm.is_model(name):
+        return
+    close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+    hint = f" Close matches: {', '.join(close)}." if close else ""
+    raise ConfigError(
+        f"model.backbone={name!r} is not a timm model. Use a name from timm.list_models(), "
+        f"for example resnet18, mobilenetv2_100 or efficientnet_b0.{hint}"
+    )
+
+
+def hub_reachable(host: str = HUB_HOST, timeout_s: float = 3.0) -> bool:
+    """Whether a TCP connection to the weights hub opens within timeout_s."""
+    try:
+        with socket.create_connection((host, 443), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors from a safetensors or .pth/.pt/.ckpt file, through timm's loader (weights only, never arbitrary
+    pickled objects; 'state_dict' / 'model' containers unwrapped, never the EMA copy, 'module.' prefixes dropped)."""
+    from timm.models import load_state_dict
+
+    try:
+        state = load_state_dict(str(path), use_ema=False, weights_only=True)
+    except Exception as error:  # corrupt file, foreign pickle, wrong format
+        raise ConfigError(
+            f"model.weights={str(path)!r} could not be read as weights ({type(error).__name__}: {error}). "
+            "Give a safetensors file or a .pth state dict saved with torch.save(model.state_dict())."
+        ) from None
+    if isinstance(state.get("model_state_dict"), dict):  # a container timm's loader does not know
+        state = state["model_state_dict"]
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ConfigError(f"model.weights={str(path)!r} holds no state dict of tensors.")
+    return state
+
+
+def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
+    """Load a local state dict into the backbone; prefixes such as 'module.' or 'net.backbone.' are stripped."""
+    state = read_state_dict(path)
+    own = backbone.state_dict()
+    matched: dict[str, torch.Tensor] = {}
+    for key, tensor in state.items():
+        for prefix in ("", "backbone.", "net.backbone.", "model.", "encoder."):  # timm dropped 'module.' already
+            if key.startswith(prefix) and key[len(prefix) :] in own:
+                name = key[len(prefix) :]
+                if own[name].shape == tensor.shape:
+                    matched[name] = tensor
+                break
+    if not matched:
+        raise ConfigError(
+            f"model.weights={str(path)!r} has no tensor that fits the backbone "
+            f"(its first keys: {list(state)[:3]}; the backbone's: {list(own)[:3]}). "
+            "Check that model.backbone names the architecture the file was saved from."
+        )
+    backbone.load_state_dict(matched, strict=False)
+    missing = len(own) - len(matched)
+    if missing:
+        print(f"model.weights: loaded {len(matched)} tensors; {missing} backbone tensors keep their initial values")
+
+
+def check_model_args(backbone: str, embedding_dim: int, pretrained: bool, weights: str | None) -> None:
+    """Everything about the model config that can be checked before any data is read or weight is built."""
+    check_backbone_name(backbone)
+    if not isinstance(embedding_dim, int) or isinstance(embedding_dim, bool) or embedding_dim <= 0:
+        raise ConfigError(f"model.embedding_dim={embedding_dim!r} must be a positive integer, e.g. 128.")
+    if pretrained and weights:
+        raise ConfigError("set either model.pretrained=true or model.weights=<file>, not both.")
+    if weights and not Path(weights).is_file():
+        raise ConfigError(f"model.weights={str(weights)!r}: no such file. Give the path of a .safetensors or .pth file.")
+    if pretrained and not hub_reachable():
+        raise ConfigError(
+            f"model.pretrained=true needs the timm weights hub ({HUB_HOST}), which cannot be reached from this "
+            "machine. Download the weights where the hub is reachable and pass model.weights=<file> "
+            "(.safetensors or .pth) with model.pretrained=false."
+        )
+
+
+def check_head_args(pool: str, input_size, dropout: float) -> None:
+    if pool not in EmbeddingNet.POOLS:
+        raise ConfigError(f"model.pool={pool!r} is not one of {', '.join(EmbeddingNet.POOLS)}.")
+    if pool == "flatten" and (input_size is None or len(input_size) != 2):
+        raise ConfigError(f"model.pool=flatten needs the input size as [height, width] (got {input_size!r}); "
+                          "metric.train passes the datamodule's image_size.")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise ConfigError(f"model.dropout={dropout!r} must be a probability in [0, 1), e.g. 0.2.")
+
+
+class EmbeddingNet(nn.Module):
+    """image (B, C, H, W) -> L2-normalised embedding (B, embedding_dim).
+
+    pool="avg": the backbone's globally pooled features -> linear. pool="flatten": the backbone's last feature
+    map, flattened, -> linear, which keeps where on the face each feature was (the face-recognition "E" output
+    layer); it needs the input size to size the projection."""
+
+    POOLS = ("avg", "flatten")
+
+    def __init__(
+        self,
+        backbone: str = "resnet18",
+        embedding_dim: int = 128,
+        in_chans: int = 3,
+        pretrained: bool = False,
+        weights: str | None = None,
+        pool: str = "avg",
+        input_size: tuple[int, int] | list[int] | None = None,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        check_model_args(backbone, embedding_dim, pretrained, weights)
+        check_head_args(pool, input_size, dropout)
+        self.backbone_name = backbone
+        self.embedding_dim = embedding_dim
+        self.in_chans = in_chans
+        self.pool = pool
+        self.input_size = [int(v) for v in input_size] if input_size is not None else None
+        self.backbone = timm.create_model(backbone, pretrained=pretrained, num_classes=0, in_chans=in_chans)
+        if weights:
+            load_backbone_weights(self.backbone, weights)
+        if pool == "flatten":
+            with torch.no_grad():
+                was_training = self.backbone.training
+                features = self.backbone.eval().forward_features(torch.zeros(1, in_chans, *self.input_size)).numel()
+                self.backbone.train(was_training)
+        else:  # the pooled output: num_features, or for nets with a head stage (MobileNetV3) the head's width
+            features = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
+        self.dropout = nn.Dropout(dropout)
+        self.projection = nn.Linear(features, embedding_dim)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.pool == "flatten":
+            features = self.backbone.forward_features(images).flatten(1)
+        else:
+            features = self.backbone(images)
+        return F.normalize(self.projection(self.dropout(features)), dim=1)
+
+    def spec(self) -> dict:
+        """The constructor arguments that rebuild this architecture (weights come from a state dict)."""
+        spec = {"backbone": self.backbone_name, "embedding_dim": self.embedding_dim, "in_chans": self.in_chans}
+        if self.pool != "avg":
+            spec.update(pool=self.pool, input_size=self.input_size)
+        if self.dropout.p:
+            spec["dropout"] = float(self.dropout.p)
+        return spec

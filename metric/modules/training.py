@@ -1,0 +1,195 @@
+"""Training (metric.train): check the composed config by type, build datamodule, module and trainer, fit, evaluate
+the best checkpoint on identities it never saw, and store its calibrated threshold; k times under cross-validation."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from datamodules.base import IdentityDataModule
+from datamodules.folds import CrossValidation, CVFold
+from datamodules.pk_sampler import check_pk_fits
+from metric.errors import ConfigError, build_from_config, locate_class
+from metric.metrics.cross_validation import cross_validate
+from metric.model.checkpoint import store_calibration
+from metric.model.nets import EmbeddingNet, check_head_args, check_model_args
+from metric.modules.class_losses import IdentityClassLoss
+from metric.modules.distributed import end_process_group
+from metric.modules.embedding import EmbeddingModule
+from metric.modules.metric_loss import MetricLossModule
+from metric.modules.pair import ADVERSARIAL_NEEDS_METRIC_LOSS, PAIR_TAKES_NO_MINER, PairModule
+from metric.report.summary import format_cv_table, format_summary, verification_summary, write_summary
+from metric.report.wandb_logger import find_wandb_logger
+from metric.scoring.matchers import NEEDS_HEAD, Matcher, build_matcher, check_target_far
+
+TRIPLET_TYPES = ("semihard", "hard", "all", "easy")
+
+
+def made_or_refused(node: DictConfig, group: str, make):
+    """make(the partial `node` instantiates), or one clear error naming the group's settings when the torch class
+    refuses them (it raises ValueError on lr=-1, say)."""
+    try:
+        return make(build_from_config(node))
+    except (ValueError, TypeError) as error:
+        settings = ", ".join(f"{k}={v}" for k, v in node.items() if not k.startswith("_"))
+        raise ConfigError(f"{group} settings ({settings}) are refused by {node._target_}: {error}. "
+                          f"Fix the value with {group}.<key>=<value>.") from None
+
+
+def check_torch_settings(cfg: DictConfig) -> None:
+    """The optimizer and scheduler validate their own settings, on a stand-in parameter, before any data is read."""
+    probe = [torch.nn.Parameter(torch.zeros(1))]
+    optimizer = made_or_refused(cfg.optimizer, "optimizer", lambda make: make(params=probe))
+    if cfg.get("scheduler") is not None:
+        made_or_refused(cfg.scheduler, "scheduler", lambda make: make(optimizer=optimizer))
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Reject values that would only fail deep inside a library, with the key and the fix; reads the classes the
+    config groups name (their types and class attributes), never `_target_` strings, and builds nothing heavy."""
+    if "teacher" in cfg.keys() and OmegaConf.is_missing(cfg.teacher, "ckpt"):
+        raise ConfigError("distillation needs its teacher: add teacher.ckpt=<ckpt>, for example the best checkpoint "
+                          "of `python -m metric.train +experiment=triplet`.")
+    if "pretrained_checkpoint" in cfg.keys() and OmegaConf.is_missing(cfg, "pretrained_checkpoint"):
+        raise ConfigError(
+            "this experiment fine-tunes a pretrained net: add pretrained_checkpoint=<ckpt>, for example the best "
+            "checkpoint of `python -m metric.train +experiment=triplet` (trained on the synthetic faces)."
+        )
+    model = cfg.model
+    if not issubclass(locate_class(model, "model"), EmbeddingNet):
+        raise ConfigError(f"model._target_={model._target_!r} is not an EmbeddingNet.")
+    check_model_args(model.backbone, model.embedding_dim, model.get("pretrained", False), model.get("weights"))
+    check_head_args(model.get("pool", "avg"), [1, 1], model.get("dropout", 0.0))  # input_size comes from the data
+    module_cls = locate_class(cfg.module, "module")
+    if not issubclass(module_cls, EmbeddingModule):
+        raise ConfigError(f"module._target_={cfg.module._target_!r} is not an EmbeddingModule.")
+    loss = cfg.get("loss")
+    if loss is not None and issubclass(locate_class(loss, "loss"), IdentityClassLoss):
+        if not issubclass(module_cls, MetricLossModule):
+            raise ConfigError(f"loss.kind={loss.kind} learns from embeddings and identity labels: use it with "
+                              "module=metric_loss (or distill), not the pair objective of module=pair.")
+        if cfg.get("miner") is not None:
+            raise ConfigError(f"loss.kind={loss.kind} is a classification loss and uses no miner: remove it with "
+                              "~miner on the command line (or `- override /miner: null` in an experiment).")
+    if issubclass(module_cls, PairModule):
+        if cfg.get("adversarial") is not None:
+            raise ConfigError(ADVERSARIAL_NEEDS_METRIC_LOSS)
+        if cfg.get("miner") is not None:
+            raise ConfigError(PAIR_TAKES_NO_MINER)
+    miner = cfg.get("miner")
+    if miner is not None and "type_of_triplets" in miner and miner.type_of_triplets not in TRIPLET_TYPES:
+        raise ConfigError(
+            f"miner.type_of_triplets={miner.type_of_triplets!r} is not one of {', '.join(TRIPLET_TYPES)}; "
+            "or pick a miner config: miner=semihard, miner=hard or miner=all."
+        )
+    matcher_cls = locate_class(cfg.matcher, "matcher")
+    if not issubclass(matcher_cls, Matcher):
+        raise ConfigError(f"matcher._target_={cfg.matcher._target_!r} is not a Matcher.")
+    if matcher_cls.needs_head and not module_cls.has_head:
+        raise ConfigError(NEEDS_HEAD)
+    check_target_far(cfg.matcher.target_far)
+    check_torch_settings(cfg)
+
+
+def build_loss(cfg: DictConfig, datamodule: IdentityDataModule):
+    """The configured loss; a classification loss also gets the training identities and the embedding size, which
+    only the data and the model know."""
+    if issubclass(locate_class(cfg.loss, "loss"), IdentityClassLoss):
+        return build_from_config(cfg.loss, train_labels=datamodule.splits["train"].labels,
+                                 embedding_size=cfg.model.embedding_dim)
+    return build_from_config(cfg.loss)
+
+
+def build(cfg: DictConfig, fold: CVFold | None = None):
+    """Instantiate datamodule, module, callbacks, loggers and trainer; the datamodule is set up (and checked) here,
+    on the splits of cross-validation fold `fold` when one is given."""
+    check_config(cfg)
+    augment = build_from_config(cfg.augment) if cfg.get("augment") else None
+    datamodule = build_from_config(cfg.datamodule, augment=augment)
+    if fold is not None:
+        datamodule.use_fold(fold)
+    datamodule.setup("fit")  # parses data and checks P x K before any training
+    net = build_from_config(cfg.model, in_chans=datamodule.channels,
+                            input_size=list(datamodule.preprocessing["image_size"]))
+    module = build_from_config(
+        cfg.module,
+        net=net,
+        loss=build_loss(cfg, datamodule),
+        miner=build_from_config(cfg.miner) if cfg.get("miner") else None,
+        optimizer=build_from_config(cfg.optimizer),
+        scheduler=build_from_config(cfg.scheduler) if cfg.get("scheduler") else None,
+        max_impostor_pairs=datamodule.max_impostor_pairs,
+        preprocess=datamodule.preprocessing,
+        **({"adversarial": build_from_config(cfg.adversarial)} if cfg.get("adversarial") else {}),
+    )
+    callbacks = [build_from_config(c) for c in cfg.get("callbacks", {}).values() if c is not None]
+    loggers = [build_from_config(c) for c in cfg.get("logger", {}).values() if c is not None]
+    trainer = build_from_config(cfg.trainer, callbacks=callbacks, logger=loggers)
+    ranks = trainer.num_nodes * trainer.num_devices
+    if ranks > 1:  # each rank draws its own P identities per step: P x ranks must fit the train split
+        check_pk_fits(datamodule.splits["train"].labels, datamodule.batch_identities,
+                      datamodule.batch_images_per_identity, replicas=ranks)
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # the whole composed config
+    return datamodule, module, trainer
+
+
+def train(cfg: DictConfig) -> dict | None:
+    """One training, or with `cv.folds=k` one per identity-disjoint fold and their cross-validated summary (written
+    to <run dir>/summary.json; fold i into <run dir>/fold_<i>/). None on DDP ranks other than 0."""
+    cv: CrossValidation = build_from_config(cfg.cv)
+    if not cv.enabled:
+        return train_once(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+
+    def run_fold(fold: CVFold) -> dict | None:
+        fold_cfg = copy.deepcopy(cfg)  # a shallow copy would share (and rewrite) the caller's paths node
+        OmegaConf.update(fold_cfg, "paths.output_dir", str(output_dir / f"fold_{fold.fold}"))
+        return train_once(fold_cfg, fold)
+
+    summary = cross_validate(cv, run_fold)
+    if summary is not None:
+        write_summary(summary, output_dir / "summary.json")
+        print(format_cv_table(summary))
+    return summary
+
+
+def train_once(cfg: DictConfig, fold: CVFold | None = None) -> dict | None:
+    """Fit; then trainer.test restores the best checkpoint and embeds the validation and test identities; the
+    threshold is calibrated on validation (and stored in that checkpoint), and the errors are measured on test."""
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    datamodule, module, trainer = build(cfg, fold)
+    env_before = set(os.environ)
+    trainer.fit(module, datamodule=datamodule)
+    best = next((c for c in trainer.checkpoint_callbacks if c.monitor == "val_eer"), None)
+    best_path = best.best_model_path if best is not None else ""
+    trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
+    end_process_group(env_before)
+    if not trainer.is_global_zero:  # under DDP every file write happens on rank 0 only
+        return None
+    val, test = module.final_embeddings["val"], module.final_embeddings["test"]
+    summary, calibration, test_pairs = verification_summary(
+        val, test, build_matcher(cfg.matcher, head=module.head), datamodule.max_impostor_pairs)
+    if best_path:
+        store_calibration(best_path, calibration.to_dict(), make_default=True)
+    summary.update({f"data_{key}": value for key, value in datamodule.notes.items()})
+    summary["best_val_eer"] = float(best.best_model_score) if best is not None and best.best_model_score is not None \
+        else None
+    summary["best_checkpoint"] = best_path or None
+    write_summary(summary, output_dir / "summary.json")
+    print(format_summary(summary))
+    wandb_logger = find_wandb_logger(trainer)
+    if wandb_logger is not None:
+        images = datamodule.splits["test"].images
+        wandb_logger.log_verification_report(images, test[0], test[1], test_pairs, calibration.threshold, summary,
+                                             best_path or None)
+        wandb_logger.experiment.finish()
+    return summary

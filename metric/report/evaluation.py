@@ -1,0 +1,125 @@
+"""The evaluation report of metric.evaluate: a checkpoint scored by protocol (verification, LFW-style pairs, 1:N
+identification) into summary.json, with scores.csv, per-condition rates and plots for verification."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from datamodules.images import read_image
+from metric.errors import ConfigError
+from metric.metrics import verification as V
+from metric.metrics.breakdowns import condition_breakdown, eer_confidence_interval
+from metric.metrics.calibration import Calibration, calibrate
+from metric.metrics.protocols import identification, kfold_accuracy, read_pairs_file
+from metric.metrics.score_grid import grid_from_embeddings
+from metric.report import plots
+from metric.report.files import write_rows_csv, write_scores_csv
+from metric.report.summary import ScoredPairs, calibration_fields, split_metrics, write_summary
+from metric.scoring.load import LoadedModel, load_for_eval
+from metric.scoring.pairs import count_pairs, pair_scores
+
+PROTOCOLS = ("verification", "pairs", "identification")
+THRESHOLD_SOURCES = ("checkpoint", "val")
+
+
+def threshold_for(cfg: DictConfig, loaded: LoadedModel) -> tuple[Calibration, str]:
+    """The stored calibration of the matcher (threshold_from=checkpoint), or a new one on the validation split at
+    the matcher's target FAR (threshold_from=val)."""
+    if cfg.threshold_from == "checkpoint":
+        stored = Calibration(**loaded.calibration())
+        return stored, f"stored in the checkpoint (calibrated at FAR {stored.calibrated_far:g})"
+    val = loaded.datamodule.splits["val"]
+    scores, genuine = pair_scores(loaded.embed(val.images, flip=cfg.flip_tta), val.labels,
+                                  max_impostor_pairs=loaded.datamodule.max_impostor_pairs,
+                                  score_block=loaded.matcher.numpy_block)
+    fresh = calibrate(scores, genuine, loaded.matcher.target_far, loaded.matcher.name)
+    return fresh, f"recalibrated on the val split at FAR {fresh.calibrated_far:g}"
+
+
+def verification_report(cfg: DictConfig, loaded: LoadedModel, out: Path) -> dict:
+    split = loaded.datamodule.splits[cfg.split]
+    if count_pairs(split.labels)[0] == 0:
+        raise ConfigError(
+            f"the {cfg.split} split has no genuine pairs (no identity has two images): verification needs them. "
+            "Use a dataset with several images per identity, or protocol=identification."
+        )
+    calibration, source = threshold_for(cfg, loaded)
+    threshold = calibration.threshold
+    embeddings = loaded.embed(split.images, flip=cfg.flip_tta)
+    matcher, name = loaded.matcher, cfg.split
+    summary = {"protocol": "verification", "checkpoint": str(cfg.ckpt), "split": name, "flip_tta": bool(cfg.flip_tta),
+               **calibration_fields(calibration, source)}
+    if cfg.bins:
+        low, high = matcher.score_range(embeddings.shape[1])
+        grid = grid_from_embeddings(embeddings, split.labels, matcher.numpy_block, low, high, cfg.bins)
+        curve = grid.roc()
+        accepted = grid.bin_of(np.array([threshold]))[0]
+        far = float(grid.impostor[accepted:].sum() / curve.n_impostor)
+        frr = float(grid.genuine[:accepted].sum() / curve.n_genuine)
+        summary.update(split_metrics(name, curve, far, frr, split.labels))
+        summary.update({"score_grid_bins": int(cfg.bins), "impostor_pairs_sampled": False})
+    else:
+        pairs = ScoredPairs(*pair_scores(embeddings, split.labels, max_impostor_pairs=loaded.datamodule.max_impostor_pairs,
+                                         seed=cfg.seed, score_block=matcher.numpy_block, return_pairs=True))
+        curve = V.roc(pairs.scores, pairs.genuine)
+        summary.update(split_metrics(name, curve, *V.far_frr_at(pairs.scores, pairs.genuine, threshold), split.labels))
+        summary[f"{name}_eer_ci95"] = eer_confidence_interval(
+            pairs.scores, pairs.genuine, split.labels[pairs.first], split.labels[pairs.second],
+            reps=cfg.bootstrap_reps, seed=cfg.seed)
+        summary["impostor_pairs_sampled"] = count_pairs(split.labels)[1] > curve.n_impostor
+        write_scores_csv(out / "scores.csv", pairs.scores, pairs.genuine, pairs.first, pairs.second, split.sources,
+                         split.labels, threshold)
+        summary["conditions"] = condition_breakdown(pairs.scores, pairs.genuine, pairs.first, pairs.second,
+                                                    split.factors, threshold)
+        write_rows_csv(out / "conditions.csv", summary["conditions"])
+        plots.plot_histograms(pairs.scores, pairs.genuine, threshold, out / "score_histograms.png")
+        plots.plot_worst_pairs(split.images, pairs.scores, pairs.genuine, pairs.first, pairs.second, threshold,
+                               out / "worst_pairs.png", cfg.worst_pairs)
+    plots.plot_roc(curve, out / "roc.png")
+    plots.plot_det(curve, out / "det.png")
+    return summary
+
+
+def pairs_report(cfg: DictConfig, loaded: LoadedModel) -> dict:
+    if not cfg.pairs_file or not cfg.root:
+        raise ConfigError("protocol=pairs needs pairs_file=<LFW pairs.txt> and root=<image folder>.")
+    pairs = read_pairs_file(Path(cfg.pairs_file), Path(cfg.root))
+    unique = sorted(set(pairs.first) | set(pairs.second))
+    index = {path: i for i, path in enumerate(unique)}
+    size, channels = tuple(loaded.preprocess["image_size"]), loaded.preprocess["channels"]
+    emb = torch.from_numpy(loaded.embed(np.stack([read_image(p, channels, size) for p in unique]), flip=cfg.flip_tta))
+    with torch.no_grad():
+        scores = loaded.matcher.score(emb[[index[p] for p in pairs.first]], emb[[index[p] for p in pairs.second]]).numpy()
+    return {"protocol": "pairs", "checkpoint": str(cfg.ckpt), "matcher": loaded.matcher.name,
+            "pairs_file": str(cfg.pairs_file), **kfold_accuracy(scores, pairs.genuine, pairs.fold)}
+
+
+def identification_report(cfg: DictConfig, loaded: LoadedModel) -> dict:
+    split = loaded.datamodule.splits[cfg.split]
+    result = identification(loaded.embed(split.images, flip=cfg.flip_tta), split.labels, loaded.matcher,
+                            cfg.identification.gallery_images, cfg.identification.unknown_fraction, cfg.seed)
+    return {"protocol": "identification", "checkpoint": str(cfg.ckpt), "matcher": loaded.matcher.name, **result}
+
+
+def evaluate(cfg: DictConfig, out: Path) -> dict:
+    """Run the protocol, write summary.json (and the verification files) into `out`, return the summary."""
+    if cfg.protocol not in PROTOCOLS:
+        raise ConfigError(f"protocol={cfg.protocol!r} is not one of {', '.join(PROTOCOLS)}.")
+    if cfg.threshold_from not in THRESHOLD_SOURCES:
+        raise ConfigError(f"threshold_from={cfg.threshold_from!r} is not one of {', '.join(THRESHOLD_SOURCES)}.")
+    needs_data = cfg.protocol != "pairs"
+    loaded = load_for_eval(cfg.ckpt, matcher=cfg.get("matcher"), datamodule=cfg.datamodule if needs_data else None,
+                           calibrated=cfg.protocol == "verification" and cfg.threshold_from == "checkpoint")
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.protocol == "verification":
+        summary = verification_report(cfg, loaded, out)
+    elif cfg.protocol == "pairs":
+        summary = pairs_report(cfg, loaded)
+    else:
+        summary = identification_report(cfg, loaded)
+    write_summary(summary, out / "summary.json")
+    return summary

@@ -1,0 +1,122 @@
+"""Report plots as PNG: ROC, DET (log axes), genuine/impostor score histograms, worst false accepts/rejects, and
+an attack's success against its budget with clean and attacked probes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from datamodules.normalisation import PIXEL_RANGE  # noqa: E402
+from metric.metrics import verification as V  # noqa: E402
+
+
+def plot_roc(curve: V.Roc, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5, 4))
+    far, tar = V.det_points(curve, 2000)[0], 1 - V.det_points(curve, 2000)[1]
+    keep = far > 0
+    ax.semilogx(far[keep], tar[keep])
+    ax.set(xlabel="FAR (false accept rate)", ylabel="TAR (true accept rate)", title="ROC", ylim=(0, 1.01))
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_det(curve: V.Roc, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5, 4))
+    far, frr = V.det_points(curve, 2000)
+    keep = (far > 0) & (frr > 0)
+    ax.loglog(far[keep], frr[keep])
+    ax.set(xlabel="FAR (false accept rate)", ylabel="FRR (false reject rate)", title="DET")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_histograms(scores: np.ndarray, genuine: np.ndarray, threshold: float, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    bins = np.linspace(scores.min(), scores.max(), 80)
+    ax.hist(scores[~genuine], bins=bins, density=True, alpha=0.6, label=f"impostor ({(~genuine).sum()})")
+    ax.hist(scores[genuine], bins=bins, density=True, alpha=0.6, label=f"genuine ({genuine.sum()})")
+    ax.axvline(threshold, color="k", linestyle="--", label=f"threshold {threshold:.4g}")
+    ax.set(xlabel="score", ylabel="density", title="Score distributions")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def worst_pairs(scores: np.ndarray, genuine: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pair positions of the `count` highest-scoring impostors and the `count` lowest-scoring genuines."""
+    impostors = np.flatnonzero(~genuine)
+    genuines = np.flatnonzero(genuine)
+    return impostors[np.argsort(-scores[impostors])[:count]], genuines[np.argsort(scores[genuines])[:count]]
+
+
+def plot_worst_pairs(
+    images: np.ndarray, scores: np.ndarray, genuine: np.ndarray, first: np.ndarray, second: np.ndarray,
+    threshold: float, path: Path, count: int = 6,
+) -> None:
+    """Top row pairs: the highest-scoring impostors (false accepts when >= threshold); bottom: the lowest genuines."""
+    worst_fa, worst_fr = worst_pairs(scores, genuine, count)
+    columns = max(len(worst_fa), len(worst_fr), 1)
+    fig, axes = plt.subplots(2, columns, figsize=(2.2 * columns, 3.4), squeeze=False)
+    for row, (picks, kind) in enumerate(((worst_fa, "impostor"), (worst_fr, "genuine"))):
+        for col in range(columns):
+            ax = axes[row][col]
+            ax.axis("off")
+            if col >= len(picks):
+                continue
+            k = picks[col]
+            pair = np.concatenate([images[first[k]], images[second[k]]], axis=1)
+            ax.imshow(pair.squeeze(), cmap="gray" if pair.shape[-1] == 1 else None)
+            wrong = (scores[k] >= threshold) != (kind == "genuine")
+            ax.set_title(f"{kind} {scores[k]:.3f}{' (error)' if wrong else ''}", fontsize=7,
+                         color="red" if wrong else "black")
+    fig.suptitle("Worst false accepts (top) and false rejects (bottom)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_attack_success(rows: list[dict], attack: str, threshold: float, path: Path) -> None:
+    """Impersonation success and dodging FRR against the budget eps (pixel values)."""
+    eps = [r["eps"] for r in rows]
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    ax.plot(eps, [r["impersonation_success"] for r in rows], "o-", label="impersonation success (impostors accepted)")
+    ax.plot(eps, [r["dodging_frr"] for r in rows], "s-", label="dodging FRR (genuines rejected)")
+    ax.set_xlabel("eps (pixel values, of 255)")
+    ax.set_ylabel("rate")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"{attack.upper()} at threshold {threshold:.3f}", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_attacked_probes(probes: np.ndarray, clean_scores: np.ndarray, attacked: np.ndarray,
+                         attacked_scores: np.ndarray, eps: float, threshold: float, path: Path, count: int = 6) -> None:
+    """Top: clean probes (uint8 or float pixel values, N x H x W x C) with their scores; bottom: the same probes
+    attacked at budget `eps`."""
+    count = min(count, len(probes))
+    fig, axes = plt.subplots(2, count, figsize=(1.8 * count, 4), squeeze=False)
+    for col in range(count):
+        for row, (image, score) in enumerate(((probes[col], clean_scores[col]), (attacked[col], attacked_scores[col]))):
+            ax = axes[row][col]
+            pixels = np.asarray(image, dtype=np.float32)
+            ax.imshow((pixels.squeeze(-1) if pixels.shape[-1] == 1 else pixels) / PIXEL_RANGE[1], cmap="gray",
+                      vmin=0, vmax=1)
+            ax.set_title(f"{score:.3f}{' ACCEPT' if score >= threshold else ''}", fontsize=7,
+                         color="red" if score >= threshold else "black")
+            ax.axis("off")
+    fig.suptitle(f"impostor probes: clean (top) and attacked at eps {eps:g}/255 (bottom)", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

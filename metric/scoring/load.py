@@ -1,0 +1,76 @@
+"""`load_for_eval`: a checkpoint's net, head and matcher, and optionally its data, checked against each other.
+
+Every entry point that works from a checkpoint (evaluate, calibrate, attack, export, the verifier, the gallery,
+a distillation teacher) loads through here: read the checkpoint, rebuild the model, choose the matcher by the
+one rule, build the datamodule, and refuse data prepared differently from training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from datamodules.base import IdentityDataModule
+from metric.errors import build_from_config
+from metric.model.checkpoint import (CHECKPOINT_KEY, build_model, check_same_preprocessing, matcher_name,
+                                     read_checkpoint, stored_calibration)
+from metric.model.heads import LogisticDistanceHead
+from metric.model.nets import EmbeddingNet
+from metric.scoring.embed import embed_images
+from metric.scoring.matchers import Matcher, build_matcher, make_matcher
+
+
+@dataclass
+class LoadedModel:
+    """A checkpoint ready to embed and score, and (when asked for) the datamodule it is evaluated on."""
+
+    path: Path
+    checkpoint: dict
+    net: EmbeddingNet
+    head: LogisticDistanceHead | None
+    matcher: Matcher
+    datamodule: IdentityDataModule | None = None
+
+    @property
+    def record(self) -> dict:
+        return self.checkpoint[CHECKPOINT_KEY]
+
+    @property
+    def preprocess(self) -> dict:
+        return self.record["preprocess"]
+
+    def calibration(self) -> dict:
+        """The threshold stored for this matcher, with what it achieved on validation; a clear error when none is."""
+        return stored_calibration(self.checkpoint, self.matcher.name, self.path)
+
+    def embed(self, images: np.ndarray, flip: bool = False) -> np.ndarray:
+        return embed_images(self.net, images, flip=flip)
+
+
+def load_for_eval(ckpt: str | Path, matcher: Mapping | str | None = None, datamodule: Mapping | None = None,
+                  stage: str = "test", calibrated: bool = False) -> LoadedModel:
+    """The checkpoint's model with a matcher: a `matcher` config node, a matcher name, or None for the rule of
+    metric.model.checkpoint.matcher_name (then at the target FAR it was calibrated at). With a `datamodule`
+    config node, the datamodule is built, set up for `stage` and checked against the checkpoint's preprocessing;
+    the matcher, the datamodule's settings and (with `calibrated`) a stored threshold for the matcher are checked
+    before any data is read."""
+    checkpoint = read_checkpoint(ckpt)
+    net, head = build_model(checkpoint)
+    record = checkpoint[CHECKPOINT_KEY]
+    if isinstance(matcher, Mapping):
+        chosen = build_matcher(matcher, head=head)
+    else:
+        name = matcher_name(record, matcher)
+        target_far = (record.get("calibrations") or {}).get(name, {}).get("target_far", 0.001)
+        chosen = make_matcher(name, head=head, target_far=target_far)
+    loaded = LoadedModel(Path(ckpt), checkpoint, net, head, chosen)
+    if calibrated:
+        loaded.calibration()
+    if datamodule is not None:
+        loaded.datamodule = build_from_config(datamodule)
+        loaded.datamodule.setup(stage)
+        check_same_preprocessing(checkpoint, loaded.datamodule.preprocessing)
+    return loaded

@@ -1,0 +1,69 @@
+"""Adversarial evaluation on a small trained model: eps 0 is the clean FAR, success grows with eps, and every
+perturbation stays within its L-infinity budget and the pixel range."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from datamodules.normalisation import normalise
+from metric.attacks.run import LinfAttack, run_attack
+from metric.model.checkpoint import build_model, read_checkpoint
+from metric.errors import ConfigError
+from metric.scoring.matchers import make_matcher
+from tests.conftest import CONF_DIR, TINY_DATA
+
+
+def compose_attack(overrides: list[str], output_dir: Path, data_dir: Path):
+    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
+        return compose(config_name="attack", overrides=[f"paths.output_dir={output_dir}",
+                                                        f"paths.data_dir={data_dir}", *TINY_DATA, *overrides])
+
+
+def test_pgd_success_starts_at_the_clean_far_and_grows(tiny_triplet_run, tmp_path, data_dir):
+    ckpt = tiny_triplet_run[1]["best_checkpoint"]
+    summary = run_attack(compose_attack([f"ckpt={ckpt}", "attack=pgd", "attack.eps=[0,2,8]", "attack.steps=5",
+                                         "max_pairs=120"], tmp_path, data_dir))
+    rates = [r["impersonation_success"] for r in summary["rows"]]
+    assert rates[0] == summary["clean_far"]
+    assert rates == sorted(rates) and rates[-1] > rates[0]
+    frr = [r["dodging_frr"] for r in summary["rows"]]
+    assert frr[0] == summary["clean_frr"] and frr == sorted(frr)
+    assert [r["max_perturbation"] for r in summary["rows"]] == pytest.approx([0, 2, 8], abs=1e-3)
+    assert json.loads((tmp_path / "summary.json").read_text())["rows"] == summary["rows"]
+    assert (tmp_path / "attack_success.png").is_file() and (tmp_path / "attacked_probes.png").is_file()
+
+
+@pytest.mark.parametrize("kind", ["fgsm", "pgd"])
+def test_perturbations_respect_the_budget_and_pixel_range(kind, tiny_triplet_run):
+    net, _ = build_model(read_checkpoint(tiny_triplet_run[1]["best_checkpoint"]))
+    net.eval()
+    rng = np.random.default_rng(0)
+    probes = torch.from_numpy(rng.random((6, 3, 32, 32), dtype=np.float32) * 255)  # pixel values
+    probes[0] = 0.0  # at the edges of the pixel range, clipping must win over the step
+    probes[1] = 255.0
+    references = torch.from_numpy(rng.random((6, 3, 32, 32), dtype=np.float32) * 255)
+    attack = LinfAttack(kind, [1, 4], steps=4)
+    for eps in attack.eps:
+        with torch.no_grad():
+            targets = net(normalise(references))
+        adv = attack.perturb(net, make_matcher("cosine"), probes, targets, eps, raise_score=True)
+        assert (adv - probes).abs().max() <= eps + 1e-4
+        assert adv.min() >= 0.0 and adv.max() <= 255.0
+
+
+@pytest.mark.parametrize("kind", ["fgsm", "pgd"])
+def test_attack_options_compose(kind, tmp_path, data_dir):
+    cfg = compose_attack(["ckpt=x.ckpt", f"attack={kind}"], tmp_path, data_dir)
+    assert cfg.attack.name == kind and list(cfg.attack.eps) == [0, 1, 2, 4, 8]
+
+
+def test_bad_attack_settings_are_clear_errors(tiny_triplet_run, tmp_path, data_dir):
+    ckpt = tiny_triplet_run[1]["best_checkpoint"]
+    with pytest.raises(ConfigError, match="budgets are >= 0"):
+        run_attack(compose_attack([f"ckpt={ckpt}", "attack.eps=[-1,2]"], tmp_path, data_dir))

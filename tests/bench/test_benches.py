@@ -1,0 +1,37 @@
+"""Every script in bench/ still runs end to end, at a tiny size (the figures in docs/benchmarks.md come from full runs).
+
+Slow (about 2.5 minutes on 2 cores: each script starts its own interpreter): run with `pytest -m slow tests/bench`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ORL, REPO_ROOT
+
+TINY_RUNS = {
+    "cache_load.py": ["--images", "400", "--rounds", "1"],
+    "export_throughput.py": ["--rounds", "1", "--seconds", "0.2"],
+    "gallery_orl.py": ["--ckpt", "tests/model/fixtures/siamese_test_efficientnet.ckpt", "--faces", str(ORL)],
+    "gallery_search.py": ["--count", "5000", "--dim", "32", "--repeats", "1"],
+    "metrics_scale.py": ["--scores", "20000", "--bins", "4096", "--rounds", "1"],
+    "train_throughput.py": ["--steps", "2", "--warmup", "1", "--rounds", "1"],
+}
+
+
+def test_every_bench_script_is_covered():
+    assert sorted(p.name for p in (REPO_ROOT / "bench").glob("*.py")) == sorted(TINY_RUNS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(TINY_RUNS))
+def test_bench_runs(script):
+    if script == "gallery_orl.py" and not ORL.is_dir():
+        pytest.skip(f"ORL faces not found at {ORL}")
+    result = subprocess.run([sys.executable, f"bench/{script}", *TINY_RUNS[script]], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert result.stdout.strip(), "a bench prints its figures"

@@ -1,0 +1,95 @@
+"""Bad configuration stops before training with one message naming the key and the fix."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from metric.errors import ConfigError
+from metric.modules.training import build
+from tests.conftest import REPO_ROOT
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("model.backbone=resnet1800", r"model\.backbone='resnet1800' is not a timm model.*resnet18"),
+        ("model.embedding_dim=0", r"model\.embedding_dim=0 must be a positive integer"),
+        ("miner.type_of_triplets=sometimes", r"miner\.type_of_triplets='sometimes'.*semihard"),
+        ("datamodule.batch_identities=50", r"P x K = 50 x 3 does not fit.*batch_identities"),
+        ("model.weights=/nonexistent/w.pth", r"model\.weights='/nonexistent/w\.pth': no such file"),
+        ("matcher=logistic", r"matcher=logistic needs a model trained with a logistic-distance head"),
+        ("experiment=siamese module.impostors=easy", r"module\.impostors='easy' is not one of random, hard"),
+        ("optimizer.lr=-1", r"optimizer settings \(lr=-1,.*\) are refused by torch\.optim\.AdamW: Invalid learning rate"),
+        ("matcher.target_far=2", r"matcher\.target_far=2 must lie between 0 and 1"),
+        ("datamodule.image_size=[0,0]", r"datamodule\.image_size=\[0, 0\] must be \[height, width\]"),
+        ("experiment=siamese adversarial=fgsm", r"adversarial=fgsm\|pgd perturbs .* module=metric_loss"),
+        ("experiment=siamese miner=semihard", r"module=pair picks its own impostor pairs .* ~miner"),
+    ],
+)
+def test_bad_values_are_named(make_cfg, override, message):
+    with pytest.raises(ConfigError, match=message):
+        build(make_cfg(*override.split()))
+
+
+@pytest.mark.parametrize("override", ["optimizer.lr=-1", "matcher.target_far=2", "datamodule.image_size=[0,0]",
+                                      "optimizer.weight_decay=-1", "model.backbone=resnet1800",
+                                      "experiment=siamese adversarial=fgsm", "experiment=siamese miner=semihard"])
+def test_bad_values_stop_before_any_data_is_read(make_cfg, monkeypatch, override):
+    from datamodules.base import IdentityDataModule
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data was read before the config was checked")
+
+    monkeypatch.setattr(IdentityDataModule, "setup", no_data)
+    with pytest.raises(ConfigError):
+        build(make_cfg(*override.split()))
+
+
+def run_cli(*args: str, tmp_path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "METRIC_ROOT": str(tmp_path)}
+    return subprocess.run(
+        [sys.executable, "-m", "metric.train", *args],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_cli_prints_one_message_and_no_traceback(tmp_path):
+    result = run_cli("+experiment=triplet", "model.embedding_dim=-4", tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert [line for line in lines if line.startswith("error:")] == [
+        "error: model.embedding_dim=-4 must be a positive integer, e.g. 128."
+    ]
+    assert lines[-1].startswith("error:")
+
+
+def test_cli_unknown_miner_lists_the_choices(tmp_path):
+    result = run_cli("+experiment=triplet", "miner=sometimes", tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "Could not find 'miner/sometimes'" in result.stderr
+    assert "semihard" in result.stderr
+
+
+@pytest.mark.parametrize("override,message", [
+    ("optimizer.lr=-1", "error: optimizer settings (lr=-1, weight_decay=0.0005) are refused by torch.optim.AdamW"),
+    ("datamodule.image_size=[0,0]", "error: datamodule.image_size=[0, 0] must be [height, width] in pixels"),
+])
+def test_cli_bad_values_are_one_line(override, message, tmp_path):
+    result = run_cli("+experiment=triplet", override, tmp_path=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.strip().splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(message)
+
+
+def test_calibrate_with_a_target_far_outside_zero_one_is_one_line(tiny_triplet_run, tmp_path, data_dir):
+    ckpt = tiny_triplet_run[1]["best_checkpoint"]
+    result = subprocess.run(
+        [sys.executable, "-m", "metric.calibrate", f"ckpt={ckpt}", "matcher.target_far=2", f"paths.data_dir={data_dir}"],
+        cwd=REPO_ROOT, env={**os.environ, "METRIC_ROOT": str(tmp_path)}, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == ["error: matcher.target_far=2 must lie between 0 and 1, e.g. 0.001."]
