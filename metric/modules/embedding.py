@@ -86,7 +86,7 @@ class EmbeddingModule(pl.LightningModule):
                                       score_block=matcher.numpy_block)
         curve = V.roc(scores, genuine)
         # float64, so ModelCheckpoint.best_model_score (the summary's best_val_eer) is the EER itself, not float32
-        self.log("val_eer", torch.tensor(V.eer(curve)[0], dtype=torch.float64), prog_bar=True)
+        self.log("val_eer", torch.tensor(V.eer(curve)[0], dtype=torch.float64, device=self.device), prog_bar=True)
         tar = V.tar_at_far(curve, 1e-2)
         if tar is not None:
             self.log("val_tar_at_far_1e-2", tar)
