@@ -44,13 +44,65 @@ def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.hstack([scale * rotation, shift[:, None]])
 
 
-def align_to_template(image: Image.Image, landmarks: np.ndarray, size: tuple[int, int]) -> Image.Image:
-    """Warp so the 5 landmarks land on the canonical template scaled to size=(H, W)."""
+def check_margin(margin: float) -> float:
+    if not -0.25 <= margin < 1:
+        raise ConfigError(f"face.margin={margin} must lie in [-0.25, 1): the context added on each side of the tight "
+                          "aligned face, as a fraction of its side (negative: zoom in on the inner face).")
+    return float(margin)
+
+
+def template_points(size: tuple[int, int], margin: float = 0.0, rows: Sequence[int] = (0, 1, 2, 3, 4)) -> np.ndarray:
+    """The template's points (those of `rows`) in pixels of an output of size=(H, W), with `margin` (a fraction of
+    the tight crop's side) of extra context on every side: margin=0 is the classic tight 112 x 112 layout, a
+    negative margin zooms in on the inner face."""
+    check_margin(margin)
     height, width = size
-    target = FIVE_POINT_TEMPLATE * np.array([width, height])
-    forward = similarity_transform(np.asarray(landmarks, dtype=np.float64), target)
+    return (FIVE_POINT_TEMPLATE[list(rows)] + margin) / (1 + 2 * margin) * np.array([width, height])
+
+
+def align_to_template(image: Image.Image, landmarks: np.ndarray, size: tuple[int, int], margin: float = 0.0,
+                      rows: Sequence[int] = (0, 1, 2, 3, 4)) -> Image.Image:
+    """The one aligner: warp by the similarity transform (rotation, scale, shift; no shear) that best maps the
+    landmarks onto the template's points `rows`, into an output of size=(H, W)."""
+    height, width = size
+    forward = similarity_transform(np.asarray(landmarks, dtype=np.float64), template_points(size, margin, rows))
     inverse = np.linalg.inv(np.vstack([forward, [0, 0, 1]]))[:2]  # PIL maps output pixels back to input
     return image.transform((width, height), Image.Transform.AFFINE, inverse.ravel(), Image.Resampling.BILINEAR)
+
+
+def to_channels(image: Image.Image, channels: int) -> Image.Image:
+    """Any PIL mode as RGB (channels=3) or grey (1): a palette is expanded, 16-bit and float images are scaled to
+    8 bits (not clipped), and transparent pixels are composited onto white."""
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        if image.mode == "F":  # floats: [0, 1] or already in pixel values
+            full_scale = 1.0 if values.max() <= 1.0 else 255.0
+        else:  # 16-bit integers, unless every value fits in 8 bits
+            full_scale = 65535.0 if values.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(values / full_scale * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode in ("RGB", "L") and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return image.convert("RGB" if channels == 3 else "L")
+
+
+def open_image(path: str | Path, channels: int) -> Image.Image:
+    """The decoded image in RGB (channels=3) or grey (1), loaded into memory; BadImage when it cannot be read."""
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+            return to_channels(opened, channels)
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise BadImage(f"{path}: cannot be read as an image ({type(error).__name__}: {error})") from None
+
+
+def as_array(image: Image.Image) -> np.ndarray:
+    """uint8 (H, W, C), C = 1 for grey."""
+    array = np.asarray(image, dtype=np.uint8)
+    return array[..., None] if array.ndim == 2 else array
 
 
 def read_image(
@@ -61,16 +113,16 @@ def read_image(
     landmarks: np.ndarray | None = None,
 ) -> np.ndarray:
     """uint8 array (H, W, channels): cropped to box (x0, y0, x1, y1) or aligned by 5 landmarks, then resized."""
-    try:
-        with Image.open(path) as opened:
-            image = opened.convert("RGB" if channels == 3 else "L")
-            if landmarks is not None and size is not None:
-                image = align_to_template(image, landmarks, size)
-            elif box is not None:
-                image = image.crop(tuple(int(round(v)) for v in box))
-            if size is not None and (image.height, image.width) != tuple(size):
-                image = image.resize((int(size[1]), int(size[0])), Image.Resampling.BILINEAR)
-            array = np.asarray(image, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as error:
-        raise BadImage(f"{path}: cannot be read as an image ({type(error).__name__}: {error})") from None
-    return array[..., None] if array.ndim == 2 else array
+    image = open_image(path, channels)
+    if landmarks is not None and size is not None:
+        image = align_to_template(image, landmarks, size)
+    elif box is not None:
+        image = image.crop(tuple(int(round(v)) for v in box))
+    return as_array(resize(image, size))
+
+
+def resize(image: Image.Image, size: tuple[int, int] | None) -> Image.Image:
+    """Bilinear resize to size=(H, W); None or the same size leaves it as it is."""
+    if size is None or (image.height, image.width) == tuple(size):
+        return image
+    return image.resize((int(size[1]), int(size[0])), Image.Resampling.BILINEAR)
