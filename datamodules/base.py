@@ -9,7 +9,10 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from datamodules.faces.frontend import FaceCrop, FaceFrontEnd, NoFace
+from datamodules.faces.loader import FaceLoader, check_detection_rate
 from datamodules.folds import CVFold, fold_splits
+from datamodules.images import BadImage
 from datamodules.normalisation import NORMALISATION, to_model_input
 from datamodules.pk_sampler import PKBatchSampler, check_pk_fits
 from datamodules.split import IdentitySplit, check_identity_disjoint
@@ -20,8 +23,8 @@ from metric.errors import ConfigError
 FINAL_SPLITS = ("val", "test")
 
 # Extra impostor identities for val and test (e.g. datamodules.sources.us10k.US10kDistractors): called with the
-# splits, which it extends in place, and the datamodule's seed.
-Distractors = Callable[[dict[str, IdentitySplit], int], None]
+# splits, which it extends in place, the datamodule's seed and its face front end.
+Distractors = Callable[[dict[str, IdentitySplit], int, FaceFrontEnd], None]
 
 
 class ImageArrayDataset(Dataset):
@@ -80,8 +83,11 @@ class IdentityDataModule(pl.LightningDataModule):
         seed: int = 0,
         augment: Callable[[np.ndarray], np.ndarray] | None = None,
         distractors: Distractors | None = None,
+        face: FaceFrontEnd | None = None,
     ):
         super().__init__()
+        self.face = face if face is not None else FaceFrontEnd()
+        self.face_log: list[dict] = []  # one detection record per image the front end saw (faces.png)
         self.augment = augment
         self.distractors = distractors
         self.batch_identities = batch_identities
@@ -112,7 +118,22 @@ class IdentityDataModule(pl.LightningDataModule):
     def preprocessing(self) -> dict:
         """How a new image must be prepared to match training; stored in every checkpoint."""
         height, width = self.splits["train"].images.shape[1:3]
-        return {"image_size": [int(height), int(width)], "channels": self.channels, "normalisation": NORMALISATION}
+        return {"image_size": [int(height), int(width)], "channels": self.channels, "normalisation": NORMALISATION,
+                "face": self.face.spec()}
+
+    def detect_faces(self, split: str, paths: list, channels: int, size: tuple[int, int],
+                     cache_dir=None) -> list[np.ndarray | BadImage]:
+        """Each file through the face front end, in order: its aligned crop, or the BadImage (unreadable, no face)
+        that keeps it out of the split. Logs the detections and the split's detection rate, and stops when the
+        rate is below face.min_detection_rate."""
+        crops = FaceLoader(self.face, channels, size, cache_dir).load_many(paths, desc=split)
+        seen = [(str(p), c) for p, c in zip(paths, crops) if isinstance(c, FaceCrop)]
+        rate = check_detection_rate(split, [s for s, _ in seen], [c for _, c in seen], self.face)
+        self.notes[f"face_detection_rate_{split}"] = round(rate, 4)
+        self.notes[f"face_several_{split}"] = sum(c.faces > 1 for _, c in seen)  # the largest face was used
+        self.face_log.extend({"source": s, "split": split, **c.record()} for s, c in seen)
+        return [c if isinstance(c, BadImage) else c.image if c.image is not None else NoFace(f"{p}: {c.reason}")
+                for p, c in zip(paths, crops)]
 
     # Lightning -----------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
@@ -123,7 +144,7 @@ class IdentityDataModule(pl.LightningDataModule):
         if self.cv_fold is not None:
             splits = fold_splits(splits, self.cv_fold)
         if self.distractors is not None:
-            self.distractors(splits, self.seed)
+            self.distractors(splits, self.seed, self.face)
         for name in ("val", "test"):
             if splits[name].num_identities < 2:
                 raise ConfigError(f"the {name} split has {splits[name].num_identities} identities; it needs at least 2.")

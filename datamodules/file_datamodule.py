@@ -11,6 +11,7 @@ import numpy as np
 from datamodules.atomic import is_complete
 from datamodules.base import IdentityDataModule
 from datamodules.cache import CACHE_VERSION, read_split_cache, write_split_cache
+from datamodules.faces.loader import check_rate
 from datamodules.images import BadImage, check_image_size, read_image
 from datamodules.records import ImageRecord, assign_splits, take_subset
 from datamodules.split import IdentitySplit
@@ -59,10 +60,25 @@ class FileDataModule(IdentityDataModule):
 
     def preprocess_settings(self) -> dict:
         """What changes the decoded pixels; part of the cache key. Subclasses add their options."""
-        return {"image_size": list(self.image_size), "channels": self.image_channels}
+        return {"image_size": list(self.image_size), "channels": self.image_channels, "face": self.face.spec(),
+                "on_miss": self.face.on_miss}
 
     def decode(self, record: ImageRecord) -> np.ndarray:
+        """The image as face=none reads it: cropped by the dataset's box, when it has one, and resized."""
         return read_image(record.path, self.image_channels, self.image_size, box=record.box)
+
+    def decode_records(self, split: str, records: list[ImageRecord]) -> list[np.ndarray | BadImage]:
+        """Each record's pixels, or the BadImage that keeps it out: through the face front end when one runs."""
+        if self.face.active:
+            return self.detect_faces(split, [r.path for r in records], self.image_channels, self.image_size,
+                                     self.cache_dir)
+        out: list[np.ndarray | BadImage] = []
+        for record in records:
+            try:
+                out.append(self.decode(record))
+            except BadImage as error:
+                out.append(error)
+        return out
 
     # shared ----------------------------------------------------------------------------------
     def load_splits(self) -> dict[str, IdentitySplit]:
@@ -74,27 +90,28 @@ class FileDataModule(IdentityDataModule):
         """Decoded splits for these records: from the cache when it holds them, else decoded and cached."""
         cache = self.cache_path(assignment)
         if cache is not None and is_complete(cache):
-            splits, self.bad_files = read_split_cache(cache)
+            splits, self.bad_files, self.face_log, notes = read_split_cache(cache)
+            self.notes.update(notes)
+            self.check_cached_detection_rates()
         else:
             splits = self.decode_splits(assignment)
             if cache is not None:
-                write_split_cache(cache, splits, self.bad_files)
+                write_split_cache(cache, splits, self.bad_files, self.face_log, self.notes)
         self.report_bad_files()
         return splits
 
     def decode_splits(self, assignment: dict[str, list[ImageRecord]]) -> dict[str, IdentitySplit]:
         names = sorted({r.identity for records in assignment.values() for r in records})
         label_of = {name: i for i, name in enumerate(names)}
-        self.bad_files = []
+        self.bad_files, self.face_log = [], []
         splits = {}
         for split, records in assignment.items():
             images, labels, sources, factors = [], [], [], []
-            for record in records:
-                try:
-                    images.append(self.decode(record))
-                except BadImage as error:
-                    self.bad_files.append(str(error))
+            for record, decoded in zip(records, self.decode_records(split, records)):
+                if isinstance(decoded, BadImage):
+                    self.bad_files.append(str(decoded))
                     continue
+                images.append(decoded)
                 labels.append(label_of[record.identity])
                 sources.append(str(record.path))
                 factors.append(dict(record.factors))
@@ -105,6 +122,13 @@ class FileDataModule(IdentityDataModule):
                 )
             splits[split] = IdentitySplit(np.stack(images), np.array(labels, dtype=np.int64), sources, factors)
         return splits
+
+    def check_cached_detection_rates(self) -> None:
+        """The detection-rate check of a cached split, under today's face.min_detection_rate."""
+        for split in {entry["split"] for entry in self.face_log}:
+            entries = [e for e in self.face_log if e["split"] == split]
+            misses = [e["source"] for e in entries if e["reason"] is not None]
+            check_rate(split, len(entries) - len(misses), len(entries), misses[:3], self.face)
 
     def cache_path(self, assignment: dict[str, list[ImageRecord]]) -> Path | None:
         """<cache_dir>/<dataset>-<hash of the files (path, size, mtime), their split and the preprocessing>."""
@@ -127,7 +151,9 @@ class FileDataModule(IdentityDataModule):
         self.notes["bad_files"] = len(self.bad_files)
         if not self.bad_files:
             return
-        message = f"skipped {len(self.bad_files)} unreadable or missing image file(s)"
+        faceless = sum(": no face" in line or ": too small" in line for line in self.bad_files)
+        message = (f"skipped {len(self.bad_files)} image file(s): {len(self.bad_files) - faceless} unreadable or "
+                   f"missing, {faceless} without a face")
         if self.bad_files_report is not None:
             self.bad_files_report.parent.mkdir(parents=True, exist_ok=True)
             self.bad_files_report.write_text("\n".join(self.bad_files) + "\n")

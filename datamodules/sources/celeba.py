@@ -59,6 +59,9 @@ class CelebADataModule(FileDataModule):
         super().__init__(**kwargs)
         if align not in ALIGN_MODES:
             raise ConfigError(f"datamodule.align={align!r} is not one of null, landmarks.")
+        if align is not None and self.face.active:
+            raise ConfigError(f"datamodule.align={align} aligns by CelebA's own landmarks, and {self.face.describe()} "
+                              "by detected ones: choose one (face=none with align=landmarks, or align=null).")
         self.align = align
         self.attributes = list(attributes or [])
 

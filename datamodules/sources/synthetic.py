@@ -15,6 +15,7 @@ from datamodules.base import IdentityDataModule
 from datamodules.images import check_image_size
 from datamodules.sources.face_renderer import FaceCondition, FaceIdentity, render_face
 from datamodules.split import SPLITS, IdentitySplit
+from metric.errors import ConfigError
 
 GENERATOR_VERSION = 2  # bump when the renderer changes, so old caches are not reused
 
@@ -61,7 +62,18 @@ class SyntheticFacesDataModule(IdentityDataModule):
 
     def load_splits(self) -> dict[str, IdentitySplit]:
         self.prepare_data()
-        return read_cache(self.cache_path)
+        splits = read_cache(self.cache_path)
+        if self.face.active:  # the rendered PNGs through the face front end, like any photo
+            for name, split in splits.items():
+                decoded = self.detect_faces(name, split.sources, 3, self.image_size, self.cache_dir)
+                keep = [i for i, d in enumerate(decoded) if isinstance(d, np.ndarray)]
+                self.notes[f"faces_missed_{name}"] = len(decoded) - len(keep)
+                if not keep:
+                    raise ConfigError(f"{self.face.describe()} found no face in the {name} split of the synthetic "
+                                      "faces; use face=none for them.")
+                splits[name] = IdentitySplit(np.stack([decoded[i] for i in keep]), split.labels[keep],
+                                             [split.sources[i] for i in keep])
+        return splits
 
 
 def render_identity_images(identity_index: int, count: int, size: tuple[int, int], seed: int) -> list[np.ndarray]:

@@ -92,10 +92,11 @@ class US10kDistractors:
         self.max_images = max_images
         self.cache_dir = cache_dir
 
-    def __call__(self, splits: dict[str, IdentitySplit], seed: int) -> None:
+    def __call__(self, splits: dict[str, IdentitySplit], seed: int, face=None) -> None:
+        """`face`: the datamodule's face front end, which the distractor photos go through too."""
         reference = splits["test"]
         loader = US10kDataModule(root=str(self.root), image_size=reference.images.shape[1:3],
-                                 channels=reference.images.shape[-1], cache_dir=self.cache_dir, seed=seed)
+                                 channels=reference.images.shape[-1], cache_dir=self.cache_dir, seed=seed, face=face)
         photos = take_subset(scan_photos(self.root), max_identities=self.max_images, seed=seed)
         order = np.random.default_rng([seed, 3]).permutation(len(photos))
         half = len(photos) // 2

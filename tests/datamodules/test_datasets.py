@@ -62,7 +62,7 @@ def test_celeba_official_split_parses_and_reports_bad_files(tmp_path, capsys):
     assert [dm.splits[s].num_identities for s in ("train", "val", "test")] == [4, 2, 2]
     assert len(dm.splits["train"].labels) == 4 * 4 - 1  # the corrupt one skipped (the missing one too)
     out = capsys.readouterr().out
-    assert "skipped 2 unreadable or missing image file(s)" in out
+    assert "skipped 2 image file(s): 2 unreadable or missing, 0 without a face" in out
     report = (tmp_path / "run" / "bad_files.txt").read_text()
     assert "000002.jpg" in report and "999999.jpg" in report
 

@@ -62,7 +62,7 @@ def test_identity_split_is_seeded_and_disjoint(tmp_path):
 def test_corrupt_image_is_skipped_counted_and_listed(tmp_path, capsys):
     dm = make(make_tree(tmp_path / "faces"), tmp_path, split="ordered", split_counts=[4, 2, 2])
     dm.setup()
-    assert "skipped 1 unreadable or missing image file(s)" in capsys.readouterr().out
+    assert "skipped 1 image file(s): 1 unreadable or missing, 0 without a face" in capsys.readouterr().out
     listed = (tmp_path / "run" / "bad_files.txt").read_text()
     assert "broken.jpg" in listed
     assert len(dm.splits["train"].labels) == 4 * 5  # every good image, the broken one left out

@@ -1,0 +1,19 @@
+"""Rebuilding a face front end from the spec a checkpoint or an export sidecar records."""
+
+from __future__ import annotations
+
+from datamodules.faces.dlib_faces import DlibFaces
+from datamodules.faces.frontend import FaceFrontEnd
+from metric.errors import ConfigError
+
+
+def front_end_from_spec(spec: dict | None) -> FaceFrontEnd:
+    """The front end a checkpoint (or sidecar) records; records written before the front end existed mean none."""
+    spec = dict(spec or {"name": "none"})
+    name = spec.pop("name", "none")
+    if name == "none":
+        return FaceFrontEnd()
+    if name == "dlib":
+        return DlibFaces(**spec)
+    raise ConfigError(f"the checkpoint records face front end {name!r}, which this version does not have "
+                      "(it has none and dlib); upgrade metric-faces.")
