@@ -34,7 +34,11 @@ def parser() -> argparse.ArgumentParser:
     identify.add_argument("--gallery", required=True)
     identify.add_argument("--ckpt")
     identify.add_argument("--top-k", type=int, default=5)
+    identify.add_argument("--all-faces", action="store_true", help="identify each face in IMAGE, not only the largest")
     identify.add_argument("image", metavar="IMAGE")
+    for command in (enroll, verify, identify):
+        command.add_argument("--no-detect", action="store_true",
+                             help="the images are already cropped, aligned faces: skip the checkpoint's face front end")
     for name in ("list", "info"):
         sub.add_parser(name).add_argument("--gallery", required=True)
     remove = sub.add_parser("remove")
@@ -43,9 +47,16 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def print_matches(matches, known: bool) -> None:
+    for rank, match in enumerate(matches, 1):
+        print(f"{rank}. {match.identity}  {match.score:.4f}")
+    print(f"-> {matches[0].identity}" if known else "-> unknown (best score below the threshold)")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.command == "enroll":
-        gallery = Gallery.open(args.gallery, ckpt=args.ckpt, storage=args.storage, index=args.index)
+        gallery = Gallery.open(args.gallery, ckpt=args.ckpt, storage=args.storage, index=args.index,
+                               detect=not args.no_detect)
         if args.from_folder:
             from tqdm import tqdm
 
@@ -54,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
                                                    progress=lambda xs: tqdm(xs, desc="enroll", unit="identity"))
             print(f"enrolled {count} identities in {time.perf_counter() - start:.1f} s")
             if skipped:
-                print(f"skipped {len(skipped)} unreadable image(s):\n  " + "\n  ".join(skipped[:10]))
+                print(f"skipped {len(skipped)} image(s), unreadable or without a face:\n  " + "\n  ".join(skipped[:10]))
         else:
             if not args.identity:
                 raise ConfigError("enroll needs --identity NAME IMAGE... or --from-folder ROOT.")
@@ -62,14 +73,18 @@ def run(args: argparse.Namespace) -> int:
             print(f"enrolled {args.identity} from {len(args.images)} image(s)")
         return 0
     if args.command == "verify":
-        result = Gallery.open(args.gallery, ckpt=args.ckpt).verify(args.identity, args.image)
+        result = Gallery.open(args.gallery, ckpt=args.ckpt, detect=not args.no_detect).verify(args.identity, args.image)
         print(f"score {result.score:.4f}  threshold {result.threshold:.4f}  {result.decision}")
         return 0 if result.accepted else 1
     if args.command == "identify":
-        matches, known = Gallery.open(args.gallery, ckpt=args.ckpt).identify(args.image, args.top_k)
-        for rank, match in enumerate(matches, 1):
-            print(f"{rank}. {match.identity}  {match.score:.4f}")
-        print(f"-> {matches[0].identity}" if known else "-> unknown (best score below the threshold)")
+        gallery = Gallery.open(args.gallery, ckpt=args.ckpt, detect=not args.no_detect)
+        if args.all_faces:
+            for number, (face, matches, known) in enumerate(gallery.identify_all(args.image, args.top_k), 1):
+                box = ", ".join(f"{v:.0f}" for v in face.box) if face.box else "whole image"
+                print(f"face {number} at ({box}):")
+                print_matches(matches, known)
+        else:
+            print_matches(*gallery.identify(args.image, args.top_k))
         return 0
     store = GalleryStore(args.gallery)
     if args.command == "list":

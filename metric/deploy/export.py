@@ -15,10 +15,12 @@ from omegaconf import DictConfig
 
 from datamodules.atomic import write_file_atomically
 from datamodules.base import IdentityDataModule
+from datamodules.faces.dlib_faces import TEMPLATE_ROWS
+from datamodules.images import template_points
 from datamodules.normalisation import to_model_input
 from metric.errors import ConfigError
 from metric.metrics import verification as V
-from metric.model.checkpoint import matcher_name
+from metric.model.checkpoint import face_spec, matcher_name
 from metric.scoring.embed import Model, embed_images
 from metric.scoring.load import LoadedModel, load_for_eval
 from metric.scoring.pairs import pair_scores
@@ -122,11 +124,28 @@ def sidecar(loaded: LoadedModel, model_file: str, fmt: str, quantize: str | None
         "threshold_note": (f"calibrated on validation identities at FAR {calibration.get('target_far')}"
                            if calibration else "no calibrated threshold in the checkpoint: run metric.calibrate"),
     }
+    info["face"] = face_steps(face_spec(preprocess), (height, width))
     if info["matcher"] == "logistic":  # the head is a few numbers: ship them instead of a second model
         state = loaded.checkpoint["state_dict"]
         info["head"] = {**(record.get("head") or {}), "weight": state["head.weight"].tolist(),
                         "bias": float(state["head.bias"])}
     return info
+
+
+def face_steps(spec: dict, size: tuple[int, int]) -> dict:
+    """The face front end an app must run before the model, as recorded in the checkpoint, with the target
+    points of the alignment in output pixels so it can be reproduced on a phone."""
+    if spec.get("name", "none") == "none":
+        return {**spec, "steps": "none: the model expects a face crop as in training, resized to the input size"}
+    height, width = size
+    points = template_points(size, spec["margin"], TEMPLATE_ROWS)
+    return {**spec, "steps": (
+        f"detect faces (dlib {spec['detector']}, upsample {spec['upsample']}) and take the largest; find dlib's 5 "
+        "landmarks; take the centre of each eye (the mean of its two corners) and the nose base; warp the photo by the "
+        "similarity transform (rotation, uniform scale, shift; least squares) that maps those 3 points onto "
+        f"`template_points` in a {width}x{height} output, bilinear"),
+        "template_points": {"left_eye": points[0].round(3).tolist(), "right_eye": points[1].round(3).tolist(),
+                            "nose": points[2].round(3).tolist()}}
 
 
 def onnx_model(session) -> Model:

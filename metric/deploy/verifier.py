@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
-from datamodules.images import read_image
+from datamodules.faces.frontend import FaceCrop, FaceFrontEnd, NoFace
+from datamodules.faces.loader import FaceLoader
+from datamodules.images import BadImage, read_image
 from metric.scoring.embed import embed_images
 from metric.scoring.load import load_for_eval
 from metric.scoring.matchers import Matcher
@@ -28,25 +33,63 @@ class Verification:
         return "ACCEPT" if self.accepted else "REJECT"
 
 
-class Verifier:
-    """A trained net, its matcher and the threshold calibrated for that matcher."""
+def print_note(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr)
 
-    def __init__(self, net: torch.nn.Module, matcher: Matcher, threshold: float, preprocess: dict):
+
+class Verifier:
+    """A trained net, its matcher, the threshold calibrated for that matcher, and the face front end it was trained
+    with, applied to every image (detect=False: the images are already aligned face crops)."""
+
+    def __init__(self, net: torch.nn.Module, matcher: Matcher, threshold: float, preprocess: dict,
+                 front_end: FaceFrontEnd | None = None, detect: bool = True,
+                 note: Callable[[str], None] = print_note):
         self.net = net
         self.matcher = matcher
         self.threshold = threshold
         self.preprocess = preprocess
+        self.size = tuple(preprocess["image_size"])
+        self.faces = FaceLoader(front_end or FaceFrontEnd(), preprocess["channels"], self.size)
+        self.detect = detect and self.faces.front_end.active
+        self.note = note
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, matcher: str | None = None) -> "Verifier":
-        """The checkpoint's net with a calibrated matcher: the training one, or any added by metric.calibrate."""
+    def from_checkpoint(cls, path: str | Path, matcher: str | None = None, detect: bool = True) -> "Verifier":
+        """The checkpoint's net with a calibrated matcher (the training one, or any added by metric.calibrate) and
+        the checkpoint's face front end."""
         loaded = load_for_eval(path, matcher=matcher)
-        return cls(loaded.net, loaded.matcher, loaded.calibration()["threshold"], loaded.preprocess)
+        return cls(loaded.net, loaded.matcher, loaded.calibration()["threshold"], loaded.preprocess,
+                   loaded.front_end() if detect else None, detect)
+
+    def crops(self, image: ImageInput, all_faces: bool = False) -> list[FaceCrop]:
+        """The image through the front end: its largest face (and, with all_faces, every other); NoFace when none."""
+        if isinstance(image, (str, Path)):
+            crop = self.faces.load(image, all_faces=all_faces)
+        else:
+            pixels = np.asarray(image)
+            if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[-1] != self.preprocess["channels"]:
+                raise BadImage(f"an image array must be uint8 (H, W, {self.preprocess['channels']}); got "
+                               f"{pixels.dtype} {pixels.shape}.")
+            picture = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+            crop = self.faces.front_end.crop(picture, self.size, all_faces)
+            image = "the image array"
+        if not crop.found:
+            raise NoFace(f"{image}: {crop.reason} found by the face front end ({self.faces.front_end.describe()}). "
+                         "If it is already a cropped, aligned face, pass --no-detect (API: detect=False).")
+        if crop.faces > 1 and not all_faces:
+            self.note(f"{image}: {crop.faces} faces found; using the largest (identify --all-faces identifies each).")
+        return [crop, *crop.others]
 
     def load(self, image: ImageInput) -> np.ndarray:
-        """A path is read and resized as in training; an array must already be uint8 (H, W, C) at that size."""
+        """The model's uint8 (H, W, C) input: the aligned largest face, or (detect=False, or a checkpoint trained
+        with face=none) a path read and resized as in training and an array taken as it is, at that size."""
+        if self.detect:
+            return self.crops(image)[0].image
         if isinstance(image, (str, Path)):
-            return read_image(image, self.preprocess["channels"], tuple(self.preprocess["image_size"]))
+            return read_image(image, self.preprocess["channels"], self.size)
+        if tuple(np.shape(image)[:2]) != self.size:
+            raise BadImage(f"an image array given without detection must already be {self.size[0]}x{self.size[1]} "
+                           f"(the training size); got {np.shape(image)}.")
         return image
 
     def embed(self, images: list[ImageInput]) -> torch.Tensor:

@@ -63,9 +63,21 @@ def read_checkpoint(path: str | Path) -> dict:
     return checkpoint
 
 
-def check_same_preprocessing(checkpoint: dict, now: dict) -> None:
-    """Stop when a datamodule prepares images differently (size, channels) from the checkpoint's training."""
+def face_spec(preprocess: dict) -> dict:
+    """The face front end a preprocessing record names; records written before the front end existed mean none."""
+    return preprocess.get("face") or {"name": "none"}
+
+
+def check_same_preprocessing(checkpoint: dict, now: dict, face: bool = True) -> None:
+    """Stop when a datamodule prepares images differently (size, channels and, with `face`, the face front end)
+    from the checkpoint's training."""
     trained = checkpoint[CHECKPOINT_KEY]["preprocess"]
+    if face and face_spec(trained) != face_spec(now):
+        raise ConfigError(
+            f"the checkpoint was trained on faces prepared by the front end {face_spec(trained)}, but this run prepares "
+            f"them with {face_spec(now)}: leave `face` unset (evaluate, calibrate and attack apply the checkpoint's "
+            "front end) or set it exactly as in training."
+        )
     if (trained.get("image_size"), trained.get("channels")) != (now["image_size"], now["channels"]):
         raise ConfigError(
             f"the checkpoint was trained on {trained.get('channels')}-channel images of size {trained.get('image_size')}, "

@@ -9,8 +9,9 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from datamodules.images import read_image
-from metric.errors import ConfigError
+from datamodules.faces.loader import FaceLoader
+from datamodules.images import BadImage
+from metric.errors import ConfigError, build_from_config
 from metric.metrics import verification as V
 from metric.metrics.breakdowns import condition_breakdown, eer_confidence_interval
 from metric.metrics.calibration import Calibration, calibrate
@@ -19,7 +20,7 @@ from metric.metrics.score_grid import grid_from_embeddings
 from metric.report import plots
 from metric.report.files import write_rows_csv, write_scores_csv
 from metric.report.summary import ScoredPairs, calibration_fields, split_metrics, write_summary
-from metric.scoring.load import LoadedModel, load_for_eval
+from metric.scoring.load import LoadedModel, load_for_eval, note_face_override
 from metric.scoring.pairs import count_pairs, pair_scores
 
 PROTOCOLS = ("verification", "pairs", "identification")
@@ -84,18 +85,45 @@ def verification_report(cfg: DictConfig, loaded: LoadedModel, out: Path) -> dict
     return summary
 
 
-def pairs_report(cfg: DictConfig, loaded: LoadedModel) -> dict:
+def pairs_report(cfg: DictConfig, loaded: LoadedModel, out: Path) -> dict:
+    """Every pair of the file scored: each photo through the checkpoint's face front end (a photo without a face
+    is used whole, since the protocol scores every pair), then k-fold accuracy."""
     if not cfg.pairs_file or not cfg.root:
         raise ConfigError("protocol=pairs needs pairs_file=<LFW pairs.txt> and root=<image folder>.")
     pairs = read_pairs_file(Path(cfg.pairs_file), Path(cfg.root))
     unique = sorted(set(pairs.first) | set(pairs.second))
     index = {path: i for i, path in enumerate(unique)}
-    size, channels = tuple(loaded.preprocess["image_size"]), loaded.preprocess["channels"]
-    emb = torch.from_numpy(loaded.embed(np.stack([read_image(p, channels, size) for p in unique]), flip=cfg.flip_tta))
+    front_end = build_from_config(cfg.face) if cfg.get("face") is not None else loaded.front_end()
+    note_face_override(loaded, front_end)
+    front_end.on_miss = "whole"
+    loader = FaceLoader(front_end, loaded.preprocess["channels"], loaded.preprocess["image_size"], cfg.cache_dir)
+    crops = loader.load_many(unique, desc="pairs")
+    unreadable = [str(c) for c in crops if isinstance(c, BadImage)]
+    if unreadable:
+        raise ConfigError(f"protocol=pairs: {len(unreadable)} photo(s) of {cfg.pairs_file} cannot be read, e.g. "
+                          f"{unreadable[0]}. Every pair is scored, so every photo must be readable.")
+    emb = torch.from_numpy(loaded.embed(np.stack([c.image for c in crops]), flip=cfg.flip_tta))
     with torch.no_grad():
         scores = loaded.matcher.score(emb[[index[p] for p in pairs.first]], emb[[index[p] for p in pairs.second]]).numpy()
-    return {"protocol": "pairs", "checkpoint": str(cfg.ckpt), "matcher": loaded.matcher.name,
-            "pairs_file": str(cfg.pairs_file), **kfold_accuracy(scores, pairs.genuine, pairs.fold)}
+    summary = {"protocol": "pairs", "checkpoint": str(cfg.ckpt), "matcher": loaded.matcher.name,
+               "pairs_file": str(cfg.pairs_file), "face": front_end.spec(), "face_trained": loaded.front_end().spec(),
+               **kfold_accuracy(scores, pairs.genuine, pairs.fold)}
+    if front_end.active:
+        summary["face_detection_rate"] = float(np.mean([c.found for c in crops]))
+        summary["faces_missed_used_whole"] = int(sum(not c.found for c in crops))
+        plots.plot_faces([{"source": str(p), **c.record()} for p, c in zip(unique, crops)],
+                         {str(p): c.image for p, c in zip(unique, crops)}, out / "faces.png")
+    return summary
+
+
+def plot_datamodule_faces(loaded: LoadedModel, split: str, out: Path) -> None:
+    """faces.png of the split scored, when the datamodule ran a face front end."""
+    datamodule = loaded.datamodule
+    if not datamodule.face.active:
+        return
+    images = datamodule.splits[split]
+    crops = dict(zip(images.sources, images.images))
+    plots.plot_faces([e for e in datamodule.face_log if e.get("split") == split], crops, out / "faces.png")
 
 
 def identification_report(cfg: DictConfig, loaded: LoadedModel) -> dict:
@@ -118,8 +146,11 @@ def evaluate(cfg: DictConfig, out: Path) -> dict:
     if cfg.protocol == "verification":
         summary = verification_report(cfg, loaded, out)
     elif cfg.protocol == "pairs":
-        summary = pairs_report(cfg, loaded)
+        summary = pairs_report(cfg, loaded, out)
     else:
         summary = identification_report(cfg, loaded)
+    if needs_data:
+        plot_datamodule_faces(loaded, cfg.split, out)
+        summary.update({"face": loaded.datamodule.face.spec(), "face_trained": loaded.front_end().spec()})
     write_summary(summary, out / "summary.json")
     return summary

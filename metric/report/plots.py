@@ -120,3 +120,45 @@ def plot_attacked_probes(probes: np.ndarray, clean_scores: np.ndarray, attacked:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot_faces(entries: list[dict], crops: dict[str, np.ndarray], path: Path, count: int = 24) -> None:
+    """The face front end at work: each original photo with its detected box and landmarks, beside the aligned
+    crop; photos without a face come first (up to two thirds of the grid). `entries` are detection records ({"source", "box", "landmarks",
+    "reason", ...}); `crops` maps a source to its aligned crop."""
+    from datamodules.images import open_image
+
+    misses = [e for e in entries if e["reason"] is not None]
+    found = [e for e in entries if e["reason"] is None]
+    shown = misses[: max(count - count // 3, count - len(found))]  # misses first; a third of the grid stays for
+    shown += found[: count - len(shown)]  # detected faces (unless there are too few of them)
+    columns = 4
+    rows = max(1, -(-len(shown) // columns))
+    fig, axes = plt.subplots(rows, 2 * columns, figsize=(2 * columns * 1.6, rows * 1.8), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for n, entry in enumerate(shown):
+        original, aligned = axes[n // columns, 2 * (n % columns)], axes[n // columns, 2 * (n % columns) + 1]
+        try:
+            original.imshow(np.asarray(open_image(entry["source"], 3)))
+        except ValueError:  # an unreadable file: its name says enough
+            pass
+        if entry.get("box"):
+            x0, y0, x1, y1 = entry["box"]
+            original.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="lime", linewidth=1.2))
+        if entry.get("landmarks"):
+            points = np.asarray(entry["landmarks"])
+            original.scatter(points[:, 0], points[:, 1], s=6, c="red")
+        original.set_title(Path(entry["source"]).name[:22], fontsize=6)
+        crop = crops.get(entry["source"])
+        if entry["reason"] is None and crop is not None:
+            aligned.imshow(crop[..., 0] if crop.shape[-1] == 1 else crop, cmap="gray", vmin=0, vmax=255)
+            aligned.set_title("aligned", fontsize=6)
+        else:
+            aligned.text(0.5, 0.5, (entry["reason"] or "?")[:40], ha="center", va="center", fontsize=6, wrap=True,
+                         color="red", transform=aligned.transAxes)
+    fig.suptitle(f"face front end: {sum(e['reason'] is not None for e in entries)} of {len(entries)} without a face "
+                 "(shown first)", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from datamodules.base import IdentityDataModule
+from datamodules.faces.frontend import FaceFrontEnd
+from datamodules.faces.registry import front_end_from_spec
 from metric.errors import build_from_config
-from metric.model.checkpoint import (CHECKPOINT_KEY, build_model, check_same_preprocessing, matcher_name,
-                                     read_checkpoint, stored_calibration)
+from metric.model.checkpoint import (CHECKPOINT_KEY, build_model, check_same_preprocessing, face_spec,
+                                     matcher_name, read_checkpoint, stored_calibration)
 from metric.model.heads import LogisticDistanceHead
 from metric.model.nets import EmbeddingNet
 from metric.scoring.embed import embed_images
@@ -49,6 +51,17 @@ class LoadedModel:
     def embed(self, images: np.ndarray, flip: bool = False) -> np.ndarray:
         return embed_images(self.net, images, flip=flip)
 
+    def front_end(self) -> FaceFrontEnd:
+        """The face front end the checkpoint was trained with, rebuilt from its record."""
+        return front_end_from_spec(face_spec(self.preprocess))
+
+
+def note_face_override(loaded: LoadedModel, front_end: FaceFrontEnd) -> None:
+    """Say so when images are prepared by another face front end than the checkpoint's training used."""
+    trained = loaded.front_end()
+    if front_end.spec() != trained.spec():
+        print(f"note: images go through {front_end.describe()}; the checkpoint was trained with {trained.describe()}.")
+
 
 def load_for_eval(ckpt: str | Path, matcher: Mapping | str | None = None, datamodule: Mapping | None = None,
                   stage: str = "test", calibrated: bool = False) -> LoadedModel:
@@ -56,7 +69,9 @@ def load_for_eval(ckpt: str | Path, matcher: Mapping | str | None = None, datamo
     metric.model.checkpoint.matcher_name (then at the target FAR it was calibrated at). With a `datamodule`
     config node, the datamodule is built, set up for `stage` and checked against the checkpoint's preprocessing;
     the matcher, the datamodule's settings and (with `calibrated`) a stored threshold for the matcher are checked
-    before any data is read."""
+    before any data is read. A datamodule node whose `face` is null gets the checkpoint's face front end; one that
+    names another front end is used as asked (e.g. a model trained on crops, evaluated on photos through face=dlib),
+    and the console says so."""
     checkpoint = read_checkpoint(ckpt)
     net, head = build_model(checkpoint)
     record = checkpoint[CHECKPOINT_KEY]
@@ -70,7 +85,11 @@ def load_for_eval(ckpt: str | Path, matcher: Mapping | str | None = None, datamo
     if calibrated:
         loaded.calibration()
     if datamodule is not None:
-        loaded.datamodule = build_from_config(datamodule)
+        if datamodule.get("face") is None:
+            loaded.datamodule = build_from_config(datamodule, face=loaded.front_end())
+        else:
+            loaded.datamodule = build_from_config(datamodule)
+        note_face_override(loaded, loaded.datamodule.face)
         loaded.datamodule.setup(stage)
-        check_same_preprocessing(checkpoint, loaded.datamodule.preprocessing)
+        check_same_preprocessing(checkpoint, loaded.datamodule.preprocessing, face=False)
     return loaded

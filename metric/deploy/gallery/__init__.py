@@ -19,16 +19,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from datamodules.faces.frontend import FaceCrop
 from datamodules.images import IMAGE_SUFFIXES, BadImage
 from metric.deploy.gallery.search import build_index
 from metric.deploy.gallery.search import top_k as best_k
 from metric.deploy.gallery.store import GalleryStore
 from metric.deploy.verifier import Verification, Verifier
 from metric.errors import ConfigError
+from metric.scoring.embed import embed_images
 
 
 def fingerprint(verifier: Verifier) -> str:
-    """sha256 of the net's (and head's) weights and of the preprocessing: what makes embeddings comparable."""
+    """sha256 of the net's (and head's) weights and of the preprocessing, face front end included: what makes
+    embeddings comparable."""
     digest = hashlib.sha256()
     modules = [verifier.net] + ([verifier.matcher.head] if hasattr(verifier.matcher, "head") else [])
     for module in modules:
@@ -55,13 +58,14 @@ class Gallery:
 
     @classmethod
     def open(cls, path: str | Path, ckpt: str | Path | None = None, storage: str = "float32",
-             index: str = "exact") -> "Gallery":
-        """Open a gallery; with ckpt, create it if missing, and refuse a checkpoint other than the gallery's."""
+             index: str = "exact", detect: bool = True) -> "Gallery":
+        """Open a gallery; with ckpt, create it if missing, and refuse a checkpoint (weights or face front end) other
+        than the gallery's. detect=False: the images given are already aligned face crops."""
         path = Path(path)
         if not path.exists():
             if ckpt is None:
                 raise ConfigError(f"gallery {str(path)!r} does not exist; create it with `enroll --ckpt <checkpoint>`.")
-            verifier = Verifier.from_checkpoint(ckpt)
+            verifier = Verifier.from_checkpoint(ckpt, detect=detect)
             store = GalleryStore(path, create={
                 "checkpoint": str(Path(ckpt).resolve()), "fingerprint": fingerprint(verifier),
                 "matcher": verifier.matcher.name, "threshold": repr(verifier.threshold),
@@ -69,12 +73,14 @@ class Gallery:
             })
             return cls(store, verifier)
         store = GalleryStore(path)
-        verifier = Verifier.from_checkpoint(ckpt or store.meta["checkpoint"], matcher=store.meta["matcher"])
+        verifier = Verifier.from_checkpoint(ckpt or store.meta["checkpoint"], matcher=store.meta["matcher"],
+                                            detect=detect)
         if fingerprint(verifier) != store.meta["fingerprint"]:
             raise ConfigError(
                 f"{path} was built with checkpoint {store.meta['checkpoint']}, but the probe would be embedded by "
-                f"{Path(ckpt or store.meta['checkpoint']).resolve()}, whose weights differ (fingerprint mismatch). "
-                "Use the gallery's checkpoint, or enroll everyone again into a new gallery."
+                f"{Path(ckpt or store.meta['checkpoint']).resolve()}, whose weights or face front end "
+                f"({verifier.faces.front_end.describe()}) differ (fingerprint mismatch). Use the gallery's checkpoint, "
+                "or enroll everyone again into a new gallery."
             )
         return cls(store, verifier)
 
@@ -161,6 +167,16 @@ class Gallery:
         """(top-k matches, known): known is False (open set: "unknown") when the best is below the threshold."""
         matches = self.search(self.embed_files([image]), top_k)[0]
         return matches, bool(matches) and matches[0].score >= self.verifier.threshold
+
+    def identify_all(self, image: str | Path, top_k: int = 5) -> list[tuple[FaceCrop, list[Match], bool]]:
+        """identify() for every face the front end finds in the image, largest first: (face, matches, known)."""
+        if self.verifier.detect:
+            crops = self.verifier.crops(image, all_faces=True)
+        else:  # the image is the one aligned crop
+            crops = [FaceCrop(self.verifier.load(image), faces=-1)]
+        embeddings = embed_images(self.verifier.net, np.stack([c.image for c in crops]))
+        return [(crop, matches, bool(matches) and matches[0].score >= self.verifier.threshold)
+                for crop, matches in zip(crops, self.search(embeddings, top_k))]
 
     def close(self) -> None:
         self.store.close()
