@@ -14,7 +14,10 @@ from tests.conftest import ORL, REPO_ROOT
 
 TINY_RUNS = {
     "cache_load.py": ["--images", "400", "--rounds", "1"],
+    "face_frontend.py": ["--images", "12", "--rounds", "1"],
+    "detection_rate.py": [str(ORL / "s1"), "--out", "OUT"],
     "export_throughput.py": ["--rounds", "1", "--seconds", "0.2"],
+    "paste_faces.py": [str(ORL), "OUT"],
     "gallery_orl.py": ["--ckpt", "tests/model/fixtures/siamese_test_efficientnet.ckpt", "--faces", str(ORL)],
     "gallery_search.py": ["--count", "5000", "--dim", "32", "--repeats", "1"],
     "metrics_scale.py": ["--scores", "20000", "--bins", "4096", "--rounds", "1"],
@@ -28,10 +31,15 @@ def test_every_bench_script_is_covered():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(TINY_RUNS))
-def test_bench_runs(script):
+def test_bench_runs(script, tmp_path):
     if script == "gallery_orl.py" and not ORL.is_dir():
         pytest.skip(f"ORL faces not found at {ORL}")
-    result = subprocess.run([sys.executable, f"bench/{script}", *TINY_RUNS[script]], cwd=REPO_ROOT,
+    if script in ("face_frontend.py", "paste_faces.py", "detection_rate.py") and not ORL.is_dir():
+        pytest.skip(f"ORL faces not found at {ORL}")
+    arguments = [str(tmp_path / "pasted") if a == "OUT" else a for a in TINY_RUNS[script]]
+    if script == "face_frontend.py":
+        arguments += ["--photos", str(ORL)]
+    result = subprocess.run([sys.executable, f"bench/{script}", *arguments], cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     assert result.stdout.strip(), "a bench prints its figures"

@@ -1,0 +1,218 @@
+"""The face front end at deployment: the checkpoint's front end rebuilt (none for records written before it existed),
+NoFace naming --no-detect, the gallery CLI's exit 2, identify --all-faces, and the fingerprint covering the front end.
+
+The dlib checkpoint is the tiny triplet run's, its preprocess record rewritten to face=dlib: the same weights, a
+different front end (training one on photos would take minutes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from datamodules.faces.frontend import FaceFrontEnd, NoFace
+from datamodules.images import BadImage
+from metric.deploy.gallery import Gallery
+from metric.deploy.verifier import Verifier
+from metric.errors import ConfigError
+from metric.gallery import main as cli
+from metric.model.checkpoint import CHECKPOINT_KEY, check_same_preprocessing, face_spec
+from metric.scoring.load import load_for_eval
+from tests.conftest import ORL, compose_evaluate
+from tests.datamodules.test_faces import noise, require, require_orl, two_faces
+
+
+@pytest.fixture(scope="module")
+def ckpt(tiny_triplet_run) -> str:
+    return tiny_triplet_run[1]["best_checkpoint"]
+
+
+def rewrite_face(ckpt: str, out: Path, face: dict | None) -> Path:
+    """The checkpoint with its preprocess record's `face` replaced (None: removed, as before the front end)."""
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
+    preprocess = checkpoint[CHECKPOINT_KEY]["preprocess"]
+    preprocess.pop("face", None)
+    if face is not None:
+        preprocess["face"] = face
+    torch.save(checkpoint, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def dlib_spec() -> dict:
+    from importlib.util import find_spec
+
+    require(find_spec("dlib") is not None and find_spec("face_recognition_models") is not None,
+            "the faces extra (dlib, face-recognition-models) is not installed")
+    from datamodules.faces.dlib_faces import DlibFaces
+
+    return DlibFaces(margin=0.2).spec()
+
+
+@pytest.fixture(scope="module")
+def dlib_ckpt(ckpt, dlib_spec, tmp_path_factory) -> str:
+    return str(rewrite_face(ckpt, tmp_path_factory.mktemp("dlib_ckpt") / "dlib.ckpt", dlib_spec))
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> dict[str, Path]:
+    require_orl()
+    folder = tmp_path_factory.mktemp("photos")
+    paths = {"noise": folder / "noise.png", "two": folder / "two_faces.png"}
+    noise((160, 120), seed=5, mode="RGB").save(paths["noise"])
+    two_faces(seed=1).save(paths["two"])
+    return paths
+
+
+@pytest.fixture(scope="module")
+def dlib_gallery(dlib_ckpt, tmp_path_factory) -> Path:
+    """A gallery of the dlib checkpoint with s1 and s2 enrolled from two ORL images each."""
+    require_orl()
+    db = tmp_path_factory.mktemp("gallery") / "g.db"
+    gallery = Gallery.open(db, ckpt=dlib_ckpt)
+    for name in ("s1", "s2"):
+        gallery.enroll(name, [ORL / name / "2.pgm", ORL / name / "4.pgm"])
+    gallery.close()
+    return db
+
+
+def test_trained_checkpoint_records_face_none_and_an_old_one_reads_as_none(ckpt, tmp_path):
+    loaded = load_for_eval(ckpt)
+    assert loaded.preprocess["face"] == {"name": "none"}
+    legacy = rewrite_face(ckpt, tmp_path / "legacy.ckpt", None)
+    old = load_for_eval(legacy)
+    assert "face" not in old.preprocess
+    assert type(old.front_end()) is FaceFrontEnd and old.front_end().spec() == {"name": "none"}
+    verifier = Verifier.from_checkpoint(legacy)
+    assert verifier.detect is False and verifier.faces.front_end.active is False
+    size, channels = loaded.preprocess["image_size"], loaded.preprocess["channels"]
+    a, b = (np.random.default_rng(s).integers(0, 256, (*size, channels), dtype=np.uint8) for s in (0, 1))
+    assert verifier.verify(a, b) == Verifier.from_checkpoint(ckpt).verify(a, b)
+    # an old record matches face=none, not another front end
+    check_same_preprocessing(old.checkpoint, {**old.preprocess, "face": {"name": "none"}})
+    with pytest.raises(ConfigError, match="front end"):
+        check_same_preprocessing(old.checkpoint, {**old.preprocess, "face": {"name": "dlib"}})
+    assert face_spec({}) == face_spec({"face": None}) == {"name": "none"}
+
+
+def test_dlib_verifier_refuses_a_photo_without_a_face(dlib_ckpt, dlib_spec, photos):
+    verifier = Verifier.from_checkpoint(dlib_ckpt)
+    assert verifier.detect and verifier.faces.front_end.spec() == dlib_spec
+    with pytest.raises(NoFace) as error:
+        verifier.load(photos["noise"])
+    message = str(error.value)
+    assert message.startswith(str(photos["noise"])) and "no face" in message and "--no-detect" in message
+    size, channels = verifier.size, verifier.preprocess["channels"]
+    crop = np.random.default_rng(0).integers(0, 256, (*size, channels), dtype=np.uint8)
+    with pytest.raises(NoFace, match="the image array: too small.*detect=False"):
+        verifier.load(crop)
+    # a real face: aligned at the training size, the largest of two noted
+    notes = []
+    verifier.note = notes.append
+    face = verifier.load(photos["two"])
+    assert face.shape == (*size, channels) and face.dtype == np.uint8
+    assert len(notes) == 1 and "2 faces found; using the largest" in notes[0]
+    # detect=False: an aligned crop array is taken as it is; a wrong size is refused, not resized
+    plain = Verifier.from_checkpoint(dlib_ckpt, detect=False)
+    assert plain.load(crop) is crop
+    assert plain.verify(crop, crop).accepted
+    with pytest.raises(BadImage, match="must already be"):
+        plain.load(np.zeros((size[0] + 1, size[1], channels), np.uint8))
+    assert plain.load(photos["noise"]).shape == (*size, channels)  # a path: read whole and resized
+
+
+def test_gallery_cli_exits_2_on_a_photo_without_a_face(dlib_gallery, photos, capsys):
+    assert cli(["verify", "--gallery", str(dlib_gallery), "--identity", "s1", str(photos["noise"])]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in captured.err
+    assert str(photos["noise"]) in err[0] and "no face" in err[0] and "--no-detect" in err[0]
+    assert captured.out == ""
+    # --no-detect: the photo is taken as an aligned crop, scored, and the decision is the exit code
+    assert cli(["verify", "--gallery", str(dlib_gallery), "--identity", "s1", "--no-detect",
+                str(photos["noise"])]) in (0, 1)
+    assert "score" in capsys.readouterr().out
+
+
+def test_identify_all_faces_reports_each_face(dlib_gallery, photos, capsys):
+    assert cli(["identify", "--gallery", str(dlib_gallery), "--all-faces", "--top-k", "2", str(photos["two"])]) == 0
+    out = capsys.readouterr().out
+    blocks = [line for line in out.splitlines() if line.startswith("face ")]
+    assert len(blocks) == 2 and blocks[0].startswith("face 1 at (") and blocks[1].startswith("face 2 at (")
+    boxes = [[float(v) for v in line.split("(")[1].split(")")[0].split(",")] for line in blocks]
+    assert all(len(box) == 4 for box in boxes)
+    assert (boxes[0][2] - boxes[0][0]) > (boxes[1][2] - boxes[1][0])  # largest first
+    assert out.count("1. s") == 2 and out.count("-> ") == 2
+    # without --all-faces: one answer, and a note that there were two faces
+    assert cli(["identify", "--gallery", str(dlib_gallery), str(photos["two"])]) == 0
+    captured = capsys.readouterr()
+    assert "face 1 at" not in captured.out and captured.out.count("-> ") == 1
+    assert "2 faces found" in captured.err and "--all-faces" in captured.err
+
+
+def test_identify_all_faces_with_no_detect_takes_the_image_as_a_crop(dlib_gallery):
+    gallery = Gallery.open(dlib_gallery, detect=False)  # identify --no-detect --all-faces
+    crop = np.random.default_rng(0).integers(0, 256, (*gallery.verifier.size, 3), dtype=np.uint8)
+    assert len(gallery.search(gallery.verifier.embed([crop]).numpy())[0]) == 2  # identify --no-detect works ...
+    faces = gallery.identify_all(crop)  # ... and so should --all-faces: one face, the image itself
+    assert len(faces) == 1 and len(faces[0][1]) == 2
+
+
+def test_gallery_of_face_none_refuses_the_same_weights_with_face_dlib(ckpt, dlib_ckpt, tmp_path):
+    db = tmp_path / "g.db"
+    Gallery.open(db, ckpt=ckpt).close()
+    Gallery.open(db, ckpt=ckpt).close()  # the same checkpoint opens again
+    with pytest.raises(ConfigError, match="fingerprint mismatch") as error:
+        Gallery.open(db, ckpt=dlib_ckpt)
+    assert "face=dlib" in str(error.value) and str(Path(dlib_ckpt).resolve()) in str(error.value)
+
+
+def test_evaluation_applies_the_checkpoints_front_end(dlib_ckpt, data_dir, tmp_path):
+    """A datamodule node with face=null gets the checkpoint's front end: dlib on the synthetic 32 x 32 renders,
+    which are too small for its detector, so evaluation stops before scoring, pointing at face=none."""
+    from tests.conftest import TINY_DATA
+
+    cfg = compose_evaluate([f"ckpt={dlib_ckpt}", *TINY_DATA], tmp_path / "eval", data_dir)
+    assert cfg.datamodule.get("face") is None
+    with pytest.raises(ConfigError, match=r"face=dlib.*found a face in only 0 .*face=none"):
+        load_for_eval(dlib_ckpt, datamodule=cfg.datamodule)
+
+
+def test_export_sidecar_tells_an_app_to_detect_and_align(dlib_ckpt, ckpt):
+    from metric.deploy.export import sidecar
+
+    side = sidecar(load_for_eval(dlib_ckpt), "model.onnx", "onnx", None)["face"]
+    assert side["name"] == "dlib" and side["margin"] == 0.2 and "detect" in side["steps"]
+    points = side["template_points"]
+    assert points["left_eye"][0] < points["right_eye"][0] and points["nose"][1] > points["left_eye"][1]
+    assert sidecar(load_for_eval(ckpt), "model.onnx", "onnx", None)["face"]["name"] == "none"
+
+
+def test_lfw_pairs_protocol_runs_the_front_end_and_draws_faces_png(dlib_ckpt, data_dir, tmp_path):
+    """protocol=pairs on an LFW-style tree of pasted ORL photos: every photo goes through the checkpoint's front
+    end, a faceless one is used whole and counted, and faces.png is written."""
+    require_orl()
+    from datamodules.sources.pasted import paste
+    from metric.report.evaluation import evaluate
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "lfw"
+    for name in ("s1", "s2"):
+        (root / name).mkdir(parents=True)
+        for i in (1, 2):
+            photo, _ = paste(Image.open(ORL / name / f"{i}.pgm").convert("RGB"), rng, canvas=300, scale=(1.0, 1.5))
+            photo.save(root / name / f"{name}_{i:04d}.png")
+    noise((120, 120), seed=3, mode="RGB").save(root / "s2" / "s2_0002.png")  # no face: used whole
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("2\t1\ns1\t1\t2\ns1\t1\ts2\t1\ns2\t1\t2\ns1\t2\ts2\t2\n")
+    cfg = compose_evaluate([f"ckpt={dlib_ckpt}", "protocol=pairs", f"pairs_file={pairs}", f"root={root}",
+                            f"cache_dir={tmp_path / 'cache'}"], tmp_path / "report", data_dir)
+    summary = evaluate(cfg, tmp_path / "report")
+    assert summary["face"]["name"] == "dlib" and summary["face_trained"] == summary["face"]
+    assert summary["faces_missed_used_whole"] == 1 and summary["face_detection_rate"] == 0.75
+    assert summary["pairs"] == 4
+    assert (tmp_path / "report" / "faces.png").stat().st_size > 0
+    assert len(list((tmp_path / "cache").rglob("*.json"))) == 4  # each photo's detection is cached
