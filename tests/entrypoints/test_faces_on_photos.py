@@ -22,7 +22,7 @@ def test_eer_on_pasted_photos_is_within_a_point_of_the_crops(tmp_path, data_dir)
 
     photos = tmp_path / "photos"
     paste_tree(ORL, photos, seed=0)
-    cfg = compose_train(["+experiment=small_real", *SPLIT, f"datamodule.root={ORL}", "face=dlib", "face.margin=-0.1",
+    cfg = compose_train(["experiment=small_real", *SPLIT, f"datamodule.root={ORL}", "face=dlib", "face.margin=-0.1",
                          "trainer.enable_progress_bar=false"], tmp_path / "train", data_dir)
     ckpt = train(cfg)["best_checkpoint"]
     eer = {}
