@@ -18,7 +18,7 @@ done
 ckpt() { ls "$OUT/train_$1"/checkpoints/best-*.ckpt | head -1; }
 
 ev() { name=$1; shift; python -m metric.evaluate "$@" hydra.run.dir="$OUT/eval_$name" >/dev/null; \
-       python -c "import json,sys; s=json.load(open('$OUT/eval_$name/summary.json')); print('$name', {k: s[k] for k in s if k in ('test_eer','accuracy_mean','accuracy_std','eer_all_pairs','face_detection_rate','faces_missed_used_whole')})"; }
+       python -c "import json,sys; s=json.load(open('$OUT/eval_$name/summary.json')); print('$name', {k: s[k] for k in s if k in ('test_eer','accuracy_mean','accuracy_std','eer_all_pairs','face_detection_rate','faces_missed_used_whole','data_face_detection_rate_test')})"; }
 # test identities s26-s40: original crops vs the same photos pasted into larger frames
 ev none_on_crops ckpt=$(ckpt none) $SPLIT datamodule.root=$ORL threshold_from=val
 ev none_on_photos ckpt=$(ckpt none) $SPLIT datamodule.root="$OUT/orl_pasted" threshold_from=val

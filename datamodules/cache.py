@@ -10,7 +10,7 @@ import numpy as np
 from datamodules.atomic import MANIFEST, atomic_directory
 from datamodules.split import IdentitySplit
 
-CACHE_VERSION = 2  # 2: the face front end's detections and rates are kept beside the arrays
+CACHE_VERSION = 3  # 2: the face front end's detections and rates are kept; 3: photos upright by EXIF
 
 
 def write_split_cache(path: Path, splits: dict[str, IdentitySplit], bad_files: list[str], face_log: list[dict],

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from metric.errors import ConfigError
 
@@ -94,7 +94,7 @@ def open_image(path: str | Path, channels: int) -> Image.Image:
     try:
         with Image.open(path) as opened:
             opened.load()
-            return to_channels(opened, channels)
+            return to_channels(ImageOps.exif_transpose(opened), channels)  # a phone's portrait photo stands upright
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise BadImage(f"{path}: cannot be read as an image ({type(error).__name__}: {error})") from None
 

@@ -15,7 +15,7 @@ from datamodules.faces.frontend import FaceCrop, FaceFrontEnd, NoFace
 from datamodules.images import as_array, open_image, resize
 from metric.errors import ConfigError
 
-FACE_CACHE_VERSION = 1
+FACE_CACHE_VERSION = 2  # 2: photos upright by their EXIF orientation
 
 
 class FaceLoader:

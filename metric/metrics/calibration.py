@@ -57,7 +57,9 @@ def calibrate(scores: np.ndarray, genuine: np.ndarray, target_far: float, matche
 def calibrate_checkpoint(cfg) -> Calibration:
     """Embed the validation identities with the checkpoint's net, calibrate `cfg.matcher` at its target FAR, and
     store the result in the checkpoint (`cfg.make_default`: the matcher used unless told otherwise)."""
-    loaded = load_for_eval(cfg.ckpt, matcher=cfg.matcher, datamodule=cfg.datamodule, stage="validate")
+    # the threshold is stored in the checkpoint, which the Verifier uses with the training front end
+    loaded = load_for_eval(cfg.ckpt, matcher=cfg.matcher, datamodule=cfg.datamodule, stage="validate",
+                           face_override=False)
     val = loaded.datamodule.splits["val"]
     scores, genuine = pair_scores(loaded.embed(val.images), val.labels,
                                   max_impostor_pairs=loaded.datamodule.max_impostor_pairs,

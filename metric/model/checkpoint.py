@@ -75,8 +75,8 @@ def check_same_preprocessing(checkpoint: dict, now: dict, face: bool = True) -> 
     if face and face_spec(trained) != face_spec(now):
         raise ConfigError(
             f"the checkpoint was trained on faces prepared by the front end {face_spec(trained)}, but this run prepares "
-            f"them with {face_spec(now)}: leave `face` unset (evaluate, calibrate and attack apply the checkpoint's "
-            "front end) or set it exactly as in training."
+            f"them with {face_spec(now)}: set `face` as in that training (calibrate and export apply the checkpoint's "
+            "front end when `face` is unset)."
         )
     if (trained.get("image_size"), trained.get("channels")) != (now["image_size"], now["channels"]):
         raise ConfigError(

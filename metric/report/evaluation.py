@@ -17,6 +17,7 @@ from metric.metrics.breakdowns import condition_breakdown, eer_confidence_interv
 from metric.metrics.calibration import Calibration, calibrate
 from metric.metrics.protocols import identification, kfold_accuracy, read_pairs_file
 from metric.metrics.score_grid import grid_from_embeddings
+from metric.model.checkpoint import face_spec
 from metric.report import plots
 from metric.report.files import write_rows_csv, write_scores_csv
 from metric.report.summary import ScoredPairs, calibration_fields, split_metrics, write_summary
@@ -106,7 +107,7 @@ def pairs_report(cfg: DictConfig, loaded: LoadedModel, out: Path) -> dict:
     with torch.no_grad():
         scores = loaded.matcher.score(emb[[index[p] for p in pairs.first]], emb[[index[p] for p in pairs.second]]).numpy()
     summary = {"protocol": "pairs", "checkpoint": str(cfg.ckpt), "matcher": loaded.matcher.name,
-               "pairs_file": str(cfg.pairs_file), "face": front_end.spec(), "face_trained": loaded.front_end().spec(),
+               "pairs_file": str(cfg.pairs_file), "face": front_end.spec(), "face_trained": face_spec(loaded.preprocess),
                **kfold_accuracy(scores, pairs.genuine, pairs.fold)}
     if front_end.active:
         summary["face_detection_rate"] = float(np.mean([c.found for c in crops]))
@@ -151,6 +152,7 @@ def evaluate(cfg: DictConfig, out: Path) -> dict:
         summary = identification_report(cfg, loaded)
     if needs_data:
         plot_datamodule_faces(loaded, cfg.split, out)
-        summary.update({"face": loaded.datamodule.face.spec(), "face_trained": loaded.front_end().spec()})
+        summary.update({"face": loaded.datamodule.face.spec(), "face_trained": face_spec(loaded.preprocess),
+                        **{f"data_{key}": value for key, value in loaded.datamodule.notes.items()}})
     write_summary(summary, out / "summary.json")
     return summary

@@ -58,20 +58,22 @@ class LoadedModel:
 
 def note_face_override(loaded: LoadedModel, front_end: FaceFrontEnd) -> None:
     """Say so when images are prepared by another face front end than the checkpoint's training used."""
-    trained = loaded.front_end()
-    if front_end.spec() != trained.spec():
-        print(f"note: images go through {front_end.describe()}; the checkpoint was trained with {trained.describe()}.")
+    trained = face_spec(loaded.preprocess)
+    if front_end.spec() != trained:
+        print(f"note: images go through {front_end.describe()}; the checkpoint was trained with the front end "
+              f"{trained}.")
 
 
 def load_for_eval(ckpt: str | Path, matcher: Mapping | str | None = None, datamodule: Mapping | None = None,
-                  stage: str = "test", calibrated: bool = False) -> LoadedModel:
+                  stage: str = "test", calibrated: bool = False, face_override: bool = True) -> LoadedModel:
     """The checkpoint's model with a matcher: a `matcher` config node, a matcher name, or None for the rule of
     metric.model.checkpoint.matcher_name (then at the target FAR it was calibrated at). With a `datamodule`
     config node, the datamodule is built, set up for `stage` and checked against the checkpoint's preprocessing;
     the matcher, the datamodule's settings and (with `calibrated`) a stored threshold for the matcher are checked
     before any data is read. A datamodule node whose `face` is null gets the checkpoint's face front end; one that
     names another front end is used as asked (e.g. a model trained on crops, evaluated on photos through face=dlib),
-    and the console says so."""
+    and the console says so; with face_override=False (what is stored back into the checkpoint or shipped:
+    calibration, export) it is refused."""
     checkpoint = read_checkpoint(ckpt)
     net, head = build_model(checkpoint)
     record = checkpoint[CHECKPOINT_KEY]
@@ -89,7 +91,10 @@ def load_for_eval(ckpt: str | Path, matcher: Mapping | str | None = None, datamo
             loaded.datamodule = build_from_config(datamodule, face=loaded.front_end())
         else:
             loaded.datamodule = build_from_config(datamodule)
-        note_face_override(loaded, loaded.datamodule.face)
+        if face_override:
+            note_face_override(loaded, loaded.datamodule.face)
+        else:
+            check_same_preprocessing(checkpoint, {**loaded.preprocess, "face": loaded.datamodule.face.spec()})
         loaded.datamodule.setup(stage)
         check_same_preprocessing(checkpoint, loaded.datamodule.preprocessing, face=False)
     return loaded

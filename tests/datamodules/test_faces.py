@@ -487,3 +487,12 @@ def test_cnn_detector_finds_a_face():
 
     crop = DlibFaces(detector="cnn", upsample=0).crop(two_faces(seed=2), SIZE, all_faces=True)
     assert crop.found and crop.faces == 2 and crop.image.shape[:2] == SIZE
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    """A phone's portrait photo is stored sideways with EXIF Orientation=6: it is read upright."""
+    image = Image.new("RGB", (40, 20), (200, 10, 10))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    image.save(tmp_path / "portrait.jpg", exif=exif)
+    assert open_image(tmp_path / "portrait.jpg", 3).size == (20, 40)

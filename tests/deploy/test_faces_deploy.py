@@ -216,3 +216,17 @@ def test_lfw_pairs_protocol_runs_the_front_end_and_draws_faces_png(dlib_ckpt, da
     assert summary["pairs"] == 4
     assert (tmp_path / "report" / "faces.png").stat().st_size > 0
     assert len(list((tmp_path / "cache").rglob("*.json"))) == 4  # each photo's detection is cached
+
+
+def test_calibrate_refuses_another_front_end_than_trainings(ckpt, data_dir, tmp_path):
+    """The threshold calibrate stores is used with the checkpoint's front end, so it is computed with that one."""
+    from hydra import compose, initialize_config_dir
+
+    from metric.metrics.calibration import calibrate_checkpoint
+    from tests.conftest import CONF_DIR
+
+    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
+        cfg = compose(config_name="calibrate", overrides=[f"ckpt={ckpt}", "face=dlib", f"paths.data_dir={data_dir}",
+                                                          f"paths.output_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match="set `face` as in that training"):
+        calibrate_checkpoint(cfg)

@@ -64,6 +64,7 @@ def test_sweep_summary_sorts_by_validation_eer_and_keeps_failed_jobs(tmp_path):
     assert sweep_summary.main([str(tmp_path / "missing")]) == 2
 
 
+@pytest.mark.slow  # 40 s of Optuna trials: kept out of the default suite to hold it near 5 minutes
 def test_optuna_search_minimises_best_val_eer_and_resumes_from_sqlite(tmp_path, data_dir):
     optuna = pytest.importorskip("optuna")
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
