@@ -51,21 +51,22 @@ def check_margin(margin: float) -> float:
     return float(margin)
 
 
-def template_points(size: tuple[int, int], margin: float = 0.0, rows: Sequence[int] = (0, 1, 2, 3, 4)) -> np.ndarray:
+def template_points(size: tuple[int, int], margin: float = 0.0, rows: Sequence[int] = (0, 1, 2, 3, 4),
+                    template: np.ndarray = FIVE_POINT_TEMPLATE) -> np.ndarray:
     """The template's points (those of `rows`) in pixels of an output of size=(H, W), with `margin` (a fraction of
     the tight crop's side) of extra context on every side: margin=0 is the classic tight 112 x 112 layout, a
     negative margin zooms in on the inner face."""
     check_margin(margin)
     height, width = size
-    return (FIVE_POINT_TEMPLATE[list(rows)] + margin) / (1 + 2 * margin) * np.array([width, height])
+    return (np.asarray(template)[list(rows)] + margin) / (1 + 2 * margin) * np.array([width, height])
 
 
 def align_to_template(image: Image.Image, landmarks: np.ndarray, size: tuple[int, int], margin: float = 0.0,
-                      rows: Sequence[int] = (0, 1, 2, 3, 4)) -> Image.Image:
+                      rows: Sequence[int] = (0, 1, 2, 3, 4), template: np.ndarray = FIVE_POINT_TEMPLATE) -> Image.Image:
     """The one aligner: warp by the similarity transform (rotation, scale, shift; no shear) that best maps the
-    landmarks onto the template's points `rows`, into an output of size=(H, W)."""
+    landmarks onto the points `rows` of `template` (fractions of the output), into an output of size=(H, W)."""
     height, width = size
-    forward = similarity_transform(np.asarray(landmarks, dtype=np.float64), template_points(size, margin, rows))
+    forward = similarity_transform(np.asarray(landmarks, dtype=np.float64), template_points(size, margin, rows, template))
     inverse = np.linalg.inv(np.vstack([forward, [0, 0, 1]]))[:2]  # PIL maps output pixels back to input
     return image.transform((width, height), Image.Transform.AFFINE, inverse.ravel(), Image.Resampling.BILINEAR)
 

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from datamodules.faces.frontend import FaceCrop, FaceFrontEnd, check_on_miss
-from datamodules.images import align_to_template, as_array, check_margin, resize
+from datamodules.images import FIVE_POINT_TEMPLATE, align_to_template, as_array, check_margin, resize
 from metric.errors import ConfigError
 
 INSTALL = "pip install -e '.[faces]' (dlib-bin and face-recognition-models; never build dlib from source)"
@@ -21,8 +21,16 @@ DETECTORS = {"hog": None, "cnn": "mmod_human_face_detector.dat"}
 LANDMARKS = "shape_predictor_5_face_landmarks.dat"
 DETECTOR_WINDOW = 80  # pixels: both detectors find faces of about this size and up, at upsample 0
 # dlib's 5 points are the two corners of each eye and the base of the nose; their eye centres and nose point
-# go onto the template's left eye, right eye and nose (rows 0, 1, 2 of datamodules.images.FIVE_POINT_TEMPLATE).
+# go onto rows 0, 1, 2 (left eye, right eye, nose) of the chosen template, in fractions of the output:
 TEMPLATE_ROWS = (0, 1, 2)
+TEMPLATES = {
+    # the canonical 5-point layout most face recognisers are trained on (its nose point is the tip)
+    "arcface": FIVE_POINT_TEMPLATE,
+    # where dlib.get_face_chip(size=150, padding=0.25) puts the eye centres and the nose base: the chip dlib's
+    # face-recognition ResNet expects (mean over 199 LFW faces, spread 1.4 px for the eyes and 3.6 px for the nose
+    # in the 150-pixel chip: `python bench/dlib_chip_template.py`). With margin 0 it is that chip.
+    "dlib": np.array([[0.3188, 0.3163], [0.6716, 0.3137], [0.4908, 0.5860]]),
+}
 
 
 def models_dir() -> Path:
@@ -55,9 +63,12 @@ class DlibFaces(FaceFrontEnd):
     active = True
 
     def __init__(self, detector: str = "hog", upsample: int = 1, margin: float = 0.1, max_side: int = 1024,
-                 on_miss: str = "skip", min_detection_rate: float = 0.5):
+                 on_miss: str = "skip", min_detection_rate: float = 0.5, template: str = "arcface"):
         if detector not in DETECTORS:
             raise ConfigError(f"face.detector={detector!r} is not one of {', '.join(DETECTORS)}.")
+        if template not in TEMPLATES:
+            raise ConfigError(f"face.template={template!r} is not one of {', '.join(TEMPLATES)}.")
+        self.template = template
         if isinstance(upsample, bool) or not isinstance(upsample, int) or not 0 <= upsample <= 3:
             raise ConfigError(f"face.upsample={upsample!r} must be 0, 1, 2 or 3 (times the photo is doubled before "
                               "detection, to find faces smaller than 80 pixels).")
@@ -76,11 +87,11 @@ class DlibFaces(FaceFrontEnd):
 
     def spec(self) -> dict:
         return {"name": self.name, "detector": self.detector_name, "upsample": self.upsample, "margin": self.margin,
-                "max_side": self.max_side}
+                "max_side": self.max_side, "template": self.template}
 
     def describe(self) -> str:
         return (f"face=dlib ({self.detector_name} detector, upsample {self.upsample}, 5 landmarks, "
-                f"margin {self.margin:g})")
+                f"{self.template} template, margin {self.margin:g})")
 
     @property
     def min_face(self) -> int:
@@ -125,5 +136,5 @@ class DlibFaces(FaceFrontEnd):
         return FaceCrop(crops[0].image, len(found), crops[0].box, crops[0].landmarks, others=crops[1:])
 
     def aligned(self, image: Image.Image, size, box, points: np.ndarray, faces: int) -> FaceCrop:
-        warped = align_to_template(image, points, size, self.margin, TEMPLATE_ROWS)
+        warped = align_to_template(image, points, size, self.margin, TEMPLATE_ROWS, TEMPLATES[self.template])
         return FaceCrop(as_array(resize(warped, size)), faces, box, tuple(map(tuple, points.round(2).tolist())))

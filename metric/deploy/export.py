@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from datamodules.atomic import write_file_atomically
 from datamodules.base import IdentityDataModule
-from datamodules.faces.dlib_faces import TEMPLATE_ROWS
+from datamodules.faces.dlib_faces import TEMPLATE_ROWS, TEMPLATES
 from datamodules.images import template_points
 from datamodules.normalisation import to_model_input
 from metric.errors import ConfigError
@@ -138,7 +138,7 @@ def face_steps(spec: dict, size: tuple[int, int]) -> dict:
     if spec.get("name", "none") == "none":
         return {**spec, "steps": "none: the model expects a face crop as in training, resized to the input size"}
     height, width = size
-    points = template_points(size, spec["margin"], TEMPLATE_ROWS)
+    points = template_points(size, spec["margin"], TEMPLATE_ROWS, TEMPLATES[spec.get("template", "arcface")])
     return {**spec, "steps": (
         f"detect faces (dlib {spec['detector']}, upsample {spec['upsample']}) and take the largest; find dlib's 5 "
         "landmarks; take the centre of each eye (the mean of its two corners) and the nose base; warp the photo by the "

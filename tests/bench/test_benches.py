@@ -16,6 +16,7 @@ TINY_RUNS = {
     "cache_load.py": ["--images", "400", "--rounds", "1"],
     "face_frontend.py": ["--images", "12", "--rounds", "1"],
     "detection_rate.py": [str(ORL / "s1"), "--out", "OUT"],
+    "dlib_chip_template.py": ["--photos", str(ORL / "s1"), "--count", "3"],
     "export_throughput.py": ["--rounds", "1", "--seconds", "0.2"],
     "paste_faces.py": [str(ORL), "OUT"],
     "gallery_orl.py": ["--ckpt", "tests/model/fixtures/siamese_test_efficientnet.ckpt", "--faces", str(ORL)],
@@ -34,7 +35,7 @@ def test_every_bench_script_is_covered():
 def test_bench_runs(script, tmp_path):
     if script == "gallery_orl.py" and not ORL.is_dir():
         pytest.skip(f"ORL faces not found at {ORL}")
-    if script in ("face_frontend.py", "paste_faces.py", "detection_rate.py") and not ORL.is_dir():
+    if script in ("face_frontend.py", "paste_faces.py", "detection_rate.py", "dlib_chip_template.py") and not ORL.is_dir():
         pytest.skip(f"ORL faces not found at {ORL}")
     arguments = [str(tmp_path / "pasted") if a == "OUT" else a for a in TINY_RUNS[script]]
     if script == "face_frontend.py":

@@ -496,3 +496,22 @@ def test_exif_orientation_is_applied(tmp_path):
     exif[0x0112] = 6
     image.save(tmp_path / "portrait.jpg", exif=exif)
     assert open_image(tmp_path / "portrait.jpg", 3).size == (20, 40)
+
+
+def test_dlib_template_reproduces_dlibs_own_face_chip():
+    """face.template=dlib, margin 0, 150x150 gives the chip dlib.get_face_chip cuts (padding 0.25): the input its
+    face-recognition ResNet expects."""
+    require_orl()
+    import dlib
+
+    from datamodules.faces.dlib_faces import LANDMARKS, DlibFaces, models_dir
+
+    photo, _ = paste(open_image(ORL / "s3" / "1.pgm", 3), np.random.default_rng(3), canvas=300, scale=(2.0, 2.0))
+    ours = DlibFaces(template="dlib", margin=0.0).crop(photo, (150, 150))
+    pixels = np.asarray(photo)
+    box = dlib.rectangle(*(int(round(v)) for v in ours.box))
+    shape = dlib.shape_predictor(str(models_dir() / LANDMARKS))(pixels, box)
+    theirs = dlib.get_face_chip(pixels, shape, size=150, padding=0.25)
+    assert np.abs(ours.image.astype(float) - theirs.astype(float)).mean() < 12
+    arcface = DlibFaces(margin=0.0).crop(photo, (150, 150))  # the other layout is far from it
+    assert np.abs(arcface.image.astype(float) - theirs.astype(float)).mean() > 20
