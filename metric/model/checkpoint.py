@@ -64,8 +64,12 @@ def read_checkpoint(path: str | Path) -> dict:
 
 
 def face_spec(preprocess: dict) -> dict:
-    """The face front end a preprocessing record names; records written before the front end existed mean none."""
-    return preprocess.get("face") or {"name": "none"}
+    """The face front end a preprocessing record names; records written before the front end existed mean none,
+    and dlib records written before `template` existed used the arcface layout."""
+    spec = dict(preprocess.get("face") or {"name": "none"})
+    if spec["name"] == "dlib":
+        spec.setdefault("template", "arcface")
+    return spec
 
 
 def check_same_preprocessing(checkpoint: dict, now: dict, face: bool = True) -> None:

@@ -230,3 +230,11 @@ def test_calibrate_refuses_another_front_end_than_trainings(ckpt, data_dir, tmp_
                                                           f"paths.output_dir={tmp_path}"])
     with pytest.raises(ConfigError, match="set `face` as in that training"):
         calibrate_checkpoint(cfg)
+
+
+def test_a_dlib_record_without_template_reads_as_the_arcface_layout(dlib_spec):
+    """Checkpoints written before face.template existed keep working, compared as the layout they used."""
+    old = {k: v for k, v in dlib_spec.items() if k != "template"}
+    assert face_spec({"face": old}) == {**old, "template": "arcface"}
+    record = {CHECKPOINT_KEY: {"preprocess": {"image_size": [32, 32], "channels": 3, "face": old}}}
+    check_same_preprocessing(record, {"image_size": [32, 32], "channels": 3, "face": dlib_spec})
