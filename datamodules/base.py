@@ -127,11 +127,12 @@ class IdentityDataModule(pl.LightningDataModule):
         that keeps it out of the split. Logs the detections and the split's detection rate, and stops when the
         rate is below face.min_detection_rate."""
         crops = FaceLoader(self.face, channels, size, cache_dir).load_many(paths, desc=split)
-        seen = [(str(p), c) for p, c in zip(paths, crops) if isinstance(c, FaceCrop)]
-        rate = check_detection_rate(split, [s for s, _ in seen], [c for _, c in seen], self.face)
+        entries = [{"source": str(p), "split": split, **c.record()} for p, c in zip(paths, crops)
+                   if isinstance(c, FaceCrop)]
+        self.face_log.extend(entries)
+        rate = check_detection_rate(split, entries, self.face)
         self.notes[f"face_detection_rate_{split}"] = round(rate, 4)
-        self.notes[f"face_several_{split}"] = sum(c.faces > 1 for _, c in seen)  # the largest face was used
-        self.face_log.extend({"source": s, "split": split, **c.record()} for s, c in seen)
+        self.notes[f"face_several_{split}"] = sum(e["faces"] > 1 for e in entries)  # the largest face was used
         return [c if isinstance(c, BadImage) else c.image if c.image is not None else NoFace(f"{p}: {c.reason}")
                 for p, c in zip(paths, crops)]
 

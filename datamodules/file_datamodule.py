@@ -11,8 +11,8 @@ import numpy as np
 from datamodules.atomic import is_complete
 from datamodules.base import IdentityDataModule
 from datamodules.cache import CACHE_VERSION, read_split_cache, write_split_cache
-from datamodules.faces.loader import check_rate
-from datamodules.images import BadImage, check_image_size, read_image
+from datamodules.faces.loader import check_detection_rate
+from datamodules.images import BadImage, check_image_size, read_each, read_image
 from datamodules.records import ImageRecord, assign_splits, take_subset
 from datamodules.split import IdentitySplit
 from metric.errors import ConfigError
@@ -72,13 +72,7 @@ class FileDataModule(IdentityDataModule):
         if self.face.active:
             return self.detect_faces(split, [r.path for r in records], self.image_channels, self.image_size,
                                      self.cache_dir)
-        out: list[np.ndarray | BadImage] = []
-        for record in records:
-            try:
-                out.append(self.decode(record))
-            except BadImage as error:
-                out.append(error)
-        return out
+        return read_each(records, self.decode)
 
     # shared ----------------------------------------------------------------------------------
     def load_splits(self) -> dict[str, IdentitySplit]:
@@ -126,9 +120,7 @@ class FileDataModule(IdentityDataModule):
     def check_cached_detection_rates(self) -> None:
         """The detection-rate check of a cached split, under today's face.min_detection_rate."""
         for split in {entry["split"] for entry in self.face_log}:
-            entries = [e for e in self.face_log if e["split"] == split]
-            misses = [e["source"] for e in entries if e["reason"] is not None]
-            check_rate(split, len(entries) - len(misses), len(entries), misses[:3], self.face)
+            check_detection_rate(split, [e for e in self.face_log if e["split"] == split], self.face)
 
     def cache_path(self, assignment: dict[str, list[ImageRecord]]) -> Path | None:
         """<cache_dir>/<dataset>-<hash of the files (path, size, mtime), their split and the preprocessing>."""

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from metric.errors import ConfigError
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pgm", ".bmp", ".webp")
 
@@ -98,6 +102,17 @@ def open_image(path: str | Path, channels: int) -> Image.Image:
             return to_channels(ImageOps.exif_transpose(opened), channels)  # a phone's portrait photo stands upright
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise BadImage(f"{path}: cannot be read as an image ({type(error).__name__}: {error})") from None
+
+
+def read_each(items: Iterable[T], read: Callable[[T], R]) -> list[R | BadImage]:
+    """read(item) for each item, in order; an item that raises BadImage gives that error in its place."""
+    out: list[R | BadImage] = []
+    for item in items:
+        try:
+            out.append(read(item))
+        except BadImage as error:
+            out.append(error)
+    return out
 
 
 def as_array(image: Image.Image) -> np.ndarray:

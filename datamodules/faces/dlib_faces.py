@@ -125,7 +125,7 @@ class DlibFaces(FaceFrontEnd):
                                                         Image.Resampling.BILINEAR)
         pixels = np.ascontiguousarray(np.asarray(image))
         found = []
-        for rect, _ in detect(np.ascontiguousarray(np.asarray(small))):
+        for rect, _ in detect(pixels if small is image else np.ascontiguousarray(np.asarray(small))):
             box = tuple(float(v) / scale for v in (rect.left(), rect.top(), rect.right(), rect.bottom()))
             full = dlib.rectangle(*(int(round(v)) for v in box))
             found.append((box, three_points(predict(pixels, full))))

@@ -12,7 +12,7 @@ from PIL import Image
 
 from datamodules.atomic import write_file_atomically
 from datamodules.faces.frontend import FaceCrop, FaceFrontEnd, NoFace
-from datamodules.images import as_array, open_image, resize
+from datamodules.images import BadImage, as_array, open_image, read_each, resize
 from metric.errors import ConfigError
 
 FACE_CACHE_VERSION = 2  # 2: photos upright by their EXIF orientation
@@ -35,40 +35,30 @@ class FaceLoader:
         path = Path(path)
         entry = self.entry(path) if self.cache is not None and not all_faces else None
         crop = read_entry(entry) if entry is not None else None
+        image = None
         if crop is None:
-            crop = self.front_end.crop(open_image(path, self.channels), self.size, all_faces)
+            image = open_image(path, self.channels)
+            crop = self.front_end.crop(image, self.size, all_faces)
             if entry is not None:
                 write_entry(entry, crop)
         if crop.image is None and self.front_end.on_miss == "whole":
-            whole = as_array(resize(open_image(path, self.channels), self.size))
-            return FaceCrop(whole, crop.faces, reason=crop.reason)
+            image = image if image is not None else open_image(path, self.channels)  # a cached miss: read it now
+            return FaceCrop(as_array(resize(image, self.size)), crop.faces, reason=crop.reason)
         return crop
 
-    def load_face(self, path: str | Path) -> FaceCrop:
+    def load_face(self, path: str | Path, all_faces: bool = False) -> FaceCrop:
         """As load, but a miss is NoFace (with the reason) whatever on_miss says: for verify, enroll, identify."""
-        crop = self.load(path)
-        if not crop.found and self.front_end.active:
-            raise NoFace(f"{path}: {crop.reason} found by the face front end ({self.front_end.describe()}). If it is "
-                         "already a cropped, aligned face, pass --no-detect (API: detect=False).")
-        return crop
+        return require_face(self.load(path, all_faces), path, self.front_end)
 
-    def load_many(self, paths: Iterable[str | Path], desc: str = "faces") -> list[FaceCrop | Exception]:
+    def load_many(self, paths: Iterable[str | Path], desc: str = "faces") -> list[FaceCrop | BadImage]:
         """load() for each path in order, under a progress bar when a detector runs; an unreadable file gives its
         BadImage in place of a crop."""
-        from datamodules.images import BadImage
-
         paths = list(paths)
         if self.front_end.active:
             from tqdm import tqdm
 
             paths = tqdm(paths, desc=f"{desc}: {self.front_end.describe()}", unit="img", disable=None)
-        out: list[FaceCrop | Exception] = []
-        for path in paths:
-            try:
-                out.append(self.load(path))
-            except BadImage as error:
-                out.append(error)
-        return out
+        return read_each(paths, self.load)
 
     def entry(self, path: Path) -> Path:
         try:
@@ -78,6 +68,14 @@ class FaceLoader:
             stamp = "missing"
         key = hashlib.sha256(f"{path.resolve()}|{stamp}".encode()).hexdigest()[:32]
         return self.cache / key[:2] / key
+
+
+def require_face(crop: FaceCrop, source: str | Path, front_end: FaceFrontEnd) -> FaceCrop:
+    """The crop, or NoFace naming the source, the reason and --no-detect when the front end found no face."""
+    if not crop.found and front_end.active:
+        raise NoFace(f"{source}: {crop.reason} found by the face front end ({front_end.describe()}). If it is "
+                     "already a cropped, aligned face, pass --no-detect (API: detect=False).")
+    return crop
 
 
 def read_entry(entry: Path) -> FaceCrop | None:
@@ -103,24 +101,19 @@ def write_entry(entry: Path, crop: FaceCrop) -> None:
     write_file_atomically(entry.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(crop.record())))
 
 
-def check_detection_rate(split: str, sources: list[str], crops: list[FaceCrop], front_end: FaceFrontEnd) -> float:
-    """The split's detection rate; stop (before training) when it is below face.min_detection_rate and photos
-    without a face would be dropped."""
-    if not front_end.active or not crops:
+def check_detection_rate(split: str, entries: list[dict], front_end: FaceFrontEnd) -> float:
+    """The split's detection rate from its detection records (FaceCrop.record() with "source"); stop (before
+    training) when it is below face.min_detection_rate and photos without a face would be dropped."""
+    if not front_end.active or not entries:
         return 1.0
-    found = sum(c.found for c in crops)
-    check_rate(split, found, len(crops), [s for s, c in zip(sources, crops) if not c.found][:3], front_end)
-    return found / len(crops)
-
-
-def check_rate(split: str, found: int, total: int, examples: list[str], front_end: FaceFrontEnd) -> None:
-    """Stop when `found` of `total` is below face.min_detection_rate and photos without a face would be dropped."""
-    rate = found / max(total, 1)
-    if front_end.active and front_end.on_miss == "skip" and rate < front_end.min_detection_rate:
-        examples = ", ".join(examples)
+    misses = [e["source"] for e in entries if e["reason"] is not None]
+    found, total = len(entries) - len(misses), len(entries)
+    rate = found / total
+    if front_end.on_miss == "skip" and rate < front_end.min_detection_rate:
         raise ConfigError(
             f"{front_end.describe()} found a face in only {found} of the {total} images of the {split} split "
-            f"({rate:.0%}, below face.min_detection_rate={front_end.min_detection_rate:g}); e.g. {examples}. If the "
-            "images are already face crops, use face=none; to keep photos without a detected face as whole images, "
-            "use face.on_miss=whole."
+            f"({rate:.0%}, below face.min_detection_rate={front_end.min_detection_rate:g}); e.g. {', '.join(misses[:3])}. "
+            "If the images are already face crops, use face=none; to keep photos without a detected face as whole "
+            "images, use face.on_miss=whole."
         )
+    return rate

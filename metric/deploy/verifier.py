@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from datamodules.faces.frontend import FaceCrop, FaceFrontEnd, NoFace
-from datamodules.faces.loader import FaceLoader
+from datamodules.faces.frontend import FaceCrop, FaceFrontEnd
+from datamodules.faces.loader import FaceLoader, require_face
 from datamodules.images import BadImage, read_image
 from metric.scoring.embed import embed_images
 from metric.scoring.load import load_for_eval
@@ -64,18 +64,15 @@ class Verifier:
     def crops(self, image: ImageInput, all_faces: bool = False) -> list[FaceCrop]:
         """The image through the front end: its largest face (and, with all_faces, every other); NoFace when none."""
         if isinstance(image, (str, Path)):
-            crop = self.faces.load(image, all_faces=all_faces)
+            crop = self.faces.load_face(image, all_faces)
         else:
             pixels = np.asarray(image)
             if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[-1] != self.preprocess["channels"]:
                 raise BadImage(f"an image array must be uint8 (H, W, {self.preprocess['channels']}); got "
                                f"{pixels.dtype} {pixels.shape}.")
             picture = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
-            crop = self.faces.front_end.crop(picture, self.size, all_faces)
             image = "the image array"
-        if not crop.found:
-            raise NoFace(f"{image}: {crop.reason} found by the face front end ({self.faces.front_end.describe()}). "
-                         "If it is already a cropped, aligned face, pass --no-detect (API: detect=False).")
+            crop = require_face(self.faces.front_end.crop(picture, self.size, all_faces), image, self.faces.front_end)
         if crop.faces > 1 and not all_faces:
             self.note(f"{image}: {crop.faces} faces found; using the largest (identify --all-faces identifies each).")
         return [crop, *crop.others]
