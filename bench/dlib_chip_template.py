@@ -64,7 +64,7 @@ def main() -> None:
 
 
 def pair_accuracy(dlib, detector, predictor, pairs_file: Path, root: Path, count: int) -> None:
-    from metric.metrics.protocols import read_pairs_file
+    from datamodules.sources.lfw import read_pairs_file
 
     recogniser = dlib.face_recognition_model_v1(str(models_dir() / "dlib_face_recognition_resnet_model_v1.dat"))
     pairs = read_pairs_file(pairs_file, root)

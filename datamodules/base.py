@@ -136,6 +136,13 @@ class IdentityDataModule(pl.LightningDataModule):
         return [c if isinstance(c, BadImage) else c.image if c.image is not None else NoFace(f"{p}: {c.reason}")
                 for p, c in zip(paths, crops)]
 
+    def cut_fold(self, splits: dict[str, IdentitySplit], fold: CVFold) -> dict[str, IdentitySplit]:
+        """This cross-validation fold's splits; a dataset with official folds (LFW) overrides it."""
+        if fold.official:
+            raise ConfigError("cv.folds=lfw runs LFW's official View 2 folds: use it with datamodule=lfw, or give a "
+                              "number of folds (cv.folds=5).")
+        return fold_splits(splits, fold)
+
     # Lightning -----------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
@@ -143,7 +150,7 @@ class IdentityDataModule(pl.LightningDataModule):
         splits = self.load_splits()
         check_identity_disjoint(splits)
         if self.cv_fold is not None:
-            splits = fold_splits(splits, self.cv_fold)
+            splits = self.cut_fold(splits, self.cv_fold)
         if self.distractors is not None:
             self.distractors(splits, self.seed, self.face)
         for name in ("val", "test"):

@@ -10,6 +10,10 @@ from datamodules.split import IdentitySplit, merge_splits
 from metric.errors import ConfigError
 
 
+OFFICIAL = "lfw"  # cv.folds=lfw: the official folds of datamodule=lfw
+LFW_FOLDS = 10
+
+
 @dataclass(frozen=True)
 class CVFold:
     """Fold `fold` of `folds`: its identities are the test split; `val_identities` of the rest (None: as many as
@@ -19,6 +23,7 @@ class CVFold:
     fold: int
     seed: int = 0
     val_identities: int | None = None
+    official: bool = False  # the dataset's own folds (cv.folds=lfw), not a seeded shuffle of identities
 
 
 @dataclass(frozen=True)
@@ -26,23 +31,31 @@ class CrossValidation:
     """`cv.folds=k` pools a dataset's identities into k folds and trains k models; `cv.fold=i` runs fold i only
     (so folds can run as separate jobs); `cv.seed` shuffles identities into folds; `cv.val_identities` sets
     how many validation identities each fold draws from the others. `folds: null` is one run on the
-    dataset's own splits."""
+    dataset's own splits. `cv.folds=lfw`: LFW's ten official View 2 folds (datamodule=lfw)."""
 
-    folds: int | None = None
+    folds: int | str | None = None
     seed: int = 0
     fold: int | None = None
     val_identities: int | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.folds, str):
+            if self.folds != OFFICIAL:
+                raise ConfigError(f"cv.folds={self.folds!r}: give a number of folds, or lfw for LFW's official folds.")
+            self.check_fold(LFW_FOLDS)
+            return
         if not self.folds:
             if self.fold is not None:
                 raise ConfigError(f"cv.fold={self.fold} needs cv.folds=k (how many folds there are), e.g. cv.folds=5.")
             return
         if isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 2:
             raise ConfigError(f"cv.folds={self.folds!r}: cross-validation needs an integer of at least 2 folds.")
+        self.check_fold(self.folds)
+
+    def check_fold(self, folds: int) -> None:
         only = self.fold
-        if only is not None and (isinstance(only, bool) or not isinstance(only, int) or not 0 <= only < self.folds):
-            raise ConfigError(f"cv.fold={only!r} must be an integer in 0..{self.folds - 1} (one fold's index), or "
+        if only is not None and (isinstance(only, bool) or not isinstance(only, int) or not 0 <= only < folds):
+            raise ConfigError(f"cv.fold={only!r} must be an integer in 0..{folds - 1} (one fold's index), or "
                               "null for every fold.")
 
     @property
@@ -51,8 +64,10 @@ class CrossValidation:
 
     def requested(self) -> list[CVFold]:
         """Every fold, or only the one `fold` names."""
-        indices = range(self.folds) if self.fold is None else [self.fold]
-        return [CVFold(self.folds, index, self.seed, self.val_identities) for index in indices]
+        official = self.folds == OFFICIAL
+        folds = LFW_FOLDS if official else self.folds
+        indices = range(folds) if self.fold is None else [self.fold]
+        return [CVFold(folds, index, self.seed, self.val_identities, official) for index in indices]
 
 
 def identity_folds(identities: np.ndarray, folds: int, seed: int = 0) -> list[np.ndarray]:

@@ -1,4 +1,5 @@
-"""`python -m metric.calibrate ckpt=<checkpoint> matcher=<name>`: add a calibrated threshold for a matcher to a checkpoint."""
+"""`python -m metric.calibrate ckpt=<checkpoint> matcher=<name>`: add a calibrated threshold for a matcher to a checkpoint;
+`python -m metric.calibrate model=dlib face=dlib datamodule=...`: write a calibrated bundle of a pretrained embedder."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ from metric.metrics.calibration import calibrate_checkpoint
 @hydra.main(version_base="1.3", config_path="../conf", config_name="calibrate")
 def main(cfg: DictConfig) -> None:
     with exit_on_config_error():
-        calibration = calibrate_checkpoint(cfg)
+        calibration, path = calibrate_checkpoint(cfg)
     for key, value in calibration.to_dict().items():
         if value is not None:
             print(f"{key:18} : {value}")
-    print(f"stored in {cfg.ckpt}")
+    print(f"stored in {path}")
     if calibration.warning:
         print(f"WARNING: {calibration.warning}")
 

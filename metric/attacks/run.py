@@ -75,7 +75,8 @@ def run_attack(cfg: DictConfig) -> dict:
     """Every budget of `cfg.attack` against the test identities, at the checkpoint's calibrated threshold; writes
     summary.json, attack_success.png and attacked_probes.png into the run directory."""
     attack: LinfAttack = build_from_config(cfg.attack)
-    loaded = load_for_eval(cfg.ckpt, matcher=cfg.get("matcher"), datamodule=cfg.datamodule, calibrated=True)
+    loaded = load_for_eval(cfg.ckpt, matcher=cfg.get("matcher"), datamodule=cfg.datamodule, calibrated=True,
+                           needs_torch=f"attack={attack.name} (it follows the gradient of the score)")
     threshold = float(loaded.calibration()["threshold"])
     net, matcher = loaded.net.eval(), loaded.matcher
     for p in net.parameters():

@@ -3,6 +3,8 @@ and the `baseline` config group that combines them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
@@ -113,18 +115,24 @@ class ClassicalBaseline:
             raise ConfigError(f"baseline.pca_dim={pca_dim!r} must be a positive integer, e.g. 100.")
         self.features, self.projection, self.pca_dim = features, projection, pca_dim
         self.fisher: FisherProjection | None = None
+        self.extract = FEATURES[features]
+        self.feature_name = "raw pixels" if features == "pixels" else "LBP histograms"
+
+    def use_embedder(self, embed: Callable[[np.ndarray], np.ndarray], name: str) -> None:
+        """Features from a pretrained embedder (metric.raw_pixels model=dlib|onnx) instead of `features`."""
+        self.extract, self.feature_name = embed, name
 
     @property
     def description(self) -> str:
         projection = " + Fisher projection (fit on training identities)" if self.projection == "fisher" else ""
-        return f"{'raw pixels' if self.features == 'pixels' else 'LBP histograms'}{projection}"
+        return f"{self.feature_name}{projection}"
 
     def fit(self, train_images: np.ndarray, train_labels: np.ndarray) -> "ClassicalBaseline":
         if self.projection == "fisher":
-            self.fisher = FisherProjection(self.pca_dim).fit(FEATURES[self.features](train_images), train_labels)
+            self.fisher = FisherProjection(self.pca_dim).fit(self.extract(train_images), train_labels)
         return self
 
     def embed(self, images: np.ndarray) -> np.ndarray:
         """Unit feature vectors of uint8 images (N, H, W, C)."""
-        x = FEATURES[self.features](images)
+        x = self.extract(images)
         return unit_rows(self.fisher.transform(x) if self.fisher is not None else x)

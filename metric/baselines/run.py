@@ -10,14 +10,23 @@ from metric.baselines.classical import ClassicalBaseline
 from metric.errors import build_from_config
 from metric.metrics.cross_validation import cross_validate
 from metric.report.summary import verification_summary
+from metric.scoring.feature_cache import FeatureCache
+from metric.scoring.load import build_embedder, embedder_datamodule, embedder_front_end
 from metric.scoring.matchers import build_matcher
 
 
-def baseline_summary(cfg: DictConfig, fold: CVFold | None = None) -> dict:
-    """The baseline fit on the training identities, calibrated on validation and scored on test."""
+def baseline_summary(cfg: DictConfig, fold: CVFold | None = None, features: FeatureCache | None = None) -> dict:
+    """The baseline fit on the training identities, calibrated on validation and scored on test; with `features`
+    (model=dlib|onnx), on a pretrained embedder's embeddings instead of pixels."""
     baseline: ClassicalBaseline = build_from_config(cfg.baseline)
     matcher = build_matcher(cfg.matcher)
-    datamodule = build_from_config(cfg.datamodule)
+    if features is not None:
+        embedder = features.embedder
+        datamodule = embedder_datamodule(cfg.datamodule, embedder,
+                                         embedder_front_end(embedder, cfg.datamodule.get("face")))
+        baseline.use_embedder(features.embed, f"model={embedder.kind} embeddings")
+    else:
+        datamodule = build_from_config(cfg.datamodule)
     if fold is not None:
         datamodule.use_fold(fold)
     datamodule.setup("test")
@@ -34,8 +43,13 @@ def baseline_summary(cfg: DictConfig, fold: CVFold | None = None) -> dict:
 
 
 def run_baseline(cfg: DictConfig) -> dict:
-    """One summary, or with `cv.folds=k` the cross-validated one on the same folds as metric.train (same cv.seed)."""
+    """One summary, or with `cv.folds=k` the cross-validated one on the same folds as metric.train (same cv.seed);
+    a pretrained embedder (model=) embeds each distinct image once over all folds."""
     cv: CrossValidation = build_from_config(cfg.cv)
+    features = None
+    if cfg.get("model") is not None:
+        embedder = build_embedder(cfg.model)
+        features = FeatureCache(embedder, embedder.spec(), cfg.datamodule.get("cache_dir"))
     if not cv.enabled:
-        return baseline_summary(cfg)
-    return cross_validate(cv, lambda fold: baseline_summary(cfg, fold))
+        return baseline_summary(cfg, None, features)
+    return cross_validate(cv, lambda fold: baseline_summary(cfg, fold, features))

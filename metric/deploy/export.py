@@ -184,7 +184,8 @@ def run_export(cfg: DictConfig) -> dict:
                           "or leave it null.")
     # the datamodule only for int8 (training images calibrate it) and pruning (the test EER before and after)
     needs_data = bool(cfg.quantize) or prune is not None
-    loaded = load_for_eval(cfg.ckpt, datamodule=cfg.datamodule if needs_data else None, face_override=False)
+    loaded = load_for_eval(cfg.ckpt, datamodule=cfg.datamodule if needs_data else None, face_override=False,
+                           needs_torch=f"format={cfg.format} export (it traces a torch net)")
     net = loaded.net.eval()
     example = torch.zeros(1, loaded.preprocess["channels"], *loaded.preprocess["image_size"])
     pruned = compare_pruned(net, loaded.datamodule, prune) if prune is not None else {}

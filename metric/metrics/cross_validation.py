@@ -10,9 +10,14 @@ import numpy as np
 from scipy import stats
 
 from datamodules.folds import CrossValidation, CVFold
+from metric.metrics import verification as V
 
 AGGREGATED = ("best_val_eer", "test_eer", "test_far_at_threshold", "test_frr_at_threshold", "test_roc_auc",
               "test_tar_at_far_0.01", "test_tar_at_far_0.001")
+# reported only by datasets with official test pairs (LFW's pairs.txt) or by an adapt run: aggregated when every
+# fold has them, left out silently when none does
+OPTIONAL = ("test_pairs_accuracy", "test_pairs_eer", "frozen_test_pairs_accuracy", "frozen_test_pairs_eer",
+            "adapt_val_eer_frozen")
 
 
 def mean_std_ci(values: list[float]) -> dict[str, float | None]:
@@ -31,8 +36,10 @@ def aggregate_folds(per_fold: list[dict]) -> dict:
     """The cross-validated summary. `best_val_eer` and `test_eer` are fold means (what a sweep compares);
     a metric that some fold could not support (TAR@FAR with too few impostor pairs) is left out, not averaged."""
     summary: dict = {"folds": len(per_fold)}
-    for key in AGGREGATED:
+    for key in AGGREGATED + OPTIONAL:
         values = [fold.get(key) for fold in per_fold]
+        if key in OPTIONAL and all(v is None for v in values):
+            continue
         if any(v is None for v in values):
             summary[f"{key}_note"] = f"not supported by every fold ({sum(v is None for v in values)} lack it)"
             continue
@@ -40,8 +47,14 @@ def aggregate_folds(per_fold: list[dict]) -> dict:
         summary[key] = stats_["mean"]
         summary[f"{key}_std"] = stats_["std"]
         summary[f"{key}_ci95"] = [stats_["ci95_low"], stats_["ci95_high"]]
+    if all("test_pairs_scores" in fold for fold in per_fold):  # e.g. LFW's 6,000 pairs over its ten folds
+        scores = np.concatenate([fold["test_pairs_scores"] for fold in per_fold])
+        genuine = np.concatenate([fold["test_pairs_genuine"] for fold in per_fold]).astype(bool)
+        summary["test_pairs_eer_pooled"] = V.eer(V.roc(scores, genuine))[0]
+        summary["test_pairs_pooled"] = int(len(scores))
     summary["per_fold"] = [
-        {k: fold.get(k) for k in ("fold", "test_identities", "test_images", *AGGREGATED, "threshold", "best_checkpoint")}
+        {k: fold.get(k) for k in ("fold", "test_identities", "test_images", *AGGREGATED, *OPTIONAL, "adapt_kept",
+                                  "threshold", "best_checkpoint") if k in fold or k in AGGREGATED}
         for fold in per_fold
     ]
     return summary

@@ -2,71 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from datamodules.images import IMAGE_SUFFIXES
 from metric.errors import ConfigError
 from metric.metrics import verification as V
 from metric.scoring.matchers import Matcher
-
-
-@dataclass(frozen=True)
-class PairList:
-    """Pairs of image paths with their fold and label, in file order."""
-
-    first: list[Path]
-    second: list[Path]
-    genuine: np.ndarray
-    fold: np.ndarray
-
-
-def find_image(root: Path, name: str, number: int) -> Path | None:
-    stem = root / name / f"{name}_{number:04d}"
-    for suffix in IMAGE_SUFFIXES:
-        if stem.with_suffix(suffix).exists():
-            return stem.with_suffix(suffix)
-    return None
-
-
-def read_pairs_file(path: Path, root: Path) -> PairList:
-    """LFW pairs.txt: '<folds> <pairs per fold>', then 'name i j' (genuine) or 'name1 i name2 j' (impostor) lines;
-    each fold is 2 x <pairs per fold> consecutive lines. Images are <root>/<name>/<name>_<i:04d>.<ext>."""
-    if not path.is_file():
-        raise ConfigError(f"pairs_file={str(path)!r}: no such file.")
-    lines = [line.split() for line in path.read_text().splitlines() if line.strip()]
-    try:
-        folds, per_fold = int(lines[0][0]), int(lines[0][1])
-    except (IndexError, ValueError):
-        raise ConfigError(f"{path}, line 1: expected '<folds> <pairs per fold>', got {' '.join(lines[0]) if lines else 'nothing'}.") from None
-    body = lines[1:]
-    if len(body) != folds * 2 * per_fold:
-        raise ConfigError(f"{path}: the header promises {folds} folds x 2 x {per_fold} pairs, the file has {len(body)}.")
-    first, second, genuine, missing = [], [], [], []
-    for number, fields in enumerate(body, 2):
-        if len(fields) == 3:
-            names, same = (fields[0], int(fields[1]), fields[0], int(fields[2])), True
-        elif len(fields) == 4:
-            names, same = (fields[0], int(fields[1]), fields[2], int(fields[3])), False
-        else:
-            raise ConfigError(f"{path}, line {number}: expected 'name i j' or 'name1 i name2 j', got {' '.join(fields)!r}.")
-        a, b = find_image(root, names[0], names[1]), find_image(root, names[2], names[3])
-        for found, (name, i) in ((a, names[:2]), (b, names[2:])):
-            if found is None:
-                missing.append(str(root / name / f"{name}_{i:04d}.<{'|'.join(s[1:] for s in IMAGE_SUFFIXES)}>"))
-        first.append(a)
-        second.append(b)
-        genuine.append(same)
-    if missing:
-        raise ConfigError(
-            f"{path} names {len(missing)} image(s) missing under root={str(root)!r}, e.g.:\n  "
-            + "\n  ".join(missing[:5]) + "\nCheck `root` (it must hold <name>/<name>_<i:04d>.<ext>)."
-        )
-    fold = np.arange(len(body)) // (2 * per_fold)
-    return PairList(first, second, np.array(genuine), fold)
 
 
 def best_accuracy_threshold(scores: np.ndarray, genuine: np.ndarray) -> float:
@@ -147,3 +89,33 @@ def identification(
         hit = (ranks == 1) & (mate_scores > threshold)
         result[key] = float(1.0 - hit.mean())
     return result
+
+
+def balanced_threshold(scores: np.ndarray, genuine: np.ndarray) -> float:
+    """The threshold that minimises FAR + FRR on these pairs (the accuracy-best one when genuine and impostor
+    pairs are equally many, as in LFW's pairs.txt), in one sort."""
+    values = np.unique(scores)
+    candidates = np.r_[values[0] - 1e-6, (values[1:] + values[:-1]) / 2, values[-1] + 1e-6]
+    frr = np.searchsorted(np.sort(scores[genuine]), candidates) / max(int(genuine.sum()), 1)
+    far = 1 - np.searchsorted(np.sort(scores[~genuine]), candidates) / max(int((~genuine).sum()), 1)
+    return float(candidates[int(np.argmin(far + frr))])
+
+
+def official_pairs_summary(val: tuple[np.ndarray, np.ndarray], test_embeddings: np.ndarray,
+                           pairs: tuple[np.ndarray, np.ndarray, np.ndarray, int], matcher: Matcher,
+                           max_impostor_pairs: int, prefix: str = "test_pairs") -> dict:
+    """A dataset's official test pairs (LFW's fold of pairs.txt) scored at the threshold that balances FAR and FRR
+    on the validation identities (never on the test fold): accuracy, EER, and the scores (pooled over folds)."""
+    from metric.scoring.pairs import pair_scores
+
+    first, second, genuine, dropped = pairs
+    val_scores, val_genuine = pair_scores(val[0], val[1], max_impostor_pairs=max_impostor_pairs,
+                                          score_block=matcher.numpy_block)
+    threshold = balanced_threshold(val_scores, val_genuine)
+    with torch.no_grad():
+        scores = matcher.score(torch.from_numpy(test_embeddings[first]), torch.from_numpy(test_embeddings[second]))
+    scores = scores.numpy()
+    return {f"{prefix}": int(len(scores)), f"{prefix}_dropped": dropped, f"{prefix}_threshold": threshold,
+            f"{prefix}_accuracy": float(((scores >= threshold) == genuine).mean()),
+            f"{prefix}_eer": V.eer(V.roc(scores, genuine))[0],
+            f"{prefix}_scores": scores.tolist(), f"{prefix}_genuine": genuine.tolist()}

@@ -15,20 +15,29 @@ import torch
 from datamodules.atomic import write_file_atomically
 from datamodules.normalisation import NORMALISATION
 from metric.errors import ConfigError
+from metric.model.adapted import AdaptedNet
+from metric.model.embedders import ExternalEmbedder, embedder_from_spec
 from metric.model.heads import LogisticDistanceHead
 from metric.model.nets import EmbeddingNet
 
 CHECKPOINT_KEY = "metric_faces"  # what this project adds to a Lightning checkpoint
-CHECKPOINT_FORMAT = 2  # 2: the net spec may hold pool / input_size / dropout (written only when it does)
+# 2: the net spec may hold pool / input_size / dropout (written only when it does); 3: the net is an outside
+# embedder or an adapted one (its spec has a `kind`, metric.model.embedders)
+CHECKPOINT_FORMAT = 3
 
 
-def checkpoint_record(net: EmbeddingNet, head: LogisticDistanceHead | None, preprocess: dict,
-                      default_matcher: str) -> dict:
+def record_format(spec: dict) -> int:
+    """The oldest format whose readers rebuild this net spec, so older readers still read every file they can."""
+    if "kind" in spec:
+        return 3
+    return 2 if set(spec) - {"backbone", "embedding_dim", "in_chans"} else 1
+
+
+def checkpoint_record(net, head: LogisticDistanceHead | None, preprocess: dict, default_matcher: str) -> dict:
     """Everything needed to rebuild the model from the file alone, without Hydra or pickled objects."""
     spec = net.spec()
     return {
-        # format 1 readers rebuild any net without the newer spec keys, so those files stay format 1
-        "format": CHECKPOINT_FORMAT if set(spec) - {"backbone", "embedding_dim", "in_chans"} else 1,
+        "format": record_format(spec),
         "net": spec,
         "head": head.spec() if head is not None else None,
         "preprocess": {**preprocess, "normalisation": NORMALISATION},
@@ -90,12 +99,37 @@ def check_same_preprocessing(checkpoint: dict, now: dict, face: bool = True) -> 
         )
 
 
+def bundle_checkpoint(embedder: ExternalEmbedder, preprocess: dict, default_matcher: str = "cosine") -> dict:
+    """A frozen outside embedder in the checkpoint format: no trainable weights, its spec (with the model file's
+    sha256) and the preprocessing (face front end included) it is fed with; metric.calibrate adds thresholds."""
+    return {"state_dict": {}, CHECKPOINT_KEY: checkpoint_record(embedder, None, preprocess, default_matcher)}
+
+
+def write_checkpoint(path: str | Path, checkpoint: dict) -> None:
+    """Save a checkpoint dict atomically (a new file renamed into place)."""
+    write_file_atomically(Path(path), lambda tmp: torch.save(checkpoint, tmp))
+
+
+def build_net(spec: dict, state: dict):
+    """The net a record's spec names (a timm EmbeddingNet, an outside embedder, or an adapted one) with its weights."""
+    kind = spec.get("kind")
+    weights = {k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")}
+    if kind == "adapted":  # only the head's weights are stored (an adapt run's module trains the head alone)
+        net = AdaptedNet.from_spec(spec)
+        net.projection.load_state_dict(weights)
+        return net
+    if kind is not None:
+        return embedder_from_spec(spec)
+    net = EmbeddingNet(**spec)
+    net.load_state_dict(weights)
+    return net
+
+
 def build_model(checkpoint: dict) -> tuple[EmbeddingNet, LogisticDistanceHead | None]:
     """Rebuild the net (and the head, if trained with one) from a checkpoint's record and weights, in eval mode."""
     meta = checkpoint[CHECKPOINT_KEY]
-    net = EmbeddingNet(**meta["net"])
     state = checkpoint["state_dict"]
-    net.load_state_dict({k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")})
+    net = build_net(meta["net"], state)
     head = None
     if meta.get("head"):
         head = LogisticDistanceHead(**meta["head"])
@@ -133,4 +167,4 @@ def store_calibration(path: str | Path, calibration: dict, make_default: bool = 
     meta.setdefault("calibrations", {})[calibration["matcher"]] = calibration
     if make_default or "calibrated_matcher" not in meta:
         meta["calibrated_matcher"] = calibration["matcher"]
-    write_file_atomically(path, lambda tmp: torch.save(checkpoint, tmp))
+    write_checkpoint(path, checkpoint)

@@ -56,6 +56,7 @@ class EmbeddingModule(pl.LightningModule):
         self.preprocess = dict(preprocess or {})
         self._collected: dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
         self.final_embeddings: dict[str, Embedded] = {}
+        self.run_notes: dict = {}  # what the module reports into the run summary (e.g. which adapt head was kept)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)

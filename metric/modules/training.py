@@ -16,8 +16,12 @@ from datamodules.folds import CrossValidation, CVFold
 from datamodules.pk_sampler import check_pk_fits
 from metric.errors import ConfigError, build_from_config, locate_class
 from metric.metrics.cross_validation import cross_validate
+from metric.metrics.protocols import official_pairs_summary
 from metric.model.checkpoint import store_calibration
+from metric.model.embedders import NOT_DIFFERENTIABLE, ExternalEmbedder
 from metric.model.nets import EmbeddingNet, check_head_args, check_model_args
+from metric.modules.adapt import AdaptModule, adapt_inputs
+from metric.modules.distill import build_teacher, teacher_embedder
 from metric.modules.class_losses import IdentityClassLoss
 from metric.modules.distributed import end_process_group
 from metric.modules.embedding import EmbeddingModule
@@ -25,6 +29,7 @@ from metric.modules.metric_loss import MetricLossModule
 from metric.modules.pair import ADVERSARIAL_NEEDS_METRIC_LOSS, PAIR_TAKES_NO_MINER, PairModule
 from metric.report.summary import format_cv_table, format_summary, verification_summary, write_summary
 from metric.report.wandb_logger import find_wandb_logger
+from metric.scoring.load import embedder_datamodule, embedder_front_end
 from metric.scoring.matchers import NEEDS_HEAD, Matcher, build_matcher, check_target_far
 
 TRIPLET_TYPES = ("semihard", "hard", "all", "easy")
@@ -52,22 +57,35 @@ def check_torch_settings(cfg: DictConfig) -> None:
 def check_config(cfg: DictConfig) -> None:
     """Reject values that would only fail deep inside a library, with the key and the fix; reads the classes the
     config groups name (their types and class attributes), never `_target_` strings, and builds nothing heavy."""
-    if "teacher" in cfg.keys() and OmegaConf.is_missing(cfg.teacher, "ckpt"):
+    teacher = cfg.get("teacher")
+    if teacher is not None and "ckpt" in teacher.keys() and OmegaConf.is_missing(teacher, "ckpt"):
         raise ConfigError("distillation needs its teacher: add teacher.ckpt=<ckpt>, for example the best checkpoint "
-                          "of `python -m metric.train +experiment=triplet`.")
+                          "of `python -m metric.train +experiment=triplet`, or teacher=dlib.")
+    if teacher is not None and teacher.get("model") is not None and "path" in teacher.model.keys() \
+            and OmegaConf.is_missing(teacher.model, "path"):
+        raise ConfigError("teacher=onnx needs its model file: add teacher.model.path=<file.onnx>.")
     if "pretrained_checkpoint" in cfg.keys() and OmegaConf.is_missing(cfg, "pretrained_checkpoint"):
         raise ConfigError(
             "this experiment fine-tunes a pretrained net: add pretrained_checkpoint=<ckpt>, for example the best "
             "checkpoint of `python -m metric.train +experiment=triplet` (trained on the synthetic faces)."
         )
     model = cfg.model
-    if not issubclass(locate_class(model, "model"), EmbeddingNet):
-        raise ConfigError(f"model._target_={model._target_!r} is not an EmbeddingNet.")
-    check_model_args(model.backbone, model.embedding_dim, model.get("pretrained", False), model.get("weights"))
-    check_head_args(model.get("pool", "avg"), [1, 1], model.get("dropout", 0.0))  # input_size comes from the data
     module_cls = locate_class(cfg.module, "module")
     if not issubclass(module_cls, EmbeddingModule):
         raise ConfigError(f"module._target_={cfg.module._target_!r} is not an EmbeddingModule.")
+    model_cls = locate_class(model, "model")
+    if issubclass(module_cls, AdaptModule) != issubclass(model_cls, ExternalEmbedder):
+        if issubclass(model_cls, ExternalEmbedder):
+            raise ConfigError(NOT_DIFFERENTIABLE.format(kind=model_cls.kind, what="training"))
+        raise ConfigError("+experiment=adapt trains a head on a frozen pretrained embedder: set model=dlib or "
+                          "model=onnx model.path=<file>.")
+    if issubclass(module_cls, AdaptModule):
+        check_torch_settings(cfg)
+        return
+    if not issubclass(model_cls, EmbeddingNet):
+        raise ConfigError(f"model._target_={model._target_!r} is not an EmbeddingNet.")
+    check_model_args(model.backbone, model.embedding_dim, model.get("pretrained", False), model.get("weights"))
+    check_head_args(model.get("pool", "avg"), [1, 1], model.get("dropout", 0.0))  # input_size comes from the data
     loss = cfg.get("loss")
     if loss is not None and issubclass(locate_class(loss, "loss"), IdentityClassLoss):
         if not issubclass(module_cls, MetricLossModule):
@@ -109,13 +127,25 @@ def build(cfg: DictConfig, fold: CVFold | None = None):
     """Instantiate datamodule, module, callbacks, loggers and trainer; the datamodule is set up (and checked) here,
     on the splits of cross-validation fold `fold` when one is given."""
     check_config(cfg)
-    augment = build_from_config(cfg.augment) if cfg.get("augment") else None
-    datamodule = build_from_config(cfg.datamodule, augment=augment)
-    if fold is not None:
-        datamodule.use_fold(fold)
-    datamodule.setup("fit")  # parses data and checks P x K before any training
-    net = build_from_config(cfg.model, in_chans=datamodule.channels,
-                            input_size=list(datamodule.preprocessing["image_size"]))
+    extra = {}
+    if issubclass(locate_class(cfg.module, "module"), AdaptModule):  # a head on cached embedder outputs
+        datamodule, net, extra["embedder"] = adapt_inputs(cfg, fold)
+    else:
+        augment = build_from_config(cfg.augment) if cfg.get("augment") else None
+        teacher = build_teacher(cfg.teacher) if cfg.get("teacher") is not None else None
+        embedder = teacher_embedder(teacher) if teacher is not None else None
+        if embedder is not None:  # an outside teacher: the student reads the images the teacher reads
+            front_end = embedder_front_end(embedder, cfg.datamodule.get("face"))
+            datamodule = embedder_datamodule(cfg.datamodule, embedder, front_end, augment=augment)
+        else:
+            datamodule = build_from_config(cfg.datamodule, augment=augment)
+        if teacher is not None:
+            extra["teacher"] = teacher
+        if fold is not None:
+            datamodule.use_fold(fold)
+        datamodule.setup("fit")  # parses data and checks P x K before any training
+        net = build_from_config(cfg.model, in_chans=datamodule.channels,
+                                input_size=list(datamodule.preprocessing["image_size"]))
     module = build_from_config(
         cfg.module,
         net=net,
@@ -126,6 +156,7 @@ def build(cfg: DictConfig, fold: CVFold | None = None):
         max_impostor_pairs=datamodule.max_impostor_pairs,
         preprocess=datamodule.preprocessing,
         **({"adversarial": build_from_config(cfg.adversarial)} if cfg.get("adversarial") else {}),
+        **extra,
     )
     callbacks = [build_from_config(c) for c in cfg.get("callbacks", {}).values() if c is not None]
     loggers = [build_from_config(c) for c in cfg.get("logger", {}).values() if c is not None]
@@ -180,7 +211,12 @@ def train_once(cfg: DictConfig, fold: CVFold | None = None) -> dict | None:
         val, test, build_matcher(cfg.matcher, head=module.head), datamodule.max_impostor_pairs)
     if best_path:
         store_calibration(best_path, calibration.to_dict(), make_default=True)
+    if callable(getattr(datamodule, "test_pairs", None)):  # the dataset's official test pairs (LFW)
+        summary.update(official_pairs_summary(val, test[0], datamodule.test_pairs(),
+                                              build_matcher(cfg.matcher, head=module.head),
+                                              datamodule.max_impostor_pairs))
     summary.update({f"data_{key}": value for key, value in datamodule.notes.items()})
+    summary.update(module.run_notes)
     summary["best_val_eer"] = float(best.best_model_score) if best is not None and best.best_model_score is not None \
         else None
     summary["best_checkpoint"] = best_path or None

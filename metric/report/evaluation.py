@@ -15,7 +15,8 @@ from metric.errors import ConfigError, build_from_config
 from metric.metrics import verification as V
 from metric.metrics.breakdowns import condition_breakdown, eer_confidence_interval
 from metric.metrics.calibration import Calibration, calibrate
-from metric.metrics.protocols import identification, kfold_accuracy, read_pairs_file
+from datamodules.sources.lfw import read_pairs_file
+from metric.metrics.protocols import identification, kfold_accuracy
 from metric.metrics.score_grid import grid_from_embeddings
 from metric.model.checkpoint import face_spec
 from metric.report import plots
@@ -53,7 +54,7 @@ def verification_report(cfg: DictConfig, loaded: LoadedModel, out: Path) -> dict
     threshold = calibration.threshold
     embeddings = loaded.embed(split.images, flip=cfg.flip_tta)
     matcher, name = loaded.matcher, cfg.split
-    summary = {"protocol": "verification", "checkpoint": str(cfg.ckpt), "split": name, "flip_tta": bool(cfg.flip_tta),
+    summary = {"protocol": "verification", "checkpoint": cfg.get("ckpt"), "split": name, "flip_tta": bool(cfg.flip_tta),
                **calibration_fields(calibration, source)}
     if cfg.bins:
         low, high = matcher.score_range(embeddings.shape[1])
@@ -94,7 +95,9 @@ def pairs_report(cfg: DictConfig, loaded: LoadedModel, out: Path) -> dict:
     pairs = read_pairs_file(Path(cfg.pairs_file), Path(cfg.root))
     unique = sorted(set(pairs.first) | set(pairs.second))
     index = {path: i for i, path in enumerate(unique)}
-    front_end = build_from_config(cfg.face) if cfg.get("face") is not None else loaded.front_end()
+    # an outside embedder without a bundle was built around cfg.face already (with the settings it needs)
+    asked = cfg.get("face") is not None and loaded.path is not None
+    front_end = build_from_config(cfg.face) if asked else loaded.front_end()
     note_face_override(loaded, front_end)
     front_end.on_miss = "whole"
     loader = FaceLoader(front_end, loaded.preprocess["channels"], loaded.preprocess["image_size"], cfg.cache_dir)
@@ -106,7 +109,7 @@ def pairs_report(cfg: DictConfig, loaded: LoadedModel, out: Path) -> dict:
     emb = torch.from_numpy(loaded.embed(np.stack([c.image for c in crops]), flip=cfg.flip_tta))
     with torch.no_grad():
         scores = loaded.matcher.score(emb[[index[p] for p in pairs.first]], emb[[index[p] for p in pairs.second]]).numpy()
-    summary = {"protocol": "pairs", "checkpoint": str(cfg.ckpt), "matcher": loaded.matcher.name,
+    summary = {"protocol": "pairs", "checkpoint": cfg.get("ckpt"), "matcher": loaded.matcher.name,
                "pairs_file": str(cfg.pairs_file), "face": front_end.spec(), "face_trained": face_spec(loaded.preprocess),
                **kfold_accuracy(scores, pairs.genuine, pairs.fold)}
     if front_end.active:
@@ -131,7 +134,7 @@ def identification_report(cfg: DictConfig, loaded: LoadedModel) -> dict:
     split = loaded.datamodule.splits[cfg.split]
     result = identification(loaded.embed(split.images, flip=cfg.flip_tta), split.labels, loaded.matcher,
                             cfg.identification.gallery_images, cfg.identification.unknown_fraction, cfg.seed)
-    return {"protocol": "identification", "checkpoint": str(cfg.ckpt), "matcher": loaded.matcher.name, **result}
+    return {"protocol": "identification", "checkpoint": cfg.get("ckpt"), "matcher": loaded.matcher.name, **result}
 
 
 def evaluate(cfg: DictConfig, out: Path) -> dict:
@@ -141,8 +144,18 @@ def evaluate(cfg: DictConfig, out: Path) -> dict:
     if cfg.threshold_from not in THRESHOLD_SOURCES:
         raise ConfigError(f"threshold_from={cfg.threshold_from!r} is not one of {', '.join(THRESHOLD_SOURCES)}.")
     needs_data = cfg.protocol != "pairs"
-    loaded = load_for_eval(cfg.ckpt, matcher=cfg.get("matcher"), datamodule=cfg.datamodule if needs_data else None,
-                           calibrated=cfg.protocol == "verification" and cfg.threshold_from == "checkpoint")
+    if cfg.get("model") is not None:
+        if cfg.get("ckpt") is not None:
+            raise ConfigError("give either ckpt=<checkpoint or calibrated bundle> or model=<pretrained embedder>, "
+                              "not both.")
+        if cfg.threshold_from == "checkpoint":
+            print(f"note: model={cfg.model.get('_target_', '').rsplit('.', 1)[-1]} has no stored threshold: it is "
+                  "calibrated on the validation split (threshold_from=val).")
+            cfg.threshold_from = "val"
+    loaded = load_for_eval(cfg.get("ckpt"), matcher=cfg.get("matcher"),
+                           datamodule=cfg.datamodule if needs_data else None,
+                           calibrated=cfg.protocol == "verification" and cfg.threshold_from == "checkpoint",
+                           model=cfg.get("model"), face=cfg.get("face"))
     out.mkdir(parents=True, exist_ok=True)
     if cfg.protocol == "verification":
         summary = verification_report(cfg, loaded, out)
@@ -154,5 +167,7 @@ def evaluate(cfg: DictConfig, out: Path) -> dict:
         plot_datamodule_faces(loaded, cfg.split, out)
         summary.update({"face": loaded.datamodule.face.spec(), "face_trained": face_spec(loaded.preprocess),
                         **{f"data_{key}": value for key, value in loaded.datamodule.notes.items()}})
+    if "kind" in loaded.record["net"]:  # an outside embedder, or one adapted by +experiment=adapt
+        summary["model"] = loaded.record["net"]
     write_summary(summary, out / "summary.json")
     return summary

@@ -98,6 +98,8 @@ def format_summary(summary: dict, title: str = "Verification summary (test ident
     for key, value in summary.items():
         if key == "calibration_warning" or (isinstance(value, list) and value and isinstance(value[0], dict)):
             continue
+        if isinstance(value, list) and len(value) > 2:  # per-pair scores, kept in summary.json only
+            continue
         if value is None and "_tar_at_far_" in key:
             impostors = summary.get(f"{key.split('_tar_at_far_')[0]}_impostor_pairs")
             text = f"not supported (< {3 / float(key.rsplit('_', 1)[1]):.0f} impostor pairs" + (
@@ -130,12 +132,16 @@ def format_cv_table(summary: dict) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
     lines.append("")
-    for key in keys:
+    optional = ("test_pairs_accuracy", "test_pairs_eer", "frozen_test_pairs_accuracy", "frozen_test_pairs_eer")
+    for key in (*keys, *optional):
         if key in summary:
             std = summary[f"{key}_std"]
             low, high = summary[f"{key}_ci95"]
             spread = f" +- {std:.4f}  [95% CI {low:.4f}, {high:.4f}]" if std is not None else ""
             lines.append(f"{key}: {summary[key]:.4f}{spread}")
+    if "test_pairs_eer_pooled" in summary:
+        lines.append(f"test_pairs_eer_pooled: {summary['test_pairs_eer_pooled']:.4f} over {summary['test_pairs_pooled']} "
+                     "pairs")
     bar = "-" * max(len(line) for line in lines)
     return f"{bar}\nCross-validation over {summary['folds']} identity-disjoint folds\n{bar}\n" + "\n".join(lines) + f"\n{bar}"
 

@@ -2,11 +2,14 @@
 
 Every entry point that works from a checkpoint (evaluate, calibrate, attack, export, the verifier, the gallery,
 a distillation teacher) loads through here: read the checkpoint, rebuild the model, choose the matcher by the
-one rule, build the datamodule, and refuse data prepared differently from training.
+one rule, build the datamodule, and refuse data prepared differently from training. A frozen outside embedder
+(`model=dlib|onnx`, no checkpoint) becomes an in-memory checkpoint here (`embedder_checkpoint`) and takes the
+same path.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from datamodules.base import IdentityDataModule
+from datamodules.normalisation import NORMALISATION
 from datamodules.faces.frontend import FaceFrontEnd
 from datamodules.faces.registry import front_end_from_spec
-from metric.errors import build_from_config
-from metric.model.checkpoint import (CHECKPOINT_KEY, build_model, check_same_preprocessing, face_spec,
-                                     matcher_name, read_checkpoint, stored_calibration)
+from metric.errors import ConfigError, build_from_config, locate_class
+from metric.model.checkpoint import (CHECKPOINT_KEY, build_model, bundle_checkpoint, check_same_preprocessing,
+                                     face_spec, matcher_name, read_checkpoint, stored_calibration)
+from metric.model.embedders import ExternalEmbedder, require_gradients
 from metric.model.heads import LogisticDistanceHead
 from metric.model.nets import EmbeddingNet
 from metric.scoring.embed import embed_images
@@ -29,7 +34,7 @@ from metric.scoring.matchers import Matcher, build_matcher, make_matcher
 class LoadedModel:
     """A checkpoint ready to embed and score, and (when asked for) the datamodule it is evaluated on."""
 
-    path: Path
+    path: Path | None  # None: an outside embedder used without a calibrated bundle
     checkpoint: dict
     net: EmbeddingNet
     head: LogisticDistanceHead | None
@@ -46,6 +51,11 @@ class LoadedModel:
 
     def calibration(self) -> dict:
         """The threshold stored for this matcher, with what it achieved on validation; a clear error when none is."""
+        if self.path is None:
+            kind = self.record["net"]["kind"]
+            raise ConfigError(f"model={kind} has no threshold until it is calibrated on your people: run python -m "
+                              f"metric.calibrate model={kind} datamodule=<data> ckpt=<bundle to write> (then use "
+                              "ckpt=<bundle>), or evaluate with threshold_from=val.")
         return stored_calibration(self.checkpoint, self.matcher.name, self.path)
 
     def embed(self, images: np.ndarray, flip: bool = False) -> np.ndarray:
@@ -56,6 +66,16 @@ class LoadedModel:
         return front_end_from_spec(face_spec(self.preprocess))
 
 
+def load_matcher(checkpoint: dict, matcher: Mapping | str | None, head: LogisticDistanceHead | None) -> Matcher:
+    """A `matcher` config node, a matcher name, or None for the checkpoint's rule, at the FAR it was calibrated at."""
+    if isinstance(matcher, Mapping):
+        return build_matcher(matcher, head=head)
+    record = checkpoint[CHECKPOINT_KEY]
+    name = matcher_name(record, matcher)
+    target_far = (record.get("calibrations") or {}).get(name, {}).get("target_far", 0.001)
+    return make_matcher(name, head=head, target_far=target_far)
+
+
 def note_face_override(loaded: LoadedModel, front_end: FaceFrontEnd) -> None:
     """Say so when images are prepared by another face front end than the checkpoint's training used."""
     trained = face_spec(loaded.preprocess)
@@ -64,8 +84,63 @@ def note_face_override(loaded: LoadedModel, front_end: FaceFrontEnd) -> None:
               f"{trained}.")
 
 
-def load_for_eval(ckpt: str | Path, matcher: Mapping | str | None = None, datamodule: Mapping | None = None,
-                  stage: str = "test", calibrated: bool = False, face_override: bool = True) -> LoadedModel:
+def build_embedder(model: Mapping) -> ExternalEmbedder:
+    """The outside embedder a `model` config node names (model=dlib, model=onnx model.path=...)."""
+    if not issubclass(locate_class(model, "model"), ExternalEmbedder):
+        raise ConfigError(f"model._target_={model['_target_']!r} is not a pretrained embedder (model=dlib or "
+                          "model=onnx): a trained net is used through its checkpoint, ckpt=<file>.")
+    return build_from_config(model)
+
+
+def embedder_front_end(embedder: ExternalEmbedder, face: Mapping | None) -> FaceFrontEnd:
+    """The face front end an outside embedder is fed through: the `face` asked for, with the settings the model
+    needs (dlib: face=dlib with its own chip layout, template=dlib and margin 0), said when they change."""
+    front_end = build_from_config(face) if face is not None else FaceFrontEnd()
+    required = embedder.required_face()
+    if required is None:
+        return front_end
+    if front_end.spec()["name"] != required["name"]:
+        raise ConfigError(f"model={embedder.kind} embeds the aligned {embedder.input_size[0]}x{embedder.input_size[1]} "
+                          f"face chip that face={required['name']} cuts, so it cannot read images prepared by "
+                          f"face={front_end.spec()['name']}: add face={required['name']}.")
+    spec = front_end.spec()
+    changed = {k: v for k, v in required.items() if k != "name" and spec.get(k) != v}
+    if changed:
+        print(f"note: model={embedder.kind} reads its own face chip: face." +
+              ", face.".join(f"{k}={v}" for k, v in changed.items()) + " is used.")
+        front_end = copy.copy(front_end)  # keeps the run-time settings (on_miss, min_detection_rate)
+        for key, value in changed.items():
+            setattr(front_end, key, value)
+    return front_end
+
+
+def embedder_checkpoint(embedder: ExternalEmbedder, front_end: FaceFrontEnd) -> dict:
+    """An outside embedder as an in-memory checkpoint (no thresholds yet: metric.calibrate writes them)."""
+    preprocess = {"image_size": list(embedder.input_size), "channels": embedder.channels,
+                  "normalisation": NORMALISATION, "face": front_end.spec()}
+    return bundle_checkpoint(embedder, preprocess)
+
+
+def embedder_datamodule(datamodule: Mapping, embedder: ExternalEmbedder, front_end: FaceFrontEnd, **kwargs):
+    """The datamodule a config node names, preparing images at the embedder's input size and channels (kwargs:
+    other built objects it takes, e.g. augment)."""
+    size = {"image_size": list(embedder.input_size)}
+    if "channels" in datamodule:
+        size["channels"] = embedder.channels
+    elif embedder.channels != 3:
+        raise ConfigError(f"model={embedder.kind} reads {embedder.channels}-channel images; this datamodule gives "
+                          "colour images only.")
+    asked = {k: list(datamodule[k]) if k == "image_size" else datamodule[k] for k in size}
+    if asked != size:
+        print(f"note: model={embedder.kind} reads {embedder.channels}-channel {embedder.input_size[0]}x"
+              f"{embedder.input_size[1]} images: the datamodule prepares them at that size.")
+    return build_from_config(datamodule, face=front_end, **size, **kwargs)
+
+
+def load_for_eval(ckpt: str | Path | None, matcher: Mapping | str | None = None, datamodule: Mapping | None = None,
+                  stage: str = "test", calibrated: bool = False, face_override: bool = True,
+                  model: Mapping | None = None, face: Mapping | None = None,
+                  needs_torch: str | None = None) -> LoadedModel:
     """The checkpoint's model with a matcher: a `matcher` config node, a matcher name, or None for the rule of
     metric.model.checkpoint.matcher_name (then at the target FAR it was calibrated at). With a `datamodule`
     config node, the datamodule is built, set up for `stage` and checked against the checkpoint's preprocessing;
@@ -73,17 +148,32 @@ def load_for_eval(ckpt: str | Path, matcher: Mapping | str | None = None, datamo
     before any data is read. A datamodule node whose `face` is null gets the checkpoint's face front end; one that
     names another front end is used as asked (e.g. a model trained on crops, evaluated on photos through face=dlib),
     and the console says so; with face_override=False (what is stored back into the checkpoint or shipped:
-    calibration, export) it is refused."""
+    calibration, export) it is refused.
+
+    With `model` (a model=dlib|onnx node) and no ckpt, the outside embedder is the model, fed through `face` (or
+    the datamodule's `face`) at its own input size. `needs_torch` names what needs a differentiable torch net
+    (an attack, export): an outside embedder is then refused before any data is read."""
+    if model is not None and ckpt is None:
+        embedder = build_embedder(model)
+        if needs_torch:
+            require_gradients(embedder, needs_torch)
+        front_end = embedder_front_end(embedder, face if datamodule is None else datamodule.get("face"))
+        checkpoint = embedder_checkpoint(embedder, front_end)
+        loaded = LoadedModel(None, checkpoint, embedder, None, load_matcher(checkpoint, matcher, None))
+        if calibrated:
+            loaded.calibration()
+        if datamodule is not None:
+            loaded.datamodule = embedder_datamodule(datamodule, embedder, front_end)
+            loaded.datamodule.setup(stage)
+        return loaded
+    if ckpt is None:
+        raise ConfigError("give a checkpoint, ckpt=<file> (a metric.train checkpoint or a calibrated bundle), or a "
+                          "pretrained embedder, model=dlib or model=onnx model.path=<file>.")
     checkpoint = read_checkpoint(ckpt)
     net, head = build_model(checkpoint)
-    record = checkpoint[CHECKPOINT_KEY]
-    if isinstance(matcher, Mapping):
-        chosen = build_matcher(matcher, head=head)
-    else:
-        name = matcher_name(record, matcher)
-        target_far = (record.get("calibrations") or {}).get(name, {}).get("target_far", 0.001)
-        chosen = make_matcher(name, head=head, target_far=target_far)
-    loaded = LoadedModel(Path(ckpt), checkpoint, net, head, chosen)
+    if needs_torch:
+        require_gradients(net, needs_torch)
+    loaded = LoadedModel(Path(ckpt), checkpoint, net, head, load_matcher(checkpoint, matcher, head))
     if calibrated:
         loaded.calibration()
     if datamodule is not None:

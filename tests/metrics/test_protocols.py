@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from metric.errors import ConfigError
-from metric.metrics.protocols import identification, kfold_accuracy, read_pairs_file
+from datamodules.sources.lfw import read_pairs_file
+from metric.metrics.protocols import identification, kfold_accuracy
 from metric.scoring.matchers import make_matcher
 
 

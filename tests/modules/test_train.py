@@ -27,7 +27,8 @@ GROUP_OPTIONS = [
 
 @pytest.mark.parametrize("group,option", GROUP_OPTIONS)
 def test_every_group_option_composes(group, option, make_cfg):
-    cfg = make_cfg(f"{group}={option}", tiny=group != "datamodule")  # the tiny overrides are synthetic keys
+    within = ["experiment=distill"] if group == "teacher" else []  # the teacher group comes with distillation
+    cfg = make_cfg(*within, f"{group}={option}", tiny=group != "datamodule")  # the tiny overrides are synthetic keys
     assert cfg is not None
 
 
@@ -66,6 +67,12 @@ def test_every_experiment_survives_fast_dev_run(experiment, make_cfg, tmp_path, 
         extra = [f"pretrained_checkpoint={weights}"]
         with pytest.raises(ConfigError, match="add pretrained_checkpoint=<ckpt>"):
             build(make_cfg("experiment=transfer"))
+    if experiment == "adapt":  # a head on a frozen embedder: the tiny checkpoint exported to ONNX stands in for dlib
+        from tests.model.test_embedders import exported_onnx
+
+        onnx = exported_onnx(request.getfixturevalue("tiny_triplet_run"), tmp_path / "model.onnx")
+        extra = ["model=onnx", f"model.path={onnx}", "model.input_size=[32,32]", "face=none",
+                 f"adapt.cache_dir={tmp_path}"]
     summary = train(make_cfg(f"experiment={experiment}", "debug=fast", *extra))
     assert 0.0 <= summary["test_eer"] <= 1.0
 

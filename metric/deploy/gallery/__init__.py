@@ -30,11 +30,15 @@ from metric.scoring.embed import embed_images
 
 
 def fingerprint(verifier: Verifier) -> str:
-    """sha256 of the net's (and head's) weights and of the preprocessing, face front end included: what makes
-    embeddings comparable."""
+    """sha256 of the net's (and head's) weights, or an outside embedder's spec and model-file sha256, and of the
+    preprocessing, face front end included: what makes embeddings comparable."""
     digest = hashlib.sha256()
     modules = [verifier.net] + ([verifier.matcher.head] if hasattr(verifier.matcher, "head") else [])
     for module in modules:
+        if "kind" in getattr(module, "spec", dict)():  # an outside or adapted embedder: its spec holds the file's sha256
+            digest.update(json.dumps(module.spec(), sort_keys=True).encode())
+        if not isinstance(module, torch.nn.Module):
+            continue
         for key, tensor in sorted(module.state_dict().items()):
             digest.update(key.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
