@@ -1,7 +1,10 @@
-"""CPU embedding throughput, images/s at batch 1 and 32: the PyTorch model vs ONNX Runtime float32 vs int8.
+"""CPU embedding throughput, images/s at batch 1 and 32: the PyTorch model vs ONNX Runtime float32 vs int8, and
+with --teacher dlib, dlib's face-recognition ResNet (a distillation teacher) on the same input size.
 
-Side by side in one run, alternating rounds, median of each. With no --ckpt the net is a fresh EmbeddingNet of the
-default experiment (resnet10t, 48x48 RGB, 128-d): weights do not change the speed.
+Side by side in one run, alternating rounds, median of each; the model files' sizes are printed. With no --ckpt the
+net is a fresh EmbeddingNet (--backbone, default resnet10t as the default experiment, at --size, 128-d): weights do
+not change the speed. A phone-sized student against its dlib teacher:
+    python bench/export_throughput.py --backbone mobilenetv3_small_100 --size 150 --teacher dlib
 Run: python bench/export_throughput.py [--ckpt C] [--rounds 5] [--seconds 2]
 """
 
@@ -35,12 +38,23 @@ def main() -> None:
     parser.add_argument("--ckpt", default=None)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--backbone", default="resnet10t", help="the fresh net's timm backbone (without --ckpt)")
+    parser.add_argument("--size", type=int, default=48, help="the fresh net's input side (without --ckpt)")
+    parser.add_argument("--teacher", choices=("none", "dlib"), default="none",
+                        help="dlib: also time dlib's ResNet (it reads 150x150 RGB; use --size 150)")
     args = parser.parse_args()
     if args.ckpt:
         loaded = load_for_eval(args.ckpt)
         net, channels, (height, width) = loaded.net, loaded.preprocess["channels"], loaded.preprocess["image_size"]
     else:
-        net, channels, height, width = EmbeddingNet("resnet10t", 128), 3, 48, 48
+        net, channels, height, width = EmbeddingNet(args.backbone, 128), 3, args.size, args.size
+    teacher = None
+    if args.teacher == "dlib":
+        from metric.model.embedders import DlibEmbedder
+
+        teacher = DlibEmbedder()
+        if (channels, height, width) != (3, 150, 150):
+            raise SystemExit("--teacher dlib reads 3x150x150 images: give --size 150 (or a 150x150 RGB --ckpt)")
     net.eval()
     threads = torch.get_num_threads()
     options = ort.SessionOptions()
@@ -59,6 +73,11 @@ def main() -> None:
 
         runners = {"pytorch float32": torch_run,
                    **{name: (lambda x, s=s: s.run(None, {"images": x})) for name, s in sessions.items()}}
+        sizes = {"pytorch float32": sum(p.numel() * 4 for p in net.parameters()) / 2**20,
+                 "onnx float32": fp32.stat().st_size / 2**20, "onnx int8": int8.stat().st_size / 2**20}
+        if teacher is not None:
+            runners["dlib teacher"] = lambda x: teacher(torch.from_numpy(x).clamp(-1, 1))
+            sizes["dlib teacher"] = teacher.path.stat().st_size / 2**20
         print(f"{threads} threads; {channels}x{height}x{width} input; median of {args.rounds} alternating rounds")
         results = {}
         for size in (1, 32):
@@ -69,9 +88,9 @@ def main() -> None:
                     rates[name].append(images_per_second(run, batch, args.seconds))
             results[size] = {name: float(np.median(r)) for name, r in rates.items()}
         base = {size: results[size]["pytorch float32"] for size in results}
-        print(f"{'model':18} {'batch 1 img/s':>14} {'vs pytorch':>10} {'batch 32 img/s':>15} {'vs pytorch':>10}")
+        print(f"{'model':18} {'MB':>6} {'batch 1 img/s':>14} {'vs pytorch':>10} {'batch 32 img/s':>15} {'vs pytorch':>10}")
         for name in runners:
-            print(f"{name:18} {results[1][name]:14.1f} {results[1][name] / base[1]:9.2f}x "
+            print(f"{name:18} {sizes[name]:6.1f} {results[1][name]:14.1f} {results[1][name] / base[1]:9.2f}x "
                   f"{results[32][name]:15.1f} {results[32][name] / base[32]:9.2f}x")
 
 

@@ -263,4 +263,5 @@ def is_differentiable(net) -> bool:
 def require_gradients(net, what: str) -> None:
     """One clear error when `what` (an attack, training) needs gradients that the model cannot give."""
     if not is_differentiable(net):
-        raise ConfigError(NOT_DIFFERENTIABLE.format(kind=getattr(net, "kind", "external"), what=what))
+        outside = net.embedder[0] if hasattr(net, "embedder") else net  # an adapted net: its frozen embedder
+        raise ConfigError(NOT_DIFFERENTIABLE.format(kind=getattr(outside, "kind", "external"), what=what))

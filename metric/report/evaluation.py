@@ -19,9 +19,11 @@ from datamodules.sources.lfw import read_pairs_file
 from metric.metrics.protocols import identification, kfold_accuracy
 from metric.metrics.score_grid import grid_from_embeddings
 from metric.model.checkpoint import face_spec
+from metric.model.embedders import ExternalEmbedder
 from metric.report import plots
 from metric.report.files import write_rows_csv, write_scores_csv
 from metric.report.summary import ScoredPairs, calibration_fields, split_metrics, write_summary
+from metric.scoring.feature_cache import FeatureCache
 from metric.scoring.load import LoadedModel, load_for_eval, note_face_override
 from metric.scoring.pairs import count_pairs, pair_scores
 
@@ -106,7 +108,11 @@ def pairs_report(cfg: DictConfig, loaded: LoadedModel, out: Path) -> dict:
     if unreadable:
         raise ConfigError(f"protocol=pairs: {len(unreadable)} photo(s) of {cfg.pairs_file} cannot be read, e.g. "
                           f"{unreadable[0]}. Every pair is scored, so every photo must be readable.")
-    emb = torch.from_numpy(loaded.embed(np.stack([c.image for c in crops]), flip=cfg.flip_tta))
+    images = np.stack([c.image for c in crops])
+    if isinstance(loaded.net, ExternalEmbedder) and not cfg.flip_tta:  # a frozen model: each crop embedded once, ever
+        emb = torch.from_numpy(FeatureCache(loaded.net, loaded.net.spec(), cfg.cache_dir).embed(images))
+    else:
+        emb = torch.from_numpy(loaded.embed(images, flip=cfg.flip_tta))
     with torch.no_grad():
         scores = loaded.matcher.score(emb[[index[p] for p in pairs.first]], emb[[index[p] for p in pairs.second]]).numpy()
     summary = {"protocol": "pairs", "checkpoint": cfg.get("ckpt"), "matcher": loaded.matcher.name,

@@ -124,17 +124,24 @@ def embedder_checkpoint(embedder: ExternalEmbedder, front_end: FaceFrontEnd) -> 
 def embedder_datamodule(datamodule: Mapping, embedder: ExternalEmbedder, front_end: FaceFrontEnd, **kwargs):
     """The datamodule a config node names, preparing images at the embedder's input size and channels (kwargs:
     other built objects it takes, e.g. augment)."""
-    size = {"image_size": list(embedder.input_size)}
+    size = {"image_size": list(embedder.input_size), "channels": embedder.channels}
+    return sized_datamodule(datamodule, embedder.kind, size, front_end, **kwargs)
+
+
+def sized_datamodule(datamodule: Mapping, kind: str, size: Mapping, front_end: FaceFrontEnd, **kwargs):
+    """The datamodule a config node names, at the fixed input (`size`: image_size, channels) of a model of `kind`."""
+    height, width = size["image_size"]
+    fixed = {"image_size": [height, width]}
     if "channels" in datamodule:
-        size["channels"] = embedder.channels
-    elif embedder.channels != 3:
-        raise ConfigError(f"model={embedder.kind} reads {embedder.channels}-channel images; this datamodule gives "
-                          "colour images only.")
-    asked = {k: list(datamodule[k]) if k == "image_size" else datamodule[k] for k in size}
-    if asked != size:
-        print(f"note: model={embedder.kind} reads {embedder.channels}-channel {embedder.input_size[0]}x"
-              f"{embedder.input_size[1]} images: the datamodule prepares them at that size.")
-    return build_from_config(datamodule, face=front_end, **size, **kwargs)
+        fixed["channels"] = size["channels"]
+    elif size["channels"] != 3:
+        raise ConfigError(f"model={kind} reads {size['channels']}-channel images; this datamodule gives colour images "
+                          "only.")
+    asked = {k: list(datamodule[k]) if k == "image_size" else datamodule[k] for k in fixed}
+    if asked != fixed:
+        print(f"note: model={kind} reads {size['channels']}-channel {height}x{width} images: the datamodule "
+              "prepares them at that size.")
+    return build_from_config(datamodule, face=front_end, **fixed, **kwargs)
 
 
 def load_for_eval(ckpt: str | Path | None, matcher: Mapping | str | None = None, datamodule: Mapping | None = None,
@@ -177,10 +184,12 @@ def load_for_eval(ckpt: str | Path | None, matcher: Mapping | str | None = None,
     if calibrated:
         loaded.calibration()
     if datamodule is not None:
-        if datamodule.get("face") is None:
-            loaded.datamodule = build_from_config(datamodule, face=loaded.front_end())
+        front_end = loaded.front_end() if datamodule.get("face") is None else build_from_config(datamodule.face)
+        if "kind" in loaded.record["net"]:  # an outside (or adapted) embedder reads one fixed input size
+            loaded.datamodule = sized_datamodule(datamodule, loaded.record["net"].get("kind"), loaded.preprocess,
+                                                 front_end)
         else:
-            loaded.datamodule = build_from_config(datamodule)
+            loaded.datamodule = build_from_config(datamodule, face=front_end)
         if face_override:
             note_face_override(loaded, loaded.datamodule.face)
         else:

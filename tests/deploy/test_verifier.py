@@ -50,7 +50,7 @@ def test_round_trip_triplet_cosine_then_another_matcher(make_cfg, tmp_path, data
     with pytest.raises(ConfigError, match=r"matcher=logistic needs a model trained with a logistic-distance head"):
         calibrate_checkpoint(compose_calibrate(best, "logistic", data_dir))
 
-    calibration = calibrate_checkpoint(compose_calibrate(best, "euclidean", data_dir))
+    calibration, _ = calibrate_checkpoint(compose_calibrate(best, "euclidean", data_dir))
     euclidean = Verifier.from_checkpoint(best, matcher="euclidean")
     assert euclidean.matcher.name == "euclidean" and euclidean.threshold == calibration.threshold
     assert Verifier.from_checkpoint(best).matcher.name == "cosine"  # the training default is kept
