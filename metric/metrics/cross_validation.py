@@ -10,7 +10,6 @@ import numpy as np
 from scipy import stats
 
 from datamodules.folds import CrossValidation, CVFold
-from metric.metrics import verification as V
 
 AGGREGATED = ("best_val_eer", "test_eer", "test_far_at_threshold", "test_frr_at_threshold", "test_roc_auc",
               "test_tar_at_far_0.01", "test_tar_at_far_0.001")
@@ -47,11 +46,6 @@ def aggregate_folds(per_fold: list[dict]) -> dict:
         summary[key] = stats_["mean"]
         summary[f"{key}_std"] = stats_["std"]
         summary[f"{key}_ci95"] = [stats_["ci95_low"], stats_["ci95_high"]]
-    if all("test_pairs_scores" in fold for fold in per_fold):  # e.g. LFW's 6,000 pairs over its ten folds
-        scores = np.concatenate([fold["test_pairs_scores"] for fold in per_fold])
-        genuine = np.concatenate([fold["test_pairs_genuine"] for fold in per_fold]).astype(bool)
-        summary["test_pairs_eer_pooled"] = V.eer(V.roc(scores, genuine))[0]
-        summary["test_pairs_pooled"] = int(len(scores))
     summary["per_fold"] = [
         {k: fold.get(k) for k in ("fold", "test_identities", "test_images", *AGGREGATED, *OPTIONAL, "adapt_kept",
                                   "threshold", "best_checkpoint") if k in fold or k in AGGREGATED}

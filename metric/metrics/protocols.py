@@ -105,7 +105,8 @@ def official_pairs_summary(val: tuple[np.ndarray, np.ndarray], test_embeddings: 
                            pairs: tuple[np.ndarray, np.ndarray, np.ndarray, int], matcher: Matcher,
                            max_impostor_pairs: int, prefix: str = "test_pairs") -> dict:
     """A dataset's official test pairs (LFW's fold of pairs.txt) scored at the threshold that balances FAR and FRR
-    on the validation identities (never on the test fold): accuracy, EER, and the scores (pooled over folds)."""
+    on the validation identities (never on the test fold): accuracy, EER, and the scores (kept in summary.json).
+    Each fold has its own model, so its scores are not pooled with other folds' (their scales differ)."""
     from metric.scoring.pairs import pair_scores
 
     first, second, genuine, dropped = pairs

@@ -139,9 +139,6 @@ def format_cv_table(summary: dict) -> str:
             low, high = summary[f"{key}_ci95"]
             spread = f" +- {std:.4f}  [95% CI {low:.4f}, {high:.4f}]" if std is not None else ""
             lines.append(f"{key}: {summary[key]:.4f}{spread}")
-    if "test_pairs_eer_pooled" in summary:
-        lines.append(f"test_pairs_eer_pooled: {summary['test_pairs_eer_pooled']:.4f} over {summary['test_pairs_pooled']} "
-                     "pairs")
     bar = "-" * max(len(line) for line in lines)
     return f"{bar}\nCross-validation over {summary['folds']} identity-disjoint folds\n{bar}\n" + "\n".join(lines) + f"\n{bar}"
 

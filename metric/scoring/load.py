@@ -21,6 +21,7 @@ from datamodules.normalisation import NORMALISATION
 from datamodules.faces.frontend import FaceFrontEnd
 from datamodules.faces.registry import front_end_from_spec
 from metric.errors import ConfigError, build_from_config, locate_class
+from metric.model.adapted import AdaptedNet
 from metric.model.checkpoint import (CHECKPOINT_KEY, build_model, bundle_checkpoint, check_same_preprocessing,
                                      face_spec, matcher_name, read_checkpoint, stored_calibration)
 from metric.model.embedders import ExternalEmbedder, require_gradients
@@ -36,7 +37,7 @@ class LoadedModel:
 
     path: Path | None  # None: an outside embedder used without a calibrated bundle
     checkpoint: dict
-    net: EmbeddingNet
+    net: EmbeddingNet | ExternalEmbedder | AdaptedNet
     head: LogisticDistanceHead | None
     matcher: Matcher
     datamodule: IdentityDataModule | None = None
