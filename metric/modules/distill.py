@@ -79,6 +79,8 @@ class DistillModule(MetricLossModule):
         from metric.scoring.pairs import pair_scores
 
         teacher, splits = self.teacher[0], self.trainer.datamodule.splits
+        if isinstance(teacher.model, torch.nn.Module):  # a checkpoint teacher embeds on the student's device
+            teacher.model.to(self.device)
         before = teacher.cache.computed
         embedded = {name: teacher.cache.embed(split.images) for name, split in splits.items()}
         self.run_notes["teacher_images_embedded"] = teacher.cache.computed - before
