@@ -102,6 +102,8 @@ class IdentityDataModule(pl.LightningDataModule):
 
     def use_fold(self, fold: CVFold) -> None:
         """Cross-validation: the next setup() pools this dataset's splits and cuts out fold `fold`."""
+        if fold.official and type(self).cut_fold is IdentityDataModule.cut_fold:
+            self.cut_fold(self.splits, fold)  # refused now, before any image is read
         self.cv_fold = fold
         self.splits = {}
 

@@ -14,14 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from datamodules.file_datamodule import FileDataModule
-from datamodules.folds import CVFold, fold_splits
+from datamodules.folds import LFW_FOLDS, CVFold, fold_splits
 from datamodules.images import IMAGE_SUFFIXES
 from datamodules.records import ImageRecord
 from datamodules.split import IdentitySplit, merge_splits
 from metric.errors import ConfigError
 
 EXPECTED_TREE = ("<root>/\n  people.txt  pairs.txt\n  lfw-deepfunneled/\n    <Name>/  <Name>_0001.jpg ...\n")
-LFW_FOLDS = 10
 
 
 @dataclass(frozen=True)
@@ -155,7 +154,10 @@ class LFWDataModule(FileDataModule):
         folds = np.array([f["fold"] for f in pooled.factors])
         test_ids = np.unique(pooled.labels[folds == fold.fold])
         rest = np.unique(pooled.labels[folds != fold.fold])
-        n_val = fold.val_identities or self.val_identities
+        n_val = self.val_identities if fold.val_identities is None else fold.val_identities
+        if not 2 <= n_val <= rest.size - 2:
+            raise ConfigError(f"cv.val_identities={n_val}: needs 2 to {rest.size - 2} of the {rest.size} people outside "
+                              "the test fold (the rest must train).")
         val_ids = np.random.default_rng([fold.seed, fold.fold]).choice(rest, n_val, replace=False)
         train_ids = np.setdiff1d(rest, val_ids)
         return {"train": pooled.select(train_ids), "val": pooled.select(val_ids), "test": pooled.select(test_ids)}
@@ -163,9 +165,12 @@ class LFWDataModule(FileDataModule):
     def current_test_fold(self) -> int:
         return self.cv_fold.fold if self.cv_fold is not None and self.cv_fold.official else self.test_fold
 
-    def test_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    def test_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
         """The test fold's pairs of pairs.txt as rows of the test split: (first, second, genuine, pairs dropped
-        because a photo is not in the split, e.g. skipped for having no face: use face.on_miss=whole)."""
+        because a photo is not in the split, e.g. skipped for having no face: use face.on_miss=whole). None under
+        a numbered cross-validation (cv.folds=k), whose test people are not an official fold."""
+        if self.cv_fold is not None and not self.cv_fold.official:
+            return None
         pairs = read_pairs_file(self.root / "pairs.txt", self.image_root)
         row = {source: i for i, source in enumerate(self.splits["test"].sources)}
         keep = np.flatnonzero(pairs.fold == self.current_test_fold())

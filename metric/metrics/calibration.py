@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from metric.metrics import verification as V
-from metric.errors import ConfigError
+from metric.errors import ConfigError, locate_class
 from metric.model.checkpoint import CHECKPOINT_KEY, read_checkpoint, store_calibration, write_checkpoint
 from metric.scoring.load import load_for_eval
 from metric.scoring.matchers import check_target_far
@@ -60,7 +60,7 @@ def bundle_path(cfg) -> Path:
     """Where `metric.calibrate model=...` writes (or adds to) its bundle: ckpt, else <run dir>/<kind>.ckpt."""
     if cfg.get("ckpt"):
         return Path(cfg.ckpt)
-    return Path(cfg.paths.output_dir) / f"{cfg.model._target_.rsplit('.', 1)[-1].removesuffix('Embedder').lower()}.ckpt"
+    return Path(cfg.paths.output_dir) / f"{locate_class(cfg.model, 'model').kind}.ckpt"
 
 
 def check_same_bundle(path: Path, checkpoint: dict) -> None:

@@ -120,3 +120,9 @@ def official_pairs_summary(val: tuple[np.ndarray, np.ndarray], test_embeddings: 
             f"{prefix}_accuracy": float(((scores >= threshold) == genuine).mean()),
             f"{prefix}_eer": V.eer(V.roc(scores, genuine))[0],
             f"{prefix}_scores": scores.tolist(), f"{prefix}_genuine": genuine.tolist()}
+
+
+def official_test_pairs(datamodule) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
+    """The datamodule's official test pairs (datamodule=lfw: its test fold of pairs.txt), or None when it has none."""
+    pairs = getattr(datamodule, "test_pairs", None)
+    return pairs() if callable(pairs) else None

@@ -195,6 +195,8 @@ class OnnxEmbedder(ExternalEmbedder):
             raise ConfigError(f"model.path={str(self.path)!r} takes inputs {shapes}; a face-embedding model takes one "
                               "image batch of rank 4 (N, C, H, W or N, H, W, C).")
         expected = (self.channels, *self.input_size) if self.layout == "nchw" else (*self.input_size, self.channels)
+        batch = inputs[0].shape[0]
+        self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None  # an export with a fixed batch
         fixed = inputs[0].shape[1:]
         if any(isinstance(d, int) and d != e for d, e in zip(fixed, expected)):
             raise ConfigError(f"model.path={str(self.path)!r} takes images of shape {inputs[0].shape}, but the config "
@@ -215,6 +217,11 @@ class OnnxEmbedder(ExternalEmbedder):
         return out.shape[1]
 
     def run(self, pixels: np.ndarray) -> np.ndarray:
+        if self.fixed_batch is not None and len(pixels) != self.fixed_batch:
+            step = self.fixed_batch
+            chunks = [np.concatenate([chunk, np.repeat(chunk[-1:], step - len(chunk), 0)]) if len(chunk) < step
+                      else chunk for chunk in (pixels[i : i + step] for i in range(0, len(pixels), step))]
+            return np.concatenate([self.run(chunk) for chunk in chunks])[: len(pixels)]
         images = pixels.transpose(0, 3, 1, 2).astype(np.float32)  # (N, C, H, W), RGB or grey
         if self.colour == "bgr" and self.channels == 3:
             images = images[:, ::-1]
@@ -248,12 +255,13 @@ def embedder_from_spec(spec: dict) -> ExternalEmbedder:
                           f"({', '.join(EMBEDDERS)}); upgrade metric-faces.")
     spec.pop("embedding_dim", None)
     spec.pop("file", None)
-    embedder = EMBEDDERS[kind](**spec)
-    if sha256 is not None and embedder.sha256 != sha256:
-        raise ConfigError(f"model={kind}: the model file {embedder.path} (sha256 {embedder.sha256[:12]}...) is not "
-                          f"the one this checkpoint was calibrated with ({sha256[:12]}...). Restore that file, or "
-                          "calibrate again (python -m metric.calibrate) and rebuild galleries made with the old one.")
-    return embedder
+    path = models_dir() / DLIB_RESNET if kind == "dlib" else Path(spec["path"])
+    found = fingerprint_file(path) if path.is_file() else None
+    if sha256 is not None and found is not None and found != sha256:  # checked before the file is loaded
+        raise ConfigError(f"model={kind}: the model file {path} (sha256 {found[:12]}...) is not the one this "
+                          f"checkpoint was calibrated with ({sha256[:12]}...). Restore that file, or calibrate again "
+                          "(python -m metric.calibrate) and rebuild galleries made with the old one.")
+    return EMBEDDERS[kind](**spec)
 
 
 def is_differentiable(net) -> bool:

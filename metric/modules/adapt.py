@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from datamodules.base import FINAL_SPLITS, IdentityDataModule
 from datamodules.pk_sampler import PKBatchSampler
 from metric.metrics import verification as V
-from metric.metrics.protocols import official_pairs_summary
+from metric.metrics.protocols import official_pairs_summary, official_test_pairs
 from metric.model.adapted import AdaptedNet, Projection
 from metric.model.checkpoint import CHECKPOINT_KEY, checkpoint_record, read_checkpoint, write_checkpoint
 from metric.errors import ConfigError
@@ -112,9 +112,10 @@ class AdaptModule(MetricLossModule):
             frozen = torch.nn.functional.normalize(torch.from_numpy(datamodule.features["val"]), dim=1).numpy()
         self.frozen_val_eer = val_eer(frozen, val.labels, self.default_matcher, self.max_impostor_pairs)
         self.run_notes["adapt_val_eer_frozen"] = self.frozen_val_eer
-        if callable(getattr(datamodule, "test_pairs", None)):  # the frozen embedder on the official pairs (LFW)
+        pairs = official_test_pairs(datamodule)
+        if pairs is not None:  # the frozen embedder on the official pairs (LFW)
             frozen_test = torch.nn.functional.normalize(torch.from_numpy(datamodule.features["test"]), dim=1).numpy()
-            frozen_pairs = official_pairs_summary((frozen, val.labels), frozen_test, datamodule.test_pairs(),
+            frozen_pairs = official_pairs_summary((frozen, val.labels), frozen_test, pairs,
                                                   make_matcher(self.default_matcher), self.max_impostor_pairs,
                                                   prefix="frozen_test_pairs")
             self.run_notes.update({k: v for k, v in frozen_pairs.items() if not k.endswith(("_scores", "_genuine"))})

@@ -12,7 +12,7 @@ import torch
 
 from metric.errors import ConfigError
 from metric.model.checkpoint import check_same_preprocessing
-from metric.model.embedders import ExternalEmbedder, fingerprint_file, to_uint8_pixels
+from metric.model.embedders import ExternalEmbedder, fingerprint_file, is_differentiable, to_uint8_pixels
 from metric.modules.metric_loss import MetricLossModule
 from metric.scoring.embed import Model, embed_batch
 from metric.scoring.feature_cache import FeatureCache, pixel_key
@@ -47,6 +47,11 @@ def build_teacher(node) -> Teacher:
         embedder = build_embedder(node.model)
         return Teacher(embedder, embedder.spec(), embedder.embedding_dim, cache_dir)
     loaded = load_for_eval(node.ckpt)
+    if isinstance(loaded.net, ExternalEmbedder):  # a calibrated bundle: the outside embedder it holds teaches
+        return Teacher(loaded.net, loaded.net.spec(), loaded.net.embedding_dim, cache_dir)
+    if not isinstance(loaded.net, torch.nn.Module) or not is_differentiable(loaded.net):
+        raise ConfigError(f"teacher.ckpt={node.ckpt}: an adapted embedder cannot teach yet; use its embedder "
+                          "(teacher=dlib or teacher=onnx), or a metric.train checkpoint.")
     for p in loaded.net.parameters():
         p.requires_grad_(False)
     spec = {"ckpt_sha256": fingerprint_file(loaded.path), "net": loaded.record["net"]}

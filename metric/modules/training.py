@@ -16,7 +16,7 @@ from datamodules.folds import CrossValidation, CVFold
 from datamodules.pk_sampler import check_pk_fits
 from metric.errors import ConfigError, build_from_config, locate_class
 from metric.metrics.cross_validation import cross_validate
-from metric.metrics.protocols import official_pairs_summary
+from metric.metrics.protocols import official_pairs_summary, official_test_pairs
 from metric.model.checkpoint import store_calibration
 from metric.model.embedders import NOT_DIFFERENTIABLE, ExternalEmbedder
 from metric.model.nets import EmbeddingNet, check_head_args, check_model_args
@@ -79,15 +79,16 @@ def check_config(cfg: DictConfig) -> None:
             raise ConfigError(NOT_DIFFERENTIABLE.format(kind=model_cls.kind, what="training"))
         raise ConfigError("+experiment=adapt trains a head on a frozen pretrained embedder: set model=dlib or "
                           "model=onnx model.path=<file>.")
-    if issubclass(module_cls, AdaptModule):
-        check_torch_settings(cfg)
-        return
-    if not issubclass(model_cls, EmbeddingNet):
-        raise ConfigError(f"model._target_={model._target_!r} is not an EmbeddingNet.")
-    check_model_args(model.backbone, model.embedding_dim, model.get("pretrained", False), model.get("weights"))
-    check_head_args(model.get("pool", "avg"), [1, 1], model.get("dropout", 0.0))  # input_size comes from the data
+    if not issubclass(module_cls, AdaptModule):
+        if not issubclass(model_cls, EmbeddingNet):
+            raise ConfigError(f"model._target_={model._target_!r} is not an EmbeddingNet.")
+        check_model_args(model.backbone, model.embedding_dim, model.get("pretrained", False), model.get("weights"))
+        check_head_args(model.get("pool", "avg"), [1, 1], model.get("dropout", 0.0))  # input_size comes from the data
     loss = cfg.get("loss")
     if loss is not None and issubclass(locate_class(loss, "loss"), IdentityClassLoss):
+        if issubclass(module_cls, AdaptModule):
+            raise ConfigError(f"loss.kind={loss.kind} is a classification loss; adapt trains its head with a metric "
+                              "loss: loss=multi_similarity (the default) or loss=triplet_margin miner=semihard.")
         if not issubclass(module_cls, MetricLossModule):
             raise ConfigError(f"loss.kind={loss.kind} learns from embeddings and identity labels: use it with "
                               "module=metric_loss (or distill), not the pair objective of module=pair.")
@@ -211,9 +212,9 @@ def train_once(cfg: DictConfig, fold: CVFold | None = None) -> dict | None:
         val, test, build_matcher(cfg.matcher, head=module.head), datamodule.max_impostor_pairs)
     if best_path:
         store_calibration(best_path, calibration.to_dict(), make_default=True)
-    if callable(getattr(datamodule, "test_pairs", None)):  # the dataset's official test pairs (LFW)
-        summary.update(official_pairs_summary(val, test[0], datamodule.test_pairs(),
-                                              build_matcher(cfg.matcher, head=module.head),
+    pairs = official_test_pairs(datamodule)
+    if pairs is not None:  # the dataset's official test pairs (LFW)
+        summary.update(official_pairs_summary(val, test[0], pairs, build_matcher(cfg.matcher, head=module.head),
                                               datamodule.max_impostor_pairs))
     summary.update({f"data_{key}": value for key, value in datamodule.notes.items()})
     summary.update(module.run_notes)

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from datamodules.faces.loader import FaceLoader
 from datamodules.images import BadImage
-from metric.errors import ConfigError, build_from_config
+from metric.errors import ConfigError, locate_class
 from metric.metrics import verification as V
 from metric.metrics.breakdowns import condition_breakdown, eer_confidence_interval
 from metric.metrics.calibration import Calibration, calibrate
@@ -24,7 +24,7 @@ from metric.report import plots
 from metric.report.files import write_rows_csv, write_scores_csv
 from metric.report.summary import ScoredPairs, calibration_fields, split_metrics, write_summary
 from metric.scoring.feature_cache import FeatureCache
-from metric.scoring.load import LoadedModel, load_for_eval, note_face_override
+from metric.scoring.load import LoadedModel, asked_front_end, load_for_eval, note_face_override
 from metric.scoring.pairs import count_pairs, pair_scores
 
 PROTOCOLS = ("verification", "pairs", "identification")
@@ -99,7 +99,7 @@ def pairs_report(cfg: DictConfig, loaded: LoadedModel, out: Path) -> dict:
     index = {path: i for i, path in enumerate(unique)}
     # an outside embedder without a bundle was built around cfg.face already (with the settings it needs)
     asked = cfg.get("face") is not None and loaded.path is not None
-    front_end = build_from_config(cfg.face) if asked else loaded.front_end()
+    front_end = asked_front_end(loaded, cfg.face) if asked else loaded.front_end()
     note_face_override(loaded, front_end)
     front_end.on_miss = "whole"
     loader = FaceLoader(front_end, loaded.preprocess["channels"], loaded.preprocess["image_size"], cfg.cache_dir)
@@ -155,7 +155,7 @@ def evaluate(cfg: DictConfig, out: Path) -> dict:
             raise ConfigError("give either ckpt=<checkpoint or calibrated bundle> or model=<pretrained embedder>, "
                               "not both.")
         if cfg.threshold_from == "checkpoint":
-            print(f"note: model={cfg.model.get('_target_', '').rsplit('.', 1)[-1]} has no stored threshold: it is "
+            print(f"note: model={locate_class(cfg.model, 'model').kind} has no stored threshold: it is "
                   "calibrated on the validation split (threshold_from=val).")
             cfg.threshold_from = "val"
     loaded = load_for_eval(cfg.get("ckpt"), matcher=cfg.get("matcher"),

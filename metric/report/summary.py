@@ -18,6 +18,7 @@ import numpy as np
 
 from metric.metrics import verification as V
 from metric.metrics.calibration import Calibration, calibrate
+from metric.metrics.cross_validation import OPTIONAL
 from metric.scoring.matchers import Matcher
 from metric.scoring.pairs import count_pairs, pair_scores
 
@@ -132,8 +133,7 @@ def format_cv_table(summary: dict) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
     lines.append("")
-    optional = ("test_pairs_accuracy", "test_pairs_eer", "frozen_test_pairs_accuracy", "frozen_test_pairs_eer")
-    for key in (*keys, *optional):
+    for key in (*keys, *OPTIONAL):
         if key in summary:
             std = summary[f"{key}_std"]
             low, high = summary[f"{key}_ci95"]

@@ -67,6 +67,18 @@ class LoadedModel:
         return front_end_from_spec(face_spec(self.preprocess))
 
 
+def outside_embedder(net) -> ExternalEmbedder | None:
+    """The outside embedder a net is, or that an adapted net starts with; None for a trained timm net."""
+    outside = net.embedder[0] if isinstance(net, AdaptedNet) else net
+    return outside if isinstance(outside, ExternalEmbedder) else None
+
+
+def asked_front_end(loaded: "LoadedModel", face: Mapping) -> FaceFrontEnd:
+    """The front end a `face` config node asks for, with the settings the checkpoint's outside embedder needs."""
+    outside = outside_embedder(loaded.net)
+    return embedder_front_end(outside, face) if outside is not None else build_from_config(face)
+
+
 def load_matcher(checkpoint: dict, matcher: Mapping | str | None, head: LogisticDistanceHead | None) -> Matcher:
     """A `matcher` config node, a matcher name, or None for the checkpoint's rule, at the FAR it was calibrated at."""
     if isinstance(matcher, Mapping):
@@ -185,7 +197,7 @@ def load_for_eval(ckpt: str | Path | None, matcher: Mapping | str | None = None,
     if calibrated:
         loaded.calibration()
     if datamodule is not None:
-        front_end = loaded.front_end() if datamodule.get("face") is None else build_from_config(datamodule.face)
+        front_end = loaded.front_end() if datamodule.get("face") is None else asked_front_end(loaded, datamodule.face)
         if "kind" in loaded.record["net"]:  # an outside (or adapted) embedder reads one fixed input size
             loaded.datamodule = sized_datamodule(datamodule, loaded.record["net"].get("kind"), loaded.preprocess,
                                                  front_end)

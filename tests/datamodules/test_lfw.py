@@ -78,8 +78,19 @@ def test_official_folds_need_the_lfw_datamodule(tmp_path):
     lfw_tree(tmp_path)
     dm = FolderDataModule(str(tmp_path / "lfw-deepfunneled"), image_size=(16, 16), batch_identities=2,
                           batch_images_per_identity=2)
-    dm.use_fold(CrossValidation(folds="lfw").requested()[0])
-    with pytest.raises(ConfigError, match="cv.folds=lfw .* datamodule=lfw"):
-        dm.setup("fit")
+    with pytest.raises(ConfigError, match="cv.folds=lfw .* datamodule=lfw"):  # refused before any image is read
+        dm.use_fold(CrossValidation(folds="lfw").requested()[0])
     with pytest.raises(ConfigError, match="cv.folds='five'"):
         CrossValidation(folds="five")
+
+
+def test_numbered_folds_on_lfw_have_no_official_pairs_and_too_many_val_people_is_one_message(tmp_path):
+    root = lfw_tree(tmp_path)
+    dm = datamodule(root)
+    dm.use_fold(CrossValidation(folds=3, fold=0, val_identities=4).requested()[0])
+    dm.setup("fit")
+    assert dm.test_pairs() is None  # a shuffled fold is not an official one: no pairs.txt fold to score
+    dm = datamodule(root)
+    dm.use_fold(CrossValidation(folds="lfw", fold=0, val_identities=40).requested()[0])
+    with pytest.raises(ConfigError, match="cv.val_identities=40: needs 2 to 25"):
+        dm.setup("fit")

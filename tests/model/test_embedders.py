@@ -208,3 +208,13 @@ def test_attacks_export_and_training_refuse_an_outside_embedder(tmp_path, data_d
             load_for_eval(bundle, needs_torch=needs)
     with pytest.raises(ConfigError, match="so training cannot run through it.*experiment=adapt"):
         build(make_cfg("model=dlib"))
+
+
+def test_an_onnx_model_with_a_fixed_batch_of_one_is_run_image_by_image(tiny_triplet_run, tmp_path):
+    loaded = load_for_eval(tiny_triplet_run[1]["best_checkpoint"])
+    fixed = tmp_path / "fixed.onnx"
+    torch.onnx.export(loaded.net.eval(), (torch.zeros(1, 3, 32, 32),), str(fixed), input_names=["images"],
+                      dynamo=False)  # no dynamic axes: the batch is 1
+    images = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    dynamic = OnnxEmbedder(exported_onnx(tiny_triplet_run, tmp_path / "model.onnx"), [32, 32])
+    assert np.abs(embed_images(OnnxEmbedder(str(fixed), [32, 32]), images) - embed_images(dynamic, images)).max() < 1e-5

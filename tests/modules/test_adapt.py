@@ -74,3 +74,11 @@ def test_distillation_needs_a_teacher_file(make_cfg):
 
     with pytest.raises(ConfigError, match="teacher.model.path=<file.onnx>"):
         build(make_cfg("experiment=distill", "teacher=onnx"))
+
+
+def test_adapt_refuses_a_classification_loss_before_reading_data(make_cfg, onnx_model, tmp_path):
+    from metric.errors import ConfigError
+    from metric.modules.training import check_config
+
+    with pytest.raises(ConfigError, match="adapt trains its head with a metric loss"):
+        check_config(adapt(make_cfg, onnx_model, tmp_path, "loss=arcface", "~miner"))
