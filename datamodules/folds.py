@@ -90,9 +90,14 @@ def fold_splits(splits: dict[str, IdentitySplit], cv: CVFold) -> dict[str, Ident
         raise ConfigError(f"cv.fold={cv.fold} is outside 0..{cv.folds - 1}.")
     pooled = merge_splits(splits)
     parts = identity_folds(pooled.labels, cv.folds, cv.seed)
-    test_ids = parts[cv.fold]
     rest = np.concatenate([p for i, p in enumerate(parts) if i != cv.fold])
     n_val = splits["val"].num_identities if cv.val_identities is None else cv.val_identities
+    return cut_around_test(pooled, parts[cv.fold], rest, n_val, cv)
+
+
+def cut_around_test(pooled: IdentitySplit, test_ids: np.ndarray, rest: np.ndarray, n_val: int,
+                    cv: CVFold) -> dict[str, IdentitySplit]:
+    """test = `test_ids`; validation = `n_val` identities drawn (seeded by the fold) from `rest`; train = the rest."""
     if not 2 <= n_val <= rest.size - 2:
         raise ConfigError(f"cv.val_identities={n_val}: needs 2 to {rest.size - 2} of the {rest.size} identities "
                           "outside the test fold (the rest must train).")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from datamodules.file_datamodule import FileDataModule
-from datamodules.folds import LFW_FOLDS, CVFold, fold_splits
+from datamodules.folds import LFW_FOLDS, CVFold, cut_around_test, fold_splits
 from datamodules.images import IMAGE_SUFFIXES
 from datamodules.records import ImageRecord
 from datamodules.split import IdentitySplit, merge_splits
@@ -155,12 +155,7 @@ class LFWDataModule(FileDataModule):
         test_ids = np.unique(pooled.labels[folds == fold.fold])
         rest = np.unique(pooled.labels[folds != fold.fold])
         n_val = self.val_identities if fold.val_identities is None else fold.val_identities
-        if not 2 <= n_val <= rest.size - 2:
-            raise ConfigError(f"cv.val_identities={n_val}: needs 2 to {rest.size - 2} of the {rest.size} people outside "
-                              "the test fold (the rest must train).")
-        val_ids = np.random.default_rng([fold.seed, fold.fold]).choice(rest, n_val, replace=False)
-        train_ids = np.setdiff1d(rest, val_ids)
-        return {"train": pooled.select(train_ids), "val": pooled.select(val_ids), "test": pooled.select(test_ids)}
+        return cut_around_test(pooled, test_ids, rest, n_val, fold)
 
     def current_test_fold(self) -> int:
         return self.cv_fold.fold if self.cv_fold is not None and self.cv_fold.official else self.test_fold

@@ -92,5 +92,5 @@ def test_numbered_folds_on_lfw_have_no_official_pairs_and_too_many_val_people_is
     assert dm.test_pairs() is None  # a shuffled fold is not an official one: no pairs.txt fold to score
     dm = datamodule(root)
     dm.use_fold(CrossValidation(folds="lfw", fold=0, val_identities=40).requested()[0])
-    with pytest.raises(ConfigError, match="cv.val_identities=40: needs 2 to 25"):
+    with pytest.raises(ConfigError, match="cv.val_identities=40: needs 2 to 25 of the 27 identities"):
         dm.setup("fit")
