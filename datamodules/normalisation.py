@@ -29,6 +29,13 @@ def to_pixels(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
 
 
+def to_uint8_images(inputs: torch.Tensor) -> np.ndarray:
+    """The model's input (N, C, H, W) -> the uint8 images (N, H, W, C) it was made from (exact: the inverse of
+    to_model_input on whole pixel values)."""
+    pixels = ((inputs.detach().float().cpu() + 1.0) * 127.5).round().clamp(*PIXEL_RANGE).to(torch.uint8)
+    return np.ascontiguousarray(pixels.permute(0, 2, 3, 1).numpy())
+
+
 def input_units(pixel_values: float) -> float:
     """A distance in pixel values (e.g. an attack budget of 4/255 of the range = 4) in model-input units."""
     return pixel_values / 127.5

@@ -19,11 +19,10 @@ from datamodules.faces.dlib_faces import TEMPLATE_ROWS, TEMPLATES
 from datamodules.images import template_points
 from datamodules.normalisation import to_model_input
 from metric.errors import ConfigError
-from metric.metrics import verification as V
 from metric.model.checkpoint import face_spec, matcher_name
 from metric.scoring.embed import Model, embed_images
+from metric.metrics.protocols import embeddings_eer
 from metric.scoring.load import LoadedModel, load_for_eval
-from metric.scoring.pairs import pair_scores
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 
@@ -211,9 +210,7 @@ def run_export(cfg: DictConfig) -> dict:
 def eer_on_test(model: Model, datamodule: IdentityDataModule) -> float:
     """The test EER of any model the embedding loop runs, scored by cosine (whatever the checkpoint's matcher)."""
     test = datamodule.splits["test"]
-    scores, genuine = pair_scores(embed_images(model, test.images), test.labels,
-                                  max_impostor_pairs=datamodule.max_impostor_pairs)
-    return V.eer(V.roc(scores, genuine))[0]
+    return embeddings_eer(embed_images(model, test.images), test.labels, datamodule.max_impostor_pairs)
 
 
 def compare_pruned(net: torch.nn.Module, datamodule: IdentityDataModule, sparsity: float) -> dict:

@@ -9,6 +9,7 @@ import torch
 from metric.errors import ConfigError
 from metric.metrics import verification as V
 from metric.scoring.matchers import Matcher
+from metric.scoring.pairs import ScoreBlock, cosine_block, pair_scores
 
 
 def best_accuracy_threshold(scores: np.ndarray, genuine: np.ndarray) -> float:
@@ -107,8 +108,6 @@ def official_pairs_summary(val: tuple[np.ndarray, np.ndarray], test_embeddings: 
     """A dataset's official test pairs (LFW's fold of pairs.txt) scored at the threshold that balances FAR and FRR
     on the validation identities (never on the test fold): accuracy, EER, and the scores (kept in summary.json).
     Each fold has its own model, so its scores are not pooled with other folds' (their scales differ)."""
-    from metric.scoring.pairs import pair_scores
-
     first, second, genuine, dropped = pairs
     val_scores, val_genuine = pair_scores(val[0], val[1], max_impostor_pairs=max_impostor_pairs,
                                           score_block=matcher.numpy_block)
@@ -126,3 +125,11 @@ def official_test_pairs(datamodule) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     """The datamodule's official test pairs (datamodule=lfw: its test fold of pairs.txt), or None when it has none."""
     pairs = getattr(datamodule, "test_pairs", None)
     return pairs() if callable(pairs) else None
+
+
+def embeddings_eer(embeddings: np.ndarray, labels: np.ndarray, max_impostor_pairs: int | None = None,
+                   score_block: ScoreBlock = cosine_block) -> float:
+    """The EER over every genuine pair and (up to max_impostor_pairs) impostor pair of labelled embeddings, scored
+    by `score_block` (cosine, or a matcher's numpy_block)."""
+    scores, genuine = pair_scores(embeddings, labels, max_impostor_pairs=max_impostor_pairs, score_block=score_block)
+    return float(V.eer(V.roc(scores, genuine))[0])

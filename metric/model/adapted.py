@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from metric.errors import ConfigError
-from metric.model.embedders import ExternalEmbedder, embedder_from_spec
+from metric.model.embedders import NOT_DIFFERENTIABLE, ExternalEmbedder, embedder_from_spec
 
 
 class Projection(nn.Module):
@@ -95,3 +95,17 @@ class AdaptedNet(nn.Module):
     @classmethod
     def from_spec(cls, spec: dict) -> "AdaptedNet":
         return cls(embedder_from_spec(spec["embedder"]), Projection(**spec["projection"]))
+
+
+def outside_embedder(net) -> ExternalEmbedder | None:
+    """The outside embedder a net is, or that an adapted net starts with; None for a trained timm net."""
+    outside = net.embedder[0] if isinstance(net, AdaptedNet) else net
+    return outside if isinstance(outside, ExternalEmbedder) else None
+
+
+def require_gradients(net, what: str) -> None:
+    """One clear error when `what` (an attack, an export, training) needs a torch net with gradients: an outside
+    embedder, or a net that starts with one, cannot give them."""
+    outside = outside_embedder(net)
+    if outside is not None:
+        raise ConfigError(NOT_DIFFERENTIABLE.format(kind=outside.kind, what=what))

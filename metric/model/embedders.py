@@ -18,14 +18,16 @@ import torch
 import torch.nn.functional as F
 
 from datamodules.faces.dlib_faces import import_dlib, models_dir
+from datamodules.normalisation import to_uint8_images
 from metric.errors import ConfigError
 
 DLIB_RESNET = "dlib_face_recognition_resnet_model_v1.dat"
 DLIB_CHIP = {"name": "dlib", "template": "dlib", "margin": 0.0}  # face=dlib settings that cut dlib's own chip
 ONNX_INSTALL = "pip install -e '.[export]' (onnx and onnxruntime)"
 NOT_DIFFERENTIABLE = ("model={kind} is a frozen outside model (not a torch net: it gives no gradients), so {what} "
-                      "cannot run through it. Adapt it instead (python -m metric.train +experiment=adapt model={kind}), or distil it into "
-                      "a trainable student (+experiment=distill teacher={kind}) and use that checkpoint.")
+                      "cannot run through it. Adapt it instead (python -m metric.train +experiment=adapt "
+                      "model={kind}), or distil it into a trainable student (+experiment=distill teacher={kind}) "
+                      "and use that checkpoint.")
 
 
 @cache
@@ -43,12 +45,6 @@ def fingerprint_file(path: Path) -> str:
     return file_sha256(str(path.resolve()), (stat.st_size, stat.st_mtime_ns))
 
 
-def to_uint8_pixels(inputs: torch.Tensor) -> np.ndarray:
-    """Model input (N, C, H, W) in [-1, 1] -> the uint8 images (N, H, W, C) it was made from."""
-    pixels = ((inputs.detach().float().cpu() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
-    return np.ascontiguousarray(pixels.permute(0, 2, 3, 1).numpy())
-
-
 class ExternalEmbedder:
     """The interface every outside model answers: called on model inputs, it gives unit-length embeddings."""
 
@@ -63,11 +59,13 @@ class ExternalEmbedder:
             raise ConfigError(f"model={self.kind} reads {self.channels}-channel {self.input_size[0]}x"
                               f"{self.input_size[1]} images, but was given {tuple(inputs.shape[1:])}: set "
                               f"datamodule.image_size={list(self.input_size)} datamodule.channels={self.channels}.")
-        embeddings = torch.from_numpy(np.asarray(self.embed_pixels(to_uint8_pixels(inputs)), dtype=np.float32))
+        if not len(inputs):
+            return torch.zeros(0, self.embedding_dim)
+        embeddings = torch.from_numpy(np.asarray(self.embed_pixels(to_uint8_images(inputs)), dtype=np.float32))
         return F.normalize(embeddings, dim=1)
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """uint8 images (N, H, W, C) at input_size -> raw embeddings (N, D)."""
+        """uint8 images (N >= 1, H, W, C) at input_size -> raw embeddings (N, D)."""
         raise NotImplementedError
 
     def eval(self) -> "ExternalEmbedder":  # the same call as a torch module's, for code that sets eval mode
@@ -113,8 +111,6 @@ class DlibEmbedder(ExternalEmbedder):
         self.__init__(**state)
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        if not len(pixels):
-            return np.zeros((0, self.embedding_dim), np.float32)
         return np.array(self.model.compute_face_descriptor(list(pixels), self.num_jitters))
 
     def required_face(self) -> dict:
@@ -237,7 +233,7 @@ class OnnxEmbedder(ExternalEmbedder):
         return out
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        return self.run(pixels) if len(pixels) else np.zeros((0, self.embedding_dim), np.float32)
+        return self.run(pixels)
 
     def spec(self) -> dict:
         return {"kind": self.kind, **self.settings(), "sha256": self.sha256, "embedding_dim": self.embedding_dim}
@@ -262,14 +258,3 @@ def embedder_from_spec(spec: dict) -> ExternalEmbedder:
                           f"checkpoint was calibrated with ({sha256[:12]}...). Restore that file, or calibrate again "
                           "(python -m metric.calibrate) and rebuild galleries made with the old one.")
     return EMBEDDERS[kind](**spec)
-
-
-def is_differentiable(net) -> bool:
-    return getattr(net, "differentiable", True)
-
-
-def require_gradients(net, what: str) -> None:
-    """One clear error when `what` (an attack, training) needs gradients that the model cannot give."""
-    if not is_differentiable(net):
-        outside = net.embedder[0] if hasattr(net, "embedder") else net  # an adapted net: its frozen embedder
-        raise ConfigError(NOT_DIFFERENTIABLE.format(kind=getattr(outside, "kind", "external"), what=what))

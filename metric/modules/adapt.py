@@ -15,8 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules.base import FINAL_SPLITS, IdentityDataModule
 from datamodules.pk_sampler import PKBatchSampler
-from metric.metrics import verification as V
-from metric.metrics.protocols import official_pairs_summary, official_test_pairs
+from metric.metrics.protocols import embeddings_eer, official_pairs_summary, official_test_pairs
 from metric.model.adapted import AdaptedNet, Projection
 from metric.model.checkpoint import CHECKPOINT_KEY, checkpoint_record, read_checkpoint, write_checkpoint
 from metric.errors import ConfigError
@@ -25,7 +24,6 @@ from metric.modules.metric_loss import MetricLossModule
 from metric.scoring.feature_cache import FeatureCache
 from metric.scoring.load import build_embedder, embedder_datamodule, embedder_front_end
 from metric.scoring.matchers import make_matcher
-from metric.scoring.pairs import pair_scores
 
 
 class FeatureRows(Dataset):
@@ -88,13 +86,6 @@ class FeatureDataModule(pl.LightningDataModule):
         return [self.eval_dataloader(name) for name in FINAL_SPLITS]
 
 
-def val_eer(embeddings: np.ndarray, labels: np.ndarray, matcher_name: str, max_impostor_pairs: int) -> float:
-    matcher = make_matcher(matcher_name)
-    scores, genuine = pair_scores(embeddings, labels, max_impostor_pairs=max_impostor_pairs,
-                                  score_block=matcher.numpy_block)
-    return float(V.eer(V.roc(scores, genuine))[0])
-
-
 class AdaptModule(MetricLossModule):
     """The metric loss (triplet, multi-similarity, ...) on the head's embeddings of cached embedder features.
     `net` is the head (a Projection); the checkpoint records the whole adapted net (embedder spec + head), so every
@@ -108,16 +99,14 @@ class AdaptModule(MetricLossModule):
     def on_fit_start(self) -> None:
         datamodule = self.trainer.datamodule
         val = datamodule.splits["val"]
-        with torch.no_grad():
-            frozen = torch.nn.functional.normalize(torch.from_numpy(datamodule.features["val"]), dim=1).numpy()
-        self.frozen_val_eer = val_eer(frozen, val.labels, self.default_matcher, self.max_impostor_pairs)
+        matcher = make_matcher(self.default_matcher)
+        frozen = datamodule.features["val"]  # the embedder's own unit-length embeddings
+        self.frozen_val_eer = embeddings_eer(frozen, val.labels, self.max_impostor_pairs, matcher.numpy_block)
         self.run_notes["adapt_val_eer_frozen"] = self.frozen_val_eer
         pairs = official_test_pairs(datamodule)
         if pairs is not None:  # the frozen embedder on the official pairs (LFW)
-            frozen_test = torch.nn.functional.normalize(torch.from_numpy(datamodule.features["test"]), dim=1).numpy()
-            frozen_pairs = official_pairs_summary((frozen, val.labels), frozen_test, pairs,
-                                                  make_matcher(self.default_matcher), self.max_impostor_pairs,
-                                                  prefix="frozen_test_pairs")
+            frozen_pairs = official_pairs_summary((frozen, val.labels), datamodule.features["test"], pairs, matcher,
+                                                  self.max_impostor_pairs, prefix="frozen_test_pairs")
             self.run_notes.update({k: v for k, v in frozen_pairs.items() if not k.endswith(("_scores", "_genuine"))})
         print(f"adapt: the frozen embedder's validation EER is {self.frozen_val_eer:.4f}")
 

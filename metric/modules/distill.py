@@ -10,9 +10,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from datamodules.normalisation import to_uint8_images
 from metric.errors import ConfigError
 from metric.model.checkpoint import check_same_preprocessing
-from metric.model.embedders import ExternalEmbedder, fingerprint_file, is_differentiable, to_uint8_pixels
+from metric.model.adapted import outside_embedder
+from metric.model.embedders import ExternalEmbedder, fingerprint_file
+from metric.metrics.protocols import embeddings_eer
 from metric.modules.metric_loss import MetricLossModule
 from metric.scoring.embed import Model, embed_batch
 from metric.scoring.feature_cache import FeatureCache, pixel_key
@@ -24,13 +27,13 @@ class Teacher:
 
     def __init__(self, model: Model, spec: dict, embedding_dim: int, cache_dir: str | None = None,
                  loaded: LoadedModel | None = None):
-        self.model, self.spec, self.embedding_dim, self.loaded = model, spec, embedding_dim, loaded
+        self.model, self.embedding_dim, self.loaded = model, embedding_dim, loaded
         self.cache = FeatureCache(model, spec, cache_dir)
         self.looked_up = self.computed_online = 0
 
     def targets(self, images: torch.Tensor) -> torch.Tensor:
         """The teacher's embeddings of these model inputs: from the cache when it has every image, else computed."""
-        keys = [pixel_key(image) for image in to_uint8_pixels(images)]
+        keys = [pixel_key(image) for image in to_uint8_images(images)]
         if all(key in self.cache.rows for key in keys):
             self.looked_up += len(keys)
             return torch.from_numpy(np.stack([self.cache.rows[k] for k in keys])).to(images.device)
@@ -49,7 +52,7 @@ def build_teacher(node) -> Teacher:
     loaded = load_for_eval(node.ckpt)
     if isinstance(loaded.net, ExternalEmbedder):  # a calibrated bundle: the outside embedder it holds teaches
         return Teacher(loaded.net, loaded.net.spec(), loaded.net.embedding_dim, cache_dir)
-    if not isinstance(loaded.net, torch.nn.Module) or not is_differentiable(loaded.net):
+    if outside_embedder(loaded.net) is not None:
         raise ConfigError(f"teacher.ckpt={node.ckpt}: an adapted embedder cannot teach yet; use its embedder "
                           "(teacher=dlib or teacher=onnx), or a metric.train checkpoint.")
     for p in loaded.net.parameters():
@@ -80,9 +83,6 @@ class DistillModule(MetricLossModule):
     def on_fit_start(self) -> None:
         """Embed every training, validation and test image with the teacher once (cached), and report the
         teacher's own test EER on the same identities as the student's."""
-        from metric.metrics import verification as V
-        from metric.scoring.pairs import pair_scores
-
         teacher, splits = self.teacher[0], self.trainer.datamodule.splits
         if isinstance(teacher.model, torch.nn.Module):  # a checkpoint teacher embeds on the student's device
             teacher.model.to(self.device)
@@ -90,8 +90,7 @@ class DistillModule(MetricLossModule):
         embedded = {name: teacher.cache.embed(split.images) for name, split in splits.items()}
         self.run_notes["teacher_images_embedded"] = teacher.cache.computed - before
         test = splits["test"]
-        scores, genuine = pair_scores(embedded["test"], test.labels, max_impostor_pairs=self.max_impostor_pairs)
-        self.run_notes["teacher_test_eer"] = V.eer(V.roc(scores, genuine))[0]
+        self.run_notes["teacher_test_eer"] = embeddings_eer(embedded["test"], test.labels, self.max_impostor_pairs)
 
     def extra_loss(self, images: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
         """The distillation terms, on the student embeddings the metric loss already computed."""

@@ -21,10 +21,10 @@ from datamodules.normalisation import NORMALISATION
 from datamodules.faces.frontend import FaceFrontEnd
 from datamodules.faces.registry import front_end_from_spec
 from metric.errors import ConfigError, build_from_config, locate_class
-from metric.model.adapted import AdaptedNet
+from metric.model.adapted import AdaptedNet, outside_embedder, require_gradients
 from metric.model.checkpoint import (CHECKPOINT_KEY, build_model, bundle_checkpoint, check_same_preprocessing,
                                      face_spec, matcher_name, read_checkpoint, stored_calibration)
-from metric.model.embedders import ExternalEmbedder, require_gradients
+from metric.model.embedders import ExternalEmbedder
 from metric.model.heads import LogisticDistanceHead
 from metric.model.nets import EmbeddingNet
 from metric.scoring.embed import embed_images
@@ -65,12 +65,6 @@ class LoadedModel:
     def front_end(self) -> FaceFrontEnd:
         """The face front end the checkpoint was trained with, rebuilt from its record."""
         return front_end_from_spec(face_spec(self.preprocess))
-
-
-def outside_embedder(net) -> ExternalEmbedder | None:
-    """The outside embedder a net is, or that an adapted net starts with; None for a trained timm net."""
-    outside = net.embedder[0] if isinstance(net, AdaptedNet) else net
-    return outside if isinstance(outside, ExternalEmbedder) else None
 
 
 def asked_front_end(loaded: "LoadedModel", face: Mapping) -> FaceFrontEnd:
@@ -198,9 +192,9 @@ def load_for_eval(ckpt: str | Path | None, matcher: Mapping | str | None = None,
         loaded.calibration()
     if datamodule is not None:
         front_end = loaded.front_end() if datamodule.get("face") is None else asked_front_end(loaded, datamodule.face)
-        if "kind" in loaded.record["net"]:  # an outside (or adapted) embedder reads one fixed input size
-            loaded.datamodule = sized_datamodule(datamodule, loaded.record["net"].get("kind"), loaded.preprocess,
-                                                 front_end)
+        outside = outside_embedder(net)
+        if outside is not None:  # an outside (or adapted) embedder reads one fixed input size
+            loaded.datamodule = sized_datamodule(datamodule, outside.kind, loaded.preprocess, front_end)
         else:
             loaded.datamodule = build_from_config(datamodule, face=front_end)
         if face_override:

@@ -11,7 +11,6 @@ from omegaconf import OmegaConf
 
 from datamodules.faces.dlib_faces import DlibFaces
 from datamodules.faces.loader import FaceLoader
-from datamodules.normalisation import to_model_input
 from metric.errors import ConfigError, exit_on_config_error
 from metric.metrics import verification as V
 from metric.model.embedders import DLIB_RESNET, DlibEmbedder, OnnxEmbedder
