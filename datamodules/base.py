@@ -155,12 +155,20 @@ class IdentityDataModule(pl.LightningDataModule):
             splits = self.cut_fold(splits, self.cv_fold)
         if self.distractors is not None:
             self.distractors(splits, self.seed, self.face)
+        self.check_eval_splits(splits)
+        if stage in (None, "fit"):  # evaluation never draws training batches
+            self.check_training_batches(splits["train"])
+        self.splits = splits
+
+    def check_eval_splits(self, splits: dict[str, IdentitySplit]) -> None:
+        """Validation and test must hold impostor pairs: two identities at least."""
         for name in ("val", "test"):
             if splits[name].num_identities < 2:
                 raise ConfigError(f"the {name} split has {splits[name].num_identities} identities; it needs at least 2.")
-        if stage in (None, "fit"):  # evaluation never draws P x K batches
-            check_pk_fits(splits["train"].labels, self.batch_identities, self.batch_images_per_identity)
-        self.splits = splits
+
+    def check_training_batches(self, train: IdentitySplit) -> None:
+        """Stop before training when the train split cannot fill the batches this datamodule draws (P x K here)."""
+        check_pk_fits(train.labels, self.batch_identities, self.batch_images_per_identity)
 
     def _ranks(self) -> tuple[int, int]:
         """(world size, this process's rank) under a distributed trainer; (1, 0) otherwise."""

@@ -136,7 +136,9 @@ class FileDataModule(IdentityDataModule):
                     stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
                 except OSError:
                     stamp = "missing"
-                digest.update(f"{split}|{record.path}|{record.identity}|{stamp}|{record.box}|{record.landmarks}\n".encode())
+                factors = json.dumps(record.factors, sort_keys=True)  # a rendered attack differs from its live source
+                digest.update(f"{split}|{record.path}|{record.identity}|{stamp}|{record.box}|{record.landmarks}|"
+                              f"{factors}\n".encode())
         return self.cache_dir / f"{self.dataset_name}-{digest.hexdigest()[:16]}"
 
     def report_bad_files(self) -> None:

@@ -1,0 +1,75 @@
+"""A SIMULATED attack set: print and replay attacks rendered from live face photos (any <root>/<identity>/<image> tree)."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+from PIL import Image
+
+from datamodules.images import as_array, open_image, resize
+from datamodules.liveness import LivenessData
+from datamodules.records import ImageRecord, assign_splits, take_subset
+from datamodules.sources.folder import FolderDataModule
+from datamodules.sources.spoof_renderer import render_illumination, render_print, render_replay
+from datamodules.split import IdentitySplit
+from metric.errors import ConfigError
+
+# each rendered attack carries the CelebA-Spoof code of the attack it imitates, so that filters, reports and models
+# speak one vocabulary: a print on paper is A4 (3), a replay on a monitor is PC (7)
+ATTACKS = {"print": 3, "replay": 7}
+RENDERERS = {3: render_print, 7: render_replay}
+INDOOR = 1
+
+
+class SimulatedSpoofDataModule(LivenessData, FolderDataModule):
+    """Every live photo once as itself (live, under a random capture light) and once per attack in `attacks`, rendered
+    deterministically from the seed and the file; subjects are split as for any folder (identity or ordered)."""
+
+    dataset_name = "simulated_spoof"
+
+    def __init__(self, attacks: list[str] = ("print", "replay"), **kwargs):
+        super().__init__(**kwargs)
+        unknown = [a for a in attacks if a not in ATTACKS]
+        if unknown or not attacks:
+            raise ConfigError(f"datamodule.attacks={list(attacks)!r}: give one or more of {', '.join(ATTACKS)}.")
+        if self.face.active:
+            raise ConfigError(f"datamodule=simulated_spoof renders attacks on the photos as they are (tight face "
+                              f"crops such as ORL); it runs with face=none, not {self.face.describe()}.")
+        self.attacks = list(attacks)
+
+    def rng(self, record: ImageRecord, spoof_type: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, zlib.crc32(str(record.path).encode()), spoof_type])
+
+    def presentations(self, record: ImageRecord) -> list[ImageRecord]:
+        """The live photo and its attacks; an attack's capture light (1-4) is drawn from its own seeded stream."""
+        out = [ImageRecord(record.path, record.identity, factors={"spoof": 0, "spoof_type": 0, "illumination": 0,
+                                                                   "environment": 0})]
+        for name in self.attacks:
+            code = ATTACKS[name]
+            light = int(self.rng(record, code).integers(1, 5))
+            out.append(ImageRecord(record.path, record.identity, factors={
+                "spoof": 1, "spoof_type": code, "illumination": light, "environment": INDOOR}))
+        return out
+
+    def load_splits(self) -> dict[str, IdentitySplit]:
+        records = take_subset(self.scan(), seed=self.seed, **self.subset)
+        assignment = assign_splits(records, self.split_mode, self.split_fractions, self.split_counts, self.seed)
+        expanded = {split: [p for r in rs for p in self.presentations(r)] for split, rs in assignment.items()}
+        return self.load_assignment(self.filter_conditions(expanded))
+
+    def preprocess_settings(self) -> dict:
+        return {**super().preprocess_settings(), "attacks": self.attacks, "seed": self.seed}
+
+    def decode(self, record: ImageRecord) -> np.ndarray:
+        """Rendered at the photo's own resolution, then resized: a live photo gets a random capture light too (labelled
+        0, as CelebA-Spoof labels live images), so that light alone never tells live from attack."""
+        code = record.factors["spoof_type"]
+        rng = self.rng(record, code)
+        light = int(rng.integers(1, 5))  # the same first draw as in presentations(): an attack's labelled light
+        image = as_array(open_image(record.path, self.image_channels))
+        if code:
+            image = RENDERERS[code](image, rng)
+        image = render_illumination(image, light, rng)
+        picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+        return as_array(resize(picture, self.image_size))

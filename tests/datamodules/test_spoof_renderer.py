@@ -1,0 +1,127 @@
+"""Simulated presentation attacks: shapes, determinism, and that each physical effect is really there."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from datamodules.sources.spoof_renderer import render_illumination, render_print, render_replay
+from tests.conftest import ORL
+
+RENDERERS = [render_print, render_replay, lambda image, rng: render_illumination(image, 3, rng)]
+SHAPES = [(112, 92, 1), (64, 64, 3)]
+
+
+def random_image(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """A smooth random uint8 image of the given shape."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (shape[0] // 8 + 1, shape[1] // 8 + 1, shape[2])).astype(np.float32)
+    return np.kron(coarse, np.ones((8, 8, 1)))[: shape[0], : shape[1]].astype(np.uint8)
+
+
+def colour_gradient(size: int = 128) -> np.ndarray:
+    """A saturated RGB gradient: red-blue across, green down."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    return (np.stack([xx, yy, 1 - xx], axis=-1) * 255).astype(np.uint8)
+
+
+def chroma(image: np.ndarray) -> float:
+    """Mean chroma (max minus min channel) of an RGB image."""
+    rgb = image.astype(np.float32)
+    return float((rgb.max(axis=2) - rgb.min(axis=2)).mean())
+
+
+def peak_ratio(image: np.ndarray) -> float:
+    """Largest non-DC FFT magnitude of the central crop over the median, lowest 3 frequency bins excluded."""
+    h, w = image.shape[:2]
+    crop = image[h // 4 : h - h // 4, w // 4 : w - w // 4, 0].astype(np.float64)
+    crop = (crop - crop.mean()) * np.outer(np.hanning(crop.shape[0]), np.hanning(crop.shape[1]))
+    mag = np.abs(np.fft.fft2(crop))
+    fy = np.fft.fftfreq(crop.shape[0])[:, None] * crop.shape[0]
+    fx = np.fft.fftfreq(crop.shape[1])[None, :] * crop.shape[1]
+    band = np.hypot(fy, fx) >= 3
+    return float(mag[band].max() / (np.median(mag[band]) + 1e-9))
+
+
+def darkest_side(image: np.ndarray) -> float:
+    """Mean of the darkest of the four outermost one-pixel lines."""
+    return float(min(image[0].mean(), image[-1].mean(), image[:, 0].mean(), image[:, -1].mean()))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("render", RENDERERS)
+def test_shape_dtype_determinism_and_input_untouched(render, shape):
+    image = random_image(shape)
+    before = image.copy()
+    out = render(image, np.random.default_rng(3))
+    assert out.shape == shape and out.dtype == np.uint8
+    assert np.array_equal(image, before)
+    assert np.array_equal(out, render(image, np.random.default_rng(3)))
+    assert not np.array_equal(out, render(image, np.random.default_rng(4)))
+    assert not np.array_equal(out, image)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((32, 32, 3), np.float32), np.zeros((32, 32), np.uint8),
+                                 np.zeros((32, 32, 4), np.uint8), np.zeros((4, 4, 1), np.uint8), [[1, 2]]])
+def test_wrong_input_raises(bad):
+    for render in (render_print, render_replay):
+        with pytest.raises(ValueError, match="uint8 array of shape"):
+            render(bad, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="uint8 array of shape"):
+        render_illumination(bad, 1, np.random.default_rng(0))
+
+
+def test_print_loses_saturation_and_dynamic_range():
+    colourful = colour_gradient()
+    ramp = np.tile(np.arange(256, dtype=np.uint8), (32, 1))[..., None]
+    span = np.percentile(ramp, 99) - np.percentile(ramp, 1)
+    for seed in range(5):
+        assert chroma(render_print(colourful, np.random.default_rng(seed))) < 0.85 * chroma(colourful)
+        out = render_print(ramp, np.random.default_rng(seed))
+        assert np.percentile(out, 99) - np.percentile(out, 1) < 0.95 * span
+
+
+def test_replay_shows_moire_peak_on_flat_input():
+    flat = np.full((128, 128, 1), 128, np.uint8)
+    assert not np.any(np.fft.fft2(flat[..., 0] - 128.0))  # the input itself has no structure at all
+    replay = np.median([peak_ratio(render_replay(flat, np.random.default_rng(s))) for s in range(8)])
+    printed = np.median([peak_ratio(render_print(flat, np.random.default_rng(s))) for s in range(8)])
+    assert replay > 30 and replay > 3 * printed
+
+
+def test_replay_bezel_sometimes():
+    bright = np.full((64, 64, 3), 200, np.uint8)
+    sides = [darkest_side(render_replay(bright, np.random.default_rng(s))) for s in range(20)]
+    assert min(sides) < 40 and max(sides) > 120
+
+
+def test_replay_colour_cast_is_cool():
+    out = render_replay(np.full((64, 64, 3), 160, np.uint8), np.random.default_rng(1)).astype(np.float32)
+    assert out[..., 2].mean() > out[..., 0].mean()
+
+
+def test_illumination_kinds():
+    grey = np.full((64, 64, 1), 128, np.uint8)
+    same = render_illumination(grey, 0, np.random.default_rng(0))
+    assert same is not grey and np.array_equal(same, grey)
+    for seed in range(3):
+        means = {k: render_illumination(grey, k, np.random.default_rng(seed)).mean() for k in (1, 2, 4)}
+        assert means[4] < means[1] < means[2]
+    lit = render_illumination(np.full((64, 64, 3), 128, np.uint8), 3, np.random.default_rng(0)).astype(np.float32)
+    border = np.concatenate([lit[:8].ravel(), lit[-8:].ravel(), lit[:, :8].ravel(), lit[:, -8:].ravel()])
+    assert lit[24:40, 24:40].mean() < border.mean() - 20
+
+
+@pytest.mark.parametrize("kind", [-1, 5, 2.0, "1", True])
+def test_illumination_invalid_kind(kind):
+    with pytest.raises(ValueError, match="allowed codes"):
+        render_illumination(np.zeros((16, 16, 1), np.uint8), kind, np.random.default_rng(0))
+
+
+@pytest.mark.skipif(not (ORL / "s1" / "1.pgm").exists(), reason="ORL faces not present")
+def test_real_orl_face():
+    face = np.asarray(Image.open(ORL / "s1" / "1.pgm"))[..., None]
+    assert face.shape == (112, 92, 1)
+    for out in (render_print(face, np.random.default_rng(0)), render_replay(face, np.random.default_rng(0)),
+                *(render_illumination(face, k, np.random.default_rng(0)) for k in range(1, 5))):
+        assert out.shape == face.shape and out.dtype == np.uint8
+        assert out.std() > 10 and np.abs(out.astype(int) - face).mean() > 1
