@@ -83,3 +83,27 @@ def compose_evaluate(overrides: list[str], output_dir: Path, data_dir: Path) -> 
             config_name="evaluate",
             overrides=[f"paths.output_dir={output_dir}", f"paths.data_dir={data_dir}", *overrides],
         )
+
+
+TINY_LIVENESS = ["experiment=liveness", "datamodule.image_size=[32,32]", "datamodule.val_subjects=3",
+                 "datamodule.batch_size=16", "trainer.enable_progress_bar=false"]
+
+
+@pytest.fixture(scope="session")
+def spoof_tree(tmp_path_factory) -> Path:
+    """A tiny CelebA-Spoof tree in the official layout (tests/datamodules/spoof_fixtures.py)."""
+    from tests.datamodules.spoof_fixtures import build_celeba_spoof
+
+    root = tmp_path_factory.mktemp("celeba_spoof")
+    build_celeba_spoof(root, train_subjects=10, test_subjects=4)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_liveness_run(tmp_path_factory, data_dir, spoof_tree):
+    """A 3-epoch liveness run on the fixture tree: a real liveness checkpoint with its calibrated threshold."""
+    from metric.modules.training import train
+
+    cfg = compose_train([*TINY_LIVENESS, f"datamodule.root={spoof_tree}", "trainer.max_epochs=3"],
+                        tmp_path_factory.mktemp("liveness_run"), data_dir)
+    return cfg, train(cfg)

@@ -22,12 +22,23 @@ from metric.model.nets import EmbeddingNet
 
 CHECKPOINT_KEY = "metric_faces"  # what this project adds to a Lightning checkpoint
 # 2: the net spec may hold pool / input_size / dropout (written only when it does); 3: the net is an outside
-# embedder or an adapted one (its spec has a `kind`, metric.model.embedders)
-CHECKPOINT_FORMAT = 3
+# embedder or an adapted one (its spec has a `kind`, metric.model.embedders); 4: a liveness model (`task`)
+CHECKPOINT_FORMAT = 4
+TASKS = ("verification", "liveness")  # what a checkpoint's model does; records without `task` verify faces
+WRONG_TASK = {
+    "verification": "{name}={path!r} is a liveness (presentation-attack detection) checkpoint of +experiment=liveness, "
+                    "but this needs a face-verification checkpoint (+experiment=triplet, a calibrated bundle, ...). A "
+                    "liveness model guards verification: pass it as --liveness <ckpt> to metric.gallery, or "
+                    "Verifier.from_checkpoint(..., liveness=<ckpt>).",
+    "liveness": "{name}={path!r} is a face-verification checkpoint, but the liveness gate needs a presentation-attack "
+                "detection checkpoint, written by `python -m metric.train +experiment=liveness`.",
+}
 
 
 def record_format(spec: dict) -> int:
     """The oldest format whose readers rebuild this net spec, so older readers still read every file they can."""
+    if spec.get("kind") == "liveness":
+        return 4
     if "kind" in spec:
         return 3
     return 2 if set(spec) - {"backbone", "embedding_dim", "in_chans"} else 1
@@ -45,30 +56,39 @@ def checkpoint_record(net, head: LogisticDistanceHead | None, preprocess: dict, 
     }
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """The checkpoint's dict, loaded with weights_only=True; a clear error for a missing, corrupt or foreign file."""
+def liveness_record(net, preprocess: dict) -> dict:
+    """A liveness model's record: its net spec and preprocessing; metric.train adds the calibrated threshold."""
+    return {"format": record_format(net.spec()), "task": "liveness", "net": net.spec(),
+            "preprocess": {**preprocess, "normalisation": NORMALISATION}}
+
+
+def read_checkpoint(path: str | Path, task: str = "verification", name: str = "ckpt") -> dict:
+    """The checkpoint's dict, loaded with weights_only=True; a clear error for a missing, corrupt or foreign file,
+    or for a model of another task (`name` is the setting that gave the path, for the messages)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"ckpt={str(path)!r}: no such file. Give a checkpoint written by metric.train.")
+        raise ConfigError(f"{name}={str(path)!r}: no such file. Give a checkpoint written by metric.train.")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise ConfigError(
-            f"ckpt={str(path)!r} cannot be read as a checkpoint ({type(error).__name__}). It is corrupt, or not a "
+            f"{name}={str(path)!r} cannot be read as a checkpoint ({type(error).__name__}). It is corrupt, or not a "
             "PyTorch file; only weights are ever loaded, never pickled objects."
         ) from None
     meta = checkpoint.get(CHECKPOINT_KEY) if isinstance(checkpoint, dict) else None
     if not isinstance(meta, dict) or "state_dict" not in checkpoint:
-        raise ConfigError(f"ckpt={str(path)!r} was not written by metric.train (it has no '{CHECKPOINT_KEY}' record).")
+        raise ConfigError(f"{name}={str(path)!r} was not written by metric.train (it has no '{CHECKPOINT_KEY}' record).")
     if meta.get("format", 0) > CHECKPOINT_FORMAT:
         raise ConfigError(
-            f"ckpt={str(path)!r} has checkpoint format {meta['format']}, newer than this version reads "
+            f"{name}={str(path)!r} has checkpoint format {meta['format']}, newer than this version reads "
             f"({CHECKPOINT_FORMAT}); upgrade metric-faces."
         )
     normalisation = meta.get("preprocess", {}).get("normalisation", NORMALISATION)  # absent only if built without preprocess; it is the only one there has been
     if normalisation != NORMALISATION:
-        raise ConfigError(f"ckpt={str(path)!r} records the input normalisation {normalisation!r}, which this version "
+        raise ConfigError(f"{name}={str(path)!r} records the input normalisation {normalisation!r}, which this version "
                           f"does not apply (it applies {NORMALISATION!r}).")
+    if meta.get("task", "verification") != task:
+        raise ConfigError(WRONG_TASK[task].format(name=name, path=str(path)))
     return checkpoint
 
 
@@ -167,4 +187,11 @@ def store_calibration(path: str | Path, calibration: dict, make_default: bool = 
     meta.setdefault("calibrations", {})[calibration["matcher"]] = calibration
     if make_default or "calibrated_matcher" not in meta:
         meta["calibrated_matcher"] = calibration["matcher"]
+    write_checkpoint(path, checkpoint)
+
+
+def store_liveness_threshold(path: str | Path, threshold: dict) -> None:
+    """Store the liveness threshold calibrated on validation in a liveness checkpoint, atomically."""
+    checkpoint = read_checkpoint(path, task="liveness")
+    checkpoint[CHECKPOINT_KEY]["threshold"] = threshold
     write_checkpoint(path, checkpoint)

@@ -16,6 +16,7 @@ from metric.model.checkpoint import CHECKPOINT_KEY, checkpoint_record
 from metric.model.heads import LogisticDistanceHead
 from metric.model.nets import EmbeddingNet
 from metric.modules.distributed import gather_in_order
+from metric.modules.trainer_build import optimizer_config
 from metric.scoring.embed import embed_batch
 from metric.scoring.matchers import make_matcher
 from metric.scoring.pairs import count_pairs, pair_scores
@@ -103,11 +104,7 @@ class EmbeddingModule(pl.LightningModule):
 
     # training wiring ----------------------------------------------------------------------
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=self.parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return optimizer_config(self.parameters(), self.optimizer_factory, self.scheduler_factory)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[CHECKPOINT_KEY] = checkpoint_record(self.net, self.head, self.preprocess, self.default_matcher)

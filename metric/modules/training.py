@@ -4,11 +4,9 @@ the best checkpoint on identities it never saw, and store its calibrated thresho
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 
 import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from datamodules.base import IdentityDataModule
@@ -23,8 +21,10 @@ from metric.model.nets import EmbeddingNet, check_head_args, check_model_args
 from metric.modules.adapt import AdaptModule, adapt_inputs
 from metric.modules.distill import build_teacher, teacher_embedder
 from metric.modules.class_losses import IdentityClassLoss
-from metric.modules.distributed import end_process_group
+from metric.modules.trainer_build import build_trainer, check_torch_settings, fit_and_test_best
 from metric.modules.embedding import EmbeddingModule
+from metric.modules.liveness import LivenessModule
+from metric.modules.liveness_training import train_liveness
 from metric.modules.metric_loss import MetricLossModule
 from metric.modules.pair import ADVERSARIAL_NEEDS_METRIC_LOSS, PAIR_TAKES_NO_MINER, PairModule
 from metric.report.summary import format_cv_table, format_summary, verification_summary, write_summary
@@ -33,25 +33,6 @@ from metric.scoring.load import embedder_datamodule, embedder_front_end
 from metric.scoring.matchers import NEEDS_HEAD, Matcher, build_matcher, check_target_far
 
 TRIPLET_TYPES = ("semihard", "hard", "all", "easy")
-
-
-def made_or_refused(node: DictConfig, group: str, make):
-    """make(the partial `node` instantiates), or one clear error naming the group's settings when the torch class
-    refuses them (it raises ValueError on lr=-1, say)."""
-    try:
-        return make(build_from_config(node))
-    except (ValueError, TypeError) as error:
-        settings = ", ".join(f"{k}={v}" for k, v in node.items() if not k.startswith("_"))
-        raise ConfigError(f"{group} settings ({settings}) are refused by {node._target_}: {error}. "
-                          f"Fix the value with {group}.<key>=<value>.") from None
-
-
-def check_torch_settings(cfg: DictConfig) -> None:
-    """The optimizer and scheduler validate their own settings, on a stand-in parameter, before any data is read."""
-    probe = [torch.nn.Parameter(torch.zeros(1))]
-    optimizer = made_or_refused(cfg.optimizer, "optimizer", lambda make: make(params=probe))
-    if cfg.get("scheduler") is not None:
-        made_or_refused(cfg.scheduler, "scheduler", lambda make: make(optimizer=optimizer))
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -159,21 +140,19 @@ def build(cfg: DictConfig, fold: CVFold | None = None):
         **({"adversarial": build_from_config(cfg.adversarial)} if cfg.get("adversarial") else {}),
         **extra,
     )
-    callbacks = [build_from_config(c) for c in cfg.get("callbacks", {}).values() if c is not None]
-    loggers = [build_from_config(c) for c in cfg.get("logger", {}).values() if c is not None]
-    trainer = build_from_config(cfg.trainer, callbacks=callbacks, logger=loggers)
+    trainer = build_trainer(cfg)
     ranks = trainer.num_nodes * trainer.num_devices
     if ranks > 1:  # each rank draws its own P identities per step: P x ranks must fit the train split
         check_pk_fits(datamodule.splits["train"].labels, datamodule.batch_identities,
                       datamodule.batch_images_per_identity, replicas=ranks)
-    for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # the whole composed config
     return datamodule, module, trainer
 
 
 def train(cfg: DictConfig) -> dict | None:
     """One training, or with `cv.folds=k` one per identity-disjoint fold and their cross-validated summary (written
     to <run dir>/summary.json; fold i into <run dir>/fold_<i>/). None on DDP ranks other than 0."""
+    if issubclass(locate_class(cfg.module, "module"), LivenessModule):
+        return train_liveness(cfg)
     cv: CrossValidation = build_from_config(cfg.cv)
     if not cv.enabled:
         return train_once(cfg)
@@ -199,12 +178,7 @@ def train_once(cfg: DictConfig, fold: CVFold | None = None) -> dict | None:
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     datamodule, module, trainer = build(cfg, fold)
-    env_before = set(os.environ)
-    trainer.fit(module, datamodule=datamodule)
-    best = next((c for c in trainer.checkpoint_callbacks if c.monitor == "val_eer"), None)
-    best_path = best.best_model_path if best is not None else ""
-    trainer.test(module, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
-    end_process_group(env_before)
+    best, best_path = fit_and_test_best(trainer, module, datamodule)
     if not trainer.is_global_zero:  # under DDP every file write happens on rank 0 only
         return None
     val, test = module.final_embeddings["val"], module.final_embeddings["test"]

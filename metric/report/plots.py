@@ -15,24 +15,28 @@ from datamodules.normalisation import PIXEL_RANGE  # noqa: E402
 from metric.metrics import verification as V  # noqa: E402
 
 
-def plot_roc(curve: V.Roc, path: Path) -> None:
+VERIFICATION_RATES = ("FAR (false accept rate)", "FRR (false reject rate)", "TAR (true accept rate)")
+LIVENESS_RATES = ("APCER (attacks accepted, pooled)", "BPCER (bona fide rejected)", "1 - BPCER")
+
+
+def plot_roc(curve: V.Roc, path: Path, rates: tuple[str, str, str] = VERIFICATION_RATES) -> None:
     fig, ax = plt.subplots(figsize=(5, 4))
     far, tar = V.det_points(curve, 2000)[0], 1 - V.det_points(curve, 2000)[1]
     keep = far > 0
     ax.semilogx(far[keep], tar[keep])
-    ax.set(xlabel="FAR (false accept rate)", ylabel="TAR (true accept rate)", title="ROC", ylim=(0, 1.01))
+    ax.set(xlabel=rates[0], ylabel=rates[2], title="ROC", ylim=(0, 1.01))
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def plot_det(curve: V.Roc, path: Path) -> None:
+def plot_det(curve: V.Roc, path: Path, rates: tuple[str, str, str] = VERIFICATION_RATES) -> None:
     fig, ax = plt.subplots(figsize=(5, 4))
     far, frr = V.det_points(curve, 2000)
     keep = (far > 0) & (frr > 0)
     ax.loglog(far[keep], frr[keep])
-    ax.set(xlabel="FAR (false accept rate)", ylabel="FRR (false reject rate)", title="DET")
+    ax.set(xlabel=rates[0], ylabel=rates[1], title="DET")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -59,30 +63,44 @@ def worst_pairs(scores: np.ndarray, genuine: np.ndarray, count: int) -> tuple[np
     return impostors[np.argsort(-scores[impostors])[:count]], genuines[np.argsort(scores[genuines])[:count]]
 
 
+def plot_image_rows(rows: list[list[tuple[np.ndarray, str, bool]]], title: str, path: Path, width: float) -> None:
+    """A grid of images, one list per row: (image, its caption, whether the caption marks an error in red)."""
+    columns = max(max((len(row) for row in rows), default=0), 1)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(width * columns, 1.7 * len(rows) + 0.2), squeeze=False)
+    for r, row in enumerate(rows):
+        for col in range(columns):
+            ax = axes[r][col]
+            ax.axis("off")
+            if col < len(row):
+                image, caption, error = row[col]
+                ax.imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None)
+                ax.set_title(caption, fontsize=7, color="red" if error else "black")
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def plot_worst_pairs(
     images: np.ndarray, scores: np.ndarray, genuine: np.ndarray, first: np.ndarray, second: np.ndarray,
     threshold: float, path: Path, count: int = 6,
 ) -> None:
     """Top row pairs: the highest-scoring impostors (false accepts when >= threshold); bottom: the lowest genuines."""
-    worst_fa, worst_fr = worst_pairs(scores, genuine, count)
-    columns = max(len(worst_fa), len(worst_fr), 1)
-    fig, axes = plt.subplots(2, columns, figsize=(2.2 * columns, 3.4), squeeze=False)
-    for row, (picks, kind) in enumerate(((worst_fa, "impostor"), (worst_fr, "genuine"))):
-        for col in range(columns):
-            ax = axes[row][col]
-            ax.axis("off")
-            if col >= len(picks):
-                continue
-            k = picks[col]
-            pair = np.concatenate([images[first[k]], images[second[k]]], axis=1)
-            ax.imshow(pair.squeeze(), cmap="gray" if pair.shape[-1] == 1 else None)
-            wrong = (scores[k] >= threshold) != (kind == "genuine")
-            ax.set_title(f"{kind} {scores[k]:.3f}{' (error)' if wrong else ''}", fontsize=7,
-                         color="red" if wrong else "black")
-    fig.suptitle("Worst false accepts (top) and false rejects (bottom)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    rows = []
+    for picks, kind in zip(worst_pairs(scores, genuine, count), ("impostor", "genuine")):
+        wrong = [(scores[k] >= threshold) != (kind == "genuine") for k in picks]
+        rows.append([(np.concatenate([images[first[k]], images[second[k]]], axis=1),
+                      f"{kind} {scores[k]:.3f}{' (error)' if w else ''}", w) for k, w in zip(picks, wrong)])
+    plot_image_rows(rows, "Worst false accepts (top) and false rejects (bottom)", path, 2.2)
+
+
+def plot_worst_presentations(images: np.ndarray, scores: np.ndarray, bona_fide: np.ndarray, labels: list[str],
+                              threshold: float, path: Path, count: int = 8) -> None:
+    """Top row: the most live-looking attacks (accepted when >= threshold); bottom: the least live-looking bona fide."""
+    rows = [[(images[k], f"{labels[k]} {scores[k]:.3f}", (scores[k] >= threshold) != live) for k in picks]
+            for picks, live in zip(worst_pairs(scores, bona_fide, count), (False, True))]
+    plot_image_rows(rows, f"Worst attacks (top, accepted in red) and bona fide (bottom, rejected in red); threshold "
+                          f"{threshold:.3g}", path, 1.6)
 
 
 def plot_attack_success(rows: list[dict], attack: str, threshold: float, path: Path) -> None:

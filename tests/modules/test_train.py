@@ -14,7 +14,7 @@ from metric.baselines.classical import ClassicalBaseline
 from metric.errors import ConfigError
 from metric.modules.training import build, train
 from metric.train import accept_plus_overrides
-from tests.conftest import CONF_DIR
+from tests.conftest import CONF_DIR, TINY_LIVENESS
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
 GROUP_OPTIONS = [
@@ -73,7 +73,11 @@ def test_every_experiment_survives_fast_dev_run(experiment, make_cfg, tmp_path, 
         onnx = exported_onnx(request.getfixturevalue("tiny_triplet_run"), tmp_path / "model.onnx")
         extra = ["model=onnx", f"model.path={onnx}", "model.input_size=[32,32]", "face=none",
                  f"adapt.cache_dir={tmp_path}"]
-    summary = train(make_cfg(f"experiment={experiment}", "debug=fast", *extra))
+    if experiment == "liveness":  # live/spoof data, not identities: the CelebA-Spoof fixture tree
+        summary = train(make_cfg(*TINY_LIVENESS, f"datamodule.root={request.getfixturevalue('spoof_tree')}",
+                                 "debug=fast", tiny=False))
+    else:
+        summary = train(make_cfg(f"experiment={experiment}", "debug=fast", *extra))
     assert 0.0 <= summary["test_eer"] <= 1.0
 
 
