@@ -39,12 +39,19 @@ def parser() -> argparse.ArgumentParser:
     for command in (enroll, verify, identify):
         command.add_argument("--no-detect", action="store_true",
                              help="the images are already cropped, aligned faces: skip the checkpoint's face front end")
+        command.add_argument("--liveness", metavar="CKPT",
+                             help="a liveness checkpoint (+experiment=liveness) that checks every image first; enroll "
+                                  "records it as the gallery's guard, which verify and identify then use by default")
     for name in ("list", "info"):
         sub.add_parser(name).add_argument("--gallery", required=True)
     remove = sub.add_parser("remove")
     remove.add_argument("--gallery", required=True)
     remove.add_argument("name")
     return p
+
+
+def print_liveness(check) -> None:
+    print(check.describe() if check is not None else "liveness  not checked (no liveness model guards this gallery)")
 
 
 def print_matches(matches, known: bool) -> None:
@@ -56,7 +63,7 @@ def print_matches(matches, known: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.command == "enroll":
         gallery = Gallery.open(args.gallery, ckpt=args.ckpt, storage=args.storage, index=args.index,
-                               detect=not args.no_detect)
+                               detect=not args.no_detect, liveness=args.liveness, enrolling=True)
         if args.from_folder:
             from tqdm import tqdm
 
@@ -65,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
                                                    progress=lambda xs: tqdm(xs, desc="enroll", unit="identity"))
             print(f"enrolled {count} identities in {time.perf_counter() - start:.1f} s")
             if skipped:
-                print(f"skipped {len(skipped)} image(s), unreadable or without a face:\n  " + "\n  ".join(skipped[:10]))
+                print(f"skipped {len(skipped)} image(s), unreadable, without a face or rejected as attacks:\n  "
+                      + "\n  ".join(skipped[:10]))
         else:
             if not args.identity:
                 raise ConfigError("enroll needs --identity NAME IMAGE... or --from-folder ROOT.")
@@ -73,18 +81,25 @@ def run(args: argparse.Namespace) -> int:
             print(f"enrolled {args.identity} from {len(args.images)} image(s)")
         return 0
     if args.command == "verify":
-        result = Gallery.open(args.gallery, ckpt=args.ckpt, detect=not args.no_detect).verify(args.identity, args.image)
-        print(f"score {result.score:.4f}  threshold {result.threshold:.4f}  {result.decision}")
+        gallery = Gallery.open(args.gallery, ckpt=args.ckpt, detect=not args.no_detect, liveness=args.liveness)
+        result = gallery.verify(args.identity, args.image)
+        print(result.describe())
         return 0 if result.accepted else 1
     if args.command == "identify":
-        gallery = Gallery.open(args.gallery, ckpt=args.ckpt, detect=not args.no_detect)
+        gallery = Gallery.open(args.gallery, ckpt=args.ckpt, detect=not args.no_detect, liveness=args.liveness)
+        found = gallery.identify_all(args.image, args.top_k) if args.all_faces else \
+            gallery.identify(args.image, args.top_k)
+        print_liveness(found.liveness)
+        if found.liveness is not None and not found.liveness.live:
+            print("-> rejected as a presentation attack; nothing was matched")
+            return 1
         if args.all_faces:
-            for number, (face, matches, known) in enumerate(gallery.identify_all(args.image, args.top_k), 1):
+            for number, (face, matches, known) in enumerate(found.faces, 1):
                 box = ", ".join(f"{v:.0f}" for v in face.box) if face.box else "whole image"
                 print(f"face {number} at ({box}):")
                 print_matches(matches, known)
-        else:
-            print_matches(*gallery.identify(args.image, args.top_k))
+            return 0
+        print_matches(found.matches, found.known)
         return 0
     store = GalleryStore(args.gallery)
     if args.command == "list":

@@ -157,7 +157,7 @@ def test_identify_all_faces_with_no_detect_takes_the_image_as_a_crop(dlib_galler
     gallery = Gallery.open(dlib_gallery, detect=False)  # identify --no-detect --all-faces
     crop = np.random.default_rng(0).integers(0, 256, (*gallery.verifier.size, 3), dtype=np.uint8)
     assert len(gallery.search(gallery.verifier.embed([crop]).numpy())[0]) == 2  # identify --no-detect works ...
-    faces = gallery.identify_all(crop)  # ... and so should --all-faces: one face, the image itself
+    faces = gallery.identify_all(crop).faces  # ... and so should --all-faces: one face, the image itself
     assert len(faces) == 1 and len(faces[0][1]) == 2
 
 

@@ -5,7 +5,9 @@
     gallery = Gallery.open("people.db", ckpt="best.ckpt")      # creates the file on first use
     gallery.enroll("alice", ["alice.jpg"])
     gallery.verify("alice", "probe.jpg")                        # Verification(score, threshold, accepted)
-    gallery.identify("probe.jpg", top_k=5)                      # [(name, score), ...] or [] when unknown
+    gallery.identify("probe.jpg", top_k=5)                      # Identification(matches, known, liveness)
+
+    Gallery.open("people.db", ckpt="best.ckpt", liveness="live.ckpt")  # a liveness gate first: spoofs are refused
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -24,7 +27,8 @@ from datamodules.images import IMAGE_SUFFIXES, BadImage
 from metric.deploy.gallery.search import build_index
 from metric.deploy.gallery.search import top_k as best_k
 from metric.deploy.gallery.store import GalleryStore
-from metric.deploy.verifier import Verification, Verifier
+from metric.deploy.liveness import LivenessCheck, LivenessGate
+from metric.deploy.verifier import Verification, Verifier, print_note
 from metric.errors import ConfigError
 from metric.scoring.embed import embed_images
 
@@ -52,6 +56,48 @@ class Match:
     score: float
 
 
+class Identification(NamedTuple):
+    """1:N: the top-k matches (empty when the gate rejected the probe), whether the best clears the threshold, and
+    the liveness check (None without a gate)."""
+
+    matches: list[Match]
+    known: bool
+    liveness: LivenessCheck | None = None
+
+
+class FacesIdentification(NamedTuple):
+    """identify_all: (face crop, matches, known) per face, largest first (none when the gate rejected the image),
+    and the liveness check (None without a gate)."""
+
+    faces: list[tuple[FaceCrop, list[Match], bool]]
+    liveness: LivenessCheck | None = None
+
+
+def liveness_gate(store: GalleryStore, liveness: str | Path | None, detect: bool, enrolling: bool) -> LivenessGate | None:
+    """The gate for this call: the one given (enrollment records it as the gallery's guard), else the one the gallery
+    records, checked unchanged by its sha256."""
+    recorded = store.meta.get("liveness")
+    if liveness is not None:
+        gate = LivenessGate.from_checkpoint(liveness, detect)
+        if enrolling and (recorded != str(gate.path) or store.meta.get("liveness_sha256") != gate.sha256):
+            if recorded:
+                print_note(f"{store.path} was guarded by {recorded}; it is now guarded by {gate.path}.")
+            store.set_meta({"liveness": gate.path, "liveness_sha256": gate.sha256})
+        elif recorded and recorded != str(gate.path):
+            print_note(f"{store.path} is guarded by {recorded}; this call uses {gate.path} instead.")
+        return gate
+    if not recorded:
+        return None
+    if not Path(recorded).is_file():
+        raise ConfigError(f"{store.path} is guarded by the liveness model {recorded}, which is missing: restore it, or "
+                          "pass --liveness <ckpt> (enroll records a new guard).")
+    gate = LivenessGate.from_checkpoint(recorded, detect)
+    if gate.sha256 != store.meta.get("liveness_sha256"):
+        raise ConfigError(f"the liveness model {recorded} changed since it was recorded as the guard of {store.path} "
+                          "(sha256 mismatch): pass --liveness <ckpt> to enroll to record the model you mean.")
+    return gate
+
+
 class Gallery:
     """A GalleryStore plus the model whose embeddings it holds (checked by fingerprint)."""
 
@@ -62,19 +108,25 @@ class Gallery:
 
     @classmethod
     def open(cls, path: str | Path, ckpt: str | Path | None = None, storage: str = "float32",
-             index: str = "exact", detect: bool = True) -> "Gallery":
+             index: str = "exact", detect: bool = True, liveness: str | Path | None = None,
+             enrolling: bool = False) -> "Gallery":
         """Open a gallery; with ckpt, create it if missing, and refuse a checkpoint (weights or face front end) other
-        than the gallery's. detect=False: the images given are already aligned face crops."""
+        than the gallery's. detect=False: the images given are already aligned face crops. `liveness`: a liveness
+        checkpoint that gates every image (`enrolling=True` records it as the gallery's guard); without it, the guard
+        the gallery records, if any."""
         path = Path(path)
         if not path.exists():
             if ckpt is None:
                 raise ConfigError(f"gallery {str(path)!r} does not exist; create it with `enroll --ckpt <checkpoint>`.")
             verifier = Verifier.from_checkpoint(ckpt, detect=detect)
+            gate = LivenessGate.from_checkpoint(liveness, detect) if liveness is not None else None
+            guard = {"liveness": gate.path, "liveness_sha256": gate.sha256} if gate is not None else {}
             store = GalleryStore(path, create={
                 "checkpoint": str(Path(ckpt).resolve()), "fingerprint": fingerprint(verifier),
                 "matcher": verifier.matcher.name, "threshold": repr(verifier.threshold),
-                "embedding_dim": verifier.net.embedding_dim, "storage": storage, "index": index,
+                "embedding_dim": verifier.net.embedding_dim, "storage": storage, "index": index, **guard,
             })
+            verifier.liveness = gate
             return cls(store, verifier)
         store = GalleryStore(path)
         verifier = Verifier.from_checkpoint(ckpt or store.meta["checkpoint"], matcher=store.meta["matcher"],
@@ -86,6 +138,7 @@ class Gallery:
                 f"({verifier.faces.front_end.describe()}) differ (fingerprint mismatch). Use the gallery's checkpoint, "
                 "or enroll everyone again into a new gallery."
             )
+        verifier.liveness = liveness_gate(store, liveness, detect, enrolling)
         return cls(store, verifier)
 
     # enrollment -----------------------------------------------------------------------------------------------
@@ -95,7 +148,11 @@ class Gallery:
         return self.verifier.embed(list(images)).numpy()
 
     def enroll(self, name: str, images: list[str | Path], replace: bool = False) -> None:
-        """One identity from one or several images (template = normalised mean), in one transaction."""
+        """One identity from one or several images (template = normalised mean), in one transaction; behind a gate,
+        a spoofed image refuses the whole enrollment (SpoofDetected names it)."""
+        if self.verifier.liveness is not None:
+            for image in images:
+                self.verifier.liveness.require_live(image)
         embeddings = self.embed_files(images)
         self.store.enroll_many([(name, embeddings.sum(0), len(embeddings))], replace=replace)
         self._index = None
@@ -103,7 +160,8 @@ class Gallery:
     def enroll_folder(self, root: str | Path, replace: bool = False, batch_identities: int = 64,
                       progress: Callable[[Iterable], Iterable] = lambda x: x) -> tuple[int, list[str]]:
         """Every <root>/<identity>/<images>; identities are written `batch_identities` per transaction, each whole.
-        Unreadable images are skipped and returned; returns (identities enrolled, skipped files)."""
+        Unreadable images, and behind a gate spoofed ones, are skipped and returned; returns (identities enrolled,
+        skipped files)."""
         root = Path(root)
         folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
         if not folders:
@@ -113,6 +171,8 @@ class Gallery:
             loaded = []
             for image in sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES):
                 try:
+                    if self.verifier.liveness is not None:
+                        self.verifier.liveness.require_live(image)
                     loaded.append(self.verifier.load(image))
                 except BadImage as error:
                     skipped.append(str(error))
@@ -133,8 +193,12 @@ class Gallery:
 
     # matching ---------------------------------------------------------------------------------------------------
     def verify(self, name: str, image: str | Path) -> Verification:
+        """The liveness check first (a spoof is rejected unmatched), then the probe against the template."""
         template = torch.from_numpy(self.store.template(name)[None].astype(np.float32))
-        return self.verifier.score(torch.from_numpy(self.embed_files([image])), template)
+        check = self.verifier.check_liveness(image)
+        if check is not None and not check.live:
+            return self.verifier.rejected(check)
+        return self.verifier.score(torch.from_numpy(self.embed_files([image])), template, check)
 
     def index(self):
         """The search index over the stored templates, built once and rebuilt after any change."""
@@ -167,20 +231,28 @@ class Gallery:
                     ])
         return [[Match(self._names[i], float(s)) for i, s in zip(r, v) if i >= 0] for r, v in zip(rows, values)]
 
-    def identify(self, image: str | Path, top_k: int = 5) -> tuple[list[Match], bool]:
-        """(top-k matches, known): known is False (open set: "unknown") when the best is below the threshold."""
+    def identify(self, image: str | Path, top_k: int = 5) -> Identification:
+        """(top-k matches, known, liveness): known is False (open set: "unknown") when the best is below the
+        threshold; a probe the gate rejects is not searched (no matches)."""
+        check = self.verifier.check_liveness(image)
+        if check is not None and not check.live:
+            return Identification([], False, check)
         matches = self.search(self.embed_files([image]), top_k)[0]
-        return matches, bool(matches) and matches[0].score >= self.verifier.threshold
+        return Identification(matches, bool(matches) and matches[0].score >= self.verifier.threshold, check)
 
-    def identify_all(self, image: str | Path, top_k: int = 5) -> list[tuple[FaceCrop, list[Match], bool]]:
-        """identify() for every face the front end finds in the image, largest first: (face, matches, known)."""
+    def identify_all(self, image: str | Path, top_k: int = 5) -> FacesIdentification:
+        """identify() for every face the front end finds in the image, largest first: (face, matches, known) each.
+        Behind a gate the image is checked first (the gate judges its largest face); a spoof is not searched."""
+        check = self.verifier.check_liveness(image)
+        if check is not None and not check.live:
+            return FacesIdentification([], check)
         if self.verifier.detect:
             crops = self.verifier.crops(image, all_faces=True)
         else:  # the image is the one aligned crop
             crops = [FaceCrop(self.verifier.load(image), faces=-1)]
         embeddings = embed_images(self.verifier.net, np.stack([c.image for c in crops]))
-        return [(crop, matches, bool(matches) and matches[0].score >= self.verifier.threshold)
-                for crop, matches in zip(crops, self.search(embeddings, top_k))]
+        return FacesIdentification([(crop, matches, bool(matches) and matches[0].score >= self.verifier.threshold)
+                                    for crop, matches in zip(crops, self.search(embeddings, top_k))], check)
 
     def close(self) -> None:
         self.store.close()

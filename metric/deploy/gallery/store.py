@@ -46,6 +46,7 @@ class GalleryInfo:
     index: str
     identities: int
     images: int
+    liveness: str  # the liveness checkpoint guarding enrollment (and, by default, matching), with its sha256
 
 
 class GalleryStore:
@@ -149,8 +150,17 @@ class GalleryStore:
     def info(self) -> GalleryInfo:
         count, images = self.db.execute("SELECT COUNT(*), COALESCE(SUM(image_count), 0) FROM identities").fetchone()
         m = self.meta
+        guard = f"{m['liveness']} (sha256 {m['liveness_sha256'][:12]}...)" if m.get("liveness") else "none"
         return GalleryInfo(str(self.path), int(m["format_version"]), m["checkpoint"], m["fingerprint"], m["matcher"],
-                           float(m["threshold"]), int(m["embedding_dim"]), m["storage"], m["index"], count, images)
+                           float(m["threshold"]), int(m["embedding_dim"]), m["storage"], m["index"], count, images,
+                           guard)
+
+    def set_meta(self, settings: dict) -> None:
+        """Add or change gallery settings, in one transaction."""
+        with self.transaction():
+            self.db.executemany("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                                [(k, str(v)) for k, v in settings.items()])
+        self.meta.update({k: str(v) for k, v in settings.items()})
 
     def close(self) -> None:
         self.db.close()

@@ -1,0 +1,101 @@
+"""The liveness gate: a liveness checkpoint (+experiment=liveness) scores each probe before it is matched or enrolled."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from datamodules.faces.frontend import FaceFrontEnd
+from datamodules.faces.registry import front_end_from_spec
+from datamodules.images import BadImage
+from datamodules.normalisation import to_model_input
+from metric.deploy.probe import ImageInput, ProbeReader, print_note
+from metric.errors import ConfigError
+from metric.model.checkpoint import CHECKPOINT_KEY, face_spec, read_checkpoint
+from metric.model.liveness_net import LivenessNet
+
+
+@dataclass(frozen=True)
+class LivenessCheck:
+    """A probe's liveness score against the gate's threshold (live when score >= threshold)."""
+
+    score: float
+    threshold: float
+
+    @property
+    def live(self) -> bool:
+        return self.score >= self.threshold
+
+    @property
+    def margin(self) -> float:
+        return self.score - self.threshold
+
+    @property
+    def decision(self) -> str:
+        return "LIVE" if self.live else "SPOOF"
+
+    def describe(self) -> str:
+        return f"liveness  score {self.score:.4f} {'>=' if self.live else '<'} threshold {self.threshold:.4f}  {self.decision}"
+
+
+class SpoofDetected(BadImage):
+    """An image the liveness gate rejected as a presentation attack (enrollment refuses it)."""
+
+    def __init__(self, image, check: LivenessCheck):
+        super().__init__(f"{image}: rejected as a presentation attack ({' '.join(check.describe().split())}); "
+                         "nothing was matched or enrolled from it.")
+        self.check = check
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class LivenessGate(ProbeReader):
+    """A liveness net, the threshold calibrated for it on validation, and the face front end it was trained with."""
+
+    def __init__(self, net: LivenessNet, threshold: float, preprocess: dict, front_end: FaceFrontEnd | None = None,
+                 detect: bool = True, note: Callable[[str], None] = print_note, path: Path | None = None):
+        super().__init__(preprocess, front_end, detect, note)
+        self.net = net.eval()
+        self.threshold = float(threshold)
+        self.path = path
+        self.sha256 = file_sha256(path) if path is not None else None
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, detect: bool = True) -> "LivenessGate":
+        """A liveness checkpoint with its stored threshold; a verification checkpoint here is refused clearly."""
+        path = Path(path)
+        checkpoint = read_checkpoint(path, task="liveness", name="liveness")
+        meta = checkpoint[CHECKPOINT_KEY]
+        if not meta.get("threshold"):
+            raise ConfigError(f"liveness={str(path)!r} holds no calibrated threshold: use the best checkpoint of a "
+                              "finished `metric.train +experiment=liveness` run (it stores the threshold there).")
+        net = LivenessNet.from_spec(meta["net"])
+        net.load_state_dict({k[len("net."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")})
+        front_end = front_end_from_spec(face_spec(meta["preprocess"])) if detect else None
+        return cls(net, meta["threshold"]["threshold"], meta["preprocess"], front_end, detect, path=path.resolve())
+
+    def scores(self, images: np.ndarray) -> np.ndarray:
+        """Liveness scores of uint8 (N, H, W, C) model inputs."""
+        with torch.no_grad():
+            return self.net.liveness(to_model_input(images)).numpy().astype(np.float64)
+
+    def check(self, image: ImageInput) -> LivenessCheck:
+        return LivenessCheck(float(self.scores(self.load(image)[None])[0]), self.threshold)
+
+    def require_live(self, image: ImageInput) -> LivenessCheck:
+        """The check of an image that must be live (enrollment): SpoofDetected when it is not."""
+        check = self.check(image)
+        if not check.live:
+            raise SpoofDetected(image, check)
+        return check
