@@ -79,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
                 raise ConfigError("enroll needs --identity NAME IMAGE... or --from-folder ROOT.")
             gallery.enroll(args.identity, args.images, replace=args.replace)
             print(f"enrolled {args.identity} from {len(args.images)} image(s)")
+        gate = gallery.verifier.liveness
+        print(f"liveness  every image checked live by {gate.path}" if gate is not None else
+              "liveness  not checked (no liveness model guards this gallery)")
         return 0
     if args.command == "verify":
         gallery = Gallery.open(args.gallery, ckpt=args.ckpt, detect=not args.no_detect, liveness=args.liveness)

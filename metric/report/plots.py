@@ -66,7 +66,7 @@ def worst_pairs(scores: np.ndarray, genuine: np.ndarray, count: int) -> tuple[np
 def plot_image_rows(rows: list[list[tuple[np.ndarray, str, bool]]], title: str, path: Path, width: float) -> None:
     """A grid of images, one list per row: (image, its caption, whether the caption marks an error in red)."""
     columns = max(max((len(row) for row in rows), default=0), 1)
-    fig, axes = plt.subplots(len(rows), columns, figsize=(width * columns, 1.7 * len(rows) + 0.2), squeeze=False)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(width * columns, 2.0 * len(rows) + 0.3), squeeze=False)
     for r, row in enumerate(rows):
         for col in range(columns):
             ax = axes[r][col]
