@@ -107,3 +107,23 @@ def tiny_liveness_run(tmp_path_factory, data_dir, spoof_tree):
     cfg = compose_train([*TINY_LIVENESS, f"datamodule.root={spoof_tree}", "trainer.max_epochs=3"],
                         tmp_path_factory.mktemp("liveness_run"), data_dir)
     return cfg, train(cfg)
+
+
+@pytest.fixture(scope="session")
+def dlib_bundle(tmp_path_factory, data_dir) -> Path:
+    """dlib's pretrained face model calibrated on 8 ORL identities (a bundle): a model that tells ORL people apart,
+    for the service and browser tests. Skips when ORL or the `.[faces]` extra is missing."""
+    pytest.importorskip("dlib")
+    if not ORL.is_dir():
+        pytest.skip("ORL faces (../shared/data/att_faces) are not present")
+    from metric.metrics.calibration import calibrate_checkpoint
+
+    folder = tmp_path_factory.mktemp("dlib_bundle")
+    bundle = folder / "dlib.ckpt"
+    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
+        cfg = compose(config_name="calibrate", overrides=[
+            f"paths.output_dir={folder}", f"paths.data_dir={data_dir}", "model=dlib", "face=dlib", "datamodule=folder",
+            f"datamodule.root={ORL}", "datamodule.split=ordered", "datamodule.split_counts=[4,2,2]",
+            "datamodule.max_identities=8", f"ckpt={bundle}", "matcher.target_far=0.01"])
+    calibrate_checkpoint(cfg)
+    return bundle

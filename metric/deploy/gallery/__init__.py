@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,15 @@ def fingerprint(verifier: Verifier) -> str:
 class Match:
     identity: str
     score: float
+
+
+class SearchIndex(NamedTuple):
+    """One consistent snapshot for search: the index, the names of its rows and (when search needs them) the
+    float templates."""
+
+    index: object
+    names: list[str]
+    templates: np.ndarray | None
 
 
 class Identification(NamedTuple):
@@ -104,7 +114,9 @@ class Gallery:
     def __init__(self, store: GalleryStore, verifier: Verifier):
         self.store = store
         self.verifier = verifier
-        self._index = None
+        self._index: SearchIndex | None = None
+        self._version: int | None = None
+        self._index_lock = threading.Lock()
 
     @classmethod
     def open(cls, path: str | Path, ckpt: str | Path | None = None, storage: str = "float32",
@@ -200,23 +212,26 @@ class Gallery:
             return self.verifier.rejected(check)
         return self.verifier.score(torch.from_numpy(self.embed_files([image])), template, check)
 
-    def index(self):
-        """The search index over the stored templates, built once and rebuilt after any change."""
-        if self._index is None:
-            self._names, templates = self.store.templates()
-            self._index = build_index(templates, self.store.meta["storage"], self.store.meta["index"])
-            # float templates stay in memory only where search needs them (the exact float32 index shares
-            # them); a compact or FAISS gallery searched by cosine keeps just its index
-            meta = self.store.meta
-            needed = self.verifier.matcher.name != "cosine" or (meta["storage"], meta["index"]) == ("float32", "exact")
-            self._templates = templates if needed else None
-        return self._index
+    def index(self) -> SearchIndex:
+        """The search index over the stored templates, built once and rebuilt after any change, this object's or
+        another connection's (another server process on the same file); safe to call from several threads."""
+        with self._index_lock:
+            version = self.store.data_version()
+            if self._index is None or version != self._version:
+                names, templates = self.store.templates()
+                meta = self.store.meta
+                # float templates stay in memory only where search needs them (the exact float32 index shares
+                # them); a compact or FAISS gallery searched by cosine keeps just its index
+                needed = self.verifier.matcher.name != "cosine" or (meta["storage"], meta["index"]) == ("float32", "exact")
+                self._index = SearchIndex(build_index(templates, meta["storage"], meta["index"]), names,
+                                          templates if needed else None)
+                self._version = version
+            return self._index
 
     def search(self, probes: np.ndarray, top_k: int = 5) -> list[list[Match]]:
         """Top-k matches per probe embedding, scored by the gallery's matcher, best first."""
-        index = self.index()
+        index, names, templates = self.index()
         matcher = self.verifier.matcher
-        templates = self._templates
         if matcher.name == "logistic":  # the head does not rank like an inner product: score every template
             with torch.no_grad():
                 scores = matcher.score_matrix(torch.from_numpy(probes), torch.from_numpy(templates)).numpy()
@@ -229,7 +244,7 @@ class Gallery:
                         matcher.score(torch.from_numpy(np.repeat(p[None], len(r), 0)), torch.from_numpy(templates[r])).numpy()
                         for p, r in zip(probes, rows)
                     ])
-        return [[Match(self._names[i], float(s)) for i, s in zip(r, v) if i >= 0] for r, v in zip(rows, values)]
+        return [[Match(names[i], float(s)) for i, s in zip(r, v) if i >= 0] for r, v in zip(rows, values)]
 
     def identify(self, image: str | Path, top_k: int = 5) -> Identification:
         """(top-k matches, known, liveness): known is False (open set: "unknown") when the best is below the

@@ -2,12 +2,14 @@
 
 Each identity's template is kept as the sum of its image embeddings and their count, so enrolling more
 images later updates the mean exactly; the searchable template is that sum, normalised. Every change is
-one transaction: a killed process leaves each identity either fully enrolled or absent.
+one transaction: a killed process leaves each identity either fully enrolled or absent. One store may be used
+from several threads (the service's workers): its connection is shared under a lock.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -57,7 +59,9 @@ class GalleryStore:
         if not self.path.exists() and create is None:
             raise ConfigError(f"gallery {str(self.path)!r} does not exist; create it with `enroll --ckpt ...`.")
         try:
-            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)  # explicit transactions
+            # explicit transactions; shared by threads under self.lock
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            self.lock = threading.RLock()
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -86,7 +90,12 @@ class GalleryStore:
             self.db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in rows.items()])
 
     def transaction(self):
-        return _Transaction(self.db)
+        return _Transaction(self.db, self.lock)
+
+    def data_version(self) -> int:
+        """SQLite's counter of commits by other connections: a change means another process changed the gallery."""
+        with self.lock:
+            return int(self.db.execute("PRAGMA data_version").fetchone()[0])
 
     # writing ---------------------------------------------------------------------------------------------
     def enroll_many(self, batch: Iterable[tuple[str, np.ndarray, int]], replace: bool = False) -> int:
@@ -95,7 +104,7 @@ class GalleryStore:
         now = time.time()
         rows = [(name, np.asarray(total, np.float32), int(n)) for name, total, n in batch]
         with self.transaction():
-            existing = {} if replace else self.sums([name for name, _, _ in rows])
+            existing = {} if replace else self._sums([name for name, _, _ in rows])
             for name, total, n in rows:  # a name twice in one batch adds up too
                 if name in existing:
                     old_sum, old_n = existing[name]
@@ -117,6 +126,10 @@ class GalleryStore:
 
     # reading ---------------------------------------------------------------------------------------------
     def sums(self, names: list[str]) -> dict[str, tuple[np.ndarray, int]]:
+        with self.lock:
+            return self._sums(names)
+
+    def _sums(self, names: list[str]) -> dict[str, tuple[np.ndarray, int]]:
         out = {}
         for start in range(0, len(names), 500):
             chunk = names[start : start + 500]
@@ -137,7 +150,9 @@ class GalleryStore:
     def templates(self) -> tuple[list[str], np.ndarray]:
         """Every identity's normalised template, in enrollment order."""
         names, rows = [], []
-        for name, blob in self.db.execute("SELECT name, embedding_sum FROM identities ORDER BY id"):
+        with self.lock:
+            found = self.db.execute("SELECT name, embedding_sum FROM identities ORDER BY id").fetchall()
+        for name, blob in found:
             names.append(name)
             rows.append(np.frombuffer(blob, np.float32))
         dim = int(self.meta["embedding_dim"])
@@ -145,10 +160,12 @@ class GalleryStore:
         return names, matrix / (np.linalg.norm(matrix, axis=1, keepdims=True) + 1e-12)
 
     def list(self) -> list[tuple[str, int, float]]:
-        return list(self.db.execute("SELECT name, image_count, enrolled_at FROM identities ORDER BY name"))
+        with self.lock:
+            return list(self.db.execute("SELECT name, image_count, enrolled_at FROM identities ORDER BY name"))
 
     def info(self) -> GalleryInfo:
-        count, images = self.db.execute("SELECT COUNT(*), COALESCE(SUM(image_count), 0) FROM identities").fetchone()
+        with self.lock:
+            count, images = self.db.execute("SELECT COUNT(*), COALESCE(SUM(image_count), 0) FROM identities").fetchone()
         m = self.meta
         guard = f"{m['liveness']} (sha256 {m['liveness_sha256'][:12]}...)" if m.get("liveness") else "none"
         return GalleryInfo(str(self.path), int(m["format_version"]), m["checkpoint"], m["fingerprint"], m["matcher"],
@@ -167,15 +184,24 @@ class GalleryStore:
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error: nothing half-written."""
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error: nothing half-written; the store's lock is held throughout."""
 
-    def __init__(self, db: sqlite3.Connection):
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock):
         self.db = db
+        self.lock = lock
 
     def __enter__(self):
-        self.db.execute("BEGIN IMMEDIATE")
+        self.lock.acquire()
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lock.release()
+            raise
         return self.db
 
     def __exit__(self, kind, value, traceback):
-        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        try:
+            self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        finally:
+            self.lock.release()
         return False

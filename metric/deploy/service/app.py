@@ -1,0 +1,306 @@
+"""The FastAPI application over one gallery: the /v1 routes, API-key scopes, bounded uploads, the audit log, the web page
+and one JSON error shape. Every decision goes through the gallery's own code (front end, embedder, threshold, gate)."""
+
+from __future__ import annotations
+
+import json
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+from datamodules.faces.frontend import NoFace
+from datamodules.images import BadImage
+from metric.deploy.gallery import Gallery
+from metric.deploy.liveness import LivenessCheck, SpoofDetected
+from metric.deploy.service.audit import AuditLog
+from metric.deploy.service.keys import KeyRecord, KeyStore, allows
+from metric.deploy.service.uploads import UploadError, UploadLimits, check_file_count, decode_upload
+from metric.deploy.service.workers import Busy, WorkerPool
+from metric.errors import ConfigError
+
+PAGE = Path(__file__).with_name("static") / "index.html"
+STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                405: "method_not_allowed", 413: "too_large", 422: "presentation_attack", 503: "busy"}
+MAX_NAME = 128
+
+
+@dataclass
+class ServiceConfig:
+    """What `python -m metric.serve` is started with."""
+
+    gallery: Path
+    ckpt: str | None = None
+    liveness: str | None = None
+    detect: bool = True
+    workers: int = 2
+    queue: int = 16
+    limits: UploadLimits = field(default_factory=UploadLimits)
+    cors_origins: tuple[str, ...] = ()
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+
+def error_response(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+class Service:
+    """The gallery (model, front end, threshold, optional liveness gate), its API keys and audit log, the upload limits
+    and the worker pool of one server."""
+
+    def __init__(self, config: ServiceConfig):
+        self.config = config
+        self.gallery = Gallery.open(config.gallery, ckpt=config.ckpt, detect=config.detect, liveness=config.liveness,
+                                    enrolling=config.liveness is not None)
+        store = self.gallery.store
+        self.keys = KeyStore(store.db, store.lock)
+        self.audit = AuditLog(store.db, store.lock)
+        self.pool = WorkerPool(config.workers, config.queue)
+        self.channels = int(self.gallery.verifier.preprocess["channels"])
+
+    def decode(self, data: bytes, filename: str | None) -> np.ndarray:
+        return decode_upload(data, filename, self.channels, self.config.limits)
+
+    def require_enrolled(self, name: str) -> None:
+        if not self.gallery.store.sums([name]):
+            raise ApiError(404, "not_found", f"identity {name!r} is not enrolled; GET /v1/identities lists who is.")
+
+    def info(self) -> dict:
+        info = vars(self.gallery.store.info()).copy()
+        info.pop("path")
+        verifier = self.gallery.verifier
+        return {**info, "front_end": verifier.faces.front_end.describe(), "detect": verifier.detect,
+                "image_size": list(verifier.size), "channels": self.channels,
+                "liveness_threshold": verifier.liveness.threshold if verifier.liveness else None,
+                "limits": {k: v for k, v in vars(self.config.limits).items()}}
+
+
+def liveness_json(check: LivenessCheck | None) -> dict | None:
+    if check is None:
+        return None
+    return {"score": check.score, "threshold": check.threshold, "decision": check.decision, "live": check.live}
+
+
+def check_name(name: str) -> str:
+    if not name or len(name) > MAX_NAME or any(ord(c) < 32 for c in name) or name != name.strip():
+        raise ApiError(400, "bad_request", f"identity names are 1-{MAX_NAME} printable characters without leading or "
+                                           "trailing spaces.")
+    return name
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `max_bytes` gets 413 before the app parses it (by Content-Length, or by
+    counting a streamed body)."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        too_large = error_response(413, "too_large", f"the request is over {self.max_bytes:,} bytes; send fewer or "
+                                                     "smaller images.")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            return await too_large(scope, receive, send)
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > self.max_bytes:
+                return await too_large(scope, receive, send)
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return await self.app(scope, replay, send)
+
+
+def create_app(service: Service) -> FastAPI:
+    """The application: routes bound to this service."""
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        service.pool.shutdown()
+
+    app = FastAPI(title="metric-faces verification service", version="1", debug=False, lifespan=lifespan)
+    limits = service.config.limits
+    if service.config.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(service.config.cors_origins),
+                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "X-API-Key"])
+    app.add_middleware(BodyLimit, max_bytes=limits.max_request_bytes)
+
+    def scope(needed: str):
+        def check(request: Request) -> KeyRecord:
+            header = request.headers.get("authorization", "")
+            key = header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("x-api-key")
+            record = service.keys.check(key)
+            if record is None:
+                raise ApiError(401, "unauthorized", "a valid API key is needed: send 'Authorization: Bearer <key>' or "
+                                                    "'X-API-Key: <key>' (python -m metric.serve keys create ...).")
+            if not allows(record.scope, needed):
+                raise ApiError(403, "forbidden", f"this key's scope ({record.scope}) does not allow {needed} calls.")
+            return record
+        return Depends(check)
+
+    async def images_of(uploads: list[UploadFile]) -> list[np.ndarray]:
+        check_file_count(len(uploads), limits)
+        return [service.decode(await upload.read(), upload.filename) for upload in uploads]
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, error: ApiError):
+        return error_response(error.status, error.code, error.message, error.headers)
+
+    @app.exception_handler(UploadError)
+    async def upload_error(request: Request, error: UploadError):
+        return error_response(error.status, error.code, error.message)
+
+    @app.exception_handler(Busy)
+    async def busy(request: Request, error: Busy):
+        return error_response(503, "busy", str(error), {"Retry-After": "1"})
+
+    @app.exception_handler(SpoofDetected)
+    async def spoof(request: Request, error: SpoofDetected):
+        return error_response(422, "presentation_attack", str(error))
+
+    @app.exception_handler(BadImage)
+    async def bad_image(request: Request, error: BadImage):
+        return error_response(400, "no_face" if isinstance(error, NoFace) else "bad_image", str(error))
+
+    @app.exception_handler(ConfigError)
+    async def config_error(request: Request, error: ConfigError):
+        return error_response(400, "bad_request", str(error))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError):
+        fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in error.errors())
+        return error_response(400, "bad_request", f"the request is incomplete or malformed ({fields}).")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException):
+        return error_response(error.status_code, STATUS_CODES.get(error.status_code, "error"), str(error.detail))
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, error: Exception):
+        return error_response(500, "internal", "the server failed on this request; it has been logged.")
+
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(PAGE, media_type="text/html")
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz():
+        try:
+            with service.gallery.store.lock:
+                service.gallery.store.db.execute("SELECT 1").fetchone()
+        except Exception:
+            return error_response(503, "not_ready", "the gallery database cannot be read.")
+        return {"status": "ready", "identities": service.gallery.store.info().identities}
+
+    @app.get("/v1/info")
+    def info(key: KeyRecord = scope("verify")):
+        return service.info()
+
+    @app.post("/v1/identities/{name}/images")
+    async def enroll(name: str, images: list[UploadFile] = File(...), replace: bool = Query(False),
+                     key: KeyRecord = scope("enroll")):
+        check_name(name)
+        arrays = await images_of(images)
+
+        def job():
+            service.gallery.enroll(name, arrays, replace=replace)
+            service.audit.record("enroll", key.key_id, name, "ok", {"images": len(arrays), "replace": replace})
+            return dict(zip(("name", "images", "enrolled_at"), identity_row(name)))
+
+        return await service.pool.run(job)
+
+    @app.post("/v1/verify")
+    async def verify(identity: str = Form(...), image: UploadFile = File(...), key: KeyRecord = scope("verify")):
+        service.require_enrolled(identity)
+        probe = service.decode(await image.read(), image.filename)
+
+        def job():
+            result = service.gallery.verify(identity, probe)
+            answer = {"identity": identity, "decision": result.decision, "accepted": result.accepted,
+                      "score": None if result.spoof else result.score, "threshold": result.threshold,
+                      "matcher": result.matcher, "liveness": liveness_json(result.liveness)}
+            service.audit.record("verify", key.key_id, identity, result.decision, {
+                k: answer[k] for k in ("score", "threshold", "accepted", "liveness")})
+            return answer
+
+        return await service.pool.run(job)
+
+    @app.post("/v1/identify")
+    async def identify(image: UploadFile = File(...), top_k: int = Form(5, ge=1, le=100),
+                       key: KeyRecord = scope("verify")):
+        probe = service.decode(await image.read(), image.filename)
+
+        def job():
+            found = service.gallery.identify(probe, top_k)
+            spoofed = found.liveness is not None and not found.liveness.live
+            best = found.matches[0].identity if found.known else None
+            answer = {"identity": best or ("rejected: presentation attack" if spoofed else "unknown"),
+                      "known": found.known, "threshold": service.gallery.verifier.threshold,
+                      "matches": [{"identity": m.identity, "score": m.score} for m in found.matches],
+                      "liveness": liveness_json(found.liveness)}
+            service.audit.record("identify", key.key_id, best, "spoof" if spoofed else "known" if best else "unknown",
+                                 {"top": answer["matches"][:1], "liveness": answer["liveness"]})
+            return answer
+
+        return await service.pool.run(job)
+
+    def identity_row(name: str) -> tuple[str, int, float]:
+        rows = [row for row in service.gallery.store.list() if row[0] == name]
+        if not rows:
+            raise ApiError(404, "not_found", f"identity {name!r} is not enrolled; GET /v1/identities lists who is.")
+        return rows[0]
+
+    @app.get("/v1/identities")
+    def identities(key: KeyRecord = scope("verify")):
+        return {"identities": [{"name": n, "images": c, "enrolled_at": t} for n, c, t in service.gallery.store.list()]}
+
+    @app.get("/v1/identities/{name}")
+    def identity(name: str, key: KeyRecord = scope("verify")):
+        return dict(zip(("name", "images", "enrolled_at"), identity_row(name)))
+
+    @app.delete("/v1/identities/{name}")
+    def remove(name: str, key: KeyRecord = scope("admin")):
+        service.require_enrolled(name)
+        service.gallery.remove(name)
+        service.audit.record("remove", key.key_id, name, "ok")
+        return Response(status_code=204)
+
+    app.state.service = service
+    return app
+
+
+def audit_lines(entries: list[dict]) -> list[str]:
+    """The audit log as lines for the command line."""
+    return [f"{e['at']:.3f}  {e['action']:10} {e.get('identity') or '-':20} {e['outcome']:10} key={e.get('key_id')}  "
+            f"{json.dumps(e.get('detail'))}" for e in entries]

@@ -1,0 +1,133 @@
+"""`python -m metric.serve --gallery people.db`: the HTTP verification service; `keys create|list|revoke` and `audit`
+manage its API keys and show its audit log. Bad input exits 2 with one line, never a trace."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from datamodules.images import BadImage
+from metric.errors import ConfigError
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m metric.serve", description=__doc__.splitlines()[0])
+    p.add_argument("--gallery", required=True, help="the gallery database (created with --ckpt if missing)")
+    p.add_argument("--ckpt", help="checkpoint: required to create the gallery, else checked against it")
+    p.add_argument("--liveness", metavar="CKPT", help="a liveness checkpoint gating every image (recorded as the "
+                                                      "gallery's guard); without it, the guard the gallery records")
+    p.add_argument("--no-detect", action="store_true", help="uploads are already aligned face crops")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=2, help="threads that embed images")
+    p.add_argument("--queue", type=int, default=16, help="requests that may wait for a worker; more get 503")
+    p.add_argument("--max-request-mb", type=float, default=10.0, help="largest request body (413 above)")
+    p.add_argument("--max-files", type=int, default=10, help="most images per enrollment request (413 above)")
+    p.add_argument("--max-pixels", type=int, default=25_000_000, help="largest decoded image (413 above)")
+    p.add_argument("--cors-origin", action="append", default=[], metavar="URL",
+                   help="allow browser calls from this origin (repeatable); CORS is off without it")
+    return p
+
+
+def keys_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m metric.serve keys", description="API keys of a gallery's service")
+    sub = p.add_subparsers(dest="action", required=True)
+    create = sub.add_parser("create", help="print a new key once (last line); only its hash is stored")
+    create.add_argument("--gallery", required=True)
+    create.add_argument("--scope", required=True, choices=("verify", "enroll", "admin"))
+    create.add_argument("--label", help="who or what the key is for")
+    sub.add_parser("list").add_argument("--gallery", required=True)
+    revoke = sub.add_parser("revoke")
+    revoke.add_argument("--gallery", required=True)
+    revoke.add_argument("key_id", help="the id `keys list` shows")
+    return p
+
+
+def audit_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m metric.serve audit", description="the service's audit log, newest first")
+    p.add_argument("--gallery", required=True)
+    p.add_argument("--limit", type=int, default=50)
+    return p
+
+
+def stamp(at: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)) if at else "-"
+
+
+def run_keys(args: argparse.Namespace) -> int:
+    from metric.deploy.gallery.store import GalleryStore
+    from metric.deploy.service.audit import AuditLog
+    from metric.deploy.service.keys import KeyStore
+
+    store = GalleryStore(args.gallery)
+    keys, audit = KeyStore(store.db, store.lock), AuditLog(store.db, store.lock)
+    if args.action == "create":
+        key, record = keys.create(args.scope, args.label)
+        audit.record("key_create", None, None, "ok", {"key_id": record.key_id, "scope": record.scope})
+        print(f"created key {record.key_id} with scope {record.scope}; it is shown once, only its hash is stored:")
+        print(key)
+    elif args.action == "list":
+        for record in keys.list():
+            state = f"revoked {stamp(record.revoked_at)}" if record.revoked else "active"
+            print(f"{record.key_id}\t{record.scope}\t{state}\tcreated {stamp(record.created_at)}\t{record.label or ''}")
+    else:
+        keys.revoke(args.key_id)
+        audit.record("key_revoke", None, None, "ok", {"key_id": args.key_id})
+        print(f"revoked {args.key_id}")
+    return 0
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    from metric.deploy.gallery.store import GalleryStore
+    from metric.deploy.service.app import audit_lines
+    from metric.deploy.service.audit import AuditLog
+
+    store = GalleryStore(args.gallery)
+    print("\n".join(audit_lines(AuditLog(store.db, store.lock).recent(args.limit))))
+    return 0
+
+
+def run_server(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from metric.deploy.service.app import Service, ServiceConfig, create_app
+    from metric.deploy.service.uploads import UploadLimits
+
+    limits = UploadLimits(max_request_bytes=int(args.max_request_mb * 2**20), max_files=args.max_files,
+                          max_pixels=args.max_pixels)
+    service = Service(ServiceConfig(Path(args.gallery), args.ckpt, args.liveness, not args.no_detect, args.workers,
+                                    args.queue, limits, tuple(args.cors_origin)))
+    print(f"serving {args.gallery} on http://{args.host}:{args.port} (API docs at /docs, the web page at /)", flush=True)
+    uvicorn.run(create_app(service), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+class CommandParser:
+    """The three command lines of metric.serve: the server, `keys ...` and `audit ...`."""
+
+    def parse_args(self, argv: list[str]) -> argparse.Namespace:
+        if argv[:1] == ["keys"]:
+            return keys_parser().parse_args(argv[1:])
+        if argv[:1] == ["audit"]:
+            return audit_parser().parse_args(argv[1:])
+        return parser().parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = CommandParser().parse_args(argv)
+    try:
+        if argv[:1] == ["keys"]:
+            return run_keys(args)
+        if argv[:1] == ["audit"]:
+            return run_audit(args)
+        return run_server(args)
+    except (ConfigError, BadImage) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
