@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from metric.deploy.sqlite import transaction
 from metric.errors import ConfigError
 
 FORMAT_VERSION = 1
@@ -90,7 +91,7 @@ class GalleryStore:
             self.db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in rows.items()])
 
     def transaction(self):
-        return _Transaction(self.db, self.lock)
+        return transaction(self.db, self.lock)
 
     def data_version(self) -> int:
         """SQLite's counter of commits by other connections: a change means another process changed the gallery."""
@@ -181,27 +182,3 @@ class GalleryStore:
 
     def close(self) -> None:
         self.db.close()
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error: nothing half-written; the store's lock is held throughout."""
-
-    def __init__(self, db: sqlite3.Connection, lock: threading.RLock):
-        self.db = db
-        self.lock = lock
-
-    def __enter__(self):
-        self.lock.acquire()
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self.lock.release()
-            raise
-        return self.db
-
-    def __exit__(self, kind, value, traceback):
-        try:
-            self.db.execute("COMMIT" if kind is None else "ROLLBACK")
-        finally:
-            self.lock.release()
-        return False

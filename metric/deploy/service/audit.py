@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from metric.deploy.service.keys import transaction
+from metric.deploy.sqlite import transaction
 from metric.errors import ConfigError
 
 ACTIONS = ("enroll", "remove", "verify", "identify", "key_create", "key_revoke")

@@ -13,10 +13,9 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
+from metric.deploy.sqlite import transaction
 from metric.errors import ConfigError
 
 SCOPES = ("verify", "enroll", "admin")  # ordered: a key allows every action at or below its scope
@@ -33,20 +32,6 @@ CREATE TABLE IF NOT EXISTS api_keys (
     revoked_at REAL
 )
 """
-
-
-@contextmanager
-def transaction(db: sqlite3.Connection, lock: threading.RLock) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error, holding `lock` throughout (the gallery store's
-    transaction, kept here so key and audit tools load without the model stack)."""
-    with lock:
-        db.execute("BEGIN IMMEDIATE")  # waits out another writer up to the connection's timeout
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
 
 def allows(key_scope: str, needed: str) -> bool:

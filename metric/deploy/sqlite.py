@@ -1,0 +1,23 @@
+"""The one SQLite transaction of the deploy room: BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error, under a lock
+shared by the threads that use one connection (the gallery store, the service's keys and audit log)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection, lock: threading.RLock) -> Iterator[sqlite3.Connection]:
+    """Nothing half-written: the block's writes all land, or none does; another writer is waited out up to the
+    connection's timeout."""
+    with lock:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
