@@ -1,0 +1,263 @@
+"""The gallery API: a GalleryStore plus the model whose embeddings it holds (see the package docstring)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from datamodules.faces.frontend import FaceCrop
+from datamodules.images import IMAGE_SUFFIXES, BadImage
+from metric.deploy.gallery.search import build_index
+from metric.deploy.gallery.search import top_k as best_k
+from metric.deploy.gallery.store import GalleryStore
+from metric.deploy.liveness import LivenessCheck, LivenessGate
+from metric.deploy.verifier import Verification, Verifier, print_note
+from metric.errors import ConfigError
+from metric.scoring.embed import embed_images
+
+
+def fingerprint(verifier: Verifier) -> str:
+    """sha256 of the net's (and head's) weights, or an outside embedder's spec and model-file sha256, and of the
+    preprocessing, face front end included: what makes embeddings comparable."""
+    digest = hashlib.sha256()
+    modules = [verifier.net] + ([verifier.matcher.head] if hasattr(verifier.matcher, "head") else [])
+    for module in modules:
+        if "kind" in getattr(module, "spec", dict)():  # an outside or adapted embedder: its spec holds the file's sha256
+            digest.update(json.dumps(module.spec(), sort_keys=True).encode())
+        if not isinstance(module, torch.nn.Module):
+            continue
+        for key, tensor in sorted(module.state_dict().items()):
+            digest.update(key.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    digest.update(json.dumps(verifier.preprocess, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Match:
+    identity: str
+    score: float
+
+
+class SearchIndex(NamedTuple):
+    """One consistent snapshot for search: the index, the names of its rows and (when search needs them) the
+    float templates."""
+
+    index: object
+    names: list[str]
+    templates: np.ndarray | None
+
+
+class Identification(NamedTuple):
+    """1:N: the top-k matches (empty when the gate rejected the probe), whether the best clears the threshold, and
+    the liveness check (None without a gate)."""
+
+    matches: list[Match]
+    known: bool
+    liveness: LivenessCheck | None = None
+
+
+class FacesIdentification(NamedTuple):
+    """identify_all: (face crop, matches, known) per face, largest first (none when the gate rejected the image),
+    and the liveness check (None without a gate)."""
+
+    faces: list[tuple[FaceCrop, list[Match], bool]]
+    liveness: LivenessCheck | None = None
+
+
+def liveness_gate(store: GalleryStore, liveness: str | Path | None, detect: bool, enrolling: bool) -> LivenessGate | None:
+    """The gate for this call: the one given (enrollment records it as the gallery's guard), else the one the gallery
+    records, checked unchanged by its sha256."""
+    recorded = store.meta.get("liveness")
+    if liveness is not None:
+        gate = LivenessGate.from_checkpoint(liveness, detect)
+        if enrolling and (recorded != str(gate.path) or store.meta.get("liveness_sha256") != gate.sha256):
+            if recorded:
+                print_note(f"{store.path} was guarded by {recorded}; it is now guarded by {gate.path}.")
+            store.set_meta({"liveness": gate.path, "liveness_sha256": gate.sha256})
+        elif recorded and recorded != str(gate.path):
+            print_note(f"{store.path} is guarded by {recorded}; this call uses {gate.path} instead.")
+        return gate
+    if not recorded:
+        return None
+    if not Path(recorded).is_file():
+        raise ConfigError(f"{store.path} is guarded by the liveness model {recorded}, which is missing: restore it, or "
+                          "pass --liveness <ckpt> (enroll records a new guard).")
+    gate = LivenessGate.from_checkpoint(recorded, detect)
+    if gate.sha256 != store.meta.get("liveness_sha256"):
+        raise ConfigError(f"the liveness model {recorded} changed since it was recorded as the guard of {store.path} "
+                          "(sha256 mismatch): pass --liveness <ckpt> to enroll to record the model you mean.")
+    return gate
+
+
+class Gallery:
+    """A GalleryStore plus the model whose embeddings it holds (checked by fingerprint)."""
+
+    def __init__(self, store: GalleryStore, verifier: Verifier):
+        self.store = store
+        self.verifier = verifier
+        self._index: SearchIndex | None = None
+        self._version: int | None = None
+        self._index_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: str | Path, ckpt: str | Path | None = None, storage: str = "float32",
+             index: str = "exact", detect: bool = True, liveness: str | Path | None = None,
+             enrolling: bool = False) -> "Gallery":
+        """Open a gallery; with ckpt, create it if missing, and refuse a checkpoint (weights or face front end) other
+        than the gallery's. detect=False: the images given are already aligned face crops. `liveness`: a liveness
+        checkpoint that gates every image (`enrolling=True` records it as the gallery's guard); without it, the guard
+        the gallery records, if any."""
+        path = Path(path)
+        if not path.exists():
+            if ckpt is None:
+                raise ConfigError(f"gallery {str(path)!r} does not exist; create it with `enroll --ckpt <checkpoint>`.")
+            verifier = Verifier.from_checkpoint(ckpt, detect=detect)
+            gate = LivenessGate.from_checkpoint(liveness, detect) if liveness is not None else None
+            guard = {"liveness": gate.path, "liveness_sha256": gate.sha256} if gate is not None else {}
+            store = GalleryStore(path, create={
+                "checkpoint": str(Path(ckpt).resolve()), "fingerprint": fingerprint(verifier),
+                "matcher": verifier.matcher.name, "threshold": repr(verifier.threshold),
+                "embedding_dim": verifier.net.embedding_dim, "storage": storage, "index": index, **guard,
+            })
+            verifier.liveness = gate
+            return cls(store, verifier)
+        store = GalleryStore(path)
+        verifier = Verifier.from_checkpoint(ckpt or store.meta["checkpoint"], matcher=store.meta["matcher"],
+                                            detect=detect)
+        if fingerprint(verifier) != store.meta["fingerprint"]:
+            raise ConfigError(
+                f"{path} was built with checkpoint {store.meta['checkpoint']}, but the probe would be embedded by "
+                f"{Path(ckpt or store.meta['checkpoint']).resolve()}, whose weights or face front end "
+                f"({verifier.faces.front_end.describe()}) differ (fingerprint mismatch). Use the gallery's checkpoint, "
+                "or enroll everyone again into a new gallery."
+            )
+        verifier.liveness = liveness_gate(store, liveness, detect, enrolling)
+        return cls(store, verifier)
+
+    # enrollment -----------------------------------------------------------------------------------------------
+    def embed_files(self, images: list[str | Path]) -> np.ndarray:
+        if not images:
+            raise ConfigError("no image given: enroll, verify and identify need at least one image.")
+        return self.verifier.embed(list(images)).numpy()
+
+    def enroll(self, name: str, images: list[str | Path], replace: bool = False) -> None:
+        """One identity from one or several images (template = normalised mean), in one transaction; behind a gate,
+        a spoofed image refuses the whole enrollment (SpoofDetected names it)."""
+        if self.verifier.liveness is not None:
+            for image in images:
+                self.verifier.liveness.require_live(image)
+        embeddings = self.embed_files(images)
+        self.store.enroll_many([(name, embeddings.sum(0), len(embeddings))], replace=replace)
+        self._index = None
+
+    def enroll_folder(self, root: str | Path, replace: bool = False, batch_identities: int = 64,
+                      progress: Callable[[Iterable], Iterable] = lambda x: x) -> tuple[int, list[str]]:
+        """Every <root>/<identity>/<images>; identities are written `batch_identities` per transaction, each whole.
+        Unreadable images, and behind a gate spoofed ones, are skipped and returned; returns (identities enrolled,
+        skipped files)."""
+        root = Path(root)
+        folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        if not folders:
+            raise ConfigError(f"--from-folder {str(root)!r} holds no <identity>/<images> folders.")
+        pending, skipped, enrolled = [], [], 0
+        for folder in progress(folders):
+            loaded = []
+            for image in sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES):
+                try:
+                    if self.verifier.liveness is not None:
+                        self.verifier.liveness.require_live(image)
+                    loaded.append(self.verifier.load(image))
+                except BadImage as error:
+                    skipped.append(str(error))
+            if loaded:  # one forward pass per identity
+                embeddings = self.verifier.embed(loaded).numpy()
+                pending.append((folder.name, embeddings.sum(0), len(embeddings)))
+            if len(pending) >= batch_identities:
+                enrolled += self.store.enroll_many(pending, replace=replace)
+                pending = []
+        if pending:
+            enrolled += self.store.enroll_many(pending, replace=replace)
+        self._index = None
+        return enrolled, skipped
+
+    def remove(self, name: str) -> None:
+        self.store.remove(name)
+        self._index = None
+
+    # matching ---------------------------------------------------------------------------------------------------
+    def verify(self, name: str, image: str | Path) -> Verification:
+        """The liveness check first (a spoof is rejected unmatched), then the probe against the template."""
+        template = torch.from_numpy(self.store.template(name)[None].astype(np.float32))
+        check = self.verifier.check_liveness(image)
+        if check is not None and not check.live:
+            return self.verifier.rejected(check)
+        return self.verifier.score(torch.from_numpy(self.embed_files([image])), template, check)
+
+    def index(self) -> SearchIndex:
+        """The search index over the stored templates, built once and rebuilt after any change, this object's or
+        another connection's (another server process on the same file); safe to call from several threads."""
+        with self._index_lock:
+            version = self.store.data_version()
+            if self._index is None or version != self._version:
+                names, templates = self.store.templates()
+                meta = self.store.meta
+                # float templates stay in memory only where search needs them (the exact float32 index shares
+                # them); a compact or FAISS gallery searched by cosine keeps just its index
+                needed = self.verifier.matcher.name != "cosine" or (meta["storage"], meta["index"]) == ("float32", "exact")
+                self._index = SearchIndex(build_index(templates, meta["storage"], meta["index"]), names,
+                                          templates if needed else None)
+                self._version = version
+            return self._index
+
+    def search(self, probes: np.ndarray, top_k: int = 5) -> list[list[Match]]:
+        """Top-k matches per probe embedding, scored by the gallery's matcher, best first."""
+        index, names, templates = self.index()
+        matcher = self.verifier.matcher
+        if matcher.name == "logistic":  # the head does not rank like an inner product: score every template
+            with torch.no_grad():
+                scores = matcher.score_matrix(torch.from_numpy(probes), torch.from_numpy(templates)).numpy()
+            rows, values = best_k(scores, top_k)
+        else:
+            rows, values = index.search(probes, top_k)
+            if matcher.name != "cosine":  # euclidean and mse rank unit vectors as cosine does; rescore them
+                with torch.no_grad():
+                    values = np.stack([
+                        matcher.score(torch.from_numpy(np.repeat(p[None], len(r), 0)), torch.from_numpy(templates[r])).numpy()
+                        for p, r in zip(probes, rows)
+                    ])
+        return [[Match(names[i], float(s)) for i, s in zip(r, v) if i >= 0] for r, v in zip(rows, values)]
+
+    def identify(self, image: str | Path, top_k: int = 5) -> Identification:
+        """(top-k matches, known, liveness): known is False (open set: "unknown") when the best is below the
+        threshold; a probe the gate rejects is not searched (no matches)."""
+        check = self.verifier.check_liveness(image)
+        if check is not None and not check.live:
+            return Identification([], False, check)
+        matches = self.search(self.embed_files([image]), top_k)[0]
+        return Identification(matches, bool(matches) and matches[0].score >= self.verifier.threshold, check)
+
+    def identify_all(self, image: str | Path, top_k: int = 5) -> FacesIdentification:
+        """identify() for every face the front end finds in the image, largest first: (face, matches, known) each.
+        Behind a gate the image is checked first (the gate judges its largest face); a spoof is not searched."""
+        check = self.verifier.check_liveness(image)
+        if check is not None and not check.live:
+            return FacesIdentification([], check)
+        if self.verifier.detect:
+            crops = self.verifier.crops(image, all_faces=True)
+        else:  # the image is the one aligned crop
+            crops = [FaceCrop(self.verifier.load(image), faces=-1)]
+        embeddings = embed_images(self.verifier.net, np.stack([c.image for c in crops]))
+        return FacesIdentification([(crop, matches, bool(matches) and matches[0].score >= self.verifier.threshold)
+                                    for crop, matches in zip(crops, self.search(embeddings, top_k))], check)
+
+    def close(self) -> None:
+        self.store.close()
