@@ -24,6 +24,7 @@ TINY_RUNS = {
     "gallery_search.py": ["--count", "5000", "--dim", "32", "--repeats", "1"],
     "metrics_scale.py": ["--scores", "20000", "--bins", "4096", "--rounds", "1"],
     "train_throughput.py": ["--steps", "2", "--warmup", "1", "--rounds", "1"],
+    "serve_load.py": ["--concurrency", "1", "2", "--duration", "1", "--enroll", "10", "--out", "OUT"],
 }
 
 
