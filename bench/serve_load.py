@@ -92,9 +92,11 @@ def log_tail(log: Path, lines: int = 30) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else "(no log)"
 
 
-def start_server(db: Path, ckpt: Path, port: int, workers: int, queue: int, threads: int, log: Path) -> subprocess.Popen:
+def start_server(db: Path, ckpt: Path, port: int, workers: int, queue: int, threads: int, log: Path,
+                 batch: int = 1) -> subprocess.Popen:
     command = [sys.executable, "-m", "metric.serve", "--gallery", str(db), "--ckpt", str(ckpt), "--host",
-               "127.0.0.1", "--port", str(port), "--workers", str(workers), "--queue", str(queue)]
+               "127.0.0.1", "--port", str(port), "--workers", str(workers), "--queue", str(queue), "--batch",
+               str(batch)]
     env = dict(os.environ)
     if threads:  # torch's intra-op threads in the server, as torch.set_num_threads sets them here
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
@@ -431,8 +433,9 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=100_000, help="verify requests per level, at most")
     parser.add_argument("--enroll", type=int, default=1000, help="identities enrolled during the load, spread "
                                                                  "evenly over the levels")
-    parser.add_argument("--workers", type=int, default=2, help="the server's --workers")
-    parser.add_argument("--queue", type=int, default=16, help="the server's --queue")
+    parser.add_argument("--workers", type=int, default=8, help="the server's --workers")
+    parser.add_argument("--queue", type=int, default=8, help="the server's --queue")
+    parser.add_argument("--batch", type=int, default=8, help="the server's --batch (micro-batched forward passes)")
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="torch intra-op threads in the server (OMP_NUM_THREADS) and in the direct baseline; "
                              "0: torch's default (one per core)")
@@ -464,7 +467,7 @@ def main() -> None:
         Gallery.open(db, ckpt=ckpt).close()  # created here, so that the keys CLI can start beside the server
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        server = start_server(db, ckpt, port, args.workers, args.queue, args.torch_threads, log)
+        server = start_server(db, ckpt, port, args.workers, args.queue, args.torch_threads, log, args.batch)
         keys = start_key(db)
         try:
             ready = wait_ready(url, server, log)
@@ -476,7 +479,7 @@ def main() -> None:
             print(f"serve_load: {args.backbone} EmbeddingNet, {args.dim}-d, UNTRAINED (speed only: accuracy is "
                   f"irrelevant, decisions are not checked); {SIZE}x{SIZE} RGB PNG uploads ({len(pngs)} distinct, "
                   f"~{np.mean([len(p) for p in pngs]) / 1024:.1f} KiB)")
-            print(f"server: --workers {args.workers} --queue {args.queue} on 127.0.0.1 (ready in {ready:.1f} s); "
+            print(f"server: --workers {args.workers} --queue {args.queue} --batch {args.batch} on 127.0.0.1 (ready in {ready:.1f} s); "
                   f"{os.cpu_count()} CPUs; torch intra-op threads {args.torch_threads or 'default'} in the server, "
                   f"{torch.get_num_threads()} in the direct baseline; load average "
                   f"{' '.join(f'{v:.2f}' for v in load_before) if load_before else 'n/a'}")

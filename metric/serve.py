@@ -21,8 +21,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-detect", action="store_true", help="uploads are already aligned face crops")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=2, help="threads that embed images")
-    p.add_argument("--queue", type=int, default=16, help="requests that may wait for a worker; more get 503")
+    p.add_argument("--workers", type=int, default=8, help="threads that decode and read faces")
+    p.add_argument("--queue", type=int, default=8, help="requests that may wait for a worker; more get 503")
+    p.add_argument("--batch", type=int, default=8,
+                   help="embed up to this many concurrent images in one forward pass (1: each on its own)")
     p.add_argument("--max-request-mb", type=float, default=10.0, help="largest request body (413 above)")
     p.add_argument("--max-files", type=int, default=10, help="most images per enrollment request (413 above)")
     p.add_argument("--max-pixels", type=int, default=25_000_000, help="largest decoded image (413 above)")
@@ -98,7 +100,7 @@ def run_server(args: argparse.Namespace) -> int:
     limits = UploadLimits(max_request_bytes=int(args.max_request_mb * 2**20), max_files=args.max_files,
                           max_pixels=args.max_pixels)
     service = Service(ServiceConfig(Path(args.gallery), args.ckpt, args.liveness, not args.no_detect, args.workers,
-                                    args.queue, limits, tuple(args.cors_origin)))
+                                    args.queue, args.batch, limits, tuple(args.cors_origin)))
     print(f"serving {args.gallery} on http://{args.host}:{args.port} (API docs at /docs, the web page at /)", flush=True)
     uvicorn.run(create_app(service), host=args.host, port=args.port, log_level="warning")
     return 0

@@ -77,8 +77,12 @@ class Verifier(ProbeReader):
         """The decision for an image the gate rejected: nothing was matched."""
         return Verification(math.nan, self.threshold, False, self.matcher.name, check)
 
+    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Embeddings of model inputs (N, H, W, C) uint8; the service swaps in a micro-batcher here."""
+        return embed_images(self.net, pixels)
+
     def embed(self, images: list[ImageInput]) -> torch.Tensor:
-        return torch.from_numpy(embed_images(self.net, np.stack([self.load(i) for i in images])))
+        return torch.from_numpy(self.embed_pixels(np.stack([self.load(i) for i in images])))
 
     def score(self, a: torch.Tensor, b: torch.Tensor, liveness: LivenessCheck | None = None) -> Verification:
         """The decision for one pair of embeddings (1 x D each) at the calibrated threshold."""

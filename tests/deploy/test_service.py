@@ -307,3 +307,26 @@ def test_keys_cli_prints_the_key_last_and_the_server_cli_refuses_bad_input(tmp_p
     assert serve_cli(["--gallery", str(tmp_path / "missing.db")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert serve_cli(["audit", "--gallery", db]) == 0 and "key_create" in capsys.readouterr().out
+
+
+def test_the_batcher_coalesces_concurrent_calls_and_keeps_each_result(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from metric.deploy.service.batching import EmbedBatcher
+
+    sizes = []
+
+    def embed(images):
+        sizes.append(len(images))
+        if (images == 255).all():
+            raise ValueError("bad batch")
+        return images.reshape(len(images), -1)[:, :3].astype(np.float32)
+
+    batcher = EmbedBatcher(embed, max_batch=8, wait_s=0.05)
+    inputs = [np.full((1, 2, 2, 1), i, np.uint8) for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(batcher, inputs))
+    assert [float(r[0, 0]) for r in results] == list(range(8))  # each caller gets its own rows back
+    assert max(sizes) > 1  # and some calls shared a forward pass
+    with pytest.raises(ValueError, match="bad batch"):
+        batcher(np.full((1, 2, 2, 1), 255, np.uint8))

@@ -21,7 +21,6 @@ from metric.deploy.gallery.store import GalleryStore
 from metric.deploy.liveness import LivenessCheck, LivenessGate
 from metric.deploy.verifier import Verification, Verifier, print_note
 from metric.errors import ConfigError
-from metric.scoring.embed import embed_images
 
 
 def fingerprint(verifier: Verifier) -> str:
@@ -255,7 +254,7 @@ class Gallery:
             crops = self.verifier.crops(image, all_faces=True)
         else:  # the image is the one aligned crop
             crops = [FaceCrop(self.verifier.load(image), faces=-1)]
-        embeddings = embed_images(self.verifier.net, np.stack([c.image for c in crops]))
+        embeddings = self.verifier.embed_pixels(np.stack([c.image for c in crops]))
         return FacesIdentification([(crop, matches, bool(matches) and matches[0].score >= self.verifier.threshold)
                                     for crop, matches in zip(crops, self.search(embeddings, top_k))], check)
 

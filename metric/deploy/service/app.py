@@ -20,6 +20,7 @@ from datamodules.images import BadImage
 from metric.deploy.gallery import Gallery
 from metric.deploy.liveness import LivenessCheck, SpoofDetected
 from metric.deploy.service.audit import AuditLog
+from metric.deploy.service.batching import EmbedBatcher
 from metric.deploy.service.keys import KeyRecord, KeyStore, allows
 from metric.deploy.service.uploads import UploadError, UploadLimits, check_file_count, decode_upload
 from metric.deploy.service.workers import Busy, WorkerPool
@@ -39,8 +40,9 @@ class ServiceConfig:
     ckpt: str | None = None
     liveness: str | None = None
     detect: bool = True
-    workers: int = 2
-    queue: int = 16
+    workers: int = 8
+    queue: int = 8
+    batch: int = 8
     limits: UploadLimits = field(default_factory=UploadLimits)
     cors_origins: tuple[str, ...] = ()
 
@@ -67,6 +69,8 @@ class Service:
         self.keys = KeyStore(store.db, store.lock)
         self.audit = AuditLog(store.db, store.lock)
         self.pool = WorkerPool(config.workers, config.queue)
+        if config.batch > 1:  # the workers' embed calls share forward passes
+            self.gallery.verifier.embed_pixels = EmbedBatcher(self.gallery.verifier.embed_pixels, config.batch)
         self.channels = int(self.gallery.verifier.preprocess["channels"])
 
     def decode(self, data: bytes, filename: str | None) -> np.ndarray:
