@@ -169,9 +169,10 @@ def create_app(service: Service) -> FastAPI:
             return record
         return Depends(check)
 
-    async def images_of(uploads: list[UploadFile]) -> list[np.ndarray]:
+    async def read_uploads(uploads: list[UploadFile]) -> list[tuple[bytes, str | None]]:
+        """The uploads' bytes and client names; decoding happens in the workers, off the event loop."""
         check_file_count(len(uploads), limits)
-        return [service.decode(await upload.read(), upload.filename) for upload in uploads]
+        return [(await upload.read(), upload.filename) for upload in uploads]
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError):
@@ -235,9 +236,10 @@ def create_app(service: Service) -> FastAPI:
     async def enroll(name: str, images: list[UploadFile] = File(...), replace: bool = Query(False),
                      key: KeyRecord = scope("enroll")):
         check_name(name)
-        arrays = await images_of(images)
+        uploads = await read_uploads(images)
 
         def job():
+            arrays = [service.decode(data, filename) for data, filename in uploads]
             service.gallery.enroll(name, arrays, replace=replace)
             service.audit.record("enroll", key.key_id, name, "ok", {"images": len(arrays), "replace": replace})
             return dict(zip(("name", "images", "enrolled_at"), identity_row(name)))
@@ -246,11 +248,11 @@ def create_app(service: Service) -> FastAPI:
 
     @app.post("/v1/verify")
     async def verify(identity: str = Form(...), image: UploadFile = File(...), key: KeyRecord = scope("verify")):
-        service.require_enrolled(identity)
-        probe = service.decode(await image.read(), image.filename)
+        data = await image.read()
 
         def job():
-            result = service.gallery.verify(identity, probe)
+            service.require_enrolled(identity)
+            result = service.gallery.verify(identity, service.decode(data, image.filename))
             answer = {"identity": identity, "decision": result.decision, "accepted": result.accepted,
                       "score": None if result.spoof else result.score, "threshold": result.threshold,
                       "matcher": result.matcher, "liveness": liveness_json(result.liveness)}
@@ -263,10 +265,10 @@ def create_app(service: Service) -> FastAPI:
     @app.post("/v1/identify")
     async def identify(image: UploadFile = File(...), top_k: int = Form(5, ge=1, le=100),
                        key: KeyRecord = scope("verify")):
-        probe = service.decode(await image.read(), image.filename)
+        data = await image.read()
 
         def job():
-            found = service.gallery.identify(probe, top_k)
+            found = service.gallery.identify(service.decode(data, image.filename), top_k)
             spoofed = found.liveness is not None and not found.liveness.live
             best = found.matches[0].identity if found.known else None
             answer = {"identity": best or ("rejected: presentation attack" if spoofed else "unknown"),
