@@ -73,7 +73,6 @@ class CelebASpoofDataModule(LivenessData, FileDataModule):
             raise ConfigError(f"datamodule.val_subjects={val_subjects!r} must be a count of subjects (>= 1) or a "
                               "fraction of the train subjects in (0, 1).")
         self.val_subjects = val_subjects
-        self.unboxed: list[str] = []
 
     def require(self, name: str) -> Path:
         path = self.root / name
@@ -121,15 +120,16 @@ class CelebASpoofDataModule(LivenessData, FileDataModule):
 
     def load_splits(self) -> dict[str, IdentitySplit]:
         records = take_subset(self.scan(), seed=self.seed, **self.subset)
-        present = sum(r.path.exists() for r in records)
-        if not present:
+        found = [r.path.exists() for r in records]  # one look per file: missing ones become bad files when decoded
+        if not any(found):
             raise ConfigError(f"CelebA-Spoof: none of the {len(records)} images the labels list exists under "
                               f"{self.root}; datamodule.root must be the folder holding Data/ and metas/.")
-        self.notes["missing_images"] = len(records) - present
-        records = [self.with_box(r) for r in records]
-        self.notes["unreadable_box_files"] = len(self.unboxed)
-        if self.unboxed:
-            print(f"CelebA-Spoof: {len(self.unboxed)} box file(s) missing or unreadable (first: {self.unboxed[0]}); "
+        self.notes["missing_images"] = found.count(False)
+        records = [self.with_box(r) if ok else r for r, ok in zip(records, found)]
+        unboxed = [str(r.path) for r, ok in zip(records, found) if ok and r.box is None]
+        self.notes["unreadable_box_files"] = len(unboxed)
+        if unboxed:
+            print(f"CelebA-Spoof: {len(unboxed)} box file(s) missing or unreadable (first: {unboxed[0]}); "
                   "those images are used whole.")
         return self.load_assignment(self.filter_conditions(self.carve_validation(self.official(records))))
 
@@ -143,14 +143,12 @@ class CelebASpoofDataModule(LivenessData, FileDataModule):
                               "unseen subjects. Check that the labels files are the official ones.")
         return {split: [r for r in records if r.partition == split] for split in ("train", "val", "test")}
 
-    def with_box(self, record: ImageRecord) -> ImageRecord:
-        if not record.path.exists():
-            return record  # counted as a bad file when decoded
+    @staticmethod
+    def with_box(record: ImageRecord) -> ImageRecord:
+        """The record with its face box, or as it was when the box file is missing or unreadable."""
         box = read_box(record.path)
-        if box is None:
-            self.unboxed.append(str(record.path))
-            return record
-        return ImageRecord(record.path, record.identity, record.partition, record.factors, box)
+        return record if box is None else ImageRecord(record.path, record.identity, record.partition, record.factors,
+                                                      box)
 
     def carve_validation(self, assignment: dict[str, list[ImageRecord]]) -> dict[str, list[ImageRecord]]:
         """Validation subjects drawn from the train subjects by a seeded shuffle (count or fraction)."""

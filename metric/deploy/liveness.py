@@ -16,7 +16,7 @@ from datamodules.images import BadImage
 from datamodules.normalisation import to_model_input
 from metric.deploy.probe import ImageInput, ProbeReader, print_note
 from metric.errors import ConfigError
-from metric.model.checkpoint import CHECKPOINT_KEY, face_spec, read_checkpoint
+from metric.model.checkpoint import CHECKPOINT_KEY, build_liveness_net, face_spec, read_checkpoint
 from metric.model.liveness_net import LivenessNet
 
 
@@ -80,8 +80,7 @@ class LivenessGate(ProbeReader):
         if not meta.get("threshold"):
             raise ConfigError(f"liveness={str(path)!r} holds no calibrated threshold: use the best checkpoint of a "
                               "finished `metric.train +experiment=liveness` run (it stores the threshold there).")
-        net = LivenessNet.from_spec(meta["net"])
-        net.load_state_dict({k[len("net."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")})
+        net = build_liveness_net(checkpoint)
         front_end = front_end_from_spec(face_spec(meta["preprocess"])) if detect else None
         return cls(net, meta["threshold"]["threshold"], meta["preprocess"], front_end, detect, path=path.resolve())
 

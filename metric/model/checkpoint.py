@@ -18,6 +18,7 @@ from metric.errors import ConfigError
 from metric.model.adapted import AdaptedNet
 from metric.model.embedders import ExternalEmbedder, embedder_from_spec
 from metric.model.heads import LogisticDistanceHead
+from metric.model.liveness_net import LivenessNet
 from metric.model.nets import EmbeddingNet
 
 CHECKPOINT_KEY = "metric_faces"  # what this project adds to a Lightning checkpoint
@@ -130,10 +131,22 @@ def write_checkpoint(path: str | Path, checkpoint: dict) -> None:
     write_file_atomically(Path(path), lambda tmp: torch.save(checkpoint, tmp))
 
 
+def module_state(state: dict, prefix: str) -> dict:
+    """The weights of one submodule (`net.`, `head.`) of a Lightning state dict, with the prefix dropped."""
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def build_liveness_net(checkpoint: dict) -> LivenessNet:
+    """The liveness net a liveness checkpoint's record names, with its weights, in eval mode."""
+    net = LivenessNet.from_spec(checkpoint[CHECKPOINT_KEY]["net"])
+    net.load_state_dict(module_state(checkpoint["state_dict"], "net."))
+    return net.eval()
+
+
 def build_net(spec: dict, state: dict):
     """The net a record's spec names (a timm EmbeddingNet, an outside embedder, or an adapted one) with its weights."""
     kind = spec.get("kind")
-    weights = {k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")}
+    weights = module_state(state, "net.")
     if kind == "adapted":  # only the head's weights are stored (an adapt run's module trains the head alone)
         net = AdaptedNet.from_spec(spec)
         net.projection.load_state_dict(weights)
@@ -153,7 +166,7 @@ def build_model(checkpoint: dict) -> tuple[EmbeddingNet, LogisticDistanceHead | 
     head = None
     if meta.get("head"):
         head = LogisticDistanceHead(**meta["head"])
-        head.load_state_dict({k[len("head.") :]: v for k, v in state.items() if k.startswith("head.")})
+        head.load_state_dict(module_state(state, "head."))
         head.eval()
     return net.eval(), head
 

@@ -3,7 +3,6 @@ errors, and the per-presentation scores (every number recomputable)."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -78,9 +77,9 @@ def write_liveness_report(out: Path, test: Scored, images: np.ndarray, sources: 
     plot_worst_presentations(images, scores, bona_fide, labels, threshold, out / "worst_errors.png")
     for name, rows in tables.items():
         write_rows_csv(out / f"test_by_{name}.csv", rows)
-    with open(out / "scores.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["image", "spoof_type", "illumination", "environment", "liveness_score", "accepted_as_live"])
-        for source, score, row in zip(sources, scores.tolist(), targets.tolist()):
-            writer.writerow([source, SPOOF_TYPES.get(row[1], row[1]), ILLUMINATIONS.get(row[2], row[2]),
-                             ENVIRONMENTS.get(row[3], row[3]), f"{score:.9g}", int(score >= threshold)])
+    write_rows_csv(out / "scores.csv", [
+        {"image": source, "spoof_type": SPOOF_TYPES.get(row[1], row[1]),
+         "illumination": ILLUMINATIONS.get(row[2], row[2]), "environment": ENVIRONMENTS.get(row[3], row[3]),
+         "liveness_score": f"{score:.9g}",
+         "accepted_as_live": int(score >= threshold)}
+        for source, score, row in zip(sources, scores.tolist(), targets.tolist())])

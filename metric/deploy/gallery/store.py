@@ -160,6 +160,12 @@ class GalleryStore:
         matrix = np.stack(rows) if rows else np.zeros((0, dim), np.float32)
         return names, matrix / (np.linalg.norm(matrix, axis=1, keepdims=True) + 1e-12)
 
+    def entry(self, name: str) -> tuple[str, int, float] | None:
+        """One identity's (name, image count, enrollment time), or None when it is not enrolled: one indexed lookup."""
+        with self.lock:
+            return self.db.execute("SELECT name, image_count, enrolled_at FROM identities WHERE name = ?",
+                                   (name,)).fetchone()
+
     def list(self) -> list[tuple[str, int, float]]:
         with self.lock:
             return list(self.db.execute("SELECT name, image_count, enrolled_at FROM identities ORDER BY name"))

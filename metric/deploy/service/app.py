@@ -76,9 +76,12 @@ class Service:
     def decode(self, data: bytes, filename: str | None) -> np.ndarray:
         return decode_upload(data, filename, self.channels, self.config.limits)
 
-    def require_enrolled(self, name: str) -> None:
-        if not self.gallery.store.sums([name]):
+    def identity(self, name: str) -> dict:
+        """An enrolled identity's name, image count and enrollment time; 404 when it is not enrolled."""
+        entry = self.gallery.store.entry(name)
+        if entry is None:
             raise ApiError(404, "not_found", f"identity {name!r} is not enrolled; GET /v1/identities lists who is.")
+        return dict(zip(("name", "images", "enrolled_at"), entry))
 
     def info(self) -> dict:
         info = vars(self.gallery.store.info()).copy()
@@ -242,7 +245,7 @@ def create_app(service: Service) -> FastAPI:
             arrays = [service.decode(data, filename) for data, filename in uploads]
             service.gallery.enroll(name, arrays, replace=replace)
             service.audit.record("enroll", key.key_id, name, "ok", {"images": len(arrays), "replace": replace})
-            return dict(zip(("name", "images", "enrolled_at"), identity_row(name)))
+            return service.identity(name)
 
         return await service.pool.run(job)
 
@@ -251,7 +254,7 @@ def create_app(service: Service) -> FastAPI:
         data = await image.read()
 
         def job():
-            service.require_enrolled(identity)
+            service.identity(identity)
             result = service.gallery.verify(identity, service.decode(data, image.filename))
             answer = {"identity": identity, "decision": result.decision, "accepted": result.accepted,
                       "score": None if result.spoof else result.score, "threshold": result.threshold,
@@ -281,23 +284,17 @@ def create_app(service: Service) -> FastAPI:
 
         return await service.pool.run(job)
 
-    def identity_row(name: str) -> tuple[str, int, float]:
-        rows = [row for row in service.gallery.store.list() if row[0] == name]
-        if not rows:
-            raise ApiError(404, "not_found", f"identity {name!r} is not enrolled; GET /v1/identities lists who is.")
-        return rows[0]
-
     @app.get("/v1/identities")
     def identities(key: KeyRecord = scope("verify")):
         return {"identities": [{"name": n, "images": c, "enrolled_at": t} for n, c, t in service.gallery.store.list()]}
 
     @app.get("/v1/identities/{name}")
     def identity(name: str, key: KeyRecord = scope("verify")):
-        return dict(zip(("name", "images", "enrolled_at"), identity_row(name)))
+        return service.identity(name)
 
     @app.delete("/v1/identities/{name}")
     def remove(name: str, key: KeyRecord = scope("admin")):
-        service.require_enrolled(name)
+        service.identity(name)
         service.gallery.remove(name)
         service.audit.record("remove", key.key_id, name, "ok")
         return Response(status_code=204)

@@ -73,8 +73,8 @@ class KeyStore:
     def create(self, scope: str, label: str | None = None) -> tuple[str, KeyRecord]:
         """A new key of `scope`: (the key, shown this once, and its record)."""
         if scope not in SCOPES:
-            raise ConfigError(f"API key scope {scope!r} is not one of {', '.join(SCOPES)}: verify may only match, "
-                              "enroll may also enroll and remove identities, admin may also manage keys.")
+            raise ConfigError(f"API key scope {scope!r} is not one of {', '.join(SCOPES)}: verify may match, list and "
+                              "inspect, enroll may also enroll, admin may also remove identities.")
         with transaction(self.db, self.lock):
             while True:  # a clash of 8-character ids is unlikely, but the id must name one key
                 key = PREFIX + secrets.token_urlsafe(32)
