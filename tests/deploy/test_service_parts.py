@@ -332,3 +332,15 @@ def test_limits_are_checked():
         UploadLimits(formats=())
     with pytest.raises(ConfigError, match="channels"):
         decode_upload(encode(noise(4, 4), "PNG"), "a.png", 4, UploadLimits())
+
+
+def test_key_ids_never_start_with_a_dash_so_the_cli_can_revoke_them(tmp_path, monkeypatch):
+    import secrets
+
+    from metric.deploy.service.keys import KeyStore
+
+    tokens = iter(["-" + "a" * 42, "b" * 43])  # the first draw would give an id that argparse reads as an option
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda n: next(tokens))
+    store = KeyStore(sqlite3.connect(tmp_path / "g.db", isolation_level=None))
+    key, record = store.create("verify")
+    assert record.key_id == "b" * 8 and key == "mf_" + "b" * 43

@@ -79,6 +79,8 @@ class KeyStore:
             while True:  # a clash of 8-character ids is unlikely, but the id must name one key
                 key = PREFIX + secrets.token_urlsafe(32)
                 key_id = key[len(PREFIX):len(PREFIX) + 8]
+                if key_id.startswith("-"):  # `keys revoke -abc...` would read as an option on the command line
+                    continue
                 if self.db.execute("SELECT 1 FROM api_keys WHERE key_id = ?", (key_id,)).fetchone() is None:
                     break
             record = KeyRecord(key_id, scope, label, time.time(), None)
