@@ -51,6 +51,9 @@ def train_liveness(cfg: DictConfig) -> dict | None:
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     augment = build_from_config(cfg.augment) if cfg.get("augment") else None
+    if getattr(augment, "batch_mix", None) is not None:
+        raise ConfigError("augment.mix is for identity losses; the liveness model learns live vs attack: set "
+                          "augment.mix=null.")
     datamodule = build_from_config(cfg.datamodule, augment=augment)
     datamodule.setup("fit")
     module = build_from_config(

@@ -1,27 +1,31 @@
 """`module=metric_loss`: any embedding loss over P x K batches (a pytorch-metric-learning miner and loss: triplet
 margin, multi-similarity, ...; or an identity-classification loss: ArcFace, CosFace), optionally with adversarial
-examples mixed in."""
+examples mixed in, and with mixed pairs of identities (`augment.mix`, metric.modules.mixing)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from datamodules.mixing import BatchMix
 from metric.modules.adversarial import AdversarialTraining
 from metric.modules.distributed import gather_batch
 from metric.modules.embedding import EmbeddingModule
+from metric.modules.mixing import interpolated_metric_loss
 
 
 class MetricLossModule(EmbeddingModule):
     """Embeds the whole batch with one shared net, mines pairs or triplets when a miner is given, and applies the
-    loss to the embeddings and identity labels."""
+    loss to the embeddings and identity labels. With `mix`, a batch it mixes adds the interpolated loss of this
+    rank's clean embeddings followed by the mixed samples' (metric.modules.mixing.interpolated_metric_loss)."""
 
     def __init__(self, net, loss: nn.Module, miner: nn.Module | None = None,
-                 adversarial: AdversarialTraining | None = None, **kwargs):
+                 adversarial: AdversarialTraining | None = None, mix: BatchMix | None = None, **kwargs):
         super().__init__(net, **kwargs)
         self.loss_fn = loss
         self.miner = miner
         self.adversarial = adversarial
+        self.mix = mix
 
     def batch_loss(self, embeddings: torch.Tensor, labels: torch.Tensor):
         triplets = self.miner(embeddings, labels) if self.miner is not None else None
@@ -42,6 +46,12 @@ class MetricLossModule(EmbeddingModule):
             self.log("train_adversarial_loss", adv_loss, on_step=False, on_epoch=True, batch_size=labels.numel())
             weight = self.adversarial.weight
             loss = (1.0 - weight) * loss + weight * adv_loss
+        mixed = self.mix(images, labels) if self.mix is not None else None
+        mix_loss = 0.0
+        if mixed is not None:  # on this rank's batch: the mixed samples index its rows
+            mix_loss = interpolated_metric_loss(self.batch_loss, local, labels, self.net(mixed.images), mixed)
+            self.log("train_mix_loss", mix_loss, on_step=False, on_epoch=True, batch_size=len(mixed.images),
+                     sync_dist=True)
         labels = labels_all
         batch_size = labels.numel()
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
@@ -51,7 +61,7 @@ class MetricLossModule(EmbeddingModule):
         elif triplets is not None:  # (anchor, positive, anchor, negative) pairs from a pair miner
             self.log("train_active_pair_fraction", active_pair_fraction(triplets, labels), on_step=False,
                      on_epoch=True, batch_size=batch_size)
-        return loss + self.extra_loss(images, local)
+        return loss + mix_loss + self.extra_loss(images, local)
 
     def extra_loss(self, images: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor | float:
         """Terms a subclass adds to the logged objective, from this rank's images and their embeddings."""

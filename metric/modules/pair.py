@@ -1,15 +1,18 @@
 """`module=pair` (the siamese experiment): a logistic-distance head trained with binary cross-entropy on genuine and
-impostor pairs of each P x K batch."""
+impostor pairs of each P x K batch; with `augment.mix`, also on (clean, mixed) pairs with soft targets
+(metric.modules.mixing)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from datamodules.mixing import BatchMix
 from metric.errors import ConfigError
 from metric.model.heads import LogisticDistanceHead
 from metric.modules.distributed import gather_batch
 from metric.modules.embedding import EmbeddingModule
+from metric.modules.mixing import check_soft_targets, soft_pair_loss
 from metric.scoring.pairs import label_pairs
 
 IMPOSTOR_STRATEGIES = ("random", "hard")
@@ -20,7 +23,8 @@ PAIR_TAKES_NO_MINER = "module=pair picks its own impostor pairs (module.impostor
 
 
 class PairModule(EmbeddingModule):
-    """Each P x K batch gives all of its genuine pairs and as many impostor pairs (random or hardest)."""
+    """Each P x K batch gives all of its genuine pairs and as many impostor pairs (random or hardest). With `mix`, a
+    batch it mixes adds the loss over every (clean, mixed) pair of this rank, each with its interpolated target."""
 
     default_matcher = "logistic"
     has_head = True
@@ -33,6 +37,7 @@ class PairModule(EmbeddingModule):
         impostors: str = "random",
         miner: nn.Module | None = None,
         adversarial=None,
+        mix: BatchMix | None = None,
         **kwargs,
     ):
         super().__init__(net, **kwargs)
@@ -46,9 +51,12 @@ class PairModule(EmbeddingModule):
             raise ConfigError(
                 f"module.head.embedding_dim={head.embedding_dim} differs from model.embedding_dim={net.embedding_dim}."
             )
+        if mix is not None:
+            check_soft_targets(loss)
         self.head = head
         self.loss_fn = loss
         self.impostors = impostors
+        self.mix = mix
 
     def select_pairs(self, embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(first, second, target) indices: every genuine pair, plus as many impostor pairs."""
@@ -67,14 +75,21 @@ class PairModule(EmbeddingModule):
         return a, b, target
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        images, labels = batch
-        embeddings, labels = gather_batch(self, self.net(images), labels)  # the global batch under DDP
+        images, local_labels = batch
+        local = self.net(images)
+        embeddings, labels = gather_batch(self, local, local_labels)  # the global batch under DDP
         a, b, target = self.select_pairs(embeddings, labels)
         logits = self.head.logits(embeddings[a], embeddings[b])
         loss = self.loss_fn(logits, target)
+        mixed = self.mix(images, local_labels) if self.mix is not None else None
+        mix_loss = 0.0
+        if mixed is not None:  # on this rank's batch: the mixed samples index its rows
+            mix_loss = soft_pair_loss(self.head, self.loss_fn, local, local_labels, self.net(mixed.images), mixed)
+            self.log("train_mix_loss", mix_loss, on_step=False, on_epoch=True, batch_size=len(mixed.images),
+                     sync_dist=True)
         accuracy = ((logits > 0).float() == target).float().mean()
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=labels.numel())
         self.log("train_pair_accuracy", accuracy, on_step=False, on_epoch=True, batch_size=labels.numel())
         # active pairs: those the head still puts on the wrong side of p = 0.5 (they drive the BCE gradient most)
         self.log("train_active_pair_fraction", 1.0 - accuracy, on_step=False, on_epoch=True, batch_size=labels.numel())
-        return loss
+        return loss + mix_loss

@@ -54,6 +54,9 @@ def check_config(cfg: DictConfig) -> None:
     module_cls = locate_class(cfg.module, "module")
     if not issubclass(module_cls, EmbeddingModule):
         raise ConfigError(f"module._target_={cfg.module._target_!r} is not an EmbeddingModule.")
+    if issubclass(module_cls, AdaptModule) and cfg.get("augment") and cfg.augment.get("mix"):
+        raise ConfigError("augment.mix mixes images, but +experiment=adapt trains a head on cached embedder features: "
+                          "remove it with ~augment.mix or augment.mix=null.")
     model_cls = locate_class(model, "model")
     if issubclass(module_cls, AdaptModule) != issubclass(model_cls, ExternalEmbedder):
         if issubclass(model_cls, ExternalEmbedder):
@@ -114,6 +117,8 @@ def build(cfg: DictConfig, fold: CVFold | None = None):
         datamodule, net, extra["embedder"] = adapt_inputs(cfg, fold)
     else:
         augment = build_from_config(cfg.augment) if cfg.get("augment") else None
+        if getattr(augment, "batch_mix", None) is not None:  # augment.mix: the module mixes its training batches
+            extra["mix"] = augment.batch_mix
         teacher = build_teacher(cfg.teacher) if cfg.get("teacher") is not None else None
         embedder = teacher_embedder(teacher) if teacher is not None else None
         if embedder is not None:  # an outside teacher: the student reads the images the teacher reads
