@@ -99,6 +99,8 @@ class IdentityDataModule(pl.LightningDataModule):
         self.splits: dict[str, IdentitySplit] = {}
         self.notes: dict = {}  # counts for the run summary: skipped files, unparsed K-Face boxes, ...
         self.cv_fold: CVFold | None = None  # setup() re-cuts the splits for this cross-validation fold
+        # self-training: what setup() makes of the train split (its labelled share plus pseudo-labelled images)
+        self.train_override: Callable[[IdentitySplit], IdentitySplit] | None = None
 
     def use_fold(self, fold: CVFold) -> None:
         """Cross-validation: the next setup() pools this dataset's splits and cuts out fold `fold`."""
@@ -155,6 +157,8 @@ class IdentityDataModule(pl.LightningDataModule):
             splits = self.cut_fold(splits, self.cv_fold)
         if self.distractors is not None:
             self.distractors(splits, self.seed, self.face)
+        if self.train_override is not None:
+            splits["train"] = self.train_override(splits["train"])
         self.check_eval_splits(splits)
         if stage in (None, "fit"):  # evaluation never draws training batches
             self.check_training_batches(splits["train"])

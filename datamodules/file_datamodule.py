@@ -22,6 +22,7 @@ class FileDataModule(IdentityDataModule):
     """Subclasses implement `scan()` (the dataset's layout); this class does the rest, the same for every dataset."""
 
     dataset_name = "files"
+    root_key = "datamodule.root"  # how the config names `root`, in messages
 
     def __init__(
         self,
@@ -111,7 +112,7 @@ class FileDataModule(IdentityDataModule):
                 factors.append(dict(record.factors))
             if not images:
                 raise ConfigError(
-                    f"the {split} split of datamodule.root={str(self.root)!r} has no readable image "
+                    f"the {split} split of {self.root_key}={str(self.root)!r} has no readable image "
                     f"({len(records)} listed). Check the root, the filters and the split settings."
                 )
             splits[split] = IdentitySplit(np.stack(images), np.array(labels, dtype=np.int64), sources, factors)

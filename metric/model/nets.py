@@ -126,16 +126,30 @@ class EmbeddingNet(nn.Module):
         pool: str = "avg",
         input_size: tuple[int, int] | list[int] | None = None,
         dropout: float = 0.0,
+        drop_path_rate: float = 0.0,
     ):
         super().__init__()
         check_model_args(backbone, embedding_dim, pretrained, weights)
         check_head_args(pool, input_size, dropout)
+        if isinstance(drop_path_rate, bool) or not isinstance(drop_path_rate, (int, float)) \
+                or not 0 <= drop_path_rate < 1:
+            raise ConfigError(f"model.drop_path_rate={drop_path_rate!r} must be a probability in [0, 1), e.g. 0.1.")
         self.backbone_name = backbone
         self.embedding_dim = embedding_dim
         self.in_chans = in_chans
         self.pool = pool
         self.input_size = [int(v) for v in input_size] if input_size is not None else None
-        self.backbone = timm.create_model(backbone, pretrained=pretrained, num_classes=0, in_chans=in_chans)
+        self.drop_path_rate = float(drop_path_rate)
+        depth = {"drop_path_rate": self.drop_path_rate} if self.drop_path_rate else {}  # stochastic depth
+        try:
+            self.backbone = timm.create_model(backbone, pretrained=pretrained, num_classes=0, in_chans=in_chans,
+                                              **depth)
+        except TypeError as error:
+            if not depth:
+                raise
+            raise ConfigError(f"model.backbone={backbone} has no stochastic depth ({error}): set "
+                              "model.drop_path_rate=0, or pick a backbone that has it (resnet*, efficientnet_*, "
+                              "convnext_*, vit_*).") from None
         if weights:
             load_backbone_weights(self.backbone, weights)
         if pool == "flatten":
@@ -162,4 +176,6 @@ class EmbeddingNet(nn.Module):
             spec.update(pool=self.pool, input_size=self.input_size)
         if self.dropout.p:
             spec["dropout"] = float(self.dropout.p)
+        if self.drop_path_rate:
+            spec["drop_path_rate"] = self.drop_path_rate
         return spec

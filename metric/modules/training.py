@@ -4,6 +4,7 @@ the best checkpoint on identities it never saw, and store its calibrated thresho
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -12,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from datamodules.base import IdentityDataModule
 from datamodules.folds import CrossValidation, CVFold
 from datamodules.pk_sampler import check_pk_fits
+from datamodules.split import IdentitySplit
 from metric.errors import ConfigError, build_from_config, locate_class
 from metric.metrics.cross_validation import cross_validate
 from metric.metrics.protocols import official_pairs_summary, official_test_pairs
@@ -26,6 +28,7 @@ from metric.modules.embedding import EmbeddingModule
 from metric.modules.liveness import LivenessModule
 from metric.modules.liveness_training import train_liveness
 from metric.modules.metric_loss import MetricLossModule
+from metric.modules.self_training import format_rounds, rounds_across_folds, train_self
 from metric.modules.pair import ADVERSARIAL_NEEDS_METRIC_LOSS, PAIR_TAKES_NO_MINER, PairModule
 from metric.report.summary import format_cv_table, format_summary, verification_summary, write_summary
 from metric.report.wandb_logger import find_wandb_logger
@@ -33,6 +36,7 @@ from metric.scoring.load import embedder_datamodule, embedder_front_end
 from metric.scoring.matchers import NEEDS_HEAD, Matcher, build_matcher, check_target_far
 
 TRIPLET_TYPES = ("semihard", "hard", "all", "easy")
+TrainOverride = Callable[[IdentitySplit], IdentitySplit]
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -108,9 +112,10 @@ def build_loss(cfg: DictConfig, datamodule: IdentityDataModule):
     return build_from_config(cfg.loss)
 
 
-def build(cfg: DictConfig, fold: CVFold | None = None):
+def build(cfg: DictConfig, fold: CVFold | None = None, train_override: TrainOverride | None = None):
     """Instantiate datamodule, module, callbacks, loggers and trainer; the datamodule is set up (and checked) here,
-    on the splits of cross-validation fold `fold` when one is given."""
+    on the splits of cross-validation fold `fold` when one is given, with its train split replaced by
+    `train_override(train split)` when one is given (self-training)."""
     check_config(cfg)
     extra = {}
     if issubclass(locate_class(cfg.module, "module"), AdaptModule):  # a head on cached embedder outputs
@@ -130,6 +135,7 @@ def build(cfg: DictConfig, fold: CVFold | None = None):
             extra["teacher"] = teacher
         if fold is not None:
             datamodule.use_fold(fold)
+        datamodule.train_override = train_override
         datamodule.setup("fit")  # parses data and checks P x K before any training
         net = build_from_config(cfg.model, in_chans=datamodule.channels,
                                 input_size=list(datamodule.preprocessing["image_size"]))
@@ -155,34 +161,47 @@ def build(cfg: DictConfig, fold: CVFold | None = None):
 
 def train(cfg: DictConfig) -> dict | None:
     """One training, or with `cv.folds=k` one per identity-disjoint fold and their cross-validated summary (written
-    to <run dir>/summary.json; fold i into <run dir>/fold_<i>/). None on DDP ranks other than 0."""
+    to <run dir>/summary.json; fold i into <run dir>/fold_<i>/). With a `self_train` node, each of those runs is a
+    self-training (its rounds). None on DDP ranks other than 0."""
     if issubclass(locate_class(cfg.module, "module"), LivenessModule):
         return train_liveness(cfg)
+    self_training = cfg.get("self_train") is not None
+
+    def run(run_cfg: DictConfig, fold: CVFold | None = None) -> dict | None:
+        return train_self(run_cfg, train_once, fold) if self_training else train_once(run_cfg, fold)
+
     cv: CrossValidation = build_from_config(cfg.cv)
     if not cv.enabled:
-        return train_once(cfg)
+        return run(cfg)
     output_dir = Path(cfg.paths.output_dir)
+    folds: list[dict] = []
 
     def run_fold(fold: CVFold) -> dict | None:
         fold_cfg = copy.deepcopy(cfg)  # a shallow copy would share (and rewrite) the caller's paths node
         OmegaConf.update(fold_cfg, "paths.output_dir", str(output_dir / f"fold_{fold.fold}"))
-        return train_once(fold_cfg, fold)
+        result = run(fold_cfg, fold)
+        folds.append(result or {})
+        return result
 
     summary = cross_validate(cv, run_fold)
     if summary is not None:
+        if self_training:
+            summary["self_training_rounds"] = rounds_across_folds([f["self_training_rounds"] for f in folds])
         write_summary(summary, output_dir / "summary.json")
         print(format_cv_table(summary))
+        if self_training:
+            print(format_rounds(summary["self_training_rounds"]))
     return summary
 
 
-def train_once(cfg: DictConfig, fold: CVFold | None = None) -> dict | None:
+def train_once(cfg: DictConfig, fold: CVFold | None = None, train_override: TrainOverride | None = None) -> dict | None:
     """Fit; then trainer.test restores the best checkpoint and embeds the validation and test identities; the
     threshold is calibrated on validation (and stored in that checkpoint), and the errors are measured on test."""
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    datamodule, module, trainer = build(cfg, fold)
+    datamodule, module, trainer = build(cfg, fold, train_override)
     best, best_path = fit_and_test_best(trainer, module, datamodule)
     if not trainer.is_global_zero:  # under DDP every file write happens on rank 0 only
         return None

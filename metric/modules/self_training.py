@@ -1,0 +1,295 @@
+"""`+experiment=self_train`: noisy-student self-training for embeddings. A teacher embeds unlabeled faces, which are
+clustered into pseudo-identities; only confident clusters are kept; a noised student (RandAugment, dropout,
+stochastic depth) trains on the labelled identities plus the pseudo-identities; the student teaches the next round.
+
+Round 0 (self_train.baseline) is the same student on the labelled identities alone, so every round can be compared
+with what the labels alone give. Each round's run lives in <run dir>/round_<r>/; the per-round table is printed
+and written to <run dir>/summary.json."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf, open_dict
+from PIL import Image
+
+from datamodules.base import IdentityDataModule
+from datamodules.folds import CVFold
+from datamodules.sources.unlabeled import UnlabeledData, UnlabeledSource
+from datamodules.split import IdentitySplit
+from metric.errors import ConfigError, build_from_config, locate_class
+from metric.metrics.calibration import calibrate
+from metric.metrics.protocols import embeddings_eer, official_pairs_summary, official_test_pairs
+from metric.metrics.pseudo_labels import pseudo_label_quality
+from metric.model.checkpoint import face_spec
+from metric.modules.distill import DistillModule, Teacher, build_teacher
+from metric.modules.adapt import AdaptModule
+from metric.report.summary import write_summary
+from metric.scoring.clustering import METHODS, PseudoLabels, pseudo_identities
+from metric.scoring.matchers import make_matcher
+from metric.scoring.pairs import pair_scores
+
+ROUND_COLUMNS = (  # the printed table: (summary key, header)
+    ("round", "round"), ("teacher", "teacher"), ("threshold", "threshold"), ("pseudo_identities", "pseudo ids"),
+    ("images_kept", "kept"), ("pool_images", "pool"), ("purity", "purity"), ("true_identities_split", "split"),
+    ("training_identities", "train ids"), ("test_eer", "student test EER"), ("test_pairs_accuracy", "pairs acc."),
+)
+
+
+@dataclass
+class SelfTraining:
+    """The `self_train` config node."""
+
+    rounds: int = 2
+    method: str = "agglomerative"  # agglomerative (at the threshold) | kmeans (FAISS, k clusters)
+    linkage: str = "average"
+    k: int | None = None
+    threshold: float | None = None  # cosine similarity; None: the teacher's, calibrated at target_far on validation
+    target_far: float = 1e-3
+    min_cluster_size: int = 3
+    baseline: bool = True  # round 0: the student on the labelled identities alone
+    cache_dir: str | None = None  # the teachers' embeddings, per image
+
+    def __post_init__(self) -> None:
+        if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 1:
+            raise ConfigError(f"self_train.rounds={self.rounds!r} must be a whole number >= 1.")
+        if self.method not in METHODS:
+            raise ConfigError(f"self_train.method={self.method!r} is not one of {', '.join(METHODS)}.")
+        if self.method == "agglomerative" and self.k is not None:
+            raise ConfigError("self_train.k sets the number of k-means clusters: use it with self_train.method=kmeans.")
+        if not 0 < self.target_far < 1:
+            raise ConfigError(f"self_train.target_far={self.target_far!r} must lie in (0, 1), e.g. 0.001.")
+
+
+def check_self_train_config(cfg: DictConfig) -> None:
+    """What self-training cannot run with, before any image is read."""
+    if cfg.get("teacher") is None:
+        raise ConfigError("self-training needs a teacher to pseudo-label with: teacher=dlib, teacher=onnx "
+                          "teacher.model.path=<file>, or teacher=ckpt teacher.ckpt=<metric.train checkpoint>.")
+    teacher = cfg.teacher
+    if "ckpt" in teacher.keys() and OmegaConf.is_missing(teacher, "ckpt"):
+        raise ConfigError("teacher=ckpt needs its checkpoint: add teacher.ckpt=<file>.")
+    if str(cfg.trainer.get("strategy", "")).startswith("ddp"):
+        raise ConfigError("self-training runs its rounds in one process (the pseudo-labelling between rounds is not "
+                          "sharded): use trainer=cpu or trainer=gpu, not a DDP trainer.")
+    module_cls = locate_class(cfg.module, "module")
+    if issubclass(module_cls, (AdaptModule, DistillModule)):
+        raise ConfigError(f"module={cfg.module._target_.rsplit('.', 1)[-1]}: self-training trains a timm student "
+                          "with its own loss: use module=metric_loss (the experiment's) or module=pair.")
+
+
+def student_config(cfg: DictConfig, output_dir: Path) -> DictConfig:
+    """The config each round's student trains with: no teacher (it learns from labels), its own run folder."""
+    out = copy.deepcopy(cfg)
+    with open_dict(out):
+        for key in ("teacher", "self_train", "unlabeled"):
+            out.pop(key, None)
+    OmegaConf.update(out, "paths.output_dir", str(output_dir))
+    return out
+
+
+def teacher_size(teacher: Teacher) -> tuple[tuple[int, int], int]:
+    """((height, width), channels) of the images the teacher reads."""
+    if teacher.loaded is not None:
+        size = teacher.loaded.preprocess["image_size"]
+        return (int(size[0]), int(size[1])), int(teacher.loaded.preprocess["channels"])
+    return tuple(teacher.model.input_size), int(teacher.model.channels)
+
+
+def check_teacher_front_end(teacher: Teacher, datamodule: IdentityDataModule, name: str) -> None:
+    """The teacher must see faces cut as the student's are (same front end and channels): else its clusters would
+    describe other crops than those the student learns from. A different size is resized to the teacher's."""
+    ours = face_spec(datamodule.preprocessing)
+    if teacher.loaded is not None:
+        theirs = face_spec(teacher.loaded.preprocess)
+        if theirs != ours:
+            raise ConfigError(f"{name} was trained on faces cut by the front end {theirs}, but this datamodule cuts "
+                              f"them with {ours}: set `face` as in the teacher's training, so that its pseudo-labels "
+                              "describe the crops the student learns from.")
+    else:
+        required = teacher.model.required_face() or {}
+        wrong = {k: v for k, v in required.items() if ours.get(k) != v}
+        if wrong:
+            settings = " ".join(f"face={v}" if k == "name" else f"face.{k}={v}" for k, v in required.items())
+            raise ConfigError(f"teacher={teacher.model.kind} reads faces cut by {settings}, but this datamodule cuts "
+                              f"them with {ours}: add {settings} so that teacher and student see the same crops.")
+    channels = teacher_size(teacher)[1]
+    if channels != datamodule.channels:
+        raise ConfigError(f"{name} reads {channels}-channel images, but this datamodule gives {datamodule.channels}: "
+                          f"set datamodule.channels={channels}.")
+
+
+def teacher_embeddings(teacher: Teacher, images: np.ndarray) -> np.ndarray:
+    """The teacher's embeddings of these student-sized uint8 images, resized to its input size when it differs."""
+    (height, width), _ = teacher_size(teacher)
+    if images.shape[1:3] != (height, width):
+        grey = images.shape[-1] == 1
+        images = np.stack([
+            np.asarray(Image.fromarray(image[..., 0] if grey else image).resize((width, height), Image.BILINEAR))
+            for image in images
+        ])
+        images = images[..., None] if grey else images
+    return teacher.cache.embed(images)
+
+
+def teacher_threshold(teacher: Teacher, val: IdentitySplit, settings: SelfTraining) -> tuple[float, dict]:
+    """The cosine threshold to cluster at: self_train.threshold, or the teacher's calibrated at target_far on the
+    labelled validation identities (with its calibration record)."""
+    if settings.threshold is not None:
+        return float(settings.threshold), {"threshold_from": "self_train.threshold"}
+    scores, genuine = pair_scores(teacher_embeddings(teacher, val.images), val.labels)
+    calibration = calibrate(scores, genuine, settings.target_far, "cosine")
+    note = {"threshold_from": f"teacher calibrated at FAR {calibration.calibrated_far:g} on validation",
+            "teacher_val_frr": calibration.val_frr}
+    if calibration.warning:
+        note["calibration_warning"] = calibration.warning
+    return calibration.threshold, note
+
+
+def no_confident_cluster(pseudo: PseudoLabels, threshold: float, settings: SelfTraining, pool: int) -> ConfigError:
+    return ConfigError(
+        f"no confident pseudo-identity among {pool} unlabeled images: {pseudo.clusters} clusters at cosine "
+        f"threshold {threshold:.3f}, {pseudo.too_small} with fewer than self_train.min_cluster_size="
+        f"{settings.min_cluster_size} images, {pseudo.too_loose} with a member below the threshold of its centroid. "
+        "Relax the filter: lower self_train.min_cluster_size, or lower the threshold (self_train.threshold=<cosine "
+        "below the current one>, or a higher self_train.target_far), or give more unlabeled images.")
+
+
+def with_pseudo_identities(labelled: np.ndarray, pool: IdentitySplit, pseudo: PseudoLabels, first_label: int):
+    """The train_override of a round: the labelled identities of the train split, plus the kept pool images under
+    pseudo-identity labels first_label, first_label + 1, ..."""
+    extra = IdentitySplit(pool.images[pseudo.kept], pseudo.labels + first_label,
+                          [pool.sources[i] for i in pseudo.kept], [{"pseudo_label": True} for _ in pseudo.kept])
+
+    def override(train: IdentitySplit) -> IdentitySplit:
+        own = train.select(labelled)
+        return IdentitySplit(np.concatenate([own.images, extra.images]), np.concatenate([own.labels, extra.labels]),
+                             own.sources + extra.sources, own.factors + extra.factors)
+
+    return override
+
+
+def teacher_test_figures(teacher: Teacher, datamodule: IdentityDataModule, max_pairs: int) -> dict:
+    """The teacher's own test EER on the student's test identities (and the official pairs' accuracy, on LFW)."""
+    splits = datamodule.splits
+    test = teacher_embeddings(teacher, splits["test"].images)
+    figures = {"teacher_test_eer": embeddings_eer(test, splits["test"].labels, max_pairs)}
+    pairs = official_test_pairs(datamodule)
+    if pairs is not None:
+        val = (teacher_embeddings(teacher, splits["val"].images), splits["val"].labels)
+        official = official_pairs_summary(val, test, pairs, make_matcher("cosine"), max_pairs, prefix="teacher_pairs")
+        figures["teacher_pairs_accuracy"] = official["teacher_pairs_accuracy"]
+    return figures
+
+
+def round_row(index: int, teacher_name: str, student: dict | None, **figures) -> dict:
+    row = {"round": index, "teacher": teacher_name, **figures}
+    if student is not None:
+        row.update({key: student.get(key) for key in ("test_eer", "test_pairs_accuracy", "best_val_eer",
+                                                      "best_checkpoint")})
+    return row
+
+
+def format_rounds(rows: list[dict]) -> str:
+    """The per-round table, one line per round (mean ± std across folds under cross-validation)."""
+    def cell(row: dict, key: str) -> str:
+        value, std = row.get(key), row.get(f"{key}_std")
+        if value is None:
+            return "-"
+        text = f"{value:.4f}" if isinstance(value, float) else str(value)
+        return f"{text} ± {std:.4f}" if std is not None else text
+
+    lines = ["Self-training, round by round (test identities unseen in training)",
+             " | ".join(header for _, header in ROUND_COLUMNS)]
+    lines += [" | ".join(cell(row, key) for key, _ in ROUND_COLUMNS) for row in rows]
+    return "\n".join(lines)
+
+
+def rounds_across_folds(per_fold: list[list[dict]]) -> list[dict]:
+    """Each round's figures as the mean over cross-validation folds (with `<key>_std`), where every fold has them."""
+    rows = []
+    for index in range(min(len(rounds) for rounds in per_fold)):
+        folds = [rounds[index] for rounds in per_fold]
+        row = {"round": folds[0]["round"], "teacher": folds[0]["teacher"], "folds": len(folds)}
+        for key, value in folds[0].items():
+            values = [f.get(key) for f in folds]
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "round" \
+                    and all(isinstance(v, (int, float)) for v in values):
+                row[key] = float(np.mean(values))
+                row[f"{key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
+        rows.append(row)
+    return rows
+
+
+def train_self(cfg: DictConfig, train_once: Callable[..., dict | None], fold: CVFold | None = None) -> dict:
+    """Every round (and the labelled-only baseline); returns the last round's student summary with the per-round
+    table under `self_training_rounds`. `train_once(cfg, fold, train_override=...)` trains one student (the
+    single-run trainer of metric.modules.training, passed in: that module dispatches here); `fold`: the
+    cross-validation fold whose splits every round uses."""
+
+    def train_student(folder: str, override) -> dict:
+        return train_once(student_config(cfg, output_dir / folder), fold, train_override=override)
+
+    check_self_train_config(cfg)
+    settings: SelfTraining = build_from_config(cfg.self_train)
+    source: UnlabeledSource = build_from_config(cfg.unlabeled)
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True)
+    datamodule: IdentityDataModule = build_from_config(student_config(cfg, output_dir).datamodule)
+    if fold is not None:
+        datamodule.use_fold(fold)
+    datamodule.setup("fit")
+    teacher, teacher_name = build_teacher(cfg.teacher), "teacher"
+    check_teacher_front_end(teacher, datamodule, "the teacher")
+    data: UnlabeledData = source.load(datamodule)
+    first_label = 1 + max(int(split.labels.max()) for split in datamodule.splits.values())
+    max_pairs = datamodule.max_impostor_pairs
+    rows: list[dict] = []
+    student = None
+    if settings.baseline:
+        labelled_only = with_pseudo_identities(data.labelled, data.pool, PseudoLabels(
+            np.zeros(0, np.int64), np.zeros(0, np.int64), 0, 0, 0), first_label)
+        student = train_student("round_0", labelled_only)
+        rows.append(round_row(0, "-", student, training_identities=int(data.labelled.size), pool_images=0))
+    for index in range(1, settings.rounds + 1):
+        threshold, note = teacher_threshold(teacher, datamodule.splits["val"], settings)
+        embeddings = teacher_embeddings(teacher, data.pool.images)
+        pseudo = pseudo_identities(embeddings, threshold, settings.method, settings.min_cluster_size,
+                                   settings.linkage, settings.k, int(cfg.get("seed") or 0))
+        if pseudo.num_identities == 0:
+            raise no_confident_cluster(pseudo, threshold, settings, len(data.pool.labels))
+        figures = {"threshold": threshold, **note, "pool_images": int(len(data.pool.labels)),
+                   "clusters": pseudo.clusters, "clusters_too_small": pseudo.too_small,
+                   "clusters_too_loose": pseudo.too_loose, "pseudo_identities": pseudo.num_identities,
+                   "images_kept": int(pseudo.kept.size),
+                   "training_identities": int(data.labelled.size) + pseudo.num_identities,
+                   **teacher_test_figures(teacher, datamodule, max_pairs)}
+        if data.truth is not None:
+            figures.update(pseudo_label_quality(pseudo.labels, data.truth[pseudo.kept], data.truth,
+                                                settings.min_cluster_size))
+        print(f"round {index}: {pseudo.num_identities} pseudo-identities, {pseudo.kept.size} of "
+              f"{len(data.pool.labels)} unlabeled images kept (cosine threshold {threshold:.3f})"
+              + (f", purity {figures['purity']:.3f}" if figures.get("purity") is not None else ""))
+        override = with_pseudo_identities(data.labelled, data.pool, pseudo, first_label)
+        student = train_student(f"round_{index}", override)
+        rows.append(round_row(index, teacher_name, student, **figures))
+        write_summary({"self_training_rounds": rows, "settings": asdict(settings)}, output_dir / "summary.json")
+        if index < settings.rounds:
+            if not student.get("best_checkpoint"):
+                raise ConfigError("the round's student saved no checkpoint, so it cannot teach the next round: keep "
+                                  "the checkpoint callback (callbacks=default).")
+            teacher = build_teacher(OmegaConf.create({"ckpt": student["best_checkpoint"], "cache_dir": settings.cache_dir}))
+            teacher_name = f"round {index} student"
+    summary = {**student, "self_training_rounds": rows, "settings": asdict(settings)}
+    write_summary(summary, output_dir / "summary.json")
+    print(format_rounds(rows))
+    return summary
+
+
