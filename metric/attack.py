@@ -1,5 +1,5 @@
-"""`python -m metric.attack ckpt=<checkpoint> attack=fgsm|pgd attack.eps=[0,1,2,4,8]`: L-infinity attacks on the
-verifier at its calibrated threshold (impersonation and dodging), a table, summary.json and two plots."""
+"""`python -m metric.attack ckpt=<checkpoint> attack=fgsm|pgd|patch|uap [purify=jpeg|median]`: attacks on the
+verifier at its calibrated threshold (impersonation and dodging), a table, summary.json and plots."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""L-infinity attacks on a verifier at its calibrated threshold (metric.attack): impersonation pushes impostor pairs
-above it, dodging pushes genuine pairs below it, at each budget of the `attack=fgsm|pgd` config."""
+"""Attacks on a verifier at its calibrated threshold (metric.attack), one per `attack=fgsm|pgd|patch|uap`:
+impersonation pushes impostor pairs above it, dodging pushes genuine pairs below it. Every image is judged through
+the input purification `purify` (metric.attacks.purify); the attacks are optimised without it (non-adaptive)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,20 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from datamodules.normalisation import PIXEL_RANGE, normalise, to_pixels
+from datamodules.normalisation import PIXEL_RANGE, normalise
 from metric.attacks.linf import linf_ascent
+from metric.attacks.patch import PatchAttack, format_patch_rows, run_patch
+from metric.attacks.purify import PairSet, Verifier, build_purifier
+from metric.attacks.uap import UapAttack, format_uap_rows, load_transfer, run_uap
 from metric.errors import ConfigError, build_from_config
 from metric.report.plots import plot_attack_success, plot_attacked_probes
-from metric.scoring.embed import embed_batch, embed_images
 from metric.scoring.load import load_for_eval
 from metric.scoring.matchers import Matcher
 from metric.scoring.pairs import sample_pairs
 
 KINDS = ("fgsm", "pgd")
+NON_ADAPTIVE = ("the attacks are optimised on the model alone, without the purification, which is applied when "
+                "they are judged (a non-adaptive evaluation: an attacker who knows it may do better)")
 
 
 @dataclass(frozen=True)
@@ -56,74 +61,123 @@ class LinfAttack:
         return linf_ascent(objective, probes, eps, *PIXEL_RANGE, self.name, self.steps, self.step_size)
 
 
-def attack_pairs(attack: LinfAttack, net, matcher: Matcher, pixels: torch.Tensor, pairs: np.ndarray,
-                 targets: torch.Tensor, eps: float, raise_score: bool, batch: int = 64) -> tuple[np.ndarray, torch.Tensor]:
-    """Scores after the attack, and the attacked probes; `targets` are the pairs' reference embeddings."""
-    scores, attacked = [], []
-    for start in range(0, len(pairs), batch):
-        probes, refs = pixels[pairs[start : start + batch, 0]], targets[start : start + batch]
-        adv = attack.perturb(net, matcher, probes, refs, eps, raise_score)
-        with torch.no_grad():
-            scores.append(matcher.score(embed_batch(net, normalise(adv)), refs).numpy())
-        attacked.append(adv)
-    if not pairs.size:
-        return np.zeros(0, np.float32), pixels[:0]
-    return np.concatenate(scores), torch.cat(attacked)
+Attack = LinfAttack | PatchAttack | UapAttack
+
+
+def attack_pairs(attack: LinfAttack, verifier: Verifier, pairs: PairSet, eps: float,
+                 batch: int = 64) -> tuple[np.ndarray, torch.Tensor]:
+    """Scores after the attack (through the purification), and the attacked probes."""
+    if eps == 0:
+        return pairs.clean, pairs.probes.clone()
+    attacked = [attack.perturb(verifier.net, verifier.matcher, pairs.probes[start : start + batch],
+                               pairs.targets[start : start + batch], eps, pairs.raise_score)
+                for start in range(0, len(pairs.pairs), batch)]
+    adv = torch.cat(attacked) if attacked else pairs.probes.clone()
+    return verifier.scores(adv, pairs.targets), adv
+
+
+def run_linf(attack: LinfAttack, verifier: Verifier, impostor: PairSet, genuine: PairSet, images: np.ndarray,
+             out: Path) -> dict:
+    """Every budget of an FGSM or PGD attack: rows of impersonation success and dodging FRR, and two plots."""
+    rows, examples = [], None
+    for eps in attack.eps:
+        imp_scores, imp_adv = attack_pairs(attack, verifier, impostor, eps)
+        gen_scores, _ = attack_pairs(attack, verifier, genuine, eps)
+        budget = float((imp_adv - impostor.probes).abs().max()) if len(impostor.pairs) else 0.0
+        rows.append({"eps": eps, "impersonation_success": impostor.success(imp_scores, verifier.threshold),
+                     "dodging_frr": genuine.success(gen_scores, verifier.threshold), "max_perturbation": budget})
+        examples = (imp_adv, imp_scores, eps)
+    plot_attack_success(rows, attack.name, verifier.threshold, out / "attack_success.png")
+    if examples is not None and len(impostor.pairs):
+        adv, adv_scores, eps = examples
+        plot_attacked_probes(images[impostor.pairs[:, 0]], impostor.clean, adv.permute(0, 2, 3, 1).numpy(), adv_scores,
+                             eps, verifier.threshold, out / "attacked_probes.png")
+    return {"steps": attack.steps if attack.name == "pgd" else 1, "rows": rows}
+
+
+def frozen(net):
+    """The net in eval mode with its weights out of every gradient (an attack differentiates the input only)."""
+    net = net.eval()
+    for p in getattr(net, "parameters", lambda: [])():
+        p.requires_grad_(False)
+    return net
+
+
+def crop_preprocess(preprocess: dict, datamodule: DictConfig) -> dict:
+    """The preprocessing of the crops this run attacks: the checkpoint's, with the face front end the datamodule asks
+    for when it names one (e.g. a model trained on crops, evaluated on photos through face=dlib)."""
+    face = datamodule.get("face")
+    return preprocess if face is None else {**preprocess, "face": build_from_config(face).spec()}
 
 
 def run_attack(cfg: DictConfig) -> dict:
-    """Every budget of `cfg.attack` against the test identities, at the checkpoint's calibrated threshold; writes
-    summary.json, attack_success.png and attacked_probes.png into the run directory."""
-    attack: LinfAttack = build_from_config(cfg.attack)
-    loaded = load_for_eval(cfg.ckpt, matcher=cfg.get("matcher"), datamodule=cfg.datamodule, calibrated=True,
-                           needs_torch=f"attack={attack.name} (it follows the gradient of the score)")
-    threshold = float(loaded.calibration()["threshold"])
-    net, matcher = loaded.net.eval(), loaded.matcher
-    for p in net.parameters():
-        p.requires_grad_(False)
+    """The `cfg.attack` attack against the test identities, at the checkpoint's calibrated threshold, every image
+    through `cfg.purify`; writes summary.json, attack_success.png and the attack's own pictures into the run
+    directory. Every setting, the model and the patch masks are checked before any data is read."""
+    attack: Attack = build_from_config(cfg.attack)
+    purifier = build_purifier(cfg.get("purify"), cfg.get("purify_quality", 75), cfg.get("purify_kernel", 3))
+    settings = dict(ckpt=cfg.ckpt, matcher=cfg.get("matcher"), calibrated=True,
+                    needs_torch=f"attack={attack.name} (it follows the gradient of the score)")
+    model = load_for_eval(**settings)  # refuses an outside embedder or a missing threshold before any data is read
+    masks = attack.masks(crop_preprocess(model.preprocess, cfg.datamodule)) if isinstance(attack, PatchAttack) else None
+    transfer = load_transfer(attack, model.preprocess) if isinstance(attack, UapAttack) else None
+    if isinstance(attack, UapAttack) and cfg.split == "train":
+        raise ConfigError("attack=uap learns its perturbation on the training identities, so it is judged on others: "
+                          "set split=test (or val).")
+    loaded = load_for_eval(**settings, datamodule=cfg.datamodule)
+    verifier = Verifier(frozen(loaded.net), loaded.matcher, float(loaded.calibration()["threshold"]), purifier)
     split = loaded.datamodule.splits[cfg.split]
-    pixels = to_pixels(split.images)
-    impostor = sample_pairs(split.labels, False, cfg.max_pairs, cfg.seed)
-    genuine = sample_pairs(split.labels, True, cfg.max_pairs, cfg.seed)
-    # references are never perturbed: embed them once; eps 0 is the clean evaluation itself
-    imp_targets = torch.from_numpy(embed_images(net, split.images[impostor[:, 1]]))
-    gen_targets = torch.from_numpy(embed_images(net, split.images[genuine[:, 1]]))
-    clean_imp, clean_probes = attack_pairs(attack, net, matcher, pixels, impostor, imp_targets, 0.0, True)
-    clean_gen, _ = attack_pairs(attack, net, matcher, pixels, genuine, gen_targets, 0.0, False)
-    rows, examples = [], None
-    for eps in attack.eps:
-        if eps == 0:
-            (imp_scores, imp_adv), gen_scores = (clean_imp, clean_probes), clean_gen
-        else:
-            imp_scores, imp_adv = attack_pairs(attack, net, matcher, pixels, impostor, imp_targets, eps, True)
-            gen_scores, _ = attack_pairs(attack, net, matcher, pixels, genuine, gen_targets, eps, False)
-        budget = float((imp_adv - pixels[impostor[:, 0]]).abs().max()) if len(impostor) else 0.0
-        rows.append({"eps": eps, "impersonation_success": float((imp_scores >= threshold).mean()),
-                     "dodging_frr": float((gen_scores < threshold).mean()), "max_perturbation": budget})
-        examples = (imp_adv, imp_scores, eps)
-    summary = {
-        "checkpoint": str(Path(cfg.ckpt).resolve()), "attack": attack.name,
-        "steps": attack.steps if attack.name == "pgd" else 1, "matcher": matcher.name, "threshold": threshold,
-        "split": cfg.split, "impostor_pairs": int(len(impostor)), "genuine_pairs": int(len(genuine)),
-        "clean_far": float((clean_imp >= threshold).mean()), "clean_frr": float((clean_gen < threshold).mean()),
-        "rows": rows,
-    }
+    impostor_pairs = sample_pairs(split.labels, False, cfg.max_pairs, cfg.seed)
+    genuine_pairs = sample_pairs(split.labels, True, cfg.max_pairs, cfg.seed)
+    impostor = PairSet.build(verifier, split.images, impostor_pairs, genuine=False)
+    genuine = PairSet.build(verifier, split.images, genuine_pairs, genuine=True)
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if isinstance(attack, PatchAttack):
+        details = run_patch(attack, masks, verifier, impostor, genuine, cfg.seed, out)
+    elif isinstance(attack, UapAttack):
+        other = None
+        if transfer is not None:
+            other = (attack.transfer_ckpt, Verifier(frozen(transfer.net), transfer.matcher,
+                                                    float(transfer.calibration()["threshold"]), purifier))
+        train = loaded.datamodule.splits["train"]
+        details = run_uap(attack, verifier, train.images, train.labels, split.images, impostor, genuine, other,
+                          cfg.seed, out)
+    else:
+        details = run_linf(attack, verifier, impostor, genuine, split.images, out)
+    summary = {
+        "checkpoint": str(Path(cfg.ckpt).resolve()), "attack": attack.name, "matcher": verifier.matcher.name,
+        "threshold": verifier.threshold, "split": cfg.split, "impostor_pairs": int(len(impostor_pairs)),
+        "genuine_pairs": int(len(genuine_pairs)),
+        "clean_far": impostor.success(impostor.clean, verifier.threshold),
+        "clean_frr": genuine.success(genuine.clean, verifier.threshold),
+        "purify": purifier.spec() if purifier is not None else None,
+        **({"purify_note": NON_ADAPTIVE} if purifier is not None else {}),
+        **details,
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    plot_attack_success(rows, attack.name, threshold, out / "attack_success.png")
-    if examples is not None and len(impostor):
-        adv, adv_scores, eps = examples
-        plot_attacked_probes(split.images[impostor[:, 0]], clean_imp, adv.permute(0, 2, 3, 1).numpy(), adv_scores,
-                             eps, threshold, out / "attacked_probes.png")
     return summary
 
 
 def format_rows(summary: dict) -> str:
+    """The printed table of a run: its header line, then one row per budget (eps, or mask scale for patch)."""
+    purify = summary.get("purify")
     lines = [f"{summary['attack'].upper()} on {summary['impostor_pairs']} impostor and {summary['genuine_pairs']} "
              f"genuine test pairs; {summary['matcher']} threshold {summary['threshold']:.4f} "
-             f"(clean FAR {summary['clean_far']:.4f}, FRR {summary['clean_frr']:.4f})",
-             f"{'eps/255':>8} {'impersonation success':>22} {'dodging FRR':>12} {'max |delta|*255':>16}"]
+             f"(clean FAR {summary['clean_far']:.4f}, FRR {summary['clean_frr']:.4f})"
+             + (f"; every image purified by {purify}: {summary['purify_note']}" if purify else "")]
+    if summary["attack"] == "patch":
+        lines.append(f"clean under random views: FAR {summary['clean_far_eot']:.4f}, "
+                     f"FRR {summary['clean_frr_eot']:.4f}")
+        return "\n".join(lines + format_patch_rows(summary))
+    if summary["attack"] == "uap":
+        transfer = summary.get("transfer")
+        if transfer:
+            lines.append(f"transfer model {transfer['checkpoint']}: {transfer['matcher']} threshold "
+                         f"{transfer['threshold']:.4f} (clean FAR {transfer['clean_far']:.4f}, "
+                         f"FRR {transfer['clean_frr']:.4f})")
+        return "\n".join(lines + format_uap_rows(summary))
+    lines.append(f"{'eps/255':>8} {'impersonation success':>22} {'dodging FRR':>12} {'max |delta|*255':>16}")
     for r in summary["rows"]:
         lines.append(f"{r['eps']:8g} {r['impersonation_success']:22.4f} {r['dodging_frr']:12.4f} {r['max_perturbation']:16.3f}")
     return "\n".join(lines)

@@ -24,7 +24,7 @@ class MetricLossModule(EmbeddingModule):
         super().__init__(net, **kwargs)
         self.loss_fn = loss
         self.miner = miner
-        self.adversarial = adversarial
+        self.adversarial = adversarial.prepare(self.preprocess) if adversarial else None  # patch: its mask, now
         self.mix = mix
 
     def batch_loss(self, embeddings: torch.Tensor, labels: torch.Tensor):

@@ -16,7 +16,7 @@ from metric.modules.mixing import check_soft_targets, soft_pair_loss
 from metric.scoring.pairs import label_pairs
 
 IMPOSTOR_STRATEGIES = ("random", "hard")
-ADVERSARIAL_NEEDS_METRIC_LOSS = ("adversarial=fgsm|pgd perturbs the batches of an embedding loss: use it with "
+ADVERSARIAL_NEEDS_METRIC_LOSS = ("adversarial=fgsm|pgd|patch perturbs the batches of an embedding loss: use it with "
                                  "module=metric_loss (e.g. +experiment=triplet_adversarial), or remove it with "
                                  "~adversarial.")
 PAIR_TAKES_NO_MINER = "module=pair picks its own impostor pairs (module.impostors): remove the miner with ~miner."

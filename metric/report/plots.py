@@ -1,5 +1,5 @@
 """Report plots as PNG: ROC, DET (log axes), genuine/impostor score histograms, worst false accepts/rejects, and
-an attack's success against its budget with clean and attacked probes."""
+an attack's success against its budget with clean and attacked probes, patch masks and universal perturbations."""
 
 from __future__ import annotations
 
@@ -177,6 +177,79 @@ def plot_faces(entries: list[dict], crops: dict[str, np.ndarray], path: Path, co
                          color="red", transform=aligned.transAxes)
     fig.suptitle(f"face front end: {sum(e['reason'] is not None for e in entries)} of {len(entries)} without a face "
                  "(shown first)", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_probe_rows(rows: list[tuple[str, np.ndarray, np.ndarray]], threshold: float, title: str, path: Path) -> None:
+    """One row per (label, probes as float or uint8 pixel values N x H x W x C, their scores): each probe with its
+    score, ACCEPT in red at or above the threshold (e.g. probes before and after a patch or a perturbation)."""
+    count = max((len(images) for _, images, _ in rows), default=0)
+    fig, axes = plt.subplots(len(rows), max(count, 1), figsize=(1.8 * max(count, 1), 2.0 * len(rows) + 0.3),
+                             squeeze=False)
+    for r, (label, images, scores) in enumerate(rows):
+        for col in range(max(count, 1)):
+            ax = axes[r][col]
+            ax.axis("off")
+            if col >= len(images):
+                continue
+            pixels = np.asarray(images[col], dtype=np.float32) / PIXEL_RANGE[1]
+            ax.imshow(pixels.squeeze(-1) if pixels.shape[-1] == 1 else pixels.clip(0, 1), cmap="gray", vmin=0, vmax=1)
+            accepted = scores[col] >= threshold
+            ax.set_title(f"{label}\n{scores[col]:.3f}{' ACCEPT' if accepted else ''}", fontsize=7,
+                         color="red" if accepted else "black")
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_masks(face: np.ndarray | None, masks: list[np.ndarray], scales: list[float], name: str, path: Path) -> None:
+    """Each mask (H x W, bool) of a patch attack, one panel per scale, tinted red over a face (float or uint8 pixel
+    values H x W x C; None: on black), titled with its scale and share of the image."""
+    fig, axes = plt.subplots(1, max(len(masks), 1), figsize=(2.0 * max(len(masks), 1), 2.3), squeeze=False)
+    for ax, mask, scale in zip(axes[0], masks, scales):
+        base = np.zeros((*mask.shape, 3)) if face is None else np.asarray(face, dtype=np.float32) / PIXEL_RANGE[1]
+        base = np.repeat(base, 3, -1) if base.shape[-1] == 1 else base
+        shown = base.copy()
+        shown[mask] = 0.4 * shown[mask] + 0.6 * np.array([1.0, 0.0, 0.0])
+        ax.imshow(shown.clip(0, 1))
+        ax.set_title(f"{name} x{scale:g}\n{mask.mean():.1%} of pixels", fontsize=7)
+    for ax in axes[0]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_perturbation(delta: np.ndarray, eps: float, path: Path) -> None:
+    """A universal perturbation (H x W x C, pixel values within +-eps) amplified for visibility: +-eps maps to
+    0 and 255 around mid-grey."""
+    gain = 1.0 / eps if eps > 0 else 0.0
+    shown = (0.5 + 0.5 * np.asarray(delta, dtype=np.float32) * gain).clip(0, 1)
+    fig, ax = plt.subplots(figsize=(3, 3.2))
+    ax.imshow(shown.squeeze(-1) if shown.shape[-1] == 1 else shown, cmap="gray", vmin=0, vmax=1)
+    ax.set_title(f"universal perturbation, eps {eps:g}/255\n(amplified {gain * 127.5:.3g}x around mid-grey)",
+                 fontsize=7)
+    ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_success_curves(budgets: list[float], curves: dict[str, list[float]], xlabel: str, title: str,
+                        path: Path) -> None:
+    """Attack success rates against a budget (eps, mask area, ...): one line per named curve."""
+    fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    for (label, values), marker in zip(curves.items(), "os^vDx<>"):
+        ax.plot(budgets, values, marker + ("--" if "random views" in label or "transfer" in label else "-"),
+                label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("success rate")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

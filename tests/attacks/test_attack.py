@@ -67,3 +67,21 @@ def test_bad_attack_settings_are_clear_errors(tiny_triplet_run, tmp_path, data_d
     ckpt = tiny_triplet_run[1]["best_checkpoint"]
     with pytest.raises(ConfigError, match="budgets are >= 0"):
         run_attack(compose_attack([f"ckpt={ckpt}", "attack.eps=[-1,2]"], tmp_path, data_dir))
+
+
+def test_purifiers_keep_shape_and_range_and_remove_noise():
+    from metric.attacks.purify import Purifier
+
+    rng = np.random.default_rng(0)
+    for channels in (1, 3):
+        pixels = torch.from_numpy(rng.random((2, channels, 16, 16), dtype=np.float32) * 255)
+        for purifier in (Purifier("jpeg", quality=30), Purifier("median", kernel=3)):
+            out = purifier(pixels)
+            assert out.shape == pixels.shape and out.min() >= 0 and out.max() <= 255
+            assert not torch.equal(out, pixels)
+    flat = torch.full((1, 1, 9, 9), 100.0)
+    salted = flat.clone()
+    salted[0, 0, 4, 4] = 255.0
+    assert torch.equal(Purifier("median", kernel=3)(salted), flat)
+    assert Purifier("jpeg", quality=50).spec() == {"name": "jpeg", "quality": 50}
+

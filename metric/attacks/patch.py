@@ -1,0 +1,252 @@
+"""`attack=patch`: physical-world patches (adversarial eyeglass frames by default) optimised per attacked pair with
+Adam under expectation over transformation, with optional printability penalties; success against mask area.
+
+Budget: an L0 / region budget. Inside the mask every pixel is free in [0, 255]; outside it nothing changes (the
+composite is torch.where(mask, pattern, probe), so outside pixels are the probe's bit for bit).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from datamodules.normalisation import PIXEL_RANGE
+from metric.attacks.masks import MASKS, build_masks
+from metric.attacks.purify import PairSet, Verifier
+from metric.errors import ConfigError
+from metric.report.plots import plot_masks, plot_probe_rows, plot_success_curves
+
+# Expectation over transformation: each view of the composite is shifted by up to EOT_SHIFT of the image side (a few
+# pixels), rotated by up to EOT_ROTATION degrees, scaled by 1 +- EOT_SCALE and its brightness multiplied by
+# 1 +- EOT_BRIGHTNESS, each drawn uniformly.
+EOT_SHIFT, EOT_ROTATION, EOT_SCALE, EOT_BRIGHTNESS = 0.04, 5.0, 0.05, 0.10
+# The printable palette (an assumption, not a measured printer profile): a 5-level grid per channel over [0.1, 0.9]
+# of the range, i.e. 125 RGB colours (5 greys for grey images), kept away from pure black, white and saturated
+# primaries that office printers do not reproduce.
+PALETTE_LEVELS = np.linspace(0.1, 0.9, 5)
+EVAL_SEED_OFFSET = 1  # the transformations drawn at test time come from seed + 1, never the optimisation's draws
+
+
+def palette(channels: int) -> torch.Tensor:
+    """The printable colours (K, channels), in [0, 1] of the pixel range."""
+    grids = np.meshgrid(*[PALETTE_LEVELS] * channels, indexing="ij")
+    return torch.from_numpy(np.stack([g.ravel() for g in grids], 1)).float()
+
+
+def non_printability(patterns: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per pattern (N, C, H, W): the mean, over mask pixels, of each pixel colour's distance to the nearest printable
+    colour (fractions of the range; 0 when every colour is printable or the mask is empty)."""
+    colours = palette(patterns.shape[1])
+    pixels = (patterns / PIXEL_RANGE[1]).permute(0, 2, 3, 1)  # (N, H, W, C)
+    nearest = torch.cdist(pixels.reshape(len(patterns), -1, patterns.shape[1]), colours[None]).min(-1).values
+    weights = mask.reshape(1, -1)
+    return (nearest * weights).sum(1) / weights.sum().clamp(min=1)
+
+
+def total_variation(patterns: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per pattern (N, C, H, W): the mean absolute step between neighbouring pixels that are both in the mask
+    (fractions of the range, averaged over channels)."""
+    values = patterns / PIXEL_RANGE[1]
+    m = mask.reshape(1, 1, *mask.shape[-2:])
+    across = (values[..., :, 1:] - values[..., :, :-1]).abs() * (m[..., :, 1:] * m[..., :, :-1])
+    down = (values[..., 1:, :] - values[..., :-1, :]).abs() * (m[..., 1:, :] * m[..., :-1, :])
+    count = (m[..., :, 1:] * m[..., :, :-1]).sum() + (m[..., 1:, :] * m[..., :-1, :]).sum()
+    return (across.sum((1, 2, 3)) + down.sum((1, 2, 3))) / (patterns.shape[1] * count.clamp(min=1))
+
+
+def random_views(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Each image (N, C, H, W, float pixel values) under one random shift, rotation, scale and brightness
+    (differentiable: affine_grid and grid_sample, borders repeated)."""
+    n, _, height, width = images.shape
+
+    def uniform(limit: float) -> torch.Tensor:
+        return (torch.rand(n, generator=generator) * 2 - 1) * limit
+
+    angle, scale = uniform(math.radians(EOT_ROTATION)), 1 + uniform(EOT_SCALE)
+    shift_x, shift_y = uniform(EOT_SHIFT * width), uniform(EOT_SHIFT * height)
+    brightness = 1 + uniform(EOT_BRIGHTNESS)
+    # output pixel offset p -> input offset R(-angle) p / scale - shift, written in affine_grid's [-1, 1] units
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    aspect = width / height
+    theta = torch.stack([torch.stack([cos, sin / aspect, -2 * shift_x / width], 1),
+                         torch.stack([-sin * aspect, cos, -2 * shift_y / height], 1)], 1)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    views = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return (views * brightness.view(n, 1, 1, 1)).clamp(*PIXEL_RANGE)
+
+
+def check_number(value: object, key: str, low: float, integer: bool = False, above: bool = False) -> float:
+    """A numeric setting >= low (> low with `above`; an integer with `integer`), or one clear error."""
+    kind = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or value < low or (above and value == low):
+        what = "an integer" if integer else "a number"
+        raise ConfigError(f"{key}={value!r} must be {what} {'>' if above else '>='} {low:g}.")
+    return value
+
+
+@dataclass(frozen=True)
+class PatchAttack:
+    """`attack=patch`: per attacked pair, a pattern inside `mask` (drawn at each of `mask_scale`) optimised by Adam
+    for `steps` steps of `lr` (pixel values), over `eot_samples` random views per step when `eot`, with
+    non-printability and total-variation penalties weighted by `nps_weight` and `tv_weight`; `batch` pairs at a time.
+    `assume_aligned` takes crops of a face=none checkpoint as aligned to the arcface template (margin 0)."""
+
+    name: str = "patch"
+    mask: str = "glasses"
+    mask_scale: list[float] = field(default_factory=lambda: [0.5, 0.75, 1.0, 1.25])
+    assume_aligned: bool = False
+    steps: int = 40
+    lr: float = 16.0
+    eot: bool = True
+    eot_samples: int = 4
+    nps_weight: float = 0.0
+    tv_weight: float = 0.0
+    batch: int = 32
+
+    def __post_init__(self) -> None:
+        if self.mask not in MASKS:
+            raise ConfigError(f"attack.mask={self.mask!r} is not one of {', '.join(MASKS)}.")
+        scales = self.mask_scale if isinstance(self.mask_scale, (list, tuple)) else [self.mask_scale]
+        if not scales or any(isinstance(s, bool) or not isinstance(s, (int, float)) or s <= 0 for s in scales):
+            raise ConfigError(f"attack.mask_scale={self.mask_scale!r} must be a list of sizes > 0 (multiples of the "
+                              "mask's size at scale 1, set by the eye distance), e.g. [0.5,0.75,1.0,1.25].")
+        object.__setattr__(self, "mask_scale", [float(s) for s in scales])
+        check_number(self.steps, "attack.steps", 0, integer=True)
+        check_number(self.lr, "attack.lr", 0, above=True)
+        check_number(self.eot_samples, "attack.eot_samples", 1, integer=True)
+        check_number(self.nps_weight, "attack.nps_weight", 0)
+        check_number(self.tv_weight, "attack.tv_weight", 0)
+        check_number(self.batch, "attack.batch", 1, integer=True)
+
+    def masks(self, preprocess: dict) -> list[np.ndarray]:
+        """One mask per scale for the checkpoint's crops; every refusal comes before any data is read."""
+        return build_masks(preprocess, self.mask, self.mask_scale, self.assume_aligned)
+
+    def patterns(self, verifier: Verifier, probes: torch.Tensor, targets: torch.Tensor, mask: np.ndarray,
+                 raise_score: bool, generator: torch.Generator) -> torch.Tensor:
+        """Optimised patterns (float pixel values in [0, 255], like probes) for one batch of pairs; the patterned
+        probes are composite(probes, patterns, mask)."""
+        region = torch.from_numpy(mask)
+        pattern = torch.full_like(probes, sum(PIXEL_RANGE) / 2)  # mid-grey frames to start from
+        if not region.any():
+            return pattern
+        pattern.requires_grad_(True)
+        optimiser = torch.optim.Adam([pattern], lr=self.lr)
+        direction = 1.0 if raise_score else -1.0
+        weight = region.float()
+        for _ in range(self.steps):
+            adv = composite(probes, pattern, region)
+            if self.eot:
+                views = random_views(adv.repeat(self.eot_samples, 1, 1, 1), generator)
+                scores = verifier.attack_scores(views, targets.repeat(self.eot_samples, 1))
+                scores = scores.view(self.eot_samples, len(probes)).mean(0)
+            else:
+                scores = verifier.attack_scores(adv, targets)
+            objective = direction * scores
+            if self.nps_weight:
+                objective = objective - self.nps_weight * non_printability(pattern, weight)
+            if self.tv_weight:
+                objective = objective - self.tv_weight * total_variation(pattern, weight)
+            optimiser.zero_grad()
+            (-objective.sum()).backward()
+            optimiser.step()
+            with torch.no_grad():
+                pattern.clamp_(*PIXEL_RANGE)
+        return pattern.detach()
+
+
+def composite(probes: torch.Tensor, patterns: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The probes wearing the patterns: the pattern inside the mask (H, W, bool), the probe's own pixels outside."""
+    return torch.where(mask, patterns, probes)
+
+
+def eot_scores(verifier: Verifier, probes: torch.Tensor, targets: torch.Tensor, samples: int, seed: int) -> np.ndarray:
+    """Scores (samples, N) of the probes under `samples` random views each, seeded: every evaluation with the same
+    seed and probe count sees the same transformations (clean and patched probes alike)."""
+    generator = torch.Generator().manual_seed(seed)
+    return np.stack([verifier.scores(random_views(probes, generator), targets) for _ in range(samples)])
+
+
+def attack_set(attack: PatchAttack, verifier: Verifier, pairs: PairSet, mask: np.ndarray, seed: int) -> dict:
+    """Patch every pair of the set, `attack.batch` at a time; their scores without and under random views, and the
+    patterns' mean printability and variation."""
+    generator = torch.Generator().manual_seed(seed)
+    region, weight = torch.from_numpy(mask), torch.from_numpy(mask).float()
+    patched, nps, tv = [], [], []
+    for start in range(0, len(pairs.pairs), attack.batch):
+        probes, targets = pairs.probes[start : start + attack.batch], pairs.targets[start : start + attack.batch]
+        patterns = attack.patterns(verifier, probes, targets, mask, pairs.raise_score, generator)
+        patched.append(composite(probes, patterns, region))
+        with torch.no_grad():
+            nps.append(non_printability(patterns, weight))
+            tv.append(total_variation(patterns, weight))
+    adv = torch.cat(patched) if patched else pairs.probes.clone()
+    scores = verifier.scores(adv, pairs.targets)
+    views = eot_scores(verifier, adv, pairs.targets, attack.eot_samples, seed + EVAL_SEED_OFFSET)
+    return {"adv": adv, "scores": scores, "views": views,
+            "nps": torch.cat(nps).numpy() if nps else np.zeros(0), "tv": torch.cat(tv).numpy() if tv else np.zeros(0)}
+
+
+def mean_success(pairs: PairSet, views: np.ndarray, threshold: float) -> float:
+    return float(np.mean([pairs.success(v, threshold) for v in views])) if len(views) else 0.0
+
+
+def run_patch(attack: PatchAttack, masks: list[np.ndarray], verifier: Verifier, impostor: PairSet, genuine: PairSet,
+              seed: int, out: Path) -> dict:
+    """Every mask scale against the test pairs: rows of success without and under random views (one per scale),
+    the clean rates under the same views, and mask.png, patched_probes.png and attack_success.png in `out`."""
+    threshold = verifier.threshold
+    rows, last = [], None
+    for scale, mask in zip(attack.mask_scale, masks):
+        imp = attack_set(attack, verifier, impostor, mask, seed)
+        gen = attack_set(attack, verifier, genuine, mask, seed)
+        both = np.concatenate([imp["nps"], gen["nps"]]), np.concatenate([imp["tv"], gen["tv"]])
+        rows.append({
+            "mask_scale": scale, "mask_pixels": int(mask.sum()), "mask_area_share": float(mask.mean()),
+            "impersonation_success": impostor.success(imp["scores"], threshold),
+            "impersonation_success_eot": mean_success(impostor, imp["views"], threshold),
+            "dodging_success": genuine.success(gen["scores"], threshold),
+            "dodging_success_eot": mean_success(genuine, gen["views"], threshold),
+            "mean_nps": float(both[0].mean()) if both[0].size else 0.0,
+            "mean_tv": float(both[1].mean()) if both[1].size else 0.0,
+        })
+        last = imp
+    clean_views = {name: eot_scores(verifier, s.probes, s.targets, attack.eot_samples, seed + EVAL_SEED_OFFSET)
+                   for name, s in (("imp", impostor), ("gen", genuine))}
+    images = impostor.probes.permute(0, 2, 3, 1).numpy()
+    plot_masks(images[0] if len(images) else None, masks, attack.mask_scale, attack.mask, out / "mask.png")
+    if last is not None and len(impostor.pairs):
+        count = min(6, len(impostor.pairs))
+        plot_probe_rows([("clean", images[:count], impostor.clean[:count]),
+                         (f"{attack.mask} x{attack.mask_scale[-1]:g}", last["adv"][:count].permute(0, 2, 3, 1).numpy(),
+                          last["scores"][:count])],
+                        threshold, f"impostor probes wearing the optimised {attack.mask} (scale "
+                        f"{attack.mask_scale[-1]:g}); scores before and after", out / "patched_probes.png")
+    x = [r["mask_area_share"] for r in rows]
+    plot_success_curves(x, {name: [r[key] for r in rows] for name, key in SUCCESS_CURVES},
+                        "mask area (share of pixels)",
+                        f"PATCH ({attack.mask}) at threshold {threshold:.3f}", out / "attack_success.png")
+    return {"mask": attack.mask, "steps": attack.steps, "lr": attack.lr, "eot": attack.eot,
+            "eot_samples": attack.eot_samples, "nps_weight": attack.nps_weight, "tv_weight": attack.tv_weight,
+            "clean_far_eot": mean_success(impostor, clean_views["imp"], threshold),
+            "clean_frr_eot": mean_success(genuine, clean_views["gen"], threshold), "rows": rows}
+
+
+SUCCESS_CURVES = (("impersonation", "impersonation_success"),
+                  ("impersonation, random views", "impersonation_success_eot"),
+                  ("dodging", "dodging_success"), ("dodging, random views", "dodging_success_eot"))
+
+
+def format_patch_rows(summary: dict) -> list[str]:
+    lines = [f"{'scale':>6} {'area':>7} {'imp':>7} {'imp EOT':>8} {'dodge':>7} {'dodge EOT':>9} {'NPS':>7} {'TV':>7}"]
+    for r in summary["rows"]:
+        lines.append(f"{r['mask_scale']:6g} {r['mask_area_share']:7.4f} {r['impersonation_success']:7.4f} "
+                     f"{r['impersonation_success_eot']:8.4f} {r['dodging_success']:7.4f} "
+                     f"{r['dodging_success_eot']:9.4f} "
+                     f"{r['mean_nps']:7.4f} {r['mean_tv']:7.4f}")
+    return lines

@@ -1,0 +1,169 @@
+"""`attack=uap`: one universal perturbation per budget eps, learned on the training identities only, then applied
+unchanged to every test probe (identities never seen while crafting), optionally also against a second model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from datamodules.normalisation import PIXEL_RANGE, normalise, to_pixels
+from metric.attacks.purify import PairSet, Verifier
+from metric.errors import ConfigError
+from metric.report.plots import plot_perturbation, plot_probe_rows, plot_success_curves
+from metric.scoring.embed import embed_images
+from metric.scoring.load import LoadedModel, load_for_eval
+from metric.scoring.matchers import Matcher
+from metric.scoring.pairs import sample_pairs
+
+GOALS = ("impersonation", "dodging")
+TRAIN_PAIRS = 5000  # training pairs the batches are drawn from (a seeded sample)
+
+
+@dataclass(frozen=True)
+class UapAttack:
+    """`attack=uap`: for each budget in `eps` (pixel values of 255), `steps` signed-gradient steps of `step_size`
+    (null: 2.5 eps / steps, as for PGD), each on `batch` training pairs, projected back into the eps ball;
+    `goal=impersonation` raises impostor-pair scores, `dodging` lowers genuine-pair scores. `transfer_ckpt`: a
+    second checkpoint the same perturbations are tried on, at its own calibrated threshold."""
+
+    name: str = "uap"
+    eps: list[float] = field(default_factory=lambda: [0.0, 4.0, 8.0, 16.0])
+    goal: str = "impersonation"
+    steps: int = 100
+    batch: int = 32
+    step_size: float | None = None
+    transfer_ckpt: str | None = None
+
+    def __post_init__(self) -> None:
+        budgets = self.eps if isinstance(self.eps, (list, tuple)) else [self.eps]
+        if not budgets or any(isinstance(e, bool) or not isinstance(e, (int, float)) or not 0 <= e <= 255
+                              for e in budgets):
+            raise ConfigError(f"attack.eps={self.eps!r}: budgets are numbers from 0 to 255 (pixel values), e.g. "
+                              "[0,4,8,16].")
+        object.__setattr__(self, "eps", [float(e) for e in budgets])
+        if self.goal not in GOALS:
+            raise ConfigError(f"attack.goal={self.goal!r} is not one of {', '.join(GOALS)}.")
+        for key, value in (("steps", self.steps), ("batch", self.batch)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"attack.{key}={value!r} must be an integer >= 1.")
+        size = self.step_size
+        if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float)) or size <= 0):
+            raise ConfigError(f"attack.step_size={self.step_size!r} must be a number > 0 (pixel values), or null for "
+                              "2.5 * eps / steps.")
+
+    @property
+    def genuine(self) -> bool:
+        return self.goal == "dodging"
+
+
+def craft_uap(net: torch.nn.Module, matcher: Matcher, images: np.ndarray, labels: np.ndarray, eps: float, goal: str,
+              steps: int = 100, batch: int = 32, step_size: float | None = None, seed: int = 0) -> torch.Tensor:
+    """One perturbation (C, H, W, pixel values, |delta|_inf <= eps) learned from these images (uint8, N x H x W x C)
+    and identity labels alone: the training split's, so no test identity is ever seen. Each step takes the sign of
+    the gradient of the mean score over `batch` pairs (impostor pairs raised for impersonation, genuine pairs
+    lowered for dodging) of probes plus delta, clipped to the pixel range, against their clean references."""
+    delta = torch.zeros(images.shape[3], images.shape[1], images.shape[2])
+    if eps == 0:
+        return delta
+    genuine = goal == "dodging"
+    pairs = sample_pairs(labels, genuine, TRAIN_PAIRS, seed)
+    if not len(pairs):
+        raise ConfigError(f"attack=uap goal={goal} needs {'genuine' if genuine else 'impostor'} pairs in the training "
+                          "split, which has none.")
+    pixels = to_pixels(images)
+    references = torch.from_numpy(embed_images(net, images))
+    rng = np.random.default_rng(seed)
+    direction, alpha = (-1.0 if genuine else 1.0), step_size or 2.5 * eps / steps
+    for _ in range(steps):
+        chosen = pairs[rng.choice(len(pairs), min(batch, len(pairs)), replace=False)]
+        delta.requires_grad_(True)
+        adv = (pixels[chosen[:, 0]] + delta).clamp(*PIXEL_RANGE)
+        objective = direction * matcher.score(net(normalise(adv)), references[chosen[:, 1]]).mean()
+        (grad,) = torch.autograd.grad(objective, delta)
+        delta = (delta.detach() + alpha * grad.sign()).clamp(-eps, eps)
+    return delta.detach()
+
+
+def apply(delta: torch.Tensor, probes: torch.Tensor) -> torch.Tensor:
+    """Probes (float pixel values) with the perturbation added, clipped to the pixel range."""
+    return (probes + delta).clamp(*PIXEL_RANGE)
+
+
+def load_transfer(attack: UapAttack, preprocess: dict) -> LoadedModel | None:
+    """The second model of `attack.transfer_ckpt` with its calibrated threshold, checked to read images of the same
+    size and channels as the attacked one, before any data is read. It scores with its own matcher rule (that of
+    metric.model.checkpoint.matcher_name) at its own threshold."""
+    if attack.transfer_ckpt is None:
+        return None
+    if not Path(attack.transfer_ckpt).is_file():
+        raise ConfigError(f"attack.transfer_ckpt={attack.transfer_ckpt!r}: no such file. Give a second checkpoint "
+                          "written by metric.train (or a calibrated bundle), or null.")
+    other = load_for_eval(attack.transfer_ckpt, calibrated=True)
+    mine = (list(preprocess["image_size"]), preprocess["channels"])
+    theirs = (list(other.preprocess["image_size"]), other.preprocess["channels"])
+    if mine != theirs:
+        raise ConfigError(f"attack.transfer_ckpt={attack.transfer_ckpt!r} reads {theirs[1]}-channel {theirs[0][0]}x"
+                          f"{theirs[0][1]} images, but the attacked checkpoint reads {mine[1]}-channel {mine[0][0]}x"
+                          f"{mine[0][1]} images, so one perturbation cannot apply to both: give a checkpoint "
+                          "trained at the same datamodule.image_size and channels.")
+    return other
+
+
+def run_uap(attack: UapAttack, verifier: Verifier, train_images: np.ndarray, train_labels: np.ndarray,
+            test_images: np.ndarray, impostor: PairSet, genuine: PairSet, transfer: tuple[str, Verifier] | None,
+            seed: int, out: Path) -> dict:
+    """Every budget: a perturbation crafted on the training images alone, its success on the test pairs of the goal
+    (and on the transfer model's, `transfer` = (its checkpoint, its verifier)), and uap.png, uap_probes.png and
+    attack_success.png in `out`."""
+    pairs = genuine if attack.genuine else impostor
+    other = None
+    summary = {"goal": attack.goal, "steps": attack.steps, "batch": attack.batch,
+               "train_images": int(len(train_images)), "train_identities": int(np.unique(train_labels).size)}
+    if transfer is not None:
+        checkpoint, other = transfer
+        other_impostor = PairSet.build(other, test_images, impostor.pairs, genuine=False)
+        other_genuine = PairSet.build(other, test_images, genuine.pairs, genuine=True)
+        summary["transfer"] = {"checkpoint": str(Path(checkpoint).resolve()), "matcher": other.matcher.name,
+                               "threshold": other.threshold,
+                               "clean_far": other_impostor.success(other_impostor.clean, other.threshold),
+                               "clean_frr": other_genuine.success(other_genuine.clean, other.threshold)}
+        other_pairs = other_genuine if attack.genuine else other_impostor
+    rows, last = [], None
+    for eps in attack.eps:
+        delta = craft_uap(verifier.net, verifier.matcher, train_images, train_labels, eps, attack.goal, attack.steps,
+                          attack.batch, attack.step_size, seed)
+        adv = apply(delta, pairs.probes)
+        scores = verifier.scores(adv, pairs.targets)
+        row = {"eps": eps, "success": pairs.success(scores, verifier.threshold),
+               "mean_score": float(scores.mean()) if len(scores) else 0.0, "max_perturbation": float(delta.abs().max())}
+        if other is not None:
+            row["transfer_success"] = other_pairs.success(other.scores(adv, other_pairs.targets), other.threshold)
+        rows.append(row)
+        last = (delta, eps, adv, scores)
+    delta, eps, adv, scores = last
+    plot_perturbation(delta.permute(1, 2, 0).numpy(), eps, out / "uap.png")
+    if len(pairs.pairs):
+        count = min(6, len(pairs.pairs))
+        plot_probe_rows([("clean", pairs.probes[:count].permute(0, 2, 3, 1).numpy(), pairs.clean[:count]),
+                         (f"+ UAP eps {eps:g}", adv[:count].permute(0, 2, 3, 1).numpy(), scores[:count])],
+                        verifier.threshold, f"test {'genuine' if pairs.genuine else 'impostor'} probes with the "
+                        f"universal perturbation (eps {eps:g}/255)", out / "uap_probes.png")
+    curves = {f"{attack.goal} success": [r["success"] for r in rows]}
+    if other is not None:
+        curves[f"{attack.goal} success, transfer model"] = [r["transfer_success"] for r in rows]
+    plot_success_curves(attack.eps, curves, "eps (pixel values, of 255)",
+                        f"UAP ({attack.goal}) at threshold {verifier.threshold:.3f}", out / "attack_success.png")
+    return {**summary, "rows": rows}
+
+
+def format_uap_rows(summary: dict) -> list[str]:
+    transfer = summary.get("transfer")
+    lines = [f"{'eps/255':>8} {summary['goal'] + ' success':>22} {'max |delta|*255':>16}"
+             + (f" {'transfer success':>17}" if transfer else "")]
+    for r in summary["rows"]:
+        lines.append(f"{r['eps']:8g} {r['success']:22.4f} {r['max_perturbation']:16.3f}"
+                     + (f" {r['transfer_success']:17.4f}" if transfer else ""))
+    return lines

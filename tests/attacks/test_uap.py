@@ -1,0 +1,146 @@
+"""attack=uap on the tiny trained model: eps 0 is the clean rate exactly, success grows with eps, crafting sees the
+training identities only, a perturbation transfers to a second model, and every bad setting is one error."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+import metric.attacks.uap as uap
+from metric.attacks.run import format_rows, run_attack
+from metric.errors import ConfigError
+from metric.metrics.calibration import calibrate_checkpoint
+from metric.model.checkpoint import CHECKPOINT_KEY, write_checkpoint
+from metric.scoring.load import load_for_eval
+from tests.attacks.test_attack import compose_attack
+from tests.conftest import CONF_DIR, TINY_DATA
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on 2 cores shared with other work, two threads make each small step many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def other_model(tiny_triplet_run, tmp_path_factory, data_dir):
+    """A second, different model: the tiny checkpoint with every weight jittered (seeded), calibrated afresh on the
+    validation identities. Training a second net would cost more than every test here together."""
+    checkpoint = torch.load(tiny_triplet_run[1]["best_checkpoint"], map_location="cpu", weights_only=True)
+    generator = torch.Generator().manual_seed(1)
+    for key, value in checkpoint["state_dict"].items():
+        if value.is_floating_point() and value.numel() > 1 and "running" not in key:
+            checkpoint["state_dict"][key] = value + 0.3 * value.std() * torch.randn(value.shape, generator=generator)
+    checkpoint[CHECKPOINT_KEY]["calibrations"] = {}
+    path = tmp_path_factory.mktemp("other_model") / "other.ckpt"
+    write_checkpoint(path, checkpoint)
+    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
+        cfg = compose(config_name="calibrate", overrides=[f"paths.output_dir={path.parent}",
+                                                          f"paths.data_dir={data_dir}", *TINY_DATA, f"ckpt={path}",
+                                                          "matcher.target_far=0.01"])
+    calibrate_checkpoint(cfg)
+    return path
+
+
+def test_eps_zero_is_the_clean_frr_and_dodging_grows_with_eps(tiny_triplet_run, tmp_path, data_dir):
+    ckpt = tiny_triplet_run[1]["best_checkpoint"]
+    summary = run_attack(compose_attack([f"ckpt={ckpt}", "attack=uap", "attack.goal=dodging", "attack.eps=[0,4,32]",
+                                         "attack.steps=15", "max_pairs=60"], tmp_path, data_dir))
+    rows = summary["rows"]
+    assert rows[0]["success"] == summary["clean_frr"]  # exactly: eps 0 adds nothing
+    assert [r["max_perturbation"] for r in rows] == pytest.approx([0, 4, 32], abs=1e-4)
+    success = [r["success"] for r in rows]
+    assert success == sorted(success) and success[-1] > success[0]
+    scores = [r["mean_score"] for r in rows]
+    assert scores == sorted(scores, reverse=True) and scores[-1] < scores[0]
+    assert json.loads((tmp_path / "summary.json").read_text())["rows"] == rows
+    for name in ("uap.png", "uap_probes.png", "attack_success.png"):
+        assert (tmp_path / name).is_file()
+
+
+def test_crafting_reads_the_training_identities_only(tiny_triplet_run, tmp_path, data_dir, monkeypatch):
+    assert list(inspect.signature(uap.craft_uap).parameters)[:4] == ["net", "matcher", "images", "labels"]
+    seen = []
+    real = uap.craft_uap
+
+    def spy(net, matcher, images, labels, *args, **kwargs):
+        seen.append((images.copy(), labels.copy()))
+        return real(net, matcher, images, labels, *args, **kwargs)
+
+    monkeypatch.setattr(uap, "craft_uap", spy)
+    ckpt = tiny_triplet_run[1]["best_checkpoint"]
+    cfg = compose_attack([f"ckpt={ckpt}", "attack=uap", "attack.eps=[0,8]", "attack.steps=2", "max_pairs=20"],
+                         tmp_path, data_dir)
+    run_attack(cfg)
+    splits = load_for_eval(ckpt, datamodule=cfg.datamodule).datamodule.splits
+    assert len(seen) == 2
+    for images, labels in seen:
+        assert np.array_equal(images, splits["train"].images) and np.array_equal(labels, splits["train"].labels)
+        assert not set(labels) & (set(splits["test"].labels) | set(splits["val"].labels))
+
+
+def test_a_perturbation_transfers_to_a_second_model(tiny_triplet_run, other_model, tmp_path, data_dir):
+    ckpt = tiny_triplet_run[1]["best_checkpoint"]
+    summary = run_attack(compose_attack([f"ckpt={ckpt}", "attack=uap", "attack.eps=[0,16]", "attack.steps=5",
+                                         f"attack.transfer_ckpt={other_model}", "max_pairs=60"], tmp_path, data_dir))
+    transfer = summary["transfer"]
+    assert transfer["checkpoint"] == str(other_model.resolve()) and transfer["threshold"] != summary["threshold"]
+    assert summary["rows"][0]["success"] == summary["clean_far"]
+    assert summary["rows"][0]["transfer_success"] == transfer["clean_far"]
+    for row in summary["rows"]:
+        assert 0 <= row["success"] <= 1 and 0 <= row["transfer_success"] <= 1
+    assert json.loads((tmp_path / "summary.json").read_text())["transfer"] == transfer
+    assert "transfer success" in format_rows(summary)
+
+
+def test_purification_applies_to_every_probe_and_is_reported(tiny_triplet_run, tmp_path, data_dir):
+    ckpt = tiny_triplet_run[1]["best_checkpoint"]
+    plain = run_attack(compose_attack([f"ckpt={ckpt}", "attack=uap", "attack.eps=[0]", "max_pairs=40"],
+                                      tmp_path / "plain", data_dir))
+    summary = run_attack(compose_attack([f"ckpt={ckpt}", "attack=uap", "attack.eps=[0,8]", "attack.steps=3",
+                                         "max_pairs=40", "purify=jpeg", "purify_quality=50"], tmp_path, data_dir))
+    assert summary["purify"] == {"name": "jpeg", "quality": 50} and "non-adaptive" in summary["purify_note"]
+    assert plain["purify"] is None and "purify_note" not in plain
+    assert summary["rows"][0]["success"] == summary["clean_far"]  # the clean FAR with purification on
+    assert "purified by" in format_rows(summary)
+
+
+def test_a_transfer_model_of_another_size_is_refused(tiny_triplet_run, tmp_path, data_dir):
+    checkpoint = torch.load(tiny_triplet_run[1]["best_checkpoint"], map_location="cpu", weights_only=True)
+    checkpoint[CHECKPOINT_KEY]["preprocess"]["image_size"] = [48, 48]
+    other = tmp_path / "other48.ckpt"
+    write_checkpoint(other, checkpoint)
+    cfg = compose_attack([f"ckpt={tiny_triplet_run[1]['best_checkpoint']}", "attack=uap",
+                          f"attack.transfer_ckpt={other}"], tmp_path, data_dir)
+    with pytest.raises(ConfigError, match=r"reads 3-channel 48x48 images, but the attacked checkpoint reads 3-channel "
+                                          r"32x32 images.*same datamodule.image_size and channels"):
+        run_attack(cfg)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["attack.eps=[-1,2]"], r"attack.eps=\[-1, 2\]: budgets are numbers from 0 to 255"),
+    (["attack.eps=[0,300]"], r"attack.eps=\[0, 300\]: budgets are numbers from 0 to 255"),
+    (["attack.eps=[a]"], r"attack.eps=\['a'\]: budgets are numbers from 0 to 255"),
+    (["attack.goal=both"], r"attack.goal='both' is not one of impersonation, dodging\."),
+    (["attack.transfer_ckpt=missing.ckpt"], r"attack.transfer_ckpt='missing.ckpt': no such file"),
+    (["split=train"], r"attack=uap learns its perturbation on the training identities.*split=test"),
+    (["purify=jpeg", "purify_quality=0"], r"purify_quality=0 must be an integer from 1 to 95"),
+    (["purify=median", "purify_kernel=4"], r"purify_kernel=4 must be an odd integer >= 3"),
+])
+def test_bad_uap_settings_are_clear_errors_before_any_data(overrides, message, tiny_triplet_run, tmp_path, data_dir,
+                                                           monkeypatch):
+    from datamodules.base import IdentityDataModule
+
+    monkeypatch.setattr(IdentityDataModule, "setup", lambda self, stage=None: pytest.fail("data read first"))
+    cfg = compose_attack([f"ckpt={tiny_triplet_run[1]['best_checkpoint']}", "attack=uap", *overrides], tmp_path,
+                         data_dir)
+    with pytest.raises(ConfigError, match=message):
+        run_attack(cfg)
