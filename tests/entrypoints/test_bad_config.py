@@ -24,7 +24,7 @@ from tests.conftest import REPO_ROOT
         ("optimizer.lr=-1", r"optimizer settings \(lr=-1,.*\) are refused by torch\.optim\.AdamW: Invalid learning rate"),
         ("matcher.target_far=2", r"matcher\.target_far=2 must lie between 0 and 1"),
         ("datamodule.image_size=[0,0]", r"datamodule\.image_size=\[0, 0\] must be \[height, width\]"),
-        ("experiment=siamese adversarial=fgsm", r"adversarial=fgsm\|pgd perturbs .* module=metric_loss"),
+        ("experiment=siamese adversarial=fgsm", r"adversarial=fgsm\|pgd\|patch perturbs .* module=metric_loss"),
         ("experiment=siamese miner=semihard", r"module=pair picks its own impostor pairs .* ~miner"),
     ],
 )
