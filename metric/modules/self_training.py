@@ -45,7 +45,7 @@ ROUND_COLUMNS = (  # the printed table: (summary key, header)
 class SelfTraining:
     """The `self_train` config node."""
 
-    rounds: int = 2
+    rounds: int = 1
     method: str = "agglomerative"  # agglomerative (at the threshold) | kmeans (FAISS, k clusters)
     linkage: str = "average"
     k: int | None = None

@@ -21,7 +21,7 @@ def self_train_cfg(make_cfg, ckpt, *overrides):
 def test_two_rounds_report_every_figure(make_cfg, tiny_triplet_run, tmp_path):
     _, teacher_run = tiny_triplet_run
     cfg = self_train_cfg(make_cfg, teacher_run["best_checkpoint"], "unlabeled.labelled_identities=8",
-                         "self_train.min_cluster_size=2", "self_train.target_far=0.05")
+                         "self_train.min_cluster_size=2", "self_train.target_far=0.05", "self_train.rounds=2")
     summary = train(cfg)
     rows = summary["self_training_rounds"]
     assert [row["round"] for row in rows] == [0, 1, 2]
