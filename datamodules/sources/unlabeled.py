@@ -45,13 +45,13 @@ class UnlabeledFolder(FileDataModule):
 
 
 def load_unlabeled(root: str, like: IdentityDataModule, max_images: int | None = None,
-                   cache_dir: str | None = None) -> IdentitySplit:
+                   cache_dir: str | None = None, bad_files_report: str | Path | None = None) -> IdentitySplit:
     """The unlabeled images, prepared exactly as `like` (a set-up labelled datamodule) prepares its own: its face
     front end, image size and channels. Labels are placeholders (-1): these images have no identity yet."""
     height, width = like.splits["train"].images.shape[1:3]
     loader = UnlabeledFolder(root=root, image_size=(int(height), int(width)), channels=like.channels,
                              cache_dir=cache_dir, seed=like.seed, face=like.face,
-                             bad_files_report=None)
+                             bad_files_report=str(bad_files_report) if bad_files_report else None)
     records = take_subset(loader.scan(), max_identities=max_images, seed=like.seed)
     pool = loader.load_assignment({"pool": records})["pool"]
     pool.labels[:] = -1
@@ -94,12 +94,13 @@ class UnlabeledSource:
                                             or self.max_images < 1):
             raise ConfigError(f"unlabeled.max_images={self.max_images!r} must be a whole number >= 1, or null for all.")
 
-    def load(self, datamodule: IdentityDataModule) -> UnlabeledData:
-        """The labelled identities and the pool, for a set-up labelled datamodule (seeded by its seed)."""
+    def load(self, datamodule: IdentityDataModule, bad_files_report: str | Path | None = None) -> UnlabeledData:
+        """The labelled identities and the pool, for a set-up labelled datamodule (seeded by its seed); unreadable
+        or faceless files of unlabeled.root are listed in `bad_files_report`."""
         train = datamodule.splits["train"]
         identities = np.unique(train.labels)
         if self.root is not None:
-            pool = load_unlabeled(self.root, datamodule, self.max_images, self.cache_dir)
+            pool = load_unlabeled(self.root, datamodule, self.max_images, self.cache_dir, bad_files_report)
             return UnlabeledData(identities, pool, None)
         order = identities[np.random.default_rng([datamodule.seed, 19]).permutation(identities.size)]
         share = self.labelled_identities

@@ -176,6 +176,4 @@ class EmbeddingNet(nn.Module):
             spec.update(pool=self.pool, input_size=self.input_size)
         if self.dropout.p:
             spec["dropout"] = float(self.dropout.p)
-        if self.drop_path_rate:
-            spec["drop_path_rate"] = self.drop_path_rate
-        return spec
+        return spec  # drop_path_rate is left out: it changes training only, and older readers would refuse the key

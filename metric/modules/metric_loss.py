@@ -16,8 +16,8 @@ from metric.modules.mixing import interpolated_metric_loss
 
 class MetricLossModule(EmbeddingModule):
     """Embeds the whole batch with one shared net, mines pairs or triplets when a miner is given, and applies the
-    loss to the embeddings and identity labels. With `mix`, a batch it mixes adds the interpolated loss of this
-    rank's clean embeddings followed by the mixed samples' (metric.modules.mixing.interpolated_metric_loss)."""
+    loss to the embeddings and identity labels. With `mix`, a batch it mixes adds the interpolated loss of the mixed
+    samples against this rank's clean embeddings (metric.modules.mixing.interpolated_metric_loss)."""
 
     def __init__(self, net, loss: nn.Module, miner: nn.Module | None = None,
                  adversarial: AdversarialTraining | None = None, mix: BatchMix | None = None, **kwargs):
@@ -49,7 +49,7 @@ class MetricLossModule(EmbeddingModule):
         mixed = self.mix(images, labels) if self.mix is not None else None
         mix_loss = 0.0
         if mixed is not None:  # on this rank's batch: the mixed samples index its rows
-            mix_loss = interpolated_metric_loss(self.batch_loss, local, labels, self.net(mixed.images), mixed)
+            mix_loss = interpolated_metric_loss(self.loss_fn, self.miner, local, labels, self.net(mixed.images), mixed)
             self.log("train_mix_loss", mix_loss, on_step=False, on_epoch=True, batch_size=len(mixed.images),
                      sync_dist=True)
         labels = labels_all

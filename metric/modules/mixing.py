@@ -1,42 +1,47 @@
 """The loss side of `augment.mix=mixup|cutmix` (the mixed samples themselves come from datamodules.mixing).
 
 Formulation: mixup with interpolated targets as in "It Takes Two to Tango: Mixup for Deep Metric Learning"
-(Metrix; Venkataramanan et al., ICLR 2022). A pair (clean anchor a, mixed sample m = mix(x_i, x_j, lam)) has target
-lam*[y_a == y_i] + (1-lam)*[y_a == y_j]. For the siamese pair objective (BCE on the logistic-distance head's logits)
-that soft target is used directly. For pytorch-metric-learning losses (triplet margin, multi-similarity,
-contrastive, also ArcFace-style classification losses), whose aggregation over pairs is not linear, the loss is
-computed under each of the two labellings of the mixed samples and interpolated:
-lam * L(E, labels with mixed->y_i) + (1-lam) * L(E, labels with mixed->y_j), where E = clean embeddings followed by
-mixed embeddings (the label-interpolation form of mixup, Zhang et al. 2018; it equals Metrix's form for losses linear
-in pairs, e.g. contrastive). The miner, when there is one, mines under the same labelling as the loss term. One lam
-per mixed batch, lam ~ Beta(alpha, alpha).
+(Metrix; Venkataramanan et al., ICLR 2022). A pair (clean a, mixed m = mix(x_i, x_j, lam)) has target
+lam*[y_a == y_i] + (1-lam)*[y_a == y_j], and the mixed term covers only the (mixed, clean) pairs, on top of the
+plain loss of the clean batch:
+- the siamese pair objective (BCE on the logistic-distance head's logits) takes that soft target directly;
+- a pytorch-metric-learning loss (triplet margin, multi-similarity, contrastive) is computed with the mixed samples
+  as anchors against the clean batch (its `ref_emb`), once with each mixed sample labelled y_i and once y_j, and
+  interpolated: lam * L(m -> y_i) + (1-lam) * L(m -> y_j). For a loss that sums over pairs (contrastive) this is
+  exactly Metrix's soft-target term; for triplet and multi-similarity, whose aggregation is not linear, it is the
+  interpolation of the two losses. The miner mines the same (mixed, clean) pairs under the same labelling;
+- an identity-classification loss (ArcFace, CosFace) takes lam * L(m, y_i) + (1-lam) * L(m, y_j), the mixup of
+  Zhang et al. (2018).
+One lam per mixed batch, lam ~ Beta(alpha, alpha). A term of weight 0 is skipped, so lam 0 or 1 is exactly the
+plain loss of the mixed samples (then pure images) against the clean batch.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from datamodules.mixing import MixedBatch
 from metric.errors import ConfigError
+from metric.modules.class_losses import IdentityClassLoss
 
-BatchLoss = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, object]]  # (embeddings, labels) -> (loss, tuples)
 SOFT_TARGET_LOSSES = (nn.BCEWithLogitsLoss,)  # the pair module gives logits, so BCELoss (probabilities) is out
 
 
-def interpolated_metric_loss(batch_loss: BatchLoss, clean: torch.Tensor, labels: torch.Tensor, mixed: torch.Tensor,
-                             mix: MixedBatch) -> torch.Tensor:
-    """lam * L(clean + mixed, mixed labelled y_first) + (1 - lam) * L(clean + mixed, mixed labelled y_second), with
-    `batch_loss` (miner and loss) on the clean embeddings followed by the mixed ones; a term of weight 0 is skipped,
-    so lam 0 or 1 is exactly the plain loss on the appended batch."""
-    embeddings = torch.cat([clean, mixed])
+def interpolated_metric_loss(loss_fn: nn.Module, miner: nn.Module | None, clean: torch.Tensor, labels: torch.Tensor,
+                             mixed: torch.Tensor, mix: MixedBatch) -> torch.Tensor:
+    """lam * L(mixed labelled y_first) + (1 - lam) * L(mixed labelled y_second): the mixed embeddings as anchors
+    against the clean ones (`ref_emb`; a classification loss takes the mixed embeddings alone)."""
     total = None
     for weight, rows in ((mix.lam, mix.first), (1.0 - mix.lam, mix.second)):
         if weight == 0:
             continue
-        loss, _ = batch_loss(embeddings, torch.cat([labels, labels[rows]]))
+        mixed_labels = labels[rows]
+        if isinstance(loss_fn, IdentityClassLoss):
+            loss = loss_fn(mixed, mixed_labels)
+        else:
+            tuples = miner(mixed, mixed_labels, clean, labels) if miner is not None else None
+            loss = loss_fn(mixed, mixed_labels, tuples, clean, labels)
         total = weight * loss if total is None else total + weight * loss
     return total
 

@@ -20,6 +20,7 @@ from PIL import Image
 
 from datamodules.base import IdentityDataModule
 from datamodules.folds import CVFold
+from datamodules.images import as_array, resize
 from datamodules.sources.unlabeled import UnlabeledData, UnlabeledSource
 from datamodules.split import IdentitySplit
 from metric.errors import ConfigError, build_from_config, locate_class
@@ -29,17 +30,12 @@ from metric.metrics.pseudo_labels import pseudo_label_quality
 from metric.model.checkpoint import face_spec
 from metric.modules.distill import DistillModule, Teacher, build_teacher
 from metric.modules.adapt import AdaptModule
+from metric.report.self_training import format_rounds
 from metric.report.summary import write_summary
-from metric.scoring.clustering import METHODS, PseudoLabels, pseudo_identities
+from metric.scoring.clustering import METHODS, PseudoLabels, check_cluster_settings, pseudo_identities
+from metric.scoring.feature_cache import pixel_key
 from metric.scoring.matchers import make_matcher
 from metric.scoring.pairs import pair_scores
-
-ROUND_COLUMNS = (  # the printed table: (summary key, header)
-    ("round", "round"), ("teacher", "teacher"), ("threshold", "threshold"), ("pseudo_identities", "pseudo ids"),
-    ("images_kept", "kept"), ("pool_images", "pool"), ("purity", "purity"), ("true_identities_split", "split"),
-    ("training_identities", "train ids"), ("test_eer", "student test EER"), ("test_pairs_accuracy", "pairs acc."),
-)
-
 
 @dataclass
 class SelfTraining:
@@ -51,9 +47,8 @@ class SelfTraining:
     k: int | None = None
     threshold: float | None = None  # cosine similarity; None: the teacher's, calibrated at target_far on validation
     target_far: float = 1e-3
-    min_cluster_size: int = 3
+    min_cluster_size: int = 3  # raised to the batches' images per identity (K) when that is larger
     baseline: bool = True  # round 0: the student on the labelled identities alone
-    cache_dir: str | None = None  # the teachers' embeddings, per image
 
     def __post_init__(self) -> None:
         if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 1:
@@ -64,6 +59,7 @@ class SelfTraining:
             raise ConfigError("self_train.k sets the number of k-means clusters: use it with self_train.method=kmeans.")
         if not 0 < self.target_far < 1:
             raise ConfigError(f"self_train.target_far={self.target_far!r} must lie in (0, 1), e.g. 0.001.")
+        check_cluster_settings(self.method, self.min_cluster_size, self.linkage, self.threshold, self.k)
 
 
 def check_self_train_config(cfg: DictConfig) -> None:
@@ -74,9 +70,11 @@ def check_self_train_config(cfg: DictConfig) -> None:
     teacher = cfg.teacher
     if "ckpt" in teacher.keys() and OmegaConf.is_missing(teacher, "ckpt"):
         raise ConfigError("teacher=ckpt needs its checkpoint: add teacher.ckpt=<file>.")
-    if str(cfg.trainer.get("strategy", "")).startswith("ddp"):
+    trainer = cfg.trainer
+    if str(trainer.get("strategy", "auto")) not in ("auto", "single_device") or str(trainer.get("devices", 1)) != "1" \
+            or int(trainer.get("num_nodes", 1)) != 1:
         raise ConfigError("self-training runs its rounds in one process (the pseudo-labelling between rounds is not "
-                          "sharded): use trainer=cpu or trainer=gpu, not a DDP trainer.")
+                          "sharded): use trainer=cpu or trainer=gpu with trainer.devices=1, not a DDP trainer.")
     module_cls = locate_class(cfg.module, "module")
     if issubclass(module_cls, (AdaptModule, DistillModule)):
         raise ConfigError(f"module={cfg.module._target_.rsplit('.', 1)[-1]}: self-training trains a timm student "
@@ -126,23 +124,20 @@ def check_teacher_front_end(teacher: Teacher, datamodule: IdentityDataModule, na
 
 def teacher_embeddings(teacher: Teacher, images: np.ndarray) -> np.ndarray:
     """The teacher's embeddings of these student-sized uint8 images, resized to its input size when it differs."""
-    (height, width), _ = teacher_size(teacher)
-    if images.shape[1:3] != (height, width):
-        grey = images.shape[-1] == 1
-        images = np.stack([
-            np.asarray(Image.fromarray(image[..., 0] if grey else image).resize((width, height), Image.BILINEAR))
-            for image in images
-        ])
-        images = images[..., None] if grey else images
+    size, _ = teacher_size(teacher)
+    if images.shape[1:3] != size:
+        images = np.stack([as_array(resize(Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image), size))
+                           for image in images])
     return teacher.cache.embed(images)
 
 
-def teacher_threshold(teacher: Teacher, val: IdentitySplit, settings: SelfTraining) -> tuple[float, dict]:
+def teacher_threshold(teacher: Teacher, val: IdentitySplit, settings: SelfTraining,
+                      max_pairs: int | None = None) -> tuple[float, dict]:
     """The cosine threshold to cluster at: self_train.threshold, or the teacher's calibrated at target_far on the
     labelled validation identities (with its calibration record)."""
     if settings.threshold is not None:
         return float(settings.threshold), {"threshold_from": "self_train.threshold"}
-    scores, genuine = pair_scores(teacher_embeddings(teacher, val.images), val.labels)
+    scores, genuine = pair_scores(teacher_embeddings(teacher, val.images), val.labels, max_impostor_pairs=max_pairs)
     calibration = calibrate(scores, genuine, settings.target_far, "cosine")
     note = {"threshold_from": f"teacher calibrated at FAR {calibration.calibrated_far:g} on validation",
             "teacher_val_frr": calibration.val_frr}
@@ -151,13 +146,16 @@ def teacher_threshold(teacher: Teacher, val: IdentitySplit, settings: SelfTraini
     return calibration.threshold, note
 
 
-def no_confident_cluster(pseudo: PseudoLabels, threshold: float, settings: SelfTraining, pool: int) -> ConfigError:
+def no_confident_cluster(pseudo: PseudoLabels, threshold: float, settings: SelfTraining, pool: int,
+                         min_size: int) -> ConfigError:
+    smaller = ("lower self_train.min_cluster_size" if min_size == settings.min_cluster_size else
+               f"lower datamodule.batch_images_per_identity (K={min_size} sets the smallest usable cluster)")
     return ConfigError(
         f"no confident pseudo-identity among {pool} unlabeled images: {pseudo.clusters} clusters at cosine "
-        f"threshold {threshold:.3f}, {pseudo.too_small} with fewer than self_train.min_cluster_size="
-        f"{settings.min_cluster_size} images, {pseudo.too_loose} with a member below the threshold of its centroid. "
-        "Relax the filter: lower self_train.min_cluster_size, or lower the threshold (self_train.threshold=<cosine "
-        "below the current one>, or a higher self_train.target_far), or give more unlabeled images.")
+        f"threshold {threshold:.3f}, {pseudo.too_small} with fewer than {min_size} images, {pseudo.too_loose} with "
+        f"a member below the threshold of its centroid. Relax the filter: {smaller}, or lower the threshold "
+        "(self_train.threshold=<cosine below the current one>, or a higher self_train.target_far), or give more "
+        "unlabeled images.")
 
 
 def with_pseudo_identities(labelled: np.ndarray, pool: IdentitySplit, pseudo: PseudoLabels, first_label: int):
@@ -195,42 +193,51 @@ def round_row(index: int, teacher_name: str, student: dict | None, **figures) ->
     return row
 
 
-def format_rounds(rows: list[dict]) -> str:
-    """The per-round table, one line per round (mean ± std across folds under cross-validation)."""
-    def cell(row: dict, key: str) -> str:
-        value, std = row.get(key), row.get(f"{key}_std")
-        if value is None:
-            return "-"
-        text = f"{value:.4f}" if isinstance(value, float) else str(value)
-        return f"{text} ± {std:.4f}" if std is not None else text
+def pseudo_label_round(teacher: Teacher, datamodule: IdentityDataModule, data: UnlabeledData,
+                       settings: SelfTraining, seed: int) -> tuple[PseudoLabels, dict]:
+    """One round's pseudo-identities from this teacher, and the round's figures (before its student trains). The
+    filter's K is at least the batches' images per identity: a smaller pseudo-identity would never be drawn."""
+    min_size = max(settings.min_cluster_size, datamodule.batch_images_per_identity)
+    threshold, note = teacher_threshold(teacher, datamodule.splits["val"], settings, datamodule.max_impostor_pairs)
+    pseudo = pseudo_identities(teacher_embeddings(teacher, data.pool.images), threshold, settings.method, min_size,
+                               settings.linkage, settings.k, seed)
+    if pseudo.num_identities == 0:
+        raise no_confident_cluster(pseudo, threshold, settings, len(data.pool.labels), min_size)
+    figures = {"threshold": threshold, **note, "min_cluster_size_used": min_size,
+               "pool_images": int(len(data.pool.labels)), "clusters": pseudo.clusters,
+               "clusters_too_small": pseudo.too_small, "clusters_too_loose": pseudo.too_loose,
+               "pseudo_identities": pseudo.num_identities, "images_kept": int(pseudo.kept.size),
+               "training_identities": int(data.labelled.size) + pseudo.num_identities,
+               **teacher_test_figures(teacher, datamodule, datamodule.max_impostor_pairs)}
+    if data.truth is not None:
+        figures.update(pseudo_label_quality(pseudo.labels, data.truth[pseudo.kept], data.truth, min_size))
+    print(f"{pseudo.num_identities} pseudo-identities, {pseudo.kept.size} of {len(data.pool.labels)} unlabeled images "
+          f"kept (cosine threshold {threshold:.3f}, at least {min_size} images each)"
+          + (f", purity {figures['purity']:.3f}" if figures.get("purity") is not None else ""))
+    return pseudo, figures
 
-    lines = ["Self-training, round by round (test identities unseen in training)",
-             " | ".join(header for _, header in ROUND_COLUMNS)]
-    lines += [" | ".join(cell(row, key) for key, _ in ROUND_COLUMNS) for row in rows]
-    return "\n".join(lines)
 
-
-def rounds_across_folds(per_fold: list[list[dict]]) -> list[dict]:
-    """Each round's figures as the mean over cross-validation folds (with `<key>_std`), where every fold has them."""
-    rows = []
-    for index in range(min(len(rounds) for rounds in per_fold)):
-        folds = [rounds[index] for rounds in per_fold]
-        row = {"round": folds[0]["round"], "teacher": folds[0]["teacher"], "folds": len(folds)}
-        for key, value in folds[0].items():
-            values = [f.get(key) for f in folds]
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "round" \
-                    and all(isinstance(v, (int, float)) for v in values):
-                row[key] = float(np.mean(values))
-                row[f"{key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
-        rows.append(row)
-    return rows
+def without_eval_images(data: UnlabeledData, datamodule: IdentityDataModule) -> tuple[UnlabeledData, int]:
+    """The pool without any image that is also a validation or test image (e.g. the same 10K US photos given as
+    distractors): those must never be trained on. Returns the pool and how many images were dropped."""
+    held_out = {pixel_key(image) for name in ("val", "test") for image in datamodule.splits[name].images}
+    keep = np.array([pixel_key(image) not in held_out for image in data.pool.images], dtype=bool)
+    if keep.all():
+        return data, 0
+    pool = data.pool
+    kept = IdentitySplit(pool.images[keep], pool.labels[keep], [s for s, k in zip(pool.sources, keep) if k],
+                         [f for f, k in zip(pool.factors, keep) if k])
+    truth = data.truth[keep] if data.truth is not None else None
+    print(f"note: {int((~keep).sum())} unlabeled images are also validation or test images; they are left out.")
+    return UnlabeledData(data.labelled, kept, truth), int((~keep).sum())
 
 
 def train_self(cfg: DictConfig, train_once: Callable[..., dict | None], fold: CVFold | None = None) -> dict:
     """Every round (and the labelled-only baseline); returns the last round's student summary with the per-round
     table under `self_training_rounds`. `train_once(cfg, fold, train_override=...)` trains one student (the
     single-run trainer of metric.modules.training, passed in: that module dispatches here); `fold`: the
-    cross-validation fold whose splits every round uses."""
+    cross-validation fold whose splits every round uses. Round 1's pseudo-labels are made before any student
+    trains, so a clustering that keeps nothing stops the run before any training."""
 
     def train_student(folder: str, override) -> dict:
         return train_once(student_config(cfg, output_dir / folder), fold, train_override=override)
@@ -240,6 +247,7 @@ def train_self(cfg: DictConfig, train_once: Callable[..., dict | None], fold: CV
     source: UnlabeledSource = build_from_config(cfg.unlabeled)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    seed = int(cfg.get("seed") or 0)
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     datamodule: IdentityDataModule = build_from_config(student_config(cfg, output_dir).datamodule)
@@ -248,48 +256,30 @@ def train_self(cfg: DictConfig, train_once: Callable[..., dict | None], fold: CV
     datamodule.setup("fit")
     teacher, teacher_name = build_teacher(cfg.teacher), "teacher"
     check_teacher_front_end(teacher, datamodule, "the teacher")
-    data: UnlabeledData = source.load(datamodule)
+    data, overlap = without_eval_images(source.load(datamodule, output_dir / "unlabeled_bad_files.txt"), datamodule)
     first_label = 1 + max(int(split.labels.max()) for split in datamodule.splits.values())
-    max_pairs = datamodule.max_impostor_pairs
+    pseudo, figures = pseudo_label_round(teacher, datamodule, data, settings, seed)
+    figures["pool_images_in_eval_splits"] = overlap
     rows: list[dict] = []
-    student = None
     if settings.baseline:
         labelled_only = with_pseudo_identities(data.labelled, data.pool, PseudoLabels(
             np.zeros(0, np.int64), np.zeros(0, np.int64), 0, 0, 0), first_label)
         student = train_student("round_0", labelled_only)
         rows.append(round_row(0, "-", student, training_identities=int(data.labelled.size), pool_images=0))
     for index in range(1, settings.rounds + 1):
-        threshold, note = teacher_threshold(teacher, datamodule.splits["val"], settings)
-        embeddings = teacher_embeddings(teacher, data.pool.images)
-        pseudo = pseudo_identities(embeddings, threshold, settings.method, settings.min_cluster_size,
-                                   settings.linkage, settings.k, int(cfg.get("seed") or 0))
-        if pseudo.num_identities == 0:
-            raise no_confident_cluster(pseudo, threshold, settings, len(data.pool.labels))
-        figures = {"threshold": threshold, **note, "pool_images": int(len(data.pool.labels)),
-                   "clusters": pseudo.clusters, "clusters_too_small": pseudo.too_small,
-                   "clusters_too_loose": pseudo.too_loose, "pseudo_identities": pseudo.num_identities,
-                   "images_kept": int(pseudo.kept.size),
-                   "training_identities": int(data.labelled.size) + pseudo.num_identities,
-                   **teacher_test_figures(teacher, datamodule, max_pairs)}
-        if data.truth is not None:
-            figures.update(pseudo_label_quality(pseudo.labels, data.truth[pseudo.kept], data.truth,
-                                                settings.min_cluster_size))
-        print(f"round {index}: {pseudo.num_identities} pseudo-identities, {pseudo.kept.size} of "
-              f"{len(data.pool.labels)} unlabeled images kept (cosine threshold {threshold:.3f})"
-              + (f", purity {figures['purity']:.3f}" if figures.get("purity") is not None else ""))
-        override = with_pseudo_identities(data.labelled, data.pool, pseudo, first_label)
-        student = train_student(f"round_{index}", override)
+        if index > 1:
+            print(f"round {index}:", end=" ")
+            pseudo, figures = pseudo_label_round(teacher, datamodule, data, settings, seed)
+        student = train_student(f"round_{index}", with_pseudo_identities(data.labelled, data.pool, pseudo, first_label))
         rows.append(round_row(index, teacher_name, student, **figures))
         write_summary({"self_training_rounds": rows, "settings": asdict(settings)}, output_dir / "summary.json")
         if index < settings.rounds:
             if not student.get("best_checkpoint"):
                 raise ConfigError("the round's student saved no checkpoint, so it cannot teach the next round: keep "
                                   "the checkpoint callback (callbacks=default).")
-            teacher = build_teacher(OmegaConf.create({"ckpt": student["best_checkpoint"], "cache_dir": settings.cache_dir}))
-            teacher_name = f"round {index} student"
+            node = OmegaConf.create({"ckpt": student["best_checkpoint"], "cache_dir": cfg.teacher.get("cache_dir")})
+            teacher, teacher_name = build_teacher(node), f"round {index} student"
     summary = {**student, "self_training_rounds": rows, "settings": asdict(settings)}
     write_summary(summary, output_dir / "summary.json")
     print(format_rounds(rows))
     return summary
-
-

@@ -28,8 +28,9 @@ from metric.modules.embedding import EmbeddingModule
 from metric.modules.liveness import LivenessModule
 from metric.modules.liveness_training import train_liveness
 from metric.modules.metric_loss import MetricLossModule
-from metric.modules.self_training import format_rounds, rounds_across_folds, train_self
+from metric.modules.self_training import train_self
 from metric.modules.pair import ADVERSARIAL_NEEDS_METRIC_LOSS, PAIR_TAKES_NO_MINER, PairModule
+from metric.report.self_training import format_rounds, rounds_across_folds
 from metric.report.summary import format_cv_table, format_summary, verification_summary, write_summary
 from metric.report.wandb_logger import find_wandb_logger
 from metric.scoring.load import embedder_datamodule, embedder_front_end

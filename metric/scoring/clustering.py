@@ -3,6 +3,7 @@ or into k groups (FAISS k-means), then a confidence filter that keeps only tight
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,6 +12,8 @@ from metric.errors import ConfigError
 
 METHODS = ("agglomerative", "kmeans")
 LINKAGES = ("average", "complete", "single")
+FAISS_MISSING = ("self_train.method=kmeans uses FAISS: pip install -e '.[faiss]' (faiss-cpu), or use "
+                 "self_train.method=agglomerative.")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,28 @@ def unit_rows(embeddings: np.ndarray) -> np.ndarray:
     return (embeddings / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+MAX_AGGLOMERATIVE = 20_000  # images: its pairwise distances grow as N^2 (20,000 images: 1.6 GB in float32)
+
+
+def check_cluster_settings(method: str, min_size: int, linkage: str, threshold: float | None, k: int | None) -> None:
+    """Every clustering setting, checked before any image is read or any model trains."""
+    if method not in METHODS:
+        raise ConfigError(f"self_train.method={method!r} is not one of {', '.join(METHODS)}.")
+    if isinstance(min_size, bool) or not isinstance(min_size, int) or min_size < 2:
+        raise ConfigError(f"self_train.min_cluster_size={min_size!r} must be a whole number >= 2: a pseudo-identity "
+                          "needs two images to give a genuine pair.")
+    if linkage not in LINKAGES:
+        raise ConfigError(f"self_train.linkage={linkage!r} is not one of {', '.join(LINKAGES)}.")
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                  or not -1.0 <= threshold <= 1.0):
+        raise ConfigError(f"self_train.threshold={threshold!r} must be a cosine similarity in [-1, 1], or null for "
+                          "the teacher's calibrated threshold.")
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 2):
+        raise ConfigError(f"self_train.k={k!r} must be a whole number >= 2 (the number of k-means clusters).")
+    if method == "kmeans" and importlib.util.find_spec("faiss") is None:
+        raise ConfigError(FAISS_MISSING)
+
+
 def agglomerative(embeddings: np.ndarray, threshold: float, linkage: str = "average") -> np.ndarray:
     """Cluster ids: merges stop where the (linkage) cosine similarity between clusters falls below `threshold`."""
     from sklearn.cluster import AgglomerativeClustering
@@ -42,6 +67,10 @@ def agglomerative(embeddings: np.ndarray, threshold: float, linkage: str = "aver
         raise ConfigError(f"self_train.linkage={linkage!r} is not one of {', '.join(LINKAGES)}.")
     if len(embeddings) < 2:
         return np.zeros(len(embeddings), np.int64)
+    if len(embeddings) > MAX_AGGLOMERATIVE:
+        raise ConfigError(f"{len(embeddings)} unlabeled images are too many for agglomerative clustering (its "
+                          f"memory grows as N^2; at most {MAX_AGGLOMERATIVE:,}): use self_train.method=kmeans "
+                          "self_train.k=<n>, or unlabeled.max_images.")
     model = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage=linkage,
                                     distance_threshold=1.0 - threshold)
     return model.fit_predict(embeddings).astype(np.int64)
@@ -52,8 +81,7 @@ def kmeans(embeddings: np.ndarray, k: int, seed: int = 0, iterations: int = 25, 
     try:
         import faiss
     except ImportError:
-        raise ConfigError("self_train.method=kmeans uses FAISS: pip install -e '.[faiss]' (faiss-cpu), or use "
-                          "self_train.method=agglomerative.") from None
+        raise ConfigError(FAISS_MISSING) from None
     if isinstance(k, bool) or not isinstance(k, int) or not 2 <= k <= len(embeddings):
         raise ConfigError(f"self_train.k={k!r} must be a whole number from 2 to the number of unlabeled images "
                           f"({len(embeddings)}).")

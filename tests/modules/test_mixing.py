@@ -19,6 +19,7 @@ from datamodules.normalisation import INPUT_RANGE, to_model_input
 from metric.errors import ConfigError
 from metric.model.heads import LogisticDistanceHead
 from metric.modules.liveness_training import train_liveness
+from metric.modules.class_losses import IdentityClassLoss
 from metric.modules.mixing import check_soft_targets, interpolated_metric_loss, soft_pair_loss, soft_pair_targets
 from metric.modules.pair import PairModule
 from metric.modules.training import build, check_config, train
@@ -125,29 +126,40 @@ def embeddings(count: int, seed: int) -> torch.Tensor:
 @pytest.mark.parametrize("loss,miner", [
     (losses.TripletMarginLoss(margin=0.2), miners.TripletMarginMiner(margin=0.2, type_of_triplets="semihard")),
     (losses.MultiSimilarityLoss(), miners.MultiSimilarityMiner(epsilon=0.1)),
+    (IdentityClassLoss("arcface", LABELS, 16), None),
 ])
 def test_interpolated_loss_is_the_plain_loss_at_lam_0_and_1(loss, miner):
-    calls = []
-
-    def batch_loss(emb, labels):  # MetricLossModule.batch_loss: mine, then the loss
-        calls.append(labels)
-        tuples = miner(emb, labels)
-        return loss(emb, labels, tuples), tuples
-
     clean, mixed = embeddings(12, 0), embeddings(6, 1)
     first, second = torch.tensor([0, 3, 5, 7, 9, 11]), torch.tensor([4, 8, 0, 2, 1, 6])
 
-    def plain(rows):
-        labels = torch.cat([LABELS, LABELS[rows]])
-        return loss(torch.cat([clean, mixed]), labels, miner(torch.cat([clean, mixed]), labels))
+    def plain(rows):  # the mixed samples, taken as pure images of identity rows, against the clean batch
+        labels = LABELS[rows]
+        if miner is None:  # a classification loss: the mixed embeddings alone
+            return loss(mixed, labels)
+        return loss(mixed, labels, miner(mixed, labels, clean, LABELS), clean, LABELS)
 
-    at_1 = interpolated_metric_loss(batch_loss, clean, LABELS, mixed, MixedBatch(mixed, first, second, 1.0))
-    assert len(calls) == 1 and torch.equal(at_1, plain(first))
-    at_0 = interpolated_metric_loss(batch_loss, clean, LABELS, mixed, MixedBatch(mixed, first, second, 0.0))
-    assert len(calls) == 2 and torch.equal(at_0, plain(second))
-    between = interpolated_metric_loss(batch_loss, clean, LABELS, mixed, MixedBatch(mixed, first, second, 0.3))
-    torch.testing.assert_close(between, 0.3 * plain(first) + 0.7 * plain(second))
+    def interpolated(lam):
+        return interpolated_metric_loss(loss, miner, clean, LABELS, mixed, MixedBatch(mixed, first, second, lam))
+
+    assert torch.equal(interpolated(1.0), plain(first)) and torch.equal(interpolated(0.0), plain(second))
+    torch.testing.assert_close(interpolated(0.3), 0.3 * plain(first) + 0.7 * plain(second))
     assert plain(first) > 0 and plain(second) > 0  # the reduction is tested on live losses, not on two zeros
+
+
+def test_the_mixed_term_pairs_each_mixed_sample_with_the_clean_batch_only():
+    """Metrix's mixed term covers (mixed, clean) pairs: a miner sees the mixed samples as anchors, clean refs."""
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, emb, labels, ref_emb=None, ref_labels=None):
+            seen.append((len(emb), len(ref_emb), labels.tolist()))
+            return None
+
+    clean, mixed = embeddings(12, 0), embeddings(6, 1)
+    first, second = torch.tensor([0, 3, 5, 7, 9, 11]), torch.tensor([4, 8, 0, 2, 1, 6])
+    mix = MixedBatch(mixed, first, second, 0.5)
+    interpolated_metric_loss(losses.ContrastiveLoss(), Spy(), clean, LABELS, mixed, mix)
+    assert seen == [(6, 12, LABELS[first].tolist()), (6, 12, LABELS[second].tolist())]
 
 
 def test_soft_pair_targets_reduce_to_hard_bce():

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datamodules.sources.unlabeled import UnlabeledSource
+from datamodules.sources.unlabeled import UnlabeledData, UnlabeledSource
+from datamodules.split import IdentitySplit
 from metric.errors import ConfigError
 from metric.modules.training import train
 
@@ -33,18 +34,30 @@ def test_two_rounds_report_every_figure(make_cfg, tiny_triplet_run, tmp_path):
         assert row["pool_images"] == 16 * 5  # the 16 training identities whose labels were hidden
         assert 0 < row["images_kept"] <= row["pool_images"] and 0 <= row["purity"] <= 1
         assert row["training_identities"] == 8 + row["pseudo_identities"]
+        assert row["min_cluster_size_used"] == 3  # raised from 2 to the batches' K: smaller ones are never drawn
     assert rows[1]["teacher"] == "teacher" and rows[2]["teacher"] == "round 1 student"
     stored = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert len(stored["self_training_rounds"]) == 3
     assert all((tmp_path / "run" / f"round_{r}" / "summary.json").is_file() for r in range(3))
 
 
-def test_no_confident_cluster_says_what_to_relax(make_cfg, tiny_triplet_run):
+def test_no_confident_cluster_says_what_to_relax_before_any_training(make_cfg, tiny_triplet_run, tmp_path):
     _, teacher_run = tiny_triplet_run
     cfg = self_train_cfg(make_cfg, teacher_run["best_checkpoint"], "unlabeled.labelled_identities=8",
-                         "self_train.baseline=false", "self_train.threshold=0.99999", "self_train.min_cluster_size=5")
+                         "self_train.threshold=0.99999", "self_train.min_cluster_size=5")
     with pytest.raises(ConfigError, match="no confident pseudo-identity.*lower self_train.min_cluster_size.*threshold"):
         train(cfg)
+    assert not (tmp_path / "run" / "round_0").exists()  # not even the labelled-only baseline trained
+
+
+def test_unlabeled_images_that_are_also_eval_images_are_left_out(tiny_datamodule):
+    from metric.modules.self_training import without_eval_images
+
+    train, test = tiny_datamodule.splits["train"], tiny_datamodule.splits["test"]
+    images = np.concatenate([train.images[:4], test.images[:2]])
+    pool = IdentitySplit(images, np.full(6, -1), [f"p{i}" for i in range(6)])
+    data, dropped = without_eval_images(UnlabeledData(np.array([0]), pool, np.arange(6)), tiny_datamodule)
+    assert dropped == 2 and data.pool.sources == ["p0", "p1", "p2", "p3"] and data.truth.tolist() == [0, 1, 2, 3]
 
 
 def test_a_teacher_reading_other_crops_is_refused(make_cfg):
@@ -58,6 +71,9 @@ def test_a_teacher_reading_other_crops_is_refused(make_cfg):
     (["trainer=ddp_cpu"], "runs its rounds in one process"),
     (["self_train.k=5"], "use it with self_train.method=kmeans"),
     (["teacher=ckpt"], "teacher=ckpt needs its checkpoint"),
+    (["self_train.linkage=ward"], "self_train.linkage='ward' is not one of"),
+    (["self_train.threshold=2"], "must be a cosine similarity in"),
+    (["trainer.devices=2"], "runs its rounds in one process"),
 ])
 def test_settings_it_cannot_run_with_are_refused_first(make_cfg, overrides, message):
     with pytest.raises(ConfigError, match=message):

@@ -74,10 +74,11 @@ def test_every_experiment_survives_fast_dev_run(experiment, make_cfg, tmp_path, 
         extra = ["model=onnx", f"model.path={onnx}", "model.input_size=[32,32]", "face=none",
                  f"adapt.cache_dir={tmp_path}"]
     if experiment == "self_train":  # one round, the tiny triplet run as the teacher, most training labels hidden
+        teacher = ["teacher=ckpt", "face=none",
+                   f"teacher.ckpt={request.getfixturevalue('tiny_triplet_run')[1]['best_checkpoint']}"]
         with pytest.raises(ConfigError, match="unlabeled.root=<folder of images>"):
-            train(make_cfg("experiment=self_train", "teacher=ckpt", "face=none",
-                           f"teacher.ckpt={request.getfixturevalue('tiny_triplet_run')[1]['best_checkpoint']}"))
-        extra = ["teacher=ckpt", f"teacher.ckpt={request.getfixturevalue('tiny_triplet_run')[1]['best_checkpoint']}", "face=none",
+            train(make_cfg("experiment=self_train", *teacher))
+        extra = [*teacher,
                  "unlabeled.labelled_identities=8", "self_train.rounds=1", "self_train.min_cluster_size=2",
                  "self_train.target_far=0.05"]
     if experiment == "liveness":  # live/spoof data, not identities: the CelebA-Spoof fixture tree
