@@ -11,7 +11,7 @@ from datamodules.mixing import BatchMix
 from metric.modules.adversarial import AdversarialTraining
 from metric.modules.distributed import gather_batch
 from metric.modules.embedding import EmbeddingModule
-from metric.modules.mixing import interpolated_metric_loss
+from metric.modules.mixing import interpolated_metric_loss, mixed_term
 
 
 class MetricLossModule(EmbeddingModule):
@@ -46,12 +46,8 @@ class MetricLossModule(EmbeddingModule):
             self.log("train_adversarial_loss", adv_loss, on_step=False, on_epoch=True, batch_size=labels.numel())
             weight = self.adversarial.weight
             loss = (1.0 - weight) * loss + weight * adv_loss
-        mixed = self.mix(images, labels) if self.mix is not None else None
-        mix_loss = 0.0
-        if mixed is not None:  # on this rank's batch: the mixed samples index its rows
-            mix_loss = interpolated_metric_loss(self.loss_fn, self.miner, local, labels, self.net(mixed.images), mixed)
-            self.log("train_mix_loss", mix_loss, on_step=False, on_epoch=True, batch_size=len(mixed.images),
-                     sync_dist=True)
+        mix_loss = mixed_term(self, images, labels, lambda mixed, mix: interpolated_metric_loss(
+            self.loss_fn, self.miner, local, labels, mixed, mix))
         labels = labels_all
         batch_size = labels.numel()
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)

@@ -18,6 +18,9 @@ plain loss of the mixed samples (then pure images) against the clean batch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pytorch_lightning as pl
 import torch
 from torch import nn
 
@@ -26,6 +29,19 @@ from metric.errors import ConfigError
 from metric.modules.class_losses import IdentityClassLoss
 
 SOFT_TARGET_LOSSES = (nn.BCEWithLogitsLoss,)  # the pair module gives logits, so BCELoss (probabilities) is out
+
+
+def mixed_term(module: pl.LightningModule, images: torch.Tensor, labels: torch.Tensor,
+               loss_of: Callable[[torch.Tensor, MixedBatch], torch.Tensor]) -> torch.Tensor | float:
+    """A training step's mixed-sample term: 0 when `module.mix` leaves the batch alone, else `loss_of(the mixed
+    samples' embeddings by module.net, the mixed batch)`, logged as train_mix_loss. The mixed samples index this
+    rank's rows (`images`, `labels`)."""
+    mixed = module.mix(images, labels) if module.mix is not None else None
+    if mixed is None:
+        return 0.0
+    loss = loss_of(module.net(mixed.images), mixed)
+    module.log("train_mix_loss", loss, on_step=False, on_epoch=True, batch_size=len(mixed.images), sync_dist=True)
+    return loss
 
 
 def interpolated_metric_loss(loss_fn: nn.Module, miner: nn.Module | None, clean: torch.Tensor, labels: torch.Tensor,

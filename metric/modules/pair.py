@@ -12,7 +12,7 @@ from metric.errors import ConfigError
 from metric.model.heads import LogisticDistanceHead
 from metric.modules.distributed import gather_batch
 from metric.modules.embedding import EmbeddingModule
-from metric.modules.mixing import check_soft_targets, soft_pair_loss
+from metric.modules.mixing import check_soft_targets, mixed_term, soft_pair_loss
 from metric.scoring.pairs import label_pairs
 
 IMPOSTOR_STRATEGIES = ("random", "hard")
@@ -81,12 +81,8 @@ class PairModule(EmbeddingModule):
         a, b, target = self.select_pairs(embeddings, labels)
         logits = self.head.logits(embeddings[a], embeddings[b])
         loss = self.loss_fn(logits, target)
-        mixed = self.mix(images, local_labels) if self.mix is not None else None
-        mix_loss = 0.0
-        if mixed is not None:  # on this rank's batch: the mixed samples index its rows
-            mix_loss = soft_pair_loss(self.head, self.loss_fn, local, local_labels, self.net(mixed.images), mixed)
-            self.log("train_mix_loss", mix_loss, on_step=False, on_epoch=True, batch_size=len(mixed.images),
-                     sync_dist=True)
+        mix_loss = mixed_term(self, images, local_labels, lambda mixed, mix: soft_pair_loss(
+            self.head, self.loss_fn, local, local_labels, mixed, mix))
         accuracy = ((logits > 0).float() == target).float().mean()
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=labels.numel())
         self.log("train_pair_accuracy", accuracy, on_step=False, on_epoch=True, batch_size=labels.numel())
