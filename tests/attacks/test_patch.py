@@ -22,15 +22,6 @@ from tests.attacks.test_attack import compose_attack
 ALIGNED = {"image_size": [32, 32], "channels": 3, "face": {"name": "none"}}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on 2 cores shared with other work, two threads make each small step many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def verifier(tiny_triplet_run) -> Verifier:
     net, _ = build_model(read_checkpoint(tiny_triplet_run[1]["best_checkpoint"]))

@@ -21,15 +21,6 @@ from tests.attacks.test_attack import compose_attack
 from tests.conftest import CONF_DIR, TINY_DATA
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on 2 cores shared with other work, two threads make each small step many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def other_model(tiny_triplet_run, tmp_path_factory, data_dir):
     """A second, different model: the tiny checkpoint with every weight jittered (seeded), calibrated afresh on the
