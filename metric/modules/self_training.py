@@ -193,7 +193,7 @@ def round_row(index: int, teacher_name: str, student: dict | None, **figures) ->
     return row
 
 
-def pseudo_label_round(teacher: Teacher, datamodule: IdentityDataModule, data: UnlabeledData,
+def pseudo_label_round(index: int, teacher: Teacher, datamodule: IdentityDataModule, data: UnlabeledData,
                        settings: SelfTraining, seed: int) -> tuple[PseudoLabels, dict]:
     """One round's pseudo-identities from this teacher, and the round's figures (before its student trains). The
     filter's K is at least the batches' images per identity: a smaller pseudo-identity would never be drawn."""
@@ -211,8 +211,8 @@ def pseudo_label_round(teacher: Teacher, datamodule: IdentityDataModule, data: U
                **teacher_test_figures(teacher, datamodule, datamodule.max_impostor_pairs)}
     if data.truth is not None:
         figures.update(pseudo_label_quality(pseudo.labels, data.truth[pseudo.kept], data.truth, min_size))
-    print(f"{pseudo.num_identities} pseudo-identities, {pseudo.kept.size} of {len(data.pool.labels)} unlabeled images "
-          f"kept (cosine threshold {threshold:.3f}, at least {min_size} images each)"
+    print(f"round {index}: {pseudo.num_identities} pseudo-identities, {pseudo.kept.size} of {len(data.pool.labels)} "
+          f"unlabeled images kept (cosine threshold {threshold:.3f}, at least {min_size} images each)"
           + (f", purity {figures['purity']:.3f}" if figures.get("purity") is not None else ""))
     return pseudo, figures
 
@@ -258,7 +258,7 @@ def train_self(cfg: DictConfig, train_once: Callable[..., dict | None], fold: CV
     check_teacher_front_end(teacher, datamodule, "the teacher")
     data, overlap = without_eval_images(source.load(datamodule, output_dir / "unlabeled_bad_files.txt"), datamodule)
     first_label = 1 + max(int(split.labels.max()) for split in datamodule.splits.values())
-    pseudo, figures = pseudo_label_round(teacher, datamodule, data, settings, seed)
+    pseudo, figures = pseudo_label_round(1, teacher, datamodule, data, settings, seed)
     figures["pool_images_in_eval_splits"] = overlap
     rows: list[dict] = []
     if settings.baseline:
@@ -268,8 +268,7 @@ def train_self(cfg: DictConfig, train_once: Callable[..., dict | None], fold: CV
         rows.append(round_row(0, "-", student, training_identities=int(data.labelled.size), pool_images=0))
     for index in range(1, settings.rounds + 1):
         if index > 1:
-            print(f"round {index}:", end=" ")
-            pseudo, figures = pseudo_label_round(teacher, datamodule, data, settings, seed)
+            pseudo, figures = pseudo_label_round(index, teacher, datamodule, data, settings, seed)
         student = train_student(f"round_{index}", with_pseudo_identities(data.labelled, data.pool, pseudo, first_label))
         rows.append(round_row(index, teacher_name, student, **figures))
         write_summary({"self_training_rounds": rows, "settings": asdict(settings)}, output_dir / "summary.json")
