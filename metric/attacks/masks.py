@@ -27,23 +27,32 @@ LENS = (0.42, 0.30)  # half-width, half-height of each lens, in eye distances at
 RIM, ARM = 0.12, 0.40  # rim (and bridge, arm) thickness; temple arm length beyond the lens
 BAND = (1.0, 0.25)  # eyes_band half-length from the midpoint, half-height
 SQUARE = 1.0  # square side
-NOT_ALIGNED = ("attack.mask={mask} assumes faces aligned to the 5-point template, but this checkpoint's face front end "
-               "is `none` (its crops are not aligned, so the eyes have no known place): evaluate a checkpoint trained "
-               "with face=dlib, whose crops are aligned, or set attack.assume_aligned=true when the crops are already "
-               "aligned to the arcface template (the arcface template with margin 0 is then used).")
+REMEDY = {  # what to do about crops that are not aligned, per config group (attack: evaluation; adversarial: training)
+    "attack": ("this checkpoint's face front end", "evaluate a checkpoint trained with face=dlib (or face=dlib_chip)"),
+    "adversarial": ("the training crops' face front end", "train with face=dlib (or face=dlib_chip)"),
+}
 
 
-def eye_points(preprocess: dict, mask: str, assume_aligned: bool = False) -> np.ndarray:
+def not_aligned(mask: str, group: str) -> str:
+    """The refusal of a mask on crops that are not aligned, with the remedy for the `group` (attack | adversarial)."""
+    whose, remedy = REMEDY[group]
+    return (f"{group}.mask={mask} assumes faces aligned to the 5-point template, but {whose} is `none` (its crops are "
+            f"not aligned, so the eyes have no known place): {remedy}, whose crops are aligned, or set "
+            f"{group}.assume_aligned=true when the crops are already aligned to the arcface template (the arcface "
+            "template with margin 0 is then used).")
+
+
+def eye_points(preprocess: dict, mask: str, assume_aligned: bool = False, group: str = "attack") -> np.ndarray:
     """The (left, right) eye centres (x, y) in pixels of the checkpoint's aligned crops (its `preprocess` record)."""
     spec = face_spec(preprocess)
     if spec["name"] == "none":
         if not assume_aligned:
-            raise ConfigError(NOT_ALIGNED.format(mask=mask))
+            raise ConfigError(not_aligned(mask, group))
         template, margin = "arcface", 0.0
     elif "template" in spec:
         template, margin = spec["template"], float(spec.get("margin", 0.0))
     else:
-        raise ConfigError(f"attack.mask={mask} needs the eye points of the face template, but the checkpoint's face "
+        raise ConfigError(f"{group}.mask={mask} needs the eye points of the face template, but the checkpoint's face "
                           f"front end {spec['name']!r} records no template.")
     if template not in TEMPLATES:
         raise ConfigError(f"the checkpoint's face template {template!r} is not one of {', '.join(TEMPLATES)}.")
@@ -149,20 +158,23 @@ def largest_fitting_scale(mask: str, eyes: np.ndarray, size: tuple[int, int]) ->
     return float(np.floor(low * 100) / 100)
 
 
-def check_scales(mask: str, eyes: np.ndarray, size: tuple[int, int], scales: list[float]) -> None:
+def check_scales(mask: str, eyes: np.ndarray, size: tuple[int, int], scales: list[float],
+                 group: str = "attack") -> None:
     """One clear error when a scale's shape reaches outside the image."""
     outside = [s for s in scales if not fits(mask, eyes, size, s)]
     if outside:
-        raise ConfigError(f"attack.mask_scale={scales}: the {mask} mask at scale {outside[0]:g} reaches outside the "
+        raise ConfigError(f"{group}.mask_scale={scales}: the {mask} mask at scale {outside[0]:g} reaches outside the "
                           f"{size[0]}x{size[1]} image; the largest scale that fits is "
                           f"{largest_fitting_scale(mask, eyes, size):g}.")
 
 
-def build_masks(preprocess: dict, mask: str, scales: list[float], assume_aligned: bool = False) -> list[np.ndarray]:
-    """One boolean mask (H, W) per scale for the checkpoint's aligned crops, checked to fit, before any data is read."""
+def build_masks(preprocess: dict, mask: str, scales: list[float], assume_aligned: bool = False,
+                group: str = "attack") -> list[np.ndarray]:
+    """One boolean mask (H, W) per scale for the checkpoint's aligned crops, checked to fit, before any data is read;
+    every refusal names the keys of `group` (attack: metric.attack; adversarial: adversarial training)."""
     if mask not in MASKS:
-        raise ConfigError(f"attack.mask={mask!r} is not one of {', '.join(MASKS)}.")
-    eyes = eye_points(preprocess, mask, assume_aligned)
+        raise ConfigError(f"{group}.mask={mask!r} is not one of {', '.join(MASKS)}.")
+    eyes = eye_points(preprocess, mask, assume_aligned, group)
     size = (int(preprocess["image_size"][0]), int(preprocess["image_size"][1]))
-    check_scales(mask, eyes, size, scales)
+    check_scales(mask, eyes, size, scales, group)
     return [draw_mask(mask, eyes, size, s) for s in scales]

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from datamodules.normalisation import PIXEL_RANGE
 from metric.attacks.masks import MASKS, build_masks
-from metric.attacks.purify import PairSet, Verifier
+from metric.attacks.verifier import PairSet, Verifier
 from metric.errors import ConfigError
 from metric.report.plots import plot_masks, plot_probe_rows, plot_success_curves
 
@@ -98,7 +98,7 @@ class PatchAttack:
 
     name: str = "patch"
     mask: str = "glasses"
-    mask_scale: list[float] = field(default_factory=lambda: [0.5, 0.75, 1.0, 1.25])
+    mask_scale: list[float] = field(default_factory=lambda: [0.0, 0.5, 0.75, 1.0])
     assume_aligned: bool = False
     steps: int = 40
     lr: float = 16.0
@@ -112,9 +112,10 @@ class PatchAttack:
         if self.mask not in MASKS:
             raise ConfigError(f"attack.mask={self.mask!r} is not one of {', '.join(MASKS)}.")
         scales = self.mask_scale if isinstance(self.mask_scale, (list, tuple)) else [self.mask_scale]
-        if not scales or any(isinstance(s, bool) or not isinstance(s, (int, float)) or s <= 0 for s in scales):
-            raise ConfigError(f"attack.mask_scale={self.mask_scale!r} must be a list of sizes > 0 (multiples of the "
-                              "mask's size at scale 1, set by the eye distance), e.g. [0.5,0.75,1.0,1.25].")
+        if not scales or any(isinstance(s, bool) or not isinstance(s, (int, float)) or s < 0 for s in scales):
+            raise ConfigError(f"attack.mask_scale={self.mask_scale!r} must be a list of sizes >= 0 (multiples of the "
+                              "mask's size at scale 1, set by the eye distance; 0 is an empty mask, the attack off), "
+                              "e.g. [0,0.5,0.75,1.0].")
         object.__setattr__(self, "mask_scale", [float(s) for s in scales])
         check_number(self.steps, "attack.steps", 0, integer=True)
         check_number(self.lr, "attack.lr", 0, above=True)
@@ -192,15 +193,26 @@ def attack_set(attack: PatchAttack, verifier: Verifier, pairs: PairSet, mask: np
             "nps": torch.cat(nps).numpy() if nps else np.zeros(0), "tv": torch.cat(tv).numpy() if tv else np.zeros(0)}
 
 
-def mean_success(pairs: PairSet, views: np.ndarray, threshold: float) -> float:
-    return float(np.mean([pairs.success(v, threshold) for v in views])) if len(views) else 0.0
+def view_success(pairs: PairSet, views: np.ndarray, clean_views: np.ndarray, threshold: float) -> float:
+    """Success under random views: per view, the share of pairs decided right on the clean probe under that view
+    that the patched probe under the same view decides wrong; the mean over views."""
+    rates = [pairs.success(v, threshold, clean=c) for v, c in zip(views, clean_views)]
+    return float(np.mean(rates)) if rates else 0.0
+
+
+def view_error_rate(pairs: PairSet, views: np.ndarray, threshold: float) -> float:
+    """The FAR (impostor pairs) or FRR (genuine pairs) under random views, averaged over views."""
+    return float(np.mean([pairs.error_rate(v, threshold) for v in views])) if len(views) else 0.0
 
 
 def run_patch(attack: PatchAttack, masks: list[np.ndarray], verifier: Verifier, impostor: PairSet, genuine: PairSet,
               seed: int, out: Path) -> dict:
-    """Every mask scale against the test pairs: rows of success without and under random views (one per scale),
-    the clean rates under the same views, and mask.png, patched_probes.png and attack_success.png in `out`."""
+    """Every mask scale against the test pairs: rows of success without and under random views (one per scale;
+    under views, judged against the clean probes under the same views), the FAR and FRR after the attack, the clean
+    rates under those views, and mask.png, patched_probes.png and attack_success.png in `out`."""
     threshold = verifier.threshold
+    clean_views = {name: eot_scores(verifier, s.probes, s.targets, attack.eot_samples, seed + EVAL_SEED_OFFSET)
+                   for name, s in (("imp", impostor), ("gen", genuine))}
     rows, last = [], None
     for scale, mask in zip(attack.mask_scale, masks):
         imp = attack_set(attack, verifier, impostor, mask, seed)
@@ -209,15 +221,14 @@ def run_patch(attack: PatchAttack, masks: list[np.ndarray], verifier: Verifier, 
         rows.append({
             "mask_scale": scale, "mask_pixels": int(mask.sum()), "mask_area_share": float(mask.mean()),
             "impersonation_success": impostor.success(imp["scores"], threshold),
-            "impersonation_success_eot": mean_success(impostor, imp["views"], threshold),
+            "impersonation_success_eot": view_success(impostor, imp["views"], clean_views["imp"], threshold),
             "dodging_success": genuine.success(gen["scores"], threshold),
-            "dodging_success_eot": mean_success(genuine, gen["views"], threshold),
+            "dodging_success_eot": view_success(genuine, gen["views"], clean_views["gen"], threshold),
+            "far": impostor.error_rate(imp["scores"], threshold), "frr": genuine.error_rate(gen["scores"], threshold),
             "mean_nps": float(both[0].mean()) if both[0].size else 0.0,
             "mean_tv": float(both[1].mean()) if both[1].size else 0.0,
         })
         last = imp
-    clean_views = {name: eot_scores(verifier, s.probes, s.targets, attack.eot_samples, seed + EVAL_SEED_OFFSET)
-                   for name, s in (("imp", impostor), ("gen", genuine))}
     images = impostor.probes.permute(0, 2, 3, 1).numpy()
     plot_masks(images[0] if len(images) else None, masks, attack.mask_scale, attack.mask, out / "mask.png")
     if last is not None and len(impostor.pairs):
@@ -233,8 +244,8 @@ def run_patch(attack: PatchAttack, masks: list[np.ndarray], verifier: Verifier, 
                         f"PATCH ({attack.mask}) at threshold {threshold:.3f}", out / "attack_success.png")
     return {"mask": attack.mask, "steps": attack.steps, "lr": attack.lr, "eot": attack.eot,
             "eot_samples": attack.eot_samples, "nps_weight": attack.nps_weight, "tv_weight": attack.tv_weight,
-            "clean_far_eot": mean_success(impostor, clean_views["imp"], threshold),
-            "clean_frr_eot": mean_success(genuine, clean_views["gen"], threshold), "rows": rows}
+            "clean_far_eot": view_error_rate(impostor, clean_views["imp"], threshold),
+            "clean_frr_eot": view_error_rate(genuine, clean_views["gen"], threshold), "rows": rows}
 
 
 SUCCESS_CURVES = (("impersonation", "impersonation_success"),
@@ -243,10 +254,11 @@ SUCCESS_CURVES = (("impersonation", "impersonation_success"),
 
 
 def format_patch_rows(summary: dict) -> list[str]:
-    lines = [f"{'scale':>6} {'area':>7} {'imp':>7} {'imp EOT':>8} {'dodge':>7} {'dodge EOT':>9} {'NPS':>7} {'TV':>7}"]
+    lines = [f"{'scale':>6} {'area':>7} {'imp':>7} {'imp EOT':>8} {'dodge':>7} {'dodge EOT':>9} {'FAR':>7} {'FRR':>7} "
+             f"{'NPS':>7} {'TV':>7}"]
     for r in summary["rows"]:
         lines.append(f"{r['mask_scale']:6g} {r['mask_area_share']:7.4f} {r['impersonation_success']:7.4f} "
                      f"{r['impersonation_success_eot']:8.4f} {r['dodging_success']:7.4f} "
-                     f"{r['dodging_success_eot']:9.4f} "
+                     f"{r['dodging_success_eot']:9.4f} {r['far']:7.4f} {r['frr']:7.4f} "
                      f"{r['mean_nps']:7.4f} {r['mean_tv']:7.4f}")
     return lines

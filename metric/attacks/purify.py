@@ -1,5 +1,5 @@
-"""How every attack is judged: input purification at inference (`purify=null|jpeg|median`), then the embedding of
-each probe and its score against its reference's embedding at the calibrated threshold (metric.attack)."""
+"""Input purification at inference (`purify=null|jpeg|median`): JPEG re-compression or a median filter applied to
+every image before it is embedded (metric.attack judges every attack through it)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from datamodules.normalisation import PIXEL_RANGE, normalise, to_pixels
+from datamodules.normalisation import PIXEL_RANGE, to_pixels
 from metric.errors import ConfigError
-from metric.scoring.embed import embed_batch, embed_images
-from metric.scoring.matchers import Matcher
 
 PURIFIERS = ("jpeg", "median")
 
@@ -73,77 +71,3 @@ class Purifier:
 def build_purifier(name: str | None, quality: int = 75, kernel: int = 3) -> Purifier | None:
     """The purification `purify` names (null: none), its settings checked before any data is read."""
     return None if name is None else Purifier(name, quality, kernel)
-
-
-@dataclass
-class Verifier:
-    """A frozen net and matcher at its calibrated threshold, seeing every image through the purification (if any):
-    what an attack has to fool. Attacks are optimised on the net alone (a non-adaptive evaluation of purification)."""
-
-    net: torch.nn.Module
-    matcher: Matcher
-    threshold: float
-    purifier: Purifier | None = None
-    batch: int = 64
-
-    def embed(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Embeddings of float pixel values (N, C, H, W) after the purification, `batch` at a time."""
-        with torch.no_grad():
-            parts = [embed_batch(self.net, normalise(self.purify(pixels[start : start + self.batch])))
-                     for start in range(0, len(pixels), self.batch)]
-        return torch.cat(parts) if parts else torch.zeros(0, 0)
-
-    def purify(self, pixels: torch.Tensor) -> torch.Tensor:
-        return pixels if self.purifier is None else self.purifier(pixels)
-
-    def references(self, images: np.ndarray) -> torch.Tensor:
-        """Reference embeddings of uint8 images (N, H, W, C): references are never attacked, but a deployed verifier
-        purifies every image it embeds, enrolment included."""
-        if self.purifier is None:
-            return torch.from_numpy(embed_images(self.net, images))
-        return self.embed(to_pixels(images))
-
-    def scores(self, probes: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
-        """Scores of probes (float pixel values, N x C x H x W) against their references' embeddings, after the
-        purification, `batch` at a time."""
-        out = []
-        with torch.no_grad():
-            for start in range(0, len(probes), self.batch):
-                inputs = normalise(self.purify(probes[start : start + self.batch]))
-                refs = targets[start : start + self.batch]
-                out.append(self.matcher.score(embed_batch(self.net, inputs), refs).numpy())
-        return np.concatenate(out) if out else np.zeros(0, np.float32)
-
-    def attack_scores(self, probes: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Differentiable scores (no purification): the objective every attack climbs."""
-        return self.matcher.score(self.net(normalise(probes)), targets)
-
-
-@dataclass
-class PairSet:
-    """Test pairs of one kind, ready to attack: impostor pairs are attacked by impersonation (success: accepted),
-    genuine pairs by dodging (success: rejected). The first image of each pair is the probe; the second is the
-    reference, never perturbed."""
-
-    pairs: np.ndarray  # (P, 2) indices into the split
-    probes: torch.Tensor  # float pixel values (P, C, H, W)
-    targets: torch.Tensor  # reference embeddings (P, D)
-    clean: np.ndarray  # clean scores, through the purification
-    genuine: bool
-
-    @classmethod
-    def build(cls, verifier: Verifier, images: np.ndarray, pairs: np.ndarray, genuine: bool) -> "PairSet":
-        probes = to_pixels(images[pairs[:, 0]])
-        targets = verifier.references(images[pairs[:, 1]])
-        return cls(pairs, probes, targets, verifier.scores(probes, targets), genuine)
-
-    @property
-    def raise_score(self) -> bool:
-        return not self.genuine
-
-    def success(self, scores: np.ndarray, threshold: float) -> float:
-        """Share of pairs the attack won: impostors accepted (score >= threshold), genuines rejected."""
-        if not len(scores):
-            return 0.0
-        won = scores < threshold if self.genuine else scores >= threshold
-        return float(won.mean())

@@ -12,14 +12,16 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from datamodules.normalisation import PIXEL_RANGE, normalise
+from datamodules.normalisation import PIXEL_RANGE, normalise, to_pixels
 from metric.attacks.linf import linf_ascent
 from metric.attacks.patch import PatchAttack, format_patch_rows, run_patch
-from metric.attacks.purify import PairSet, Verifier, build_purifier
+from metric.attacks.purify import build_purifier
+from metric.attacks.verifier import PairSet, Verifier
 from metric.attacks.uap import UapAttack, format_uap_rows, load_transfer, run_uap
 from metric.errors import ConfigError, build_from_config
-from metric.report.plots import plot_attack_success, plot_attacked_probes
-from metric.scoring.load import load_for_eval
+from metric.metrics.protocols import embeddings_eer
+from metric.report.plots import plot_attacked_probes, plot_success_curves
+from metric.scoring.load import attach_datamodule, load_for_eval
 from metric.scoring.matchers import Matcher
 from metric.scoring.pairs import sample_pairs
 
@@ -76,18 +78,32 @@ def attack_pairs(attack: LinfAttack, verifier: Verifier, pairs: PairSet, eps: fl
     return verifier.scores(adv, pairs.targets), adv
 
 
+SUCCESS_CURVES = (("impersonation", "impersonation_success"), ("dodging", "dodging_success"))
+
+
+def outcome(threshold: float, impostor: PairSet, imp_scores: np.ndarray, genuine: PairSet,
+            gen_scores: np.ndarray) -> dict:
+    """One budget's row: the success of each goal (the share of pairs decided right when clean that the attack
+    turns: impostors accepted, genuines rejected; 0 when it changes nothing) and the FAR and FRR after it."""
+    return {"impersonation_success": impostor.success(imp_scores, threshold),
+            "dodging_success": genuine.success(gen_scores, threshold),
+            "far": impostor.error_rate(imp_scores, threshold), "frr": genuine.error_rate(gen_scores, threshold)}
+
+
 def run_linf(attack: LinfAttack, verifier: Verifier, impostor: PairSet, genuine: PairSet, images: np.ndarray,
              out: Path) -> dict:
-    """Every budget of an FGSM or PGD attack: rows of impersonation success and dodging FRR, and two plots."""
+    """Every budget of an FGSM or PGD attack: rows of impersonation and dodging success, and two plots."""
     rows, examples = [], None
     for eps in attack.eps:
         imp_scores, imp_adv = attack_pairs(attack, verifier, impostor, eps)
         gen_scores, _ = attack_pairs(attack, verifier, genuine, eps)
         budget = float((imp_adv - impostor.probes).abs().max()) if len(impostor.pairs) else 0.0
-        rows.append({"eps": eps, "impersonation_success": impostor.success(imp_scores, verifier.threshold),
-                     "dodging_frr": genuine.success(gen_scores, verifier.threshold), "max_perturbation": budget})
+        rows.append({"eps": eps, **outcome(verifier.threshold, impostor, imp_scores, genuine, gen_scores),
+                     "max_perturbation": budget})
         examples = (imp_adv, imp_scores, eps)
-    plot_attack_success(rows, attack.name, verifier.threshold, out / "attack_success.png")
+    plot_success_curves(attack.eps, {name: [r[key] for r in rows] for name, key in SUCCESS_CURVES},
+                        "eps (pixel values, of 255)", f"{attack.name.upper()} at threshold {verifier.threshold:.3f}",
+                        out / "attack_success.png")
     if examples is not None and len(impostor.pairs):
         adv, adv_scores, eps = examples
         plot_attacked_probes(images[impostor.pairs[:, 0]], impostor.clean, adv.permute(0, 2, 3, 1).numpy(), adv_scores,
@@ -116,21 +132,23 @@ def run_attack(cfg: DictConfig) -> dict:
     directory. Every setting, the model and the patch masks are checked before any data is read."""
     attack: Attack = build_from_config(cfg.attack)
     purifier = build_purifier(cfg.get("purify"), cfg.get("purify_quality", 75), cfg.get("purify_kernel", 3))
-    settings = dict(ckpt=cfg.ckpt, matcher=cfg.get("matcher"), calibrated=True,
-                    needs_torch=f"attack={attack.name} (it follows the gradient of the score)")
-    model = load_for_eval(**settings)  # refuses an outside embedder or a missing threshold before any data is read
+    model = load_for_eval(cfg.ckpt, matcher=cfg.get("matcher"), calibrated=True,
+                          needs_torch=f"attack={attack.name} (it follows the gradient of the score)")
+    # refused above before any data is read: an outside embedder, a missing threshold
     masks = attack.masks(crop_preprocess(model.preprocess, cfg.datamodule)) if isinstance(attack, PatchAttack) else None
     transfer = load_transfer(attack, model.preprocess) if isinstance(attack, UapAttack) else None
     if isinstance(attack, UapAttack) and cfg.split == "train":
         raise ConfigError("attack=uap learns its perturbation on the training identities, so it is judged on others: "
                           "set split=test (or val).")
-    loaded = load_for_eval(**settings, datamodule=cfg.datamodule)
+    loaded = attach_datamodule(model, cfg.datamodule)
     verifier = Verifier(frozen(loaded.net), loaded.matcher, float(loaded.calibration()["threshold"]), purifier)
     split = loaded.datamodule.splits[cfg.split]
     impostor_pairs = sample_pairs(split.labels, False, cfg.max_pairs, cfg.seed)
     genuine_pairs = sample_pairs(split.labels, True, cfg.max_pairs, cfg.seed)
     impostor = PairSet.build(verifier, split.images, impostor_pairs, genuine=False)
     genuine = PairSet.build(verifier, split.images, genuine_pairs, genuine=True)
+    clean_eer = embeddings_eer(verifier.embed(to_pixels(split.images)).numpy(), split.labels,
+                               loaded.datamodule.max_impostor_pairs, verifier.matcher.numpy_block)
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     if isinstance(attack, PatchAttack):
@@ -147,10 +165,13 @@ def run_attack(cfg: DictConfig) -> dict:
         details = run_linf(attack, verifier, impostor, genuine, split.images, out)
     summary = {
         "checkpoint": str(Path(cfg.ckpt).resolve()), "attack": attack.name, "matcher": verifier.matcher.name,
-        "threshold": verifier.threshold, "split": cfg.split, "impostor_pairs": int(len(impostor_pairs)),
+        "threshold": verifier.threshold, "split": cfg.split, "clean_eer": clean_eer,
+        "impostor_pairs": int(len(impostor_pairs)),
         "genuine_pairs": int(len(genuine_pairs)),
-        "clean_far": impostor.success(impostor.clean, verifier.threshold),
-        "clean_frr": genuine.success(genuine.clean, verifier.threshold),
+        "clean_far": impostor.error_rate(impostor.clean, verifier.threshold),
+        "clean_frr": genuine.error_rate(genuine.clean, verifier.threshold),
+        "attackable_impostor_pairs": impostor.attackable(verifier.threshold),
+        "attackable_genuine_pairs": genuine.attackable(verifier.threshold),
         "purify": purifier.spec() if purifier is not None else None,
         **({"purify_note": NON_ADAPTIVE} if purifier is not None else {}),
         **details,
@@ -163,9 +184,13 @@ def format_rows(summary: dict) -> str:
     """The printed table of a run: its header line, then one row per budget (eps, or mask scale for patch)."""
     purify = summary.get("purify")
     lines = [f"{summary['attack'].upper()} on {summary['impostor_pairs']} impostor and {summary['genuine_pairs']} "
-             f"genuine test pairs; {summary['matcher']} threshold {summary['threshold']:.4f} "
+             f"genuine {summary['split']} pairs; clean {summary['split']} EER {summary['clean_eer']:.4f}; "
+             f"{summary['matcher']} threshold {summary['threshold']:.4f} "
              f"(clean FAR {summary['clean_far']:.4f}, FRR {summary['clean_frr']:.4f})"
-             + (f"; every image purified by {purify}: {summary['purify_note']}" if purify else "")]
+             + (f"; every image purified by {purify}: {summary['purify_note']}" if purify else ""),
+             f"success: the share of the {summary['attackable_impostor_pairs']} impostor pairs rejected and the "
+             f"{summary['attackable_genuine_pairs']} genuine pairs accepted when clean that the attack turns "
+             "(impersonation, dodging)"]
     if summary["attack"] == "patch":
         lines.append(f"clean under random views: FAR {summary['clean_far_eot']:.4f}, "
                      f"FRR {summary['clean_frr_eot']:.4f}")
@@ -177,7 +202,8 @@ def format_rows(summary: dict) -> str:
                          f"{transfer['threshold']:.4f} (clean FAR {transfer['clean_far']:.4f}, "
                          f"FRR {transfer['clean_frr']:.4f})")
         return "\n".join(lines + format_uap_rows(summary))
-    lines.append(f"{'eps/255':>8} {'impersonation success':>22} {'dodging FRR':>12} {'max |delta|*255':>16}")
+    lines.append(f"{'eps/255':>8} {'impersonation':>14} {'dodging':>8} {'FAR':>7} {'FRR':>7} {'max |delta|*255':>16}")
     for r in summary["rows"]:
-        lines.append(f"{r['eps']:8g} {r['impersonation_success']:22.4f} {r['dodging_frr']:12.4f} {r['max_perturbation']:16.3f}")
+        lines.append(f"{r['eps']:8g} {r['impersonation_success']:14.4f} {r['dodging_success']:8.4f} {r['far']:7.4f} "
+                     f"{r['frr']:7.4f} {r['max_perturbation']:16.3f}")
     return "\n".join(lines)

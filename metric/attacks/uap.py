@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from datamodules.normalisation import PIXEL_RANGE, normalise, to_pixels
-from metric.attacks.purify import PairSet, Verifier
+from metric.attacks.verifier import PairSet, Verifier
 from metric.errors import ConfigError
 from metric.report.plots import plot_perturbation, plot_probe_rows, plot_success_curves
 from metric.scoring.embed import embed_images
@@ -128,9 +128,10 @@ def run_uap(attack: UapAttack, verifier: Verifier, train_images: np.ndarray, tra
         other_genuine = PairSet.build(other, test_images, genuine.pairs, genuine=True)
         summary["transfer"] = {"checkpoint": str(Path(checkpoint).resolve()), "matcher": other.matcher.name,
                                "threshold": other.threshold,
-                               "clean_far": other_impostor.success(other_impostor.clean, other.threshold),
-                               "clean_frr": other_genuine.success(other_genuine.clean, other.threshold)}
+                               "clean_far": other_impostor.error_rate(other_impostor.clean, other.threshold),
+                               "clean_frr": other_genuine.error_rate(other_genuine.clean, other.threshold)}
         other_pairs = other_genuine if attack.genuine else other_impostor
+        summary["transfer"]["attackable_pairs"] = other_pairs.attackable(other.threshold)
     rows, last = [], None
     for eps in attack.eps:
         delta = craft_uap(verifier.net, verifier.matcher, train_images, train_labels, eps, attack.goal, attack.steps,
@@ -138,9 +139,12 @@ def run_uap(attack: UapAttack, verifier: Verifier, train_images: np.ndarray, tra
         adv = apply(delta, pairs.probes)
         scores = verifier.scores(adv, pairs.targets)
         row = {"eps": eps, "success": pairs.success(scores, verifier.threshold),
+               "error_rate": pairs.error_rate(scores, verifier.threshold),
                "mean_score": float(scores.mean()) if len(scores) else 0.0, "max_perturbation": float(delta.abs().max())}
         if other is not None:
-            row["transfer_success"] = other_pairs.success(other.scores(adv, other_pairs.targets), other.threshold)
+            other_scores = other.scores(adv, other_pairs.targets)
+            row["transfer_success"] = other_pairs.success(other_scores, other.threshold)
+            row["transfer_error_rate"] = other_pairs.error_rate(other_scores, other.threshold)
         rows.append(row)
         last = (delta, eps, adv, scores)
     delta, eps, adv, scores = last
@@ -161,9 +165,10 @@ def run_uap(attack: UapAttack, verifier: Verifier, train_images: np.ndarray, tra
 
 def format_uap_rows(summary: dict) -> list[str]:
     transfer = summary.get("transfer")
-    lines = [f"{'eps/255':>8} {summary['goal'] + ' success':>22} {'max |delta|*255':>16}"
-             + (f" {'transfer success':>17}" if transfer else "")]
+    rate = "FRR" if summary["goal"] == "dodging" else "FAR"
+    lines = [f"{'eps/255':>8} {summary['goal'] + ' success':>22} {rate:>7} {'max |delta|*255':>16}"
+             + (f" {'transfer success':>17} {'transfer ' + rate:>12}" if transfer else "")]
     for r in summary["rows"]:
-        lines.append(f"{r['eps']:8g} {r['success']:22.4f} {r['max_perturbation']:16.3f}"
-                     + (f" {r['transfer_success']:17.4f}" if transfer else ""))
+        lines.append(f"{r['eps']:8g} {r['success']:22.4f} {r['error_rate']:7.4f} {r['max_perturbation']:16.3f}"
+                     + (f" {r['transfer_success']:17.4f} {r['transfer_error_rate']:12.4f}" if transfer else ""))
     return lines

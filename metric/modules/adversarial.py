@@ -89,10 +89,7 @@ class AdversarialTraining:
             raise ConfigError("adversarial.attack=patch draws its mask on the training crops, but the module got no "
                               "preprocessing record (image_size, face front end): pass the datamodule's "
                               "`preprocessing` as the module's `preprocess`.")
-        try:
-            (mask,) = build_masks(preprocess, self.mask, [float(self.mask_scale)], self.assume_aligned)
-        except ConfigError as err:  # the same refusal as the patch attack's, under this group's keys
-            raise ConfigError(str(err).replace("attack.", "adversarial.")) from None
+        (mask,) = build_masks(preprocess, self.mask, [float(self.mask_scale)], self.assume_aligned, "adversarial")
         prepared = dataclasses.replace(self)
         object.__setattr__(prepared, "region", torch.from_numpy(mask))
         return prepared

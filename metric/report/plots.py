@@ -103,22 +103,6 @@ def plot_worst_presentations(images: np.ndarray, scores: np.ndarray, bona_fide: 
                           f"{threshold:.3g}", path, 1.6)
 
 
-def plot_attack_success(rows: list[dict], attack: str, threshold: float, path: Path) -> None:
-    """Impersonation success and dodging FRR against the budget eps (pixel values)."""
-    eps = [r["eps"] for r in rows]
-    fig, ax = plt.subplots(figsize=(4.5, 3.2))
-    ax.plot(eps, [r["impersonation_success"] for r in rows], "o-", label="impersonation success (impostors accepted)")
-    ax.plot(eps, [r["dodging_frr"] for r in rows], "s-", label="dodging FRR (genuines rejected)")
-    ax.set_xlabel("eps (pixel values, of 255)")
-    ax.set_ylabel("rate")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"{attack.upper()} at threshold {threshold:.3f}", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def plot_attacked_probes(probes: np.ndarray, clean_scores: np.ndarray, attacked: np.ndarray,
                          attacked_scores: np.ndarray, eps: float, threshold: float, path: Path, count: int = 6) -> None:
     """Top: clean probes (uint8 or float pixel values, N x H x W x C) with their scores; bottom: the same probes
@@ -241,15 +225,27 @@ def plot_perturbation(delta: np.ndarray, eps: float, path: Path) -> None:
 def plot_success_curves(budgets: list[float], curves: dict[str, list[float]], xlabel: str, title: str,
                         path: Path) -> None:
     """Attack success rates against a budget (eps, mask area, ...): one line per named curve."""
-    fig, ax = plt.subplots(figsize=(4.8, 3.4))
-    for (label, values), marker in zip(curves.items(), "os^vDx<>"):
-        ax.plot(budgets, values, marker + ("--" if "random views" in label or "transfer" in label else "-"),
-                label=label)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("success rate")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
+    plot_success_panels([(title, xlabel, {label: (budgets, values) for label, values in curves.items()})], path)
+
+
+def plot_success_panels(panels: list[tuple[str, str, dict[str, tuple[list[float], list[float]]]]],
+                        path: Path) -> None:
+    """One panel per (title, x label, {curve label: (budgets, rates)}), side by side in rows of three; dashed lines
+    for curves under random views or on a transfer model."""
+    columns = min(3, max(1, len(panels)))
+    rows = -(-len(panels) // columns) if panels else 1
+    fig, axes = plt.subplots(rows, columns, figsize=(4.8 * columns, 3.4 * rows), squeeze=False)
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
+    for ax, (title, xlabel, curves) in zip(axes.ravel(), panels):
+        for (label, (budgets, values)), marker in zip(curves.items(), "os^vDx<>ph*+" * 4):
+            ax.plot(budgets, values, marker + ("--" if "random views" in label or "transfer" in label else "-"),
+                    label=label)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("success rate")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -190,17 +190,23 @@ def load_for_eval(ckpt: str | Path | None, matcher: Mapping | str | None = None,
     loaded = LoadedModel(Path(ckpt), checkpoint, net, head, load_matcher(checkpoint, matcher, head))
     if calibrated:
         loaded.calibration()
-    if datamodule is not None:
-        front_end = loaded.front_end() if datamodule.get("face") is None else asked_front_end(loaded, datamodule.face)
-        outside = outside_embedder(net)
-        if outside is not None:  # an outside (or adapted) embedder reads one fixed input size
-            loaded.datamodule = sized_datamodule(datamodule, outside.kind, loaded.preprocess, front_end)
-        else:
-            loaded.datamodule = build_from_config(datamodule, face=front_end)
-        if face_override:
-            note_face_override(loaded, loaded.datamodule.face)
-        else:
-            check_same_preprocessing(checkpoint, {**loaded.preprocess, "face": loaded.datamodule.face.spec()})
-        loaded.datamodule.setup(stage)
-        check_same_preprocessing(checkpoint, loaded.datamodule.preprocessing, face=False)
+    return loaded if datamodule is None else attach_datamodule(loaded, datamodule, stage, face_override)
+
+
+def attach_datamodule(loaded: LoadedModel, datamodule: Mapping, stage: str = "test",
+                      face_override: bool = True) -> LoadedModel:
+    """A checkpoint's model (load_for_eval without a datamodule) given the datamodule of the `datamodule` node, set
+    up for `stage` and checked against the checkpoint's preprocessing, as load_for_eval(..., datamodule=) does."""
+    front_end = loaded.front_end() if datamodule.get("face") is None else asked_front_end(loaded, datamodule.face)
+    outside = outside_embedder(loaded.net)
+    if outside is not None:  # an outside (or adapted) embedder reads one fixed input size
+        loaded.datamodule = sized_datamodule(datamodule, outside.kind, loaded.preprocess, front_end)
+    else:
+        loaded.datamodule = build_from_config(datamodule, face=front_end)
+    if face_override:
+        note_face_override(loaded, loaded.datamodule.face)
+    else:
+        check_same_preprocessing(loaded.checkpoint, {**loaded.preprocess, "face": loaded.datamodule.face.spec()})
+    loaded.datamodule.setup(stage)
+    check_same_preprocessing(loaded.checkpoint, loaded.datamodule.preprocessing, face=False)
     return loaded

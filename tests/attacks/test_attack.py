@@ -1,4 +1,4 @@
-"""Adversarial evaluation on a small trained model: eps 0 is the clean FAR, success grows with eps, and every
+"""Adversarial evaluation on a small trained model: eps 0 turns no pair and keeps the clean FAR, success grows with eps, and every
 perturbation stays within its L-infinity budget and the pixel range."""
 
 from __future__ import annotations
@@ -25,14 +25,16 @@ def compose_attack(overrides: list[str], output_dir: Path, data_dir: Path):
                                                         f"paths.data_dir={data_dir}", *TINY_DATA, *overrides])
 
 
-def test_pgd_success_starts_at_the_clean_far_and_grows(tiny_triplet_run, tmp_path, data_dir):
+def test_pgd_success_starts_at_zero_at_the_clean_far_and_grows(tiny_triplet_run, tmp_path, data_dir):
     ckpt = tiny_triplet_run[1]["best_checkpoint"]
     summary = run_attack(compose_attack([f"ckpt={ckpt}", "attack=pgd", "attack.eps=[0,2,8]", "attack.steps=5",
                                          "max_pairs=120"], tmp_path, data_dir))
     rates = [r["impersonation_success"] for r in summary["rows"]]
-    assert rates[0] == summary["clean_far"]
+    assert rates[0] == 0.0 and summary["rows"][0]["dodging_success"] == 0.0  # eps 0 turns no pair
     assert rates == sorted(rates) and rates[-1] > rates[0]
-    frr = [r["dodging_frr"] for r in summary["rows"]]
+    far = [r["far"] for r in summary["rows"]]
+    assert far[0] == summary["clean_far"] and far == sorted(far)
+    frr = [r["frr"] for r in summary["rows"]]
     assert frr[0] == summary["clean_frr"] and frr == sorted(frr)
     assert [r["max_perturbation"] for r in summary["rows"]] == pytest.approx([0, 2, 8], abs=1e-3)
     assert json.loads((tmp_path / "summary.json").read_text())["rows"] == summary["rows"]

@@ -12,7 +12,7 @@ import torch
 from metric.attacks.masks import MASKS, build_masks, draw_mask, eye_points
 from metric.attacks.patch import (PatchAttack, attack_set, composite, non_printability, palette, random_views,
                                   total_variation)
-from metric.attacks.purify import PairSet, Verifier
+from metric.attacks.verifier import PairSet, Verifier
 from metric.attacks.run import format_rows, run_attack
 from metric.errors import ConfigError
 from metric.model.checkpoint import build_model, read_checkpoint
@@ -59,7 +59,8 @@ def test_an_empty_mask_leaves_every_probe_and_the_clean_rates(verifier):
     result = attack_set(PatchAttack(steps=2, eot_samples=2), verifier, pairs, empty, seed=0)
     assert torch.equal(result["adv"], probes)
     assert np.array_equal(result["scores"], pairs.clean)
-    assert pairs.success(result["scores"], verifier.threshold) == pairs.success(pairs.clean, verifier.threshold)
+    assert pairs.success(result["scores"], verifier.threshold) == 0.0
+    assert pairs.error_rate(result["scores"], verifier.threshold) == pairs.error_rate(pairs.clean, verifier.threshold)
     assert not draw_mask("square", eye_points(ALIGNED, "square", True), (32, 32), 0.01).any()
 
 
@@ -107,18 +108,18 @@ def test_printability_and_variation_penalties():
 def test_patch_run_grows_with_mask_area_and_keeps_the_clean_far(tiny_triplet_run, tmp_path, data_dir):
     ckpt = tiny_triplet_run[1]["best_checkpoint"]
     common = [f"ckpt={ckpt}", "max_pairs=40"]
-    cfg = compose_attack([*common, "attack=patch", "attack.assume_aligned=true", "attack.mask_scale=[0.01,0.5,1.25]",
+    cfg = compose_attack([*common, "attack=patch", "attack.assume_aligned=true", "attack.mask_scale=[0,0.5,1.25]",
                           "attack.steps=10", "attack.lr=24", "attack.eot=false", "attack.eot_samples=2"],
                          tmp_path / "patch", data_dir)
     summary = run_attack(cfg)
     fgsm = run_attack(compose_attack([*common, "attack=fgsm", "attack.eps=[0]"], tmp_path / "fgsm", data_dir))
     # with the attack off, the clean rates are the fgsm eps=0 row's, exactly
-    assert (summary["clean_far"], summary["clean_frr"]) == (fgsm["rows"][0]["impersonation_success"],
-                                                           fgsm["rows"][0]["dodging_frr"])
+    assert (summary["clean_far"], summary["clean_frr"]) == (fgsm["rows"][0]["far"], fgsm["rows"][0]["frr"])
     empty, small, large = summary["rows"]
     assert empty["mask_pixels"] == 0 and empty["mask_area_share"] == 0.0
-    assert empty["impersonation_success"] == summary["clean_far"] and empty["dodging_success"] == summary["clean_frr"]
-    assert empty["impersonation_success_eot"] == summary["clean_far_eot"]
+    assert empty["impersonation_success"] == empty["dodging_success"] == 0.0  # an empty mask turns no pair
+    assert empty["impersonation_success_eot"] == empty["dodging_success_eot"] == 0.0  # nor under the same views
+    assert (empty["far"], empty["frr"]) == (summary["clean_far"], summary["clean_frr"])
     assert 0 < small["mask_area_share"] < large["mask_area_share"]
     assert empty["impersonation_success"] <= small["impersonation_success"] < large["impersonation_success"]
     for row in summary["rows"]:
@@ -147,7 +148,7 @@ def no_data_read(monkeypatch):
     (["attack.assume_aligned=false"], r"assumes faces aligned to the 5-point template.*face=dlib.*"
                                       r"attack.assume_aligned=true.*arcface template with margin 0"),
     (["attack.mask=hat"], r"attack.mask='hat' is not one of glasses, eyes_band, square\."),
-    (["attack.mask_scale=[0,1]"], r"attack.mask_scale=\[0, 1\] must be a list of sizes > 0"),
+    (["attack.mask_scale=[-1,1]"], r"attack.mask_scale=\[-1, 1\] must be a list of sizes >= 0"),
     (["attack.eot_samples=0"], r"attack.eot_samples=0 must be an integer >= 1\."),
     (["purify=gif"], r"purify='gif' is not one of null, jpeg, median\."),
 ])

@@ -1,4 +1,4 @@
-"""attack=uap on the tiny trained model: eps 0 is the clean rate exactly, success grows with eps, crafting sees the
+"""attack=uap on the tiny trained model: eps 0 turns no pair and keeps the clean rate exactly, success grows with eps, crafting sees the
 training identities only, a perturbation transfers to a second model, and every bad setting is one error."""
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ def test_eps_zero_is_the_clean_frr_and_dodging_grows_with_eps(tiny_triplet_run, 
     summary = run_attack(compose_attack([f"ckpt={ckpt}", "attack=uap", "attack.goal=dodging", "attack.eps=[0,4,32]",
                                          "attack.steps=15", "max_pairs=60"], tmp_path, data_dir))
     rows = summary["rows"]
-    assert rows[0]["success"] == summary["clean_frr"]  # exactly: eps 0 adds nothing
+    assert rows[0]["success"] == 0.0  # exactly: eps 0 adds nothing, so it turns no pair
+    assert rows[0]["error_rate"] == summary["clean_frr"]  # and the FRR after it is the clean FRR
     assert [r["max_perturbation"] for r in rows] == pytest.approx([0, 4, 32], abs=1e-4)
     success = [r["success"] for r in rows]
     assert success == sorted(success) and success[-1] > success[0]
@@ -84,8 +85,10 @@ def test_a_perturbation_transfers_to_a_second_model(tiny_triplet_run, other_mode
                                          f"attack.transfer_ckpt={other_model}", "max_pairs=60"], tmp_path, data_dir))
     transfer = summary["transfer"]
     assert transfer["checkpoint"] == str(other_model.resolve()) and transfer["threshold"] != summary["threshold"]
-    assert summary["rows"][0]["success"] == summary["clean_far"]
-    assert summary["rows"][0]["transfer_success"] == transfer["clean_far"]
+    assert summary["rows"][0]["success"] == 0.0 and summary["rows"][0]["transfer_success"] == 0.0
+    assert summary["rows"][0]["error_rate"] == summary["clean_far"]
+    assert summary["rows"][0]["transfer_error_rate"] == transfer["clean_far"]
+    assert 0 < transfer["attackable_pairs"] <= summary["impostor_pairs"]
     for row in summary["rows"]:
         assert 0 <= row["success"] <= 1 and 0 <= row["transfer_success"] <= 1
     assert json.loads((tmp_path / "summary.json").read_text())["transfer"] == transfer
@@ -100,7 +103,8 @@ def test_purification_applies_to_every_probe_and_is_reported(tiny_triplet_run, t
                                          "max_pairs=40", "purify=jpeg", "purify_quality=50"], tmp_path, data_dir))
     assert summary["purify"] == {"name": "jpeg", "quality": 50} and "non-adaptive" in summary["purify_note"]
     assert plain["purify"] is None and "purify_note" not in plain
-    assert summary["rows"][0]["success"] == summary["clean_far"]  # the clean FAR with purification on
+    assert summary["rows"][0]["success"] == 0.0
+    assert summary["rows"][0]["error_rate"] == summary["clean_far"]  # the clean FAR with purification on
     assert "purified by" in format_rows(summary)
 
 

@@ -1,0 +1,35 @@
+"""`python -m metric.attack_report [label=]<attack run dir>... --out <dir>`: several metric.attack runs (attacks,
+defences, purifications) in one report: every success-versus-budget curve (attack_report.png) and table (.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from metric.errors import ConfigError
+from metric.report.attacks import parse_runs, write_report
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m metric.attack_report", description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="+", help="metric.attack run directories, each as <dir> or <label>=<dir>")
+    p.add_argument("--out", type=Path, required=True, help="where attack_report.png and attack_report.md are written")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        runs = parse_runs(args.runs)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    figure, table, markdown = write_report(runs, args.out)
+    print(markdown)
+    print(f"{len(runs)} runs; wrote {figure} and {table}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Several metric.attack runs in one report: every attack's success-versus-budget curves side by side (one panel per
+attack and goal) and one markdown table per attack kind, each run named by its label."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from metric.errors import ConfigError
+from metric.report.plots import plot_success_panels
+
+KINDS = ("patch", "uap", "fgsm", "pgd")
+
+
+@dataclass(frozen=True)
+class AttackRun:
+    """One metric.attack run: its label and its summary.json."""
+
+    label: str
+    summary: dict
+
+    @property
+    def kind(self) -> str:
+        return self.summary["attack"]
+
+    @property
+    def purify(self) -> str:
+        spec = self.summary.get("purify")
+        if not spec:
+            return "none"
+        return f"{spec['name']} {spec.get('quality', spec.get('kernel'))}"
+
+
+def read_run(label: str, run_dir: Path) -> AttackRun:
+    """The run in `run_dir` (its summary.json), or one error naming the file and what is wrong with it."""
+    path = Path(run_dir) / "summary.json"
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file. Give the run directories of metric.attack runs (each holds the "
+                          "summary.json it wrote).")
+    try:
+        summary = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not valid JSON ({error}); rerun metric.attack to write it again.") from None
+    if not isinstance(summary, dict) or summary.get("attack") not in KINDS or "rows" not in summary:
+        raise ConfigError(f"{path}: not the summary of a metric.attack run (it needs 'attack', one of "
+                          f"{', '.join(KINDS)}, and 'rows'); metric.train and metric.evaluate summaries do not belong "
+                          "in an attack report.")
+    if "attackable_impostor_pairs" not in summary:
+        raise ConfigError(f"{path}: written by an older metric.attack whose success rates were post-attack accept "
+                          "rates, not the share of pairs the attack turns; rerun metric.attack on that checkpoint.")
+    return AttackRun(label, summary)
+
+
+def parse_runs(arguments: list[str]) -> list[AttackRun]:
+    """Runs given as `dir` or `label=dir` (a bare directory is labelled by its name); labels must differ."""
+    runs = []
+    for argument in arguments:
+        label, named, folder = argument.partition("=")
+        if not named:
+            label, folder = "", argument
+        runs.append(read_run(label or Path(folder).name, Path(folder)))
+    labels = [run.label for run in runs]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise ConfigError(f"the run label(s) {', '.join(repeated)} name more than one run; label each run, e.g. "
+                          "baseline=<dir> patch_trained=<dir>.")
+    if not runs:
+        raise ConfigError("give at least one metric.attack run directory.")
+    return runs
+
+
+def panels(runs: list[AttackRun]) -> list[tuple[str, str, dict[str, tuple[list[float], list[float]]]]]:
+    """(title, x label, {curve label: (budgets, success rates)}) per attack kind and goal, every run's curves in it."""
+    grouped: dict[tuple[str, str], dict] = {}
+    for run in runs:
+        rows, name = run.summary["rows"], run.label
+        if run.kind == "patch":
+            area = [r["mask_area_share"] for r in rows]
+            for goal, key in (("impersonation", "impersonation_success"), ("dodging", "dodging_success")):
+                curves = grouped.setdefault((f"patch ({run.summary['mask']}): {goal}", "mask area (share of pixels)"),
+                                            {})
+                curves[name] = (area, [r[key] for r in rows])
+                curves[f"{name}, random views"] = (area, [r[f"{key}_eot"] for r in rows])
+        elif run.kind == "uap":
+            eps = [r["eps"] for r in rows]
+            curves = grouped.setdefault((f"UAP: {run.summary['goal']}", "eps (pixel values, of 255)"), {})
+            curves[name] = (eps, [r["success"] for r in rows])
+            if "transfer" in run.summary:
+                curves[f"{name}, transfer"] = (eps, [r["transfer_success"] for r in rows])
+        else:
+            eps = [r["eps"] for r in rows]
+            for goal in ("impersonation", "dodging"):
+                curves = grouped.setdefault((f"{run.kind.upper()}: {goal}", "eps (pixel values, of 255)"), {})
+                curves[name] = (eps, [r[f"{goal}_success"] for r in rows])
+    return [(title, xlabel, curves) for (title, xlabel), curves in grouped.items()]
+
+
+def pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def run_table(runs: list[AttackRun]) -> list[str]:
+    """One line per run: what was attacked and its clean figures."""
+    lines = ["| run | attack | checkpoint | purify | clean EER | threshold | clean FAR | clean FRR | pairs turnable "
+             "(impostor / genuine) |", "|---|---|---|---|---|---|---|---|---|"]
+    for run in runs:
+        s = run.summary
+        lines.append(f"| {run.label} | {run.kind} | {Path(s['checkpoint']).name} | {run.purify} | {pct(s['clean_eer'])} "
+                     f"| {s['threshold']:.4f} | {pct(s['clean_far'])} | {pct(s['clean_frr'])} | "
+                     f"{s['attackable_impostor_pairs']} / {s['attackable_genuine_pairs']} |")
+    return lines
+
+
+def kind_table(kind: str, runs: list[AttackRun]) -> list[str]:
+    """Every budget row of every run of one attack kind."""
+    if kind == "patch":
+        lines = ["| run | mask | scale | area | impersonation | imp., random views | dodging | dodg., random views "
+                 "| FAR after | FRR after | NPS | TV |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for run in runs:
+            for r in run.summary["rows"]:
+                lines.append(f"| {run.label} | {run.summary['mask']} | {r['mask_scale']:g} | {pct(r['mask_area_share'])} "
+                             f"| {pct(r['impersonation_success'])} | {pct(r['impersonation_success_eot'])} "
+                             f"| {pct(r['dodging_success'])} | {pct(r['dodging_success_eot'])} | {pct(r['far'])} "
+                             f"| {pct(r['frr'])} | {r['mean_nps']:.3f} | {r['mean_tv']:.3f} |")
+        return lines
+    if kind == "uap":
+        lines = ["| run | goal | eps | success | FAR or FRR after | transfer success | transfer FAR or FRR after |",
+                 "|---|---|---|---|---|---|---|"]
+        for run in runs:
+            transfer = "transfer" in run.summary
+            for r in run.summary["rows"]:
+                lines.append(f"| {run.label} | {run.summary['goal']} | {r['eps']:g} | {pct(r['success'])} "
+                             f"| {pct(r['error_rate'])} | {pct(r['transfer_success']) if transfer else '-'} "
+                             f"| {pct(r['transfer_error_rate']) if transfer else '-'} |")
+        return lines
+    lines = ["| run | eps | impersonation | dodging | FAR after | FRR after |", "|---|---|---|---|---|---|"]
+    for run in runs:
+        for r in run.summary["rows"]:
+            lines.append(f"| {run.label} | {r['eps']:g} | {pct(r['impersonation_success'])} "
+                         f"| {pct(r['dodging_success'])} | {pct(r['far'])} | {pct(r['frr'])} |")
+    return lines
+
+
+def write_report(runs: list[AttackRun], out: Path) -> tuple[Path, Path, str]:
+    """attack_report.png (every curve) and attack_report.md (every figure) in `out`; returns both and the markdown."""
+    out.mkdir(parents=True, exist_ok=True)
+    figure, table = out / "attack_report.png", out / "attack_report.md"
+    plot_success_panels(panels(runs), figure)
+    lines = ["# Attack report", "",
+             "Success: the share of the pairs decided right when clean (impostors rejected, genuines accepted) that "
+             "the attack turns. Each run is judged at its checkpoint's calibrated threshold.", "", *run_table(runs)]
+    for kind in KINDS:
+        chosen = [run for run in runs if run.kind == kind]
+        if chosen:
+            lines += ["", f"## {kind}", "", *kind_table(kind, chosen)]
+    lines += ["", f"![success against budget]({figure.name})", ""]
+    markdown = "\n".join(lines)
+    tmp = table.with_suffix(".md.tmp")
+    tmp.write_text(markdown)
+    tmp.replace(table)
+    return figure, table, markdown
