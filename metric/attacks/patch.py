@@ -231,13 +231,14 @@ def run_patch(attack: PatchAttack, masks: list[np.ndarray], verifier: Verifier, 
         last = imp
     images = impostor.probes.permute(0, 2, 3, 1).numpy()
     plot_masks(images[0] if len(images) else None, masks, attack.mask_scale, attack.mask, out / "mask.png")
-    if last is not None and len(impostor.pairs):
-        count = min(6, len(impostor.pairs))
-        plot_probe_rows([("clean", images[:count], impostor.clean[:count]),
-                         (f"{attack.mask} x{attack.mask_scale[-1]:g}", last["adv"][:count].permute(0, 2, 3, 1).numpy(),
-                          last["scores"][:count])],
-                        threshold, f"impostor probes wearing the optimised {attack.mask} (scale "
-                        f"{attack.mask_scale[-1]:g}); scores before and after", out / "patched_probes.png")
+    shown = impostor.showcase(last["scores"], threshold) if last is not None else []
+    if len(shown):
+        plot_probe_rows([("clean", images[shown], impostor.clean[shown]),
+                         (f"{attack.mask} x{attack.mask_scale[-1]:g}", last["adv"][shown].permute(0, 2, 3, 1).numpy(),
+                          last["scores"][shown])],
+                        threshold, f"impostor probes rejected when clean, wearing the optimised {attack.mask} (scale "
+                        f"{attack.mask_scale[-1]:g}; those it turned first); scores before and after",
+                        out / "patched_probes.png")
     x = [r["mask_area_share"] for r in rows]
     plot_success_curves(x, {name: [r[key] for r in rows] for name, key in SUCCESS_CURVES},
                         "mask area (share of pixels)",

@@ -149,12 +149,13 @@ def run_uap(attack: UapAttack, verifier: Verifier, train_images: np.ndarray, tra
         last = (delta, eps, adv, scores)
     delta, eps, adv, scores = last
     plot_perturbation(delta.permute(1, 2, 0).numpy(), eps, out / "uap.png")
-    if len(pairs.pairs):
-        count = min(6, len(pairs.pairs))
-        plot_probe_rows([("clean", pairs.probes[:count].permute(0, 2, 3, 1).numpy(), pairs.clean[:count]),
-                         (f"+ UAP eps {eps:g}", adv[:count].permute(0, 2, 3, 1).numpy(), scores[:count])],
-                        verifier.threshold, f"test {'genuine' if pairs.genuine else 'impostor'} probes with the "
-                        f"universal perturbation (eps {eps:g}/255)", out / "uap_probes.png")
+    shown = pairs.showcase(scores, verifier.threshold)
+    if len(shown):
+        plot_probe_rows([("clean", pairs.probes[shown].permute(0, 2, 3, 1).numpy(), pairs.clean[shown]),
+                         (f"+ UAP eps {eps:g}", adv[shown].permute(0, 2, 3, 1).numpy(), scores[shown])],
+                        verifier.threshold, f"test {'genuine' if pairs.genuine else 'impostor'} probes decided right "
+                        f"when clean, with the universal perturbation (eps {eps:g}/255; those it turned first)",
+                        out / "uap_probes.png")
     curves = {f"{attack.goal} success": [r["success"] for r in rows]}
     if other is not None:
         curves[f"{attack.goal} success, transfer model"] = [r["transfer_success"] for r in rows]

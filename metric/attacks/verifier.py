@@ -98,3 +98,19 @@ class PairSet:
     def attackable(self, threshold: float) -> int:
         """Pairs decided right when clean: the pairs a success rate is a share of."""
         return int((~self.wrong(self.clean, threshold)).sum())
+
+    def showcase(self, scores: np.ndarray, threshold: float, count: int = 6) -> np.ndarray:
+        """Up to `count` pairs to show: pairs decided right when clean, those the attack turned first, each group
+        spread evenly over the set, at most one pair per probe image."""
+        right = ~self.wrong(self.clean, threshold)
+        turned = right & self.wrong(scores, threshold)
+        chosen: list[int] = []
+        probes: set[int] = set()
+        for group in (np.flatnonzero(turned), np.flatnonzero(right & ~turned)):
+            if not len(group):
+                continue
+            for k in group[np.unique(np.linspace(0, len(group) - 1, min(len(group), 4 * count)).round().astype(int))]:
+                if len(chosen) < count and int(self.pairs[k, 0]) not in probes:
+                    chosen.append(int(k))
+                    probes.add(int(self.pairs[k, 0]))
+        return np.asarray(chosen, dtype=int)

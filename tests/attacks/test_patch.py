@@ -176,3 +176,13 @@ def test_a_non_differentiable_embedder_is_refused_before_any_data(kind, tmp_path
     cfg = compose_attack([f"ckpt={bundle}", f"attack={kind}"], tmp_path, data_dir)
     with pytest.raises(ConfigError, match=f"model=onnx is a frozen outside model .* so attack={kind} "):
         run_attack(cfg)
+
+
+def test_the_grids_show_pairs_decided_right_when_clean_turned_ones_first():
+    clean = np.array([0.9, 0.1, 0.2, 0.3, 0.1, 0.2])  # impostor pairs; pair 0 is already accepted at 0.5
+    after = np.array([0.9, 0.8, 0.2, 0.7, 0.9, 0.1])  # pairs 1, 3 and 4 turned; pair 4 repeats pair 1's probe
+    pairs = PairSet(np.array([[0, 9], [1, 9], [2, 9], [3, 9], [1, 8], [5, 9]]), torch.zeros(6, 3, 4, 4),
+                    torch.zeros(6, 2), clean, genuine=False)
+    assert pairs.showcase(after, 0.5).tolist() == [1, 3, 2, 5]
+    assert pairs.success(after, 0.5) == pytest.approx(3 / 5) and pairs.attackable(0.5) == 5
+    assert pairs.error_rate(after, 0.5) == pytest.approx(4 / 6)
