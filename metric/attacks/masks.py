@@ -130,6 +130,8 @@ def draw_mask(mask: str, eyes: np.ndarray, size: tuple[int, int], scale: float) 
     """The boolean mask (H, W) of shape `mask` at `scale` around the eye points `eyes` (left, right; x, y)."""
     if mask not in MASKS:
         raise ConfigError(f"attack.mask={mask!r} is not one of {', '.join(MASKS)}.")
+    if scale == 0:  # the empty mask (the attack off), whatever pixel centres lie on the eye line
+        return np.zeros(size, bool)
     frame = EyeFrame(np.asarray(eyes[0], float), np.asarray(eyes[1], float))
     u, v = frame.grid(size)
     d = frame.distance

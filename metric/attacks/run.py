@@ -1,6 +1,7 @@
 """Attacks on a verifier at its calibrated threshold (metric.attack), one per `attack=fgsm|pgd|patch|uap`:
 impersonation pushes impostor pairs above it, dodging pushes genuine pairs below it. Every image is judged through
-the input purification `purify` (metric.attacks.purify); the attacks are optimised without it (non-adaptive)."""
+the input purification `purify` (metric.attacks.purify, by metric.attacks.verifier); the attacks are optimised
+without it (non-adaptive)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from datamodules.normalisation import PIXEL_RANGE, normalise, to_pixels
+from datamodules.normalisation import PIXEL_RANGE, normalise
 from metric.attacks.linf import linf_ascent
 from metric.attacks.patch import PatchAttack, format_patch_rows, run_patch
 from metric.attacks.purify import build_purifier
@@ -20,7 +21,7 @@ from metric.attacks.verifier import PairSet, Verifier
 from metric.attacks.uap import UapAttack, format_uap_rows, load_transfer, run_uap
 from metric.errors import ConfigError, build_from_config
 from metric.metrics.protocols import embeddings_eer
-from metric.report.plots import plot_attacked_probes, plot_success_curves
+from metric.report.plots import plot_probe_rows, plot_success_curves
 from metric.scoring.load import attach_datamodule, load_for_eval
 from metric.scoring.matchers import Matcher
 from metric.scoring.pairs import sample_pairs
@@ -104,10 +105,13 @@ def run_linf(attack: LinfAttack, verifier: Verifier, impostor: PairSet, genuine:
     plot_success_curves(attack.eps, {name: [r[key] for r in rows] for name, key in SUCCESS_CURVES},
                         "eps (pixel values, of 255)", f"{attack.name.upper()} at threshold {verifier.threshold:.3f}",
                         out / "attack_success.png")
-    if examples is not None and len(impostor.pairs):
+    shown = impostor.showcase(examples[1], verifier.threshold) if examples is not None else []
+    if len(shown):
         adv, adv_scores, eps = examples
-        plot_attacked_probes(images[impostor.pairs[:, 0]], impostor.clean, adv.permute(0, 2, 3, 1).numpy(), adv_scores,
-                             eps, verifier.threshold, out / "attacked_probes.png")
+        plot_probe_rows([("clean", images[impostor.pairs[shown, 0]], impostor.clean[shown]),
+                         (f"eps {eps:g}", adv[shown].permute(0, 2, 3, 1).numpy(), adv_scores[shown])],
+                        verifier.threshold, f"impostor probes rejected when clean, after {attack.name.upper()} at eps "
+                        f"{eps:g}/255 (those it turned first); scores before and after", out / "attacked_probes.png")
     return {"steps": attack.steps if attack.name == "pgd" else 1, "rows": rows}
 
 
@@ -147,8 +151,10 @@ def run_attack(cfg: DictConfig) -> dict:
     genuine_pairs = sample_pairs(split.labels, True, cfg.max_pairs, cfg.seed)
     impostor = PairSet.build(verifier, split.images, impostor_pairs, genuine=False)
     genuine = PairSet.build(verifier, split.images, genuine_pairs, genuine=True)
-    clean_eer = embeddings_eer(verifier.embed(to_pixels(split.images)).numpy(), split.labels,
-                               loaded.datamodule.max_impostor_pairs, verifier.matcher.numpy_block)
+    clean_eer = None  # a split without genuine or impostor pairs has no EER
+    if len(genuine_pairs) and len(impostor_pairs):
+        clean_eer = embeddings_eer(verifier.references(split.images).numpy(), split.labels,
+                                   loaded.datamodule.max_impostor_pairs, verifier.matcher.numpy_block)
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     if isinstance(attack, PatchAttack):
@@ -183,14 +189,17 @@ def run_attack(cfg: DictConfig) -> dict:
 def format_rows(summary: dict) -> str:
     """The printed table of a run: its header line, then one row per budget (eps, or mask scale for patch)."""
     purify = summary.get("purify")
+    eer = "n/a" if summary["clean_eer"] is None else f"{summary['clean_eer']:.4f}"
+    turnable = {"impersonation": f"the {summary['attackable_impostor_pairs']} impostor pairs rejected",
+                "dodging": f"the {summary['attackable_genuine_pairs']} genuine pairs accepted"}
+    goals = [summary["goal"]] if summary["attack"] == "uap" else list(turnable)
     lines = [f"{summary['attack'].upper()} on {summary['impostor_pairs']} impostor and {summary['genuine_pairs']} "
-             f"genuine {summary['split']} pairs; clean {summary['split']} EER {summary['clean_eer']:.4f}; "
+             f"genuine {summary['split']} pairs; clean {summary['split']} EER {eer}; "
              f"{summary['matcher']} threshold {summary['threshold']:.4f} "
              f"(clean FAR {summary['clean_far']:.4f}, FRR {summary['clean_frr']:.4f})"
              + (f"; every image purified by {purify}: {summary['purify_note']}" if purify else ""),
-             f"success: the share of the {summary['attackable_impostor_pairs']} impostor pairs rejected and the "
-             f"{summary['attackable_genuine_pairs']} genuine pairs accepted when clean that the attack turns "
-             "(impersonation, dodging)"]
+             f"success: the share of {' and '.join(turnable[g] for g in goals)} when clean that the attack turns "
+             f"({', '.join(goals)})"]
     if summary["attack"] == "patch":
         lines.append(f"clean under random views: FAR {summary['clean_far_eot']:.4f}, "
                      f"FRR {summary['clean_frr_eot']:.4f}")
@@ -200,7 +209,8 @@ def format_rows(summary: dict) -> str:
         if transfer:
             lines.append(f"transfer model {transfer['checkpoint']}: {transfer['matcher']} threshold "
                          f"{transfer['threshold']:.4f} (clean FAR {transfer['clean_far']:.4f}, "
-                         f"FRR {transfer['clean_frr']:.4f})")
+                         f"FRR {transfer['clean_frr']:.4f}; {transfer['attackable_pairs']} pairs it decides right "
+                         "when clean)")
         return "\n".join(lines + format_uap_rows(summary))
     lines.append(f"{'eps/255':>8} {'impersonation':>14} {'dodging':>8} {'FAR':>7} {'FRR':>7} {'max |delta|*255':>16}")
     for r in summary["rows"]:

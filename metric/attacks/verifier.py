@@ -36,11 +36,12 @@ class Verifier:
         return pixels if self.purifier is None else self.purifier(pixels)
 
     def references(self, images: np.ndarray) -> torch.Tensor:
-        """Reference embeddings of uint8 images (N, H, W, C): references are never attacked, but a deployed verifier
-        purifies every image it embeds, enrolment included."""
+        """Embeddings of uint8 images (N, H, W, C), `batch` at a time: references are never attacked, but a deployed
+        verifier purifies every image it embeds, enrolment included."""
         if self.purifier is None:
             return torch.from_numpy(embed_images(self.net, images))
-        return self.embed(to_pixels(images))
+        parts = [self.embed(to_pixels(images[start : start + self.batch])) for start in range(0, len(images), self.batch)]
+        return torch.cat(parts) if parts else torch.zeros(0, 0)
 
     def scores(self, probes: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
         """Scores of probes (float pixel values, N x C x H x W) against their references' embeddings, after the
@@ -60,9 +61,9 @@ class Verifier:
 
 @dataclass
 class PairSet:
-    """Test pairs of one kind, ready to attack: impostor pairs are attacked by impersonation (success: accepted),
-    genuine pairs by dodging (success: rejected). The first image of each pair is the probe; the second is the
-    reference, never perturbed."""
+    """Test pairs of one kind, ready to attack: impostor pairs are attacked by impersonation (turned: accepted),
+    genuine pairs by dodging (turned: rejected); success is the share of the pairs decided right when clean that
+    the attack turns. The first image of each pair is the probe; the second is the reference, never perturbed."""
 
     pairs: np.ndarray  # (P, 2) indices into the split
     probes: torch.Tensor  # float pixel values (P, C, H, W)

@@ -57,7 +57,7 @@ def parse_runs(arguments: list[str]) -> list[AttackRun]:
     runs = []
     for argument in arguments:
         label, named, folder = argument.partition("=")
-        if not named:
+        if not named or Path(argument).is_dir() or "/" in label:  # a bare directory, even one with "=" in its path
             label, folder = "", argument
         runs.append(read_run(label or Path(folder).name, Path(folder)))
     labels = [run.label for run in runs]
@@ -96,19 +96,35 @@ def panels(runs: list[AttackRun]) -> list[tuple[str, str, dict[str, tuple[list[f
     return [(title, xlabel, curves) for (title, xlabel), curves in grouped.items()]
 
 
-def pct(value: float) -> str:
-    return f"{100 * value:.1f}%"
+def pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def checkpoint_name(path: str) -> str:
+    """A checkpoint as <run dir>/<file> when it sits in a run's checkpoints/ folder, else its file name."""
+    parts = Path(path).parts
+    return f"{parts[-3]}/{parts[-1]}" if len(parts) >= 3 and parts[-2] == "checkpoints" else parts[-1]
 
 
 def run_table(runs: list[AttackRun]) -> list[str]:
-    """One line per run: what was attacked and its clean figures."""
+    """One line per run: what was attacked and its clean figures (a patch run's also under random views), then one
+    line per transfer model."""
     lines = ["| run | attack | checkpoint | purify | clean EER | threshold | clean FAR | clean FRR | pairs turnable "
              "(impostor / genuine) |", "|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         s = run.summary
-        lines.append(f"| {run.label} | {run.kind} | {Path(s['checkpoint']).name} | {run.purify} | {pct(s['clean_eer'])} "
-                     f"| {s['threshold']:.4f} | {pct(s['clean_far'])} | {pct(s['clean_frr'])} | "
-                     f"{s['attackable_impostor_pairs']} / {s['attackable_genuine_pairs']} |")
+        views = (f" ({pct(s['clean_far_eot'])} under random views)" if "clean_far_eot" in s else "",
+                 f" ({pct(s['clean_frr_eot'])} under random views)" if "clean_frr_eot" in s else "")
+        lines.append(f"| {run.label} | {run.kind} | {checkpoint_name(s['checkpoint'])} | {run.purify} "
+                     f"| {pct(s['clean_eer'])} | {s['threshold']:.4f} | {pct(s['clean_far'])}{views[0]} "
+                     f"| {pct(s['clean_frr'])}{views[1]} "
+                     f"| {s['attackable_impostor_pairs']} / {s['attackable_genuine_pairs']} |")
+    transfers = [(run.label, run.summary["transfer"]) for run in runs if run.summary.get("transfer")]
+    if transfers:
+        lines += ["", "| run | transfer checkpoint | threshold | clean FAR | clean FRR | pairs turnable |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {label} | {checkpoint_name(t['checkpoint'])} | {t['threshold']:.4f} | {pct(t['clean_far'])} "
+                  f"| {pct(t['clean_frr'])} | {t['attackable_pairs']} |" for label, t in transfers]
     return lines
 
 

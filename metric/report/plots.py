@@ -103,27 +103,6 @@ def plot_worst_presentations(images: np.ndarray, scores: np.ndarray, bona_fide: 
                           f"{threshold:.3g}", path, 1.6)
 
 
-def plot_attacked_probes(probes: np.ndarray, clean_scores: np.ndarray, attacked: np.ndarray,
-                         attacked_scores: np.ndarray, eps: float, threshold: float, path: Path, count: int = 6) -> None:
-    """Top: clean probes (uint8 or float pixel values, N x H x W x C) with their scores; bottom: the same probes
-    attacked at budget `eps`."""
-    count = min(count, len(probes))
-    fig, axes = plt.subplots(2, count, figsize=(1.8 * count, 4), squeeze=False)
-    for col in range(count):
-        for row, (image, score) in enumerate(((probes[col], clean_scores[col]), (attacked[col], attacked_scores[col]))):
-            ax = axes[row][col]
-            pixels = np.asarray(image, dtype=np.float32)
-            ax.imshow((pixels.squeeze(-1) if pixels.shape[-1] == 1 else pixels) / PIXEL_RANGE[1], cmap="gray",
-                      vmin=0, vmax=1)
-            ax.set_title(f"{score:.3f}{' ACCEPT' if score >= threshold else ''}", fontsize=7,
-                         color="red" if score >= threshold else "black")
-            ax.axis("off")
-    fig.suptitle(f"impostor probes: clean (top) and attacked at eps {eps:g}/255 (bottom)", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def plot_faces(entries: list[dict], crops: dict[str, np.ndarray], path: Path, count: int = 24) -> None:
     """The face front end at work: each original photo with its detected box and landmarks, beside the aligned
     crop; photos without a face come first (up to two thirds of the grid). `entries` are detection records ({"source", "box", "landmarks",

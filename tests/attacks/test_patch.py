@@ -186,3 +186,10 @@ def test_the_grids_show_pairs_decided_right_when_clean_turned_ones_first():
     assert pairs.showcase(after, 0.5).tolist() == [1, 3, 2, 5]
     assert pairs.success(after, 0.5) == pytest.approx(3 / 5) and pairs.attackable(0.5) == 5
     assert pairs.error_rate(after, 0.5) == pytest.approx(4 / 6)
+
+
+@pytest.mark.parametrize("name", MASKS)
+def test_scale_zero_is_the_empty_mask_even_with_eyes_on_pixel_centres(name):
+    eyes = np.array([[10.5, 20.5], [30.5, 20.5]])  # level eyes on pixel centres: the eye line crosses every centre
+    assert not draw_mask(name, eyes, (48, 48), 0.0).any()
+    assert draw_mask(name, eyes, (48, 48), 0.5).any()

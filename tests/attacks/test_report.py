@@ -6,9 +6,15 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
+import torch
 
 from metric.attack_report import main
+from metric.attacks.purify import Purifier
+from metric.attacks.verifier import Verifier
+from metric.model.checkpoint import build_model, read_checkpoint
+from metric.scoring.matchers import make_matcher
 from metric.attacks.run import run_attack
 from tests.attacks.test_attack import compose_attack
 
@@ -19,7 +25,7 @@ def attack_runs(tiny_triplet_run, tmp_path_factory, data_dir):
     ckpt = tiny_triplet_run[1]["best_checkpoint"]
     root = tmp_path_factory.mktemp("attack_runs")
     settings = {
-        "patch": ["attack=patch", "attack.assume_aligned=true", "attack.mask_scale=[0.01,1.0]", "attack.steps=3",
+        "patch": ["attack=patch", "attack.assume_aligned=true", "attack.mask_scale=[0,1.0]", "attack.steps=3",
                   "attack.eot_samples=1"],
         "uap": ["attack=uap", "attack.eps=[0,8]", "attack.steps=3"],
         "pgd": ["attack=pgd", "attack.eps=[0,4]", "attack.steps=2", "purify=median"],
@@ -38,7 +44,7 @@ def test_one_report_holds_every_run(attack_runs, tmp_path, capsys):
     for heading in ("## patch", "## uap", "## pgd"):
         assert heading in markdown
     assert "| glasses | patch |" in markdown and "| universal | uap |" in markdown and "| pgd | pgd |" in markdown
-    assert "| pgd | pgd | best" in markdown and "median 3" in markdown  # the purification is named per run
+    assert "| pgd | pgd | triplet_run" in markdown and "median 3" in markdown  # the purification is named per run
     patch_rows = [line for line in markdown.splitlines() if line.startswith("| glasses | glasses |")]
     assert len(patch_rows) == len(summaries["patch"]["rows"]) == 2
     assert patch_rows[0].split("|")[5].strip() == "0.0%"  # the empty mask turns no pair
@@ -72,3 +78,16 @@ def test_bad_run_directories_are_one_clear_error(attack_runs, tmp_path, capsys):
         assert error.startswith("error: ") and error.count("\n") == 1, error
         assert re.search(message, error), error
     assert not (tmp_path / "out").exists()  # nothing is written for a bad report
+
+
+
+def test_clean_eer_is_measured_through_the_purification(attack_runs, tiny_triplet_run):
+    _, summaries = attack_runs
+    assert summaries["pgd"]["purify"] == {"name": "median", "kernel": 3}
+    assert 0 <= summaries["pgd"]["clean_eer"] <= 1 and 0 <= summaries["uap"]["clean_eer"] <= 1
+    net, _ = build_model(read_checkpoint(tiny_triplet_run[1]["best_checkpoint"]))
+    images = np.random.default_rng(0).integers(0, 256, (70, 32, 32, 3)).astype(np.uint8)  # more than one batch
+    plain = Verifier(net.eval(), make_matcher("cosine"), 0.5).references(images)
+    median = Verifier(net.eval(), make_matcher("cosine"), 0.5, Purifier("median"), batch=64).references(images)
+    assert plain.shape == median.shape == (70, plain.shape[1])
+    assert not torch.allclose(plain, median)  # every embedded image went through the median filter
