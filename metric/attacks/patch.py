@@ -194,11 +194,12 @@ def attack_set(attack: PatchAttack, verifier: Verifier, pairs: PairSet, mask: np
 
 
 def view_success(pairs: PairSet, views: np.ndarray, clean_views: np.ndarray, threshold: float) -> float:
-    """Success under random views: over every (view, pair) decided right on the clean probe under that view, the
-    share that the patched probe under the same view decides wrong (pooled over views; 0 when none was right)."""
-    right = ~np.stack([pairs.wrong(c, threshold) for c in clean_views]) if len(views) else np.zeros(0, bool)
-    turned = np.stack([pairs.wrong(v, threshold) for v in views]) & right if len(views) else right
-    return float(turned.sum() / right.sum()) if right.sum() else 0.0
+    """Success under random views: per view, the share of the pairs decided right on the clean probe under that view
+    that the patched probe under the same view decides wrong; the mean over the views where any pair was decided
+    right (0 when none was)."""
+    rates = [pairs.success(v, threshold, clean=c) for v, c in zip(views, clean_views)
+             if (~pairs.wrong(c, threshold)).any()]
+    return float(np.mean(rates)) if rates else 0.0
 
 
 def view_error_rate(pairs: PairSet, views: np.ndarray, threshold: float) -> float:
