@@ -124,7 +124,7 @@ def run_table(runs: list[AttackRun]) -> list[str]:
         lines += ["", "| run | transfer checkpoint | threshold | clean FAR | clean FRR | pairs turnable |",
                   "|---|---|---|---|---|---|"]
         lines += [f"| {label} | {checkpoint_name(t['checkpoint'])} | {t['threshold']:.4f} | {pct(t['clean_far'])} "
-                  f"| {pct(t['clean_frr'])} | {t['attackable_pairs']} |" for label, t in transfers]
+                  f"| {pct(t['clean_frr'])} | {t.get('attackable_pairs', 'n/a')} |" for label, t in transfers]
     return lines
 
 

@@ -209,22 +209,29 @@ def plot_success_curves(budgets: list[float], curves: dict[str, list[float]], xl
 
 def plot_success_panels(panels: list[tuple[str, str, dict[str, tuple[list[float], list[float]]]]],
                         path: Path) -> None:
-    """One panel per (title, x label, {curve label: (budgets, rates)}), side by side in rows of three; dashed lines
-    for curves under random views or on a transfer model."""
+    """One panel per (title, x label, {curve label: (budgets, rates)}), in rows of up to three, each with its legend
+    below it. A curve labelled "<run>, <variant>" (random views, transfer) is dashed in its run's colour; every run
+    keeps one colour across panels."""
     columns = min(3, max(1, len(panels)))
     rows = -(-len(panels) // columns) if panels else 1
-    fig, axes = plt.subplots(rows, columns, figsize=(4.8 * columns, 3.4 * rows), squeeze=False)
+    runs = list(dict.fromkeys(label.split(", ")[0] for _, _, curves in panels for label in curves))
+    palette = plt.get_cmap("tab10" if len(runs) <= 10 else "tab20")
+    colour = {run: palette(k % palette.N) for k, run in enumerate(runs)}
+    most = max((len(curves) for _, _, curves in panels), default=1)
+    legend_height = 0.2 * -(-most // 2)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, (3.2 + legend_height) * rows), squeeze=False)
     for ax in axes.ravel()[len(panels):]:
         ax.axis("off")
     for ax, (title, xlabel, curves) in zip(axes.ravel(), panels):
-        for (label, (budgets, values)), marker in zip(curves.items(), "os^vDx<>ph*+" * 4):
-            ax.plot(budgets, values, marker + ("--" if "random views" in label or "transfer" in label else "-"),
-                    label=label)
+        for label, (budgets, values) in curves.items():
+            variant = ", " in label
+            ax.plot(budgets, values, "s--" if variant else "o-", color=colour[label.split(", ")[0]], label=label,
+                    markersize=4, alpha=0.8 if variant else 1.0)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("success rate")
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(title, fontsize=9)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
