@@ -1,7 +1,12 @@
-"""Shared by the patch and UAP attack tests."""
+"""Shared by the attack tests: one torch thread, and a second model for transfer."""
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+
+from metric.metrics.calibration import calibrate_checkpoint
+from metric.model.checkpoint import CHECKPOINT_KEY, write_checkpoint
+from tests.conftest import CONF_DIR, TINY_DATA
 
 
 @pytest.fixture(autouse=True)
@@ -11,3 +16,23 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def other_model(tiny_triplet_run, tmp_path_factory, data_dir):
+    """A second, different model: the tiny checkpoint with every weight jittered (seeded), calibrated afresh on the
+    validation identities. Training a second net would cost more than every test here together."""
+    checkpoint = torch.load(tiny_triplet_run[1]["best_checkpoint"], map_location="cpu", weights_only=True)
+    generator = torch.Generator().manual_seed(1)
+    for key, value in checkpoint["state_dict"].items():
+        if value.is_floating_point() and value.numel() > 1 and "running" not in key:
+            checkpoint["state_dict"][key] = value + 0.3 * value.std() * torch.randn(value.shape, generator=generator)
+    checkpoint[CHECKPOINT_KEY]["calibrations"] = {}
+    path = tmp_path_factory.mktemp("other_model") / "other.ckpt"
+    write_checkpoint(path, checkpoint)
+    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
+        cfg = compose(config_name="calibrate", overrides=[f"paths.output_dir={path.parent}",
+                                                          f"paths.data_dir={data_dir}", *TINY_DATA, f"ckpt={path}",
+                                                          "matcher.target_far=0.01"])
+    calibrate_checkpoint(cfg)
+    return path

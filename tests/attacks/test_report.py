@@ -20,14 +20,15 @@ from tests.attacks.test_attack import compose_attack
 
 
 @pytest.fixture(scope="module")
-def attack_runs(tiny_triplet_run, tmp_path_factory, data_dir):
-    """A patch run, a UAP run and a PGD run of the tiny checkpoint, and their directories."""
+def attack_runs(tiny_triplet_run, other_model, tmp_path_factory, data_dir):
+    """A patch run, a UAP run (tried on a second model too) and a PGD run of the tiny checkpoint, and their
+    directories."""
     ckpt = tiny_triplet_run[1]["best_checkpoint"]
     root = tmp_path_factory.mktemp("attack_runs")
     settings = {
         "patch": ["attack=patch", "attack.assume_aligned=true", "attack.mask_scale=[0,1.0]", "attack.steps=3",
                   "attack.eot_samples=1"],
-        "uap": ["attack=uap", "attack.eps=[0,8]", "attack.steps=3"],
+        "uap": ["attack=uap", "attack.eps=[0,8]", "attack.steps=3", f"attack.transfer_ckpt={other_model}"],
         "pgd": ["attack=pgd", "attack.eps=[0,4]", "attack.steps=2", "purify=median"],
     }
     summaries = {name: run_attack(compose_attack([f"ckpt={ckpt}", "max_pairs=20", *extra], root / name, data_dir))
@@ -49,6 +50,11 @@ def test_one_report_holds_every_run(attack_runs, tmp_path, capsys):
     assert len(patch_rows) == len(summaries["patch"]["rows"]) == 2
     assert patch_rows[0].split("|")[5].strip() == "0.0%"  # the empty mask turns no pair
     assert f"{100 * summaries['uap']['clean_eer']:.1f}%" in markdown
+    transfer = summaries["uap"]["transfer"]  # both models' figures are in the report
+    assert f"| universal | other.ckpt | {transfer['threshold']:.4f} |" in markdown
+    uap_rows = [line.split("|") for line in markdown.splitlines() if line.startswith("| universal | impersonation |")]
+    assert [row[6].strip() for row in uap_rows] == [f"{100 * r['transfer_success']:.1f}%"
+                                                   for r in summaries["uap"]["rows"]]
     assert "wrote" in capsys.readouterr().out
 
 

@@ -9,36 +9,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
 import metric.attacks.uap as uap
 from metric.attacks.run import format_rows, run_attack
 from metric.errors import ConfigError
-from metric.metrics.calibration import calibrate_checkpoint
 from metric.model.checkpoint import CHECKPOINT_KEY, write_checkpoint
 from metric.scoring.load import load_for_eval
 from tests.attacks.test_attack import compose_attack
-from tests.conftest import CONF_DIR, TINY_DATA
-
-
-@pytest.fixture(scope="module")
-def other_model(tiny_triplet_run, tmp_path_factory, data_dir):
-    """A second, different model: the tiny checkpoint with every weight jittered (seeded), calibrated afresh on the
-    validation identities. Training a second net would cost more than every test here together."""
-    checkpoint = torch.load(tiny_triplet_run[1]["best_checkpoint"], map_location="cpu", weights_only=True)
-    generator = torch.Generator().manual_seed(1)
-    for key, value in checkpoint["state_dict"].items():
-        if value.is_floating_point() and value.numel() > 1 and "running" not in key:
-            checkpoint["state_dict"][key] = value + 0.3 * value.std() * torch.randn(value.shape, generator=generator)
-    checkpoint[CHECKPOINT_KEY]["calibrations"] = {}
-    path = tmp_path_factory.mktemp("other_model") / "other.ckpt"
-    write_checkpoint(path, checkpoint)
-    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        cfg = compose(config_name="calibrate", overrides=[f"paths.output_dir={path.parent}",
-                                                          f"paths.data_dir={data_dir}", *TINY_DATA, f"ckpt={path}",
-                                                          "matcher.target_far=0.01"])
-    calibrate_checkpoint(cfg)
-    return path
 
 
 def test_eps_zero_is_the_clean_frr_and_dodging_grows_with_eps(tiny_triplet_run, tmp_path, data_dir):
