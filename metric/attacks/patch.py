@@ -91,9 +91,10 @@ def check_number(value: object, key: str, low: float, integer: bool = False, abo
 
 @dataclass(frozen=True)
 class PatchAttack:
-    """`attack=patch`: per attacked pair, a pattern inside `mask` (drawn at each of `mask_scale`) optimised by Adam
-    for `steps` steps of `lr` (pixel values), over `eot_samples` random views per step when `eot`, with
-    non-printability and total-variation penalties weighted by `nps_weight` and `tv_weight`; `batch` pairs at a time.
+    """`attack=patch`: per attacked pair, a pattern inside `mask` (drawn at each of `mask_scale`; 0: the empty mask,
+    the attack off) optimised by Adam for `steps` steps of `lr` (pixel values), over `eot_samples` random views per
+    step when `eot`, with non-printability and total-variation penalties weighted by `nps_weight` and `tv_weight`;
+    `batch` pairs at a time.
     `assume_aligned` takes crops of a face=none checkpoint as aligned to the arcface template (margin 0)."""
 
     name: str = "patch"
