@@ -33,6 +33,13 @@ REMEDY = {  # what to do about crops that are not aligned, per config group (att
 }
 
 
+def check_mask(mask: object, group: str = "attack") -> None:
+    """One clear error when `mask` names no shape; the key is `group`.mask (attack: metric.attack; adversarial:
+    adversarial training)."""
+    if mask not in MASKS:
+        raise ConfigError(f"{group}.mask={mask!r} is not one of {', '.join(MASKS)}.")
+
+
 def not_aligned(mask: str, group: str) -> str:
     """The refusal of a mask on crops that are not aligned, with the remedy for the `group` (attack | adversarial)."""
     whose, remedy = REMEDY[group]
@@ -128,8 +135,7 @@ def extent(mask: str, d: float, s: float) -> tuple[float, float, float, float]:
 
 def draw_mask(mask: str, eyes: np.ndarray, size: tuple[int, int], scale: float) -> np.ndarray:
     """The boolean mask (H, W) of shape `mask` at `scale` around the eye points `eyes` (left, right; x, y)."""
-    if mask not in MASKS:
-        raise ConfigError(f"attack.mask={mask!r} is not one of {', '.join(MASKS)}.")
+    check_mask(mask)
     if scale == 0:  # the empty mask (the attack off), whatever pixel centres lie on the eye line
         return np.zeros(size, bool)
     frame = EyeFrame(np.asarray(eyes[0], float), np.asarray(eyes[1], float))
@@ -174,8 +180,7 @@ def build_masks(preprocess: dict, mask: str, scales: list[float], assume_aligned
                 group: str = "attack") -> list[np.ndarray]:
     """One boolean mask (H, W) per scale for the checkpoint's aligned crops, checked to fit, before any data is read;
     every refusal names the keys of `group` (attack: metric.attack; adversarial: adversarial training)."""
-    if mask not in MASKS:
-        raise ConfigError(f"{group}.mask={mask!r} is not one of {', '.join(MASKS)}.")
+    check_mask(mask, group)
     eyes = eye_points(preprocess, mask, assume_aligned, group)
     size = (int(preprocess["image_size"][0]), int(preprocess["image_size"][1]))
     check_scales(mask, eyes, size, scales, group)

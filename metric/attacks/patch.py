@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from datamodules.normalisation import PIXEL_RANGE
-from metric.attacks.masks import MASKS, build_masks
+from metric.attacks.masks import build_masks, check_mask
 from metric.attacks.verifier import PairSet, Verifier
 from metric.errors import ConfigError
 from metric.report.plots import plot_masks, plot_probe_rows, plot_success_curves
@@ -110,8 +110,7 @@ class PatchAttack:
     batch: int = 32
 
     def __post_init__(self) -> None:
-        if self.mask not in MASKS:
-            raise ConfigError(f"attack.mask={self.mask!r} is not one of {', '.join(MASKS)}.")
+        check_mask(self.mask)
         scales = self.mask_scale if isinstance(self.mask_scale, (list, tuple)) else [self.mask_scale]
         if not scales or any(isinstance(s, bool) or not isinstance(s, (int, float)) or s < 0 for s in scales):
             raise ConfigError(f"attack.mask_scale={self.mask_scale!r} must be a list of sizes >= 0 (multiples of the "

@@ -10,7 +10,7 @@ import torch
 
 from datamodules.normalisation import INPUT_RANGE, input_units
 from metric.attacks.linf import linf_ascent
-from metric.attacks.masks import MASKS, build_masks
+from metric.attacks.masks import build_masks, check_mask
 from metric.errors import ConfigError
 
 ATTACKS = ("fgsm", "pgd", "patch")
@@ -71,8 +71,7 @@ class AdversarialTraining:
         if isinstance(self.step_size, bool) or not isinstance(self.step_size, (int, float)) or self.step_size <= 0:
             raise ConfigError(f"adversarial.step_size={self.step_size!r} must be a number > 0 (pixel values of 255, "
                               f"e.g. {PATCH_STEP_SIZE:g}).")
-        if self.mask not in MASKS:
-            raise ConfigError(f"adversarial.mask={self.mask!r} is not one of {', '.join(MASKS)}.")
+        check_mask(self.mask, "adversarial")
         if isinstance(self.mask_scale, bool) or not isinstance(self.mask_scale, (int, float)) or self.mask_scale <= 0:
             raise ConfigError(f"adversarial.mask_scale={self.mask_scale!r} must be one number > 0 (a multiple of the "
                               "mask's size at scale 1, set by the eye distance), e.g. 1.0.")
