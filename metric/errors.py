@@ -57,3 +57,12 @@ def locate_class(node: Any, key: str) -> type:
         return get_class(target)
     except Exception as error:  # ImportError, or a target that is not a class
         raise ConfigError(f"{key}._target_={target!r} cannot be imported ({error}).") from None
+
+
+def check_number(value: object, key: str, low: float, integer: bool = False, above: bool = False) -> float:
+    """A numeric setting >= low (> low with `above`; an integer with `integer`), or one clear error."""
+    kind = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or value < low or (above and value == low):
+        what = "an integer" if integer else "a number"
+        raise ConfigError(f"{key}={value!r} must be {what} {'>' if above else '>='} {low:g}.")
+    return value

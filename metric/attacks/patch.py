@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from datamodules.normalisation import PIXEL_RANGE
 from metric.attacks.masks import build_masks, check_mask
 from metric.attacks.verifier import PairSet, Verifier
-from metric.errors import ConfigError
+from metric.errors import ConfigError, check_number
 from metric.report.plots import plot_masks, plot_probe_rows, plot_success_curves
 
 # Expectation over transformation: each view of the composite is shifted by up to EOT_SHIFT of the image side (a few
@@ -78,15 +78,6 @@ def random_views(images: torch.Tensor, generator: torch.Generator) -> torch.Tens
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     views = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return (views * brightness.view(n, 1, 1, 1)).clamp(*PIXEL_RANGE)
-
-
-def check_number(value: object, key: str, low: float, integer: bool = False, above: bool = False) -> float:
-    """A numeric setting >= low (> low with `above`; an integer with `integer`), or one clear error."""
-    kind = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or value < low or (above and value == low):
-        what = "an integer" if integer else "a number"
-        raise ConfigError(f"{key}={value!r} must be {what} {'>' if above else '>='} {low:g}.")
-    return value
 
 
 @dataclass(frozen=True)

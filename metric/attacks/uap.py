@@ -11,7 +11,7 @@ import torch
 
 from datamodules.normalisation import PIXEL_RANGE, normalise, to_pixels
 from metric.attacks.verifier import PairSet, Verifier
-from metric.errors import ConfigError
+from metric.errors import ConfigError, check_number
 from metric.report.plots import plot_perturbation, plot_probe_rows, plot_success_curves
 from metric.scoring.embed import embed_images
 from metric.scoring.load import LoadedModel, load_for_eval
@@ -46,9 +46,8 @@ class UapAttack:
         object.__setattr__(self, "eps", [float(e) for e in budgets])
         if self.goal not in GOALS:
             raise ConfigError(f"attack.goal={self.goal!r} is not one of {', '.join(GOALS)}.")
-        for key, value in (("steps", self.steps), ("batch", self.batch)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"attack.{key}={value!r} must be an integer >= 1.")
+        check_number(self.steps, "attack.steps", 1, integer=True)
+        check_number(self.batch, "attack.batch", 1, integer=True)
         size = self.step_size
         if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float)) or size <= 0):
             raise ConfigError(f"attack.step_size={self.step_size!r} must be a number > 0 (pixel values), or null for "
