@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from metric.errors import ConfigError
+from metric.errors import ConfigError, report_error
 from metric.report.attacks import parse_runs, write_report
 
 
@@ -23,8 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         runs = parse_runs(args.runs)
     except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return report_error(error)
     figure, table, markdown = write_report(runs, args.out)
     print(markdown)
     print(f"{len(runs)} runs; wrote {figure} and {table}")

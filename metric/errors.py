@@ -21,8 +21,13 @@ def exit_on_config_error() -> Iterator[None]:
     try:
         yield
     except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(report_error(error))
+
+
+def report_error(error: Exception) -> int:
+    """The user's one line for an error (`error: ...` on stderr) and the exit code every entry point gives it, 2."""
+    print(f"error: {error}", file=sys.stderr)
+    return 2
 
 
 def build_from_config(node: Any, **kwargs: Any) -> Any:

@@ -10,7 +10,7 @@ from datamodules.images import BadImage
 from metric.deploy.gallery import Gallery
 from metric.deploy.gallery.search import INDEXES
 from metric.deploy.gallery.store import STORAGES, GalleryStore
-from metric.errors import ConfigError
+from metric.errors import ConfigError, report_error
 
 
 def parser() -> argparse.ArgumentParser:
@@ -122,8 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except (ConfigError, BadImage) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return report_error(error)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from datamodules.images import BadImage
-from metric.errors import ConfigError
+from metric.errors import ConfigError, report_error
 
 
 def parser() -> argparse.ArgumentParser:
@@ -127,8 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_audit(args)
         return run_server(args)
     except (ConfigError, BadImage) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return report_error(error)
 
 
 if __name__ == "__main__":

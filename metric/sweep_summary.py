@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from metric.errors import ConfigError
+from metric.errors import ConfigError, report_error
 from metric.report.sweep_table import collect, write_tables
 
 
@@ -21,8 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = collect(args.sweep_dir)
     except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return report_error(error)
     csv_path, md_path, markdown = write_tables(rows, args.sweep_dir)
     print(markdown)
     print(f"{len(rows)} jobs, sorted by best validation EER; wrote {csv_path} and {md_path}")
