@@ -148,24 +148,13 @@ def plot_faces(entries: list[dict], crops: dict[str, np.ndarray], path: Path, co
 def plot_probe_rows(rows: list[tuple[str, np.ndarray, np.ndarray]], threshold: float, title: str, path: Path) -> None:
     """One row per (label, probes as float or uint8 pixel values N x H x W x C, their scores): each probe with its
     score, ACCEPT in red at or above the threshold (e.g. probes before and after a patch or a perturbation)."""
-    count = max((len(images) for _, images, _ in rows), default=0)
-    fig, axes = plt.subplots(len(rows), max(count, 1), figsize=(1.8 * max(count, 1), 2.0 * len(rows) + 0.3),
-                             squeeze=False)
-    for r, (label, images, scores) in enumerate(rows):
-        for col in range(max(count, 1)):
-            ax = axes[r][col]
-            ax.axis("off")
-            if col >= len(images):
-                continue
-            pixels = np.asarray(images[col], dtype=np.float32) / PIXEL_RANGE[1]
-            ax.imshow(pixels.squeeze(-1) if pixels.shape[-1] == 1 else pixels.clip(0, 1), cmap="gray", vmin=0, vmax=1)
-            accepted = scores[col] >= threshold
-            ax.set_title(f"{label}\n{scores[col]:.3f}{' ACCEPT' if accepted else ''}", fontsize=7,
-                         color="red" if accepted else "black")
-    fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    def shown(image: np.ndarray) -> np.ndarray:  # [0, 1] RGB, so grey probes are drawn on the absolute scale too
+        pixels = (np.asarray(image, dtype=np.float32) / PIXEL_RANGE[1]).clip(0, 1)
+        return np.repeat(pixels, 3, -1) if pixels.shape[-1] == 1 else pixels
+
+    grid = [[(shown(image), f"{label}\n{score:.3f}{' ACCEPT' if score >= threshold else ''}", score >= threshold)
+             for image, score in zip(images, scores)] for label, images, scores in rows]
+    plot_image_rows(grid, title, path, 1.8)
 
 
 def plot_masks(face: np.ndarray | None, masks: list[np.ndarray], scales: list[float], name: str, path: Path) -> None:
