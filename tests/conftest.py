@@ -127,3 +127,51 @@ def dlib_bundle(tmp_path_factory, data_dir) -> Path:
             "datamodule.max_identities=8", f"ckpt={bundle}", "matcher.target_far=0.01"])
     calibrate_checkpoint(cfg)
     return bundle
+
+
+LFW = REPO_ROOT.parent / "shared" / "data" / "lfw"  # the complete LFW beside the project, never copied in
+
+
+def require_weights(*models: str) -> None:
+    """Skip, naming the fetch command, when a model's weights are not in the weight store; under CI=true (where
+    .ci/run fetched them) their absence is a failure."""
+    from datamodules.faces.weight_store import fetch_command, models_present
+
+    missing = [m for m in models if not models_present(m)]
+    if missing:
+        message = f"weights missing for {', '.join(missing)}: run `{fetch_command(' '.join(missing))}`"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def orl_subset(root: Path, identities: int, images: int = 10) -> Path:
+    """The first `identities` ORL people (s1, s2, ...) with `images` photos each, as links in a folder tree."""
+    if not ORL.is_dir():
+        pytest.skip("ORL faces (../shared/data/att_faces) are not present")
+    for i in range(1, identities + 1):
+        (root / f"s{i}").mkdir(parents=True, exist_ok=True)
+        for j in range(1, images + 1):
+            link = root / f"s{i}" / f"{j}.pgm"
+            if not link.exists():
+                link.symlink_to(ORL / f"s{i}" / f"{j}.pgm")
+    return root
+
+
+@pytest.fixture(scope="session")
+def mobilefacenet_bundle(tmp_path_factory, data_dir) -> Path:
+    """MobileFaceNet, pretrained, fed through face=mtcnn, calibrated on 12 ORL identities: a bundle (weights
+    included) for the attack, export and gallery tests."""
+    require_weights("mobilefacenet", "mtcnn")
+    from metric.metrics.calibration import calibrate_checkpoint
+
+    folder = tmp_path_factory.mktemp("mobilefacenet_bundle")
+    people = orl_subset(folder / "people", 12)
+    bundle = folder / "mobilefacenet.ckpt"
+    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
+        cfg = compose(config_name="calibrate", overrides=[
+            f"paths.output_dir={folder}", f"paths.data_dir={data_dir}", "model=mobilefacenet", "face=mtcnn",
+            "datamodule=folder", f"datamodule.root={people}", "datamodule.split=ordered",
+            "datamodule.split_counts=[4,4,4]", f"ckpt={bundle}", "matcher.target_far=0.01"])
+    calibrate_checkpoint(cfg)
+    return bundle

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from datamodules.faces.frontend import FaceCrop, FaceFrontEnd, check_on_miss
+from datamodules.faces.frontend import FaceCrop, FaceFrontEnd, check_on_miss, check_select, face_order, select_spec
 from datamodules.images import FIVE_POINT_TEMPLATE, align_to_template, as_array, check_margin, resize
 from metric.errors import ConfigError
 
@@ -57,13 +57,15 @@ def three_points(shape) -> np.ndarray:
 
 
 class DlibFaces(FaceFrontEnd):
-    """Detect (largest face first), find 5 landmarks, align onto the template at the datamodule's image size."""
+    """Detect (the face `select` picks first), find 5 landmarks, align onto the template at the datamodule's image
+    size."""
 
     name = "dlib"
     active = True
 
     def __init__(self, detector: str = "hog", upsample: int = 1, margin: float = 0.1, max_side: int = 1024,
-                 on_miss: str = "skip", min_detection_rate: float = 0.5, template: str = "arcface"):
+                 on_miss: str = "skip", min_detection_rate: float = 0.5, template: str = "arcface",
+                 select: str = "largest"):
         if detector not in DETECTORS:
             raise ConfigError(f"face.detector={detector!r} is not one of {', '.join(DETECTORS)}.")
         if template not in TEMPLATES:
@@ -77,7 +79,7 @@ class DlibFaces(FaceFrontEnd):
         if not 0 <= min_detection_rate <= 1:
             raise ConfigError(f"face.min_detection_rate={min_detection_rate} must lie in [0, 1].")
         self.detector_name, self.upsample, self.margin, self.max_side = detector, upsample, check_margin(margin), max_side
-        self.on_miss = check_on_miss(on_miss)
+        self.on_miss, self.select = check_on_miss(on_miss), check_select(select)
         self.min_detection_rate = float(min_detection_rate)
         self._models = None
         self.models()  # fail now, with the install command, not at the first image
@@ -87,10 +89,10 @@ class DlibFaces(FaceFrontEnd):
 
     def spec(self) -> dict:
         return {"name": self.name, "detector": self.detector_name, "upsample": self.upsample, "margin": self.margin,
-                "max_side": self.max_side, "template": self.template}
+                "max_side": self.max_side, "template": self.template, **select_spec(self.select)}
 
     def describe(self) -> str:
-        return (f"face=dlib ({self.detector_name} detector, upsample {self.upsample}, 5 landmarks, "
+        return (f"face=dlib ({self.detector_name} detector, upsample {self.upsample}, {self.select} face, 5 landmarks, "
                 f"{self.template} template, margin {self.margin:g})")
 
     @property
@@ -131,7 +133,7 @@ class DlibFaces(FaceFrontEnd):
             found.append((box, three_points(predict(pixels, full))))
         if not found:
             return FaceCrop(None, 0, reason="no face")
-        found.sort(key=lambda f: -(f[0][2] - f[0][0]) * (f[0][3] - f[0][1]))
+        found = [found[i] for i in face_order([f[0] for f in found], image.size, self.select)]
         crops = [self.aligned(image, size, box, points, len(found)) for box, points in (found if all_faces else found[:1])]
         return FaceCrop(crops[0].image, len(found), crops[0].box, crops[0].landmarks, others=crops[1:])
 

@@ -11,6 +11,7 @@ from datamodules.images import BadImage, as_array, resize
 from metric.errors import ConfigError
 
 ON_MISS = ("skip", "whole")
+SELECT = ("largest", "centre")  # which face of a photo with several is the one used
 
 
 class NoFace(BadImage):
@@ -55,6 +56,29 @@ class FaceFrontEnd:
     def crop(self, image: Image.Image, size: tuple[int, int], all_faces: bool = False) -> FaceCrop:
         """The largest face of `image` aligned at size=(H, W), the others in `others` when all_faces."""
         return FaceCrop(as_array(resize(image, size)), faces=-1)
+
+
+def check_select(select: str) -> str:
+    if select not in SELECT:
+        raise ConfigError(f"face.select={select!r} is not one of {', '.join(SELECT)}: largest uses the largest face of "
+                          "a photo with several (a camera facing one person), centre the one nearest the photo's centre "
+                          "(photo sets framed on their subject, as LFW and CelebA).")
+    return select
+
+
+def face_order(boxes: list, size: tuple[int, int], select: str) -> list[int]:
+    """Indices of the faces (boxes x0, y0, x1, y1 in a photo of size=(W, H)), the one to use first."""
+    def key(i: int) -> float:
+        x0, y0, x1, y1 = boxes[i]
+        if select == "centre":
+            return float(np.hypot((x0 + x1 - size[0]) / 2, (y0 + y1 - size[1]) / 2))
+        return -float((x1 - x0) * (y1 - y0))
+    return sorted(range(len(boxes)), key=key)
+
+
+def select_spec(select: str) -> dict:
+    """`select` in a front end's spec only when it is not the default, so records written before it still match."""
+    return {} if select == "largest" else {"select": select}
 
 
 def check_on_miss(on_miss: str) -> str:

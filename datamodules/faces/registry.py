@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datamodules.faces.dlib_faces import DlibFaces
 from datamodules.faces.frontend import FaceFrontEnd
+from datamodules.faces.mtcnn_faces import MtcnnFaces
 from metric.errors import ConfigError
 
 
@@ -15,5 +16,8 @@ def front_end_from_spec(spec: dict | None) -> FaceFrontEnd:
         return FaceFrontEnd()
     if name == "dlib":
         return DlibFaces(**spec)
+    if name == "mtcnn":
+        spec.pop("template", None)  # always the ArcFace template
+        return MtcnnFaces(**spec)
     raise ConfigError(f"the checkpoint records face front end {name!r}, which this version does not have "
-                      "(it has none and dlib); upgrade metric-faces.")
+                      "(it has none, dlib and mtcnn); upgrade metric-faces.")

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from metric.metrics import verification as V
-from metric.errors import ConfigError, locate_class
+from metric.errors import ConfigError
 from metric.model.checkpoint import CHECKPOINT_KEY, read_checkpoint, store_calibration, write_checkpoint
-from metric.scoring.load import load_for_eval
+from metric.scoring.load import load_for_eval, model_label
 from metric.scoring.matchers import check_target_far
 from metric.scoring.pairs import pair_scores
 
@@ -60,7 +60,7 @@ def bundle_path(cfg) -> Path:
     """Where `metric.calibrate model=...` writes (or adds to) its bundle: ckpt, else <run dir>/<kind>.ckpt."""
     if cfg.get("ckpt"):
         return Path(cfg.ckpt)
-    return Path(cfg.paths.output_dir) / f"{locate_class(cfg.model, 'model').kind}.ckpt"
+    return Path(cfg.paths.output_dir) / f"{model_label(cfg.model)}.ckpt"
 
 
 def check_same_bundle(path: Path, checkpoint: dict) -> None:

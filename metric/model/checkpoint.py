@@ -23,8 +23,9 @@ from metric.model.nets import EmbeddingNet
 
 CHECKPOINT_KEY = "metric_faces"  # what this project adds to a Lightning checkpoint
 # 2: the net spec may hold pool / input_size / dropout (written only when it does); 3: the net is an outside
-# embedder or an adapted one (its spec has a `kind`, metric.model.embedders); 4: a liveness model (`task`)
-CHECKPOINT_FORMAT = 4
+# embedder or an adapted one (its spec has a `kind`, metric.model.embedders); 4: a liveness model (`task`);
+# 5: the net spec may hold `projection` (none: a pretrained face backbone's own output, model=mobilefacenet)
+CHECKPOINT_FORMAT = 5
 TASKS = ("verification", "liveness")  # what a checkpoint's model does; records without `task` verify faces
 WRONG_TASK = {
     "verification": "{name}={path!r} is a liveness (presentation-attack detection) checkpoint of +experiment=liveness, "
@@ -38,6 +39,8 @@ WRONG_TASK = {
 
 def record_format(spec: dict) -> int:
     """The oldest format whose readers rebuild this net spec, so older readers still read every file they can."""
+    if "projection" in spec:
+        return 5
     if spec.get("kind") == "liveness":
         return 4
     if "kind" in spec:

@@ -1,4 +1,5 @@
-"""EmbeddingNet: a timm backbone by name, a linear projection, then L2 normalisation; local weight files."""
+"""EmbeddingNet: a timm backbone by name (timm's own, or mobilefacenet), a linear projection (or none, when the backbone
+already gives a face embedding), then L2 normalisation; local weight files and the weight store's pretrained faces."""
 
 from __future__ import annotations
 
@@ -12,8 +13,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from metric.errors import ConfigError
+from metric.model.mobilefacenet import PRETRAINED_INPUT
 
 HUB_HOST = "huggingface.co"  # where timm fetches pretrained weights
+# backbones pretrained on faces whose weights come from the weight store (never a hub), and the input they read
+LOCAL_PRETRAINED = {"mobilefacenet": PRETRAINED_INPUT}
+PROJECTIONS = ("linear", "none")
 
 
 def check_backbone_name(name: str) -> None:
@@ -89,12 +94,47 @@ def check_model_args(backbone: str, embedding_dim: int, pretrained: bool, weight
         raise ConfigError("set either model.pretrained=true or model.weights=<file>, not both.")
     if weights and not Path(weights).is_file():
         raise ConfigError(f"model.weights={str(weights)!r}: no such file. Give the path of a .safetensors or .pth file.")
+    if pretrained and backbone in LOCAL_PRETRAINED:  # the weight store: present and verified, or the fetch command
+        from datamodules.faces.weight_store import model_files
+
+        model_files(LOCAL_PRETRAINED[backbone]["weights"])
+        return
     if pretrained and not hub_reachable():
         raise ConfigError(
             f"model.pretrained=true needs the timm weights hub ({HUB_HOST}), which cannot be reached from this "
             "machine. Download the weights where the hub is reachable and pass model.weights=<file> "
             "(.safetensors or .pth) with model.pretrained=false."
         )
+
+
+def check_face_input(backbone: str, pretrained: bool, image_size, channels: int, face: dict | None) -> None:
+    """A backbone pretrained on aligned faces reads them at its own size, on its own template; anything else stops
+    here with the settings to use. `face` holds the front end's name, template and margin (None: no front end)."""
+    need = LOCAL_PRETRAINED.get(backbone)
+    if need is None:
+        return
+    height, width = need["image_size"]
+    if [int(v) for v in image_size] != [height, width] or (pretrained and channels != need["channels"]):
+        raise ConfigError(f"model.backbone={backbone} reads {need['channels']}-channel {height}x{width} faces (got "
+                          f"{channels}-channel {list(image_size)}): set datamodule.image_size=[{height},{width}] "
+                          f"datamodule.channels={need['channels']}.")
+    if not pretrained:
+        return
+    crop = need["face"]
+    if face is None or face.get("name", "none") == "none":
+        raise ConfigError(f"model.backbone={backbone} was pretrained on faces aligned on the {crop['template']} "
+                          f"5-point template, tight, at {height}x{width}, but face=none passes whole images: add "
+                          f"face=mtcnn (the alignment it was trained with), or face=dlib face.template={crop['template']} "
+                          f"face.margin={crop['margin']:g}.")
+    wrong = {k: face.get(k) for k, v in crop.items() if face.get(k, v) != v}
+    if wrong:
+        asked = ", ".join(f"face.{k}={v}" for k, v in wrong.items())
+        needed = " ".join(f"face.{k}={v}" for k, v in crop.items())
+        raise ConfigError(f"model.backbone={backbone} was pretrained on faces aligned on the {crop['template']} "
+                          f"template with no margin, but {asked} cuts another crop: set {needed}.")
+    if face.get("name") == "dlib":
+        print(f"note: face=dlib puts dlib's nose base where the {crop['template']} template has the nose tip; "
+              f"face=mtcnn gives {backbone} the five points it was trained with (docs/pretrained.md measures both).")
 
 
 def check_head_args(pool: str, input_size, dropout: float) -> None:
@@ -127,9 +167,13 @@ class EmbeddingNet(nn.Module):
         input_size: tuple[int, int] | list[int] | None = None,
         dropout: float = 0.0,
         drop_path_rate: float = 0.0,
+        projection: str = "linear",
     ):
         super().__init__()
         check_model_args(backbone, embedding_dim, pretrained, weights)
+        if projection not in PROJECTIONS:
+            raise ConfigError(f"model.projection={projection!r} is not one of {', '.join(PROJECTIONS)} (none: the "
+                              "backbone's output is the embedding).")
         check_head_args(pool, input_size, dropout)
         if isinstance(drop_path_rate, bool) or not isinstance(drop_path_rate, (int, float)) \
                 or not 0 <= drop_path_rate < 1:
@@ -160,7 +204,15 @@ class EmbeddingNet(nn.Module):
         else:  # the pooled output: num_features, or for nets with a head stage (MobileNetV3) the head's width
             features = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
         self.dropout = nn.Dropout(dropout)
-        self.projection = nn.Linear(features, embedding_dim)
+        self.projection_kind = projection
+        if projection == "none":  # a backbone pretrained to give face embeddings: its output is the embedding
+            if pool != "avg" or features != embedding_dim:
+                raise ConfigError(f"model.projection=none uses the backbone's own output ({features}-d with pool=avg) "
+                                  f"as the embedding: set model.embedding_dim={features} model.pool=avg, or "
+                                  "model.projection=linear.")
+            self.projection = nn.Identity()
+        else:
+            self.projection = nn.Linear(features, embedding_dim)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.pool == "flatten":
@@ -176,4 +228,6 @@ class EmbeddingNet(nn.Module):
             spec.update(pool=self.pool, input_size=self.input_size)
         if self.dropout.p:
             spec["dropout"] = float(self.dropout.p)
+        if self.projection_kind != "linear":
+            spec["projection"] = self.projection_kind
         return spec  # drop_path_rate is left out: it changes training only, and older readers would refuse the key

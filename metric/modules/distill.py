@@ -83,6 +83,7 @@ class DistillModule(MetricLossModule):
     def on_fit_start(self) -> None:
         """Embed every training, validation and test image with the teacher once (cached), and report the
         teacher's own test EER on the same identities as the student's."""
+        super().on_fit_start()
         teacher, splits = self.teacher[0], self.trainer.datamodule.splits
         if isinstance(teacher.model, torch.nn.Module):  # a checkpoint teacher embeds on the student's device
             teacher.model.to(self.device)
@@ -102,6 +103,7 @@ class DistillModule(MetricLossModule):
         return self.embedding_weight * embedding_term + self.relation_weight * relation_term
 
     def on_train_end(self) -> None:
+        super().on_train_end()
         teacher = self.teacher[0]
         self.run_notes["teacher_targets_from_cache"] = teacher.looked_up
         self.run_notes["teacher_targets_computed_online"] = teacher.computed_online

@@ -15,7 +15,9 @@ from metric.metrics import verification as V
 from metric.model.checkpoint import CHECKPOINT_KEY, checkpoint_record
 from metric.model.heads import LogisticDistanceHead
 from metric.model.nets import EmbeddingNet
+from metric.errors import ConfigError
 from metric.modules.distributed import gather_in_order
+from metric.modules.finetune import FineTuning, PretrainedFallback, first_training_images
 from metric.modules.trainer_build import optimizer_config
 from metric.scoring.embed import embed_batch
 from metric.scoring.matchers import make_matcher
@@ -47,6 +49,7 @@ class EmbeddingModule(pl.LightningModule):
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         max_impostor_pairs: int = 2_000_000,
         preprocess: dict | None = None,
+        finetune: FineTuning | None = None,
     ):
         super().__init__()
         self.net = net
@@ -58,6 +61,14 @@ class EmbeddingModule(pl.LightningModule):
         self._collected: dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
         self.final_embeddings: dict[str, Embedded] = {}
         self.run_notes: dict = {}  # what the module reports into the run summary (e.g. which adapt head was kept)
+        self.finetune = finetune
+        self.fallback: PretrainedFallback | None = None
+        if finetune is not None:
+            if finetune.keep_pretrained and self.default_matcher != "cosine":
+                raise ConfigError(f"finetune.keep_pretrained=true compares the fine-tuned net with the pretrained one "
+                                  f"by cosine, but this module scores with its {self.default_matcher} head: set "
+                                  "finetune.keep_pretrained=false.")
+            finetune.prepare(net)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
@@ -102,9 +113,38 @@ class EmbeddingModule(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.final_embeddings = {split: self._gathered(split) for split in FINAL_SPLITS}
 
+    # fine-tuning (the `finetune` node) ------------------------------------------------------
+    def on_fit_start(self) -> None:
+        if self.finetune is None:
+            return
+        datamodule = self.trainer.datamodule
+        self.finetune.measure_batchnorm(self.net, first_training_images(datamodule).to(self.device))
+        if self.finetune.keep_pretrained:
+            self.fallback = PretrainedFallback(self)
+            self.run_notes.update(self.fallback.measure())
+
+    def on_train_epoch_start(self) -> None:
+        if self.finetune is not None:
+            self.finetune.start_epoch(self.net, self.current_epoch)
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        if self.finetune is not None:  # whoever set train mode last, frozen BatchNorm stays in eval mode
+            self.finetune.apply_batchnorm(self.net)
+
+    def on_train_end(self) -> None:
+        if self.fallback is None:
+            return
+        best = next((c for c in self.trainer.checkpoint_callbacks if c.monitor == "val_eer"), None)
+        if best is not None and best.best_model_path:
+            self.run_notes.update(self.fallback.decide(best.best_model_path, best.best_model_score))
+
     # training wiring ----------------------------------------------------------------------
     def configure_optimizers(self):
-        return optimizer_config(self.parameters(), self.optimizer_factory, self.scheduler_factory)
+        parameters = self.parameters()
+        if self.finetune is not None:
+            lr = self.optimizer_factory(params=[torch.nn.Parameter(torch.zeros(1))]).defaults["lr"]
+            parameters = self.finetune.parameter_groups(self, lr)
+        return optimizer_config(parameters, self.optimizer_factory, self.scheduler_factory)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[CHECKPOINT_KEY] = checkpoint_record(self.net, self.head, self.preprocess, self.default_matcher)

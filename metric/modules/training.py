@@ -19,7 +19,7 @@ from metric.metrics.cross_validation import cross_validate
 from metric.metrics.protocols import official_pairs_summary, official_test_pairs
 from metric.model.checkpoint import store_calibration
 from metric.model.embedders import NOT_DIFFERENTIABLE, ExternalEmbedder
-from metric.model.nets import EmbeddingNet, check_head_args, check_model_args
+from metric.model.nets import EmbeddingNet, check_face_input, check_head_args, check_model_args
 from metric.modules.adapt import AdaptModule, adapt_inputs
 from metric.modules.distill import build_teacher, teacher_embedder
 from metric.modules.class_losses import IdentityClassLoss
@@ -73,6 +73,9 @@ def check_config(cfg: DictConfig) -> None:
             raise ConfigError(f"model._target_={model._target_!r} is not an EmbeddingNet.")
         check_model_args(model.backbone, model.embedding_dim, model.get("pretrained", False), model.get("weights"))
         check_head_args(model.get("pool", "avg"), [1, 1], model.get("dropout", 0.0))  # input_size comes from the data
+        check_face_input(model.backbone, model.get("pretrained", False), cfg.datamodule.get("image_size", [0, 0]),
+                         cfg.datamodule.get("channels", 3), face_settings(cfg.get("face")))
+    check_finetune(cfg, module_cls)
     loss = cfg.get("loss")
     if loss is not None and issubclass(locate_class(loss, "loss"), IdentityClassLoss):
         if issubclass(module_cls, AdaptModule):
@@ -102,6 +105,29 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(NEEDS_HEAD)
     check_target_far(cfg.matcher.target_far)
     check_torch_settings(cfg)
+
+
+def face_settings(face: DictConfig | None) -> dict | None:
+    """The front end a `face` node names, as the name, template and margin its crops are cut with (nothing built)."""
+    if face is None:
+        return None
+    return {"name": locate_class(face, "face").name, "template": face.get("template", "arcface"),
+            "margin": face.get("margin", 0.0)}
+
+
+def check_finetune(cfg: DictConfig, module_cls: type) -> None:
+    """A `finetune` node starts from pretrained weights, on a trainable net."""
+    if cfg.get("finetune") is None:
+        return
+    if issubclass(module_cls, AdaptModule):
+        raise ConfigError("finetune trains the backbone itself; +experiment=adapt trains a head on a frozen outside "
+                          "embedder: remove finetune (~finetune), or fine-tune a torch backbone (model=mobilefacenet).")
+    model = cfg.model
+    if not model.get("pretrained", False) and not model.get("weights"):
+        raise ConfigError(f"finetune starts from pretrained weights, but model.backbone={model.get('backbone')} has "
+                          "none (model.pretrained=false, no model.weights): use model=mobilefacenet (python -m "
+                          "metric.weights fetch mobilefacenet), set model.weights=<file>, or drop finetune (~finetune) "
+                          "to train from scratch.")
 
 
 def build_loss(cfg: DictConfig, datamodule: IdentityDataModule):
@@ -150,6 +176,7 @@ def build(cfg: DictConfig, fold: CVFold | None = None, train_override: TrainOver
         max_impostor_pairs=datamodule.max_impostor_pairs,
         preprocess=datamodule.preprocessing,
         **({"adversarial": build_from_config(cfg.adversarial)} if cfg.get("adversarial") else {}),
+        **({"finetune": build_from_config(cfg.finetune)} if cfg.get("finetune") else {}),
         **extra,
     )
     trainer = build_trainer(cfg)

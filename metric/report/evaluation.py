@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from datamodules.faces.loader import FaceLoader
 from datamodules.images import BadImage
-from metric.errors import ConfigError, locate_class
+from metric.errors import ConfigError
 from metric.metrics import verification as V
 from metric.metrics.breakdowns import condition_breakdown, eer_confidence_interval
 from metric.metrics.calibration import Calibration, calibrate
@@ -24,7 +24,7 @@ from metric.report import plots
 from metric.report.files import write_rows_csv, write_scores_csv
 from metric.report.summary import ScoredPairs, calibration_fields, split_metrics, write_summary
 from metric.scoring.feature_cache import FeatureCache
-from metric.scoring.load import LoadedModel, asked_front_end, load_for_eval, note_face_override
+from metric.scoring.load import LoadedModel, asked_front_end, load_for_eval, model_label, note_face_override
 from metric.scoring.pairs import count_pairs, pair_scores
 
 PROTOCOLS = ("verification", "pairs", "identification")
@@ -155,7 +155,7 @@ def evaluate(cfg: DictConfig, out: Path) -> dict:
             raise ConfigError("give either ckpt=<checkpoint or calibrated bundle> or model=<pretrained embedder>, "
                               "not both.")
         if cfg.threshold_from == "checkpoint":
-            print(f"note: model={locate_class(cfg.model, 'model').kind} has no stored threshold: it is "
+            print(f"note: model={model_label(cfg.model)} has no stored threshold: it is "
                   "calibrated on the validation split (threshold_from=val).")
             cfg.threshold_from = "val"
     loaded = load_for_eval(cfg.get("ckpt"), matcher=cfg.get("matcher"),
@@ -173,7 +173,7 @@ def evaluate(cfg: DictConfig, out: Path) -> dict:
         plot_datamodule_faces(loaded, cfg.split, out)
         summary.update({"face": loaded.datamodule.face.spec(), "face_trained": face_spec(loaded.preprocess),
                         **{f"data_{key}": value for key, value in loaded.datamodule.notes.items()}})
-    if "kind" in loaded.record["net"]:  # an outside embedder, or one adapted by +experiment=adapt
+    if "kind" in loaded.record["net"] or loaded.path is None:  # a pretrained model, or one adapted by adapt
         summary["model"] = loaded.record["net"]
     write_summary(summary, out / "summary.json")
     return summary

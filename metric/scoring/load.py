@@ -23,10 +23,10 @@ from datamodules.faces.registry import front_end_from_spec
 from metric.errors import ConfigError, build_from_config, locate_class
 from metric.model.adapted import AdaptedNet, outside_embedder, require_gradients
 from metric.model.checkpoint import (CHECKPOINT_KEY, build_model, bundle_checkpoint, check_same_preprocessing,
-                                     face_spec, matcher_name, read_checkpoint, stored_calibration)
+                                     checkpoint_record, face_spec, matcher_name, read_checkpoint, stored_calibration)
 from metric.model.embedders import ExternalEmbedder
 from metric.model.heads import LogisticDistanceHead
-from metric.model.nets import EmbeddingNet
+from metric.model.nets import LOCAL_PRETRAINED, EmbeddingNet, check_face_input
 from metric.scoring.embed import embed_images
 from metric.scoring.matchers import Matcher, build_matcher, make_matcher
 
@@ -53,7 +53,7 @@ class LoadedModel:
     def calibration(self) -> dict:
         """The threshold stored for this matcher, with what it achieved on validation; a clear error when none is."""
         if self.path is None:
-            kind = self.record["net"]["kind"]
+            kind = self.record["net"].get("kind") or self.record["net"]["backbone"]
             raise ConfigError(f"model={kind} has no threshold until it is calibrated on your people: run python -m "
                               f"metric.calibrate model={kind} datamodule=<data> ckpt=<bundle to write> (then use "
                               "ckpt=<bundle>), or evaluate with threshold_from=val.")
@@ -89,6 +89,30 @@ def note_face_override(loaded: LoadedModel, front_end: FaceFrontEnd) -> None:
     if front_end.spec() != trained:
         print(f"note: images go through {front_end.describe()}; the checkpoint was trained with the front end "
               f"{trained}.")
+
+
+def model_label(model: Mapping) -> str:
+    """What a `model` node is called in messages and file names: an outside embedder's kind, else its backbone."""
+    return getattr(locate_class(model, "model"), "kind", None) or str(model.get("backbone"))
+
+
+def pretrained_net_checkpoint(model: Mapping, face: Mapping | None) -> tuple[EmbeddingNet, FaceFrontEnd, dict]:
+    """A torch net pretrained on faces (model=mobilefacenet), fed through `face`, as an in-memory checkpoint with its
+    weights (metric.calibrate writes it as a bundle); its input size and alignment are checked first."""
+    backbone = model.get("backbone")
+    if backbone not in LOCAL_PRETRAINED or not model.get("pretrained"):
+        raise ConfigError(f"model.backbone={backbone} without pretrained face weights is not a face model yet: use "
+                          "its training checkpoint (ckpt=<file>), or a pretrained one: model=mobilefacenet, model=dlib "
+                          "or model=onnx model.path=<file>.")
+    need = LOCAL_PRETRAINED[backbone]
+    front_end = build_from_config(face) if face is not None else FaceFrontEnd()
+    check_face_input(backbone, True, need["image_size"], need["channels"], front_end.spec())
+    net = build_from_config(model, in_chans=need["channels"], input_size=list(need["image_size"])).eval()
+    preprocess = {"image_size": list(need["image_size"]), "channels": need["channels"],
+                  "normalisation": NORMALISATION, "face": front_end.spec()}
+    checkpoint = {"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+                  CHECKPOINT_KEY: checkpoint_record(net, None, preprocess, "cosine")}
+    return net, front_end, checkpoint
 
 
 def build_embedder(model: Mapping) -> ExternalEmbedder:
@@ -164,9 +188,18 @@ def load_for_eval(ckpt: str | Path | None, matcher: Mapping | str | None = None,
     and the console says so; with face_override=False (what is stored back into the checkpoint or shipped:
     calibration, export) it is refused.
 
-    With `model` (a model=dlib|onnx node) and no ckpt, the outside embedder is the model, fed through `face` (or
-    the datamodule's `face`) at its own input size. `needs_torch` names what needs a differentiable torch net
+    With `model` (a model=dlib|onnx|mobilefacenet node) and no ckpt, that pretrained model is the model, fed through
+    `face` (or the datamodule's `face`) at its own input size. `needs_torch` names what needs a differentiable torch net
     (an attack, export): an outside embedder is then refused before any data is read."""
+    if model is not None and ckpt is None and issubclass(locate_class(model, "model"), EmbeddingNet):
+        net, front_end, checkpoint = pretrained_net_checkpoint(model, face if datamodule is None else datamodule.get("face"))
+        loaded = LoadedModel(None, checkpoint, net, None, load_matcher(checkpoint, matcher, None))
+        if calibrated:
+            loaded.calibration()
+        if datamodule is not None:
+            loaded.datamodule = sized_datamodule(datamodule, net.backbone_name, loaded.preprocess, front_end)
+            loaded.datamodule.setup(stage)
+        return loaded
     if model is not None and ckpt is None:
         embedder = build_embedder(model)
         if needs_torch:

@@ -1,0 +1,80 @@
+"""face=mtcnn: MTCNN (torch, with the weight store's weights) finds each face's box and five landmarks, and the one
+aligner maps all five onto the ArcFace template: the alignment MobileFaceNet was trained with."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from datamodules.faces.frontend import FaceCrop, FaceFrontEnd, check_on_miss, check_select, face_order, select_spec
+from datamodules.images import align_to_template, as_array, check_margin
+from metric.errors import ConfigError, check_number
+
+TEMPLATE = "arcface"  # MTCNN's five points are the ArcFace template's five (eyes, nose tip, mouth corners)
+
+
+class MtcnnFaces(FaceFrontEnd):
+    """Detect (the face `select` picks first), five landmarks, align all five onto the ArcFace template."""
+
+    name = "mtcnn"
+    active = True
+
+    def __init__(self, min_face: int = 40, thresholds=(0.6, 0.7, 0.7), factor: float = 0.709, margin: float = 0.0,
+                 max_side: int = 1024, on_miss: str = "skip", min_detection_rate: float = 0.5,
+                 select: str = "largest"):
+        check_number(min_face, "face.min_face", 12, integer=True)
+        thresholds = [float(t) for t in thresholds] if isinstance(thresholds, (list, tuple)) else None
+        if thresholds is None or len(thresholds) != 3 or not all(0 < t < 1 for t in thresholds):
+            raise ConfigError("face.thresholds must be three face probabilities in (0, 1), for PNet, RNet and ONet: "
+                              "e.g. [0.6, 0.7, 0.7].")
+        if not 0.5 <= factor < 1:
+            raise ConfigError(f"face.factor={factor} must lie in [0.5, 1): the image pyramid's step (0.709 by default).")
+        check_number(max_side, "face.max_side", 48, integer=True)
+        if not 0 <= min_detection_rate <= 1:
+            raise ConfigError(f"face.min_detection_rate={min_detection_rate} must lie in [0, 1].")
+        self.min_face, self.thresholds, self.factor = int(min_face), tuple(thresholds), float(factor)
+        self.margin, self.max_side = check_margin(margin), int(max_side)
+        self.on_miss, self.select = check_on_miss(on_miss), check_select(select)
+        self.min_detection_rate = float(min_detection_rate)
+        self._detector = None
+        self.detector()  # fail now, with the fetch command, not at the first image
+
+    def __getstate__(self) -> dict:  # workers rebuild the nets
+        return {**self.__dict__, "_detector": None}
+
+    def detector(self):
+        if self._detector is None:
+            from datamodules.faces.mtcnn_detector import MtcnnDetector
+            from datamodules.faces.mtcnn_nets import pretrained_nets
+
+            self._detector = MtcnnDetector(pretrained_nets(), self.min_face, self.thresholds, self.factor)
+        return self._detector
+
+    def spec(self) -> dict:
+        return {"name": self.name, "min_face": self.min_face, "thresholds": list(self.thresholds),
+                "factor": self.factor, "margin": self.margin, "max_side": self.max_side, "template": TEMPLATE,
+                **select_spec(self.select)}
+
+    def describe(self) -> str:
+        return (f"face=mtcnn (faces from {self.min_face} px, {self.select} face, 5 landmarks, arcface template, margin "
+                f"{self.margin:g})")
+
+    def crop(self, image: Image.Image, size: tuple[int, int], all_faces: bool = False) -> FaceCrop:
+        scale = min(1.0, self.max_side / max(image.size))  # detect on a smaller copy of a large photo
+        small = image if scale == 1.0 else image.resize((round(image.width * scale), round(image.height * scale)),
+                                                        Image.Resampling.BILINEAR)
+        if min(small.size) < self.min_face:  # no pyramid level fits a face of min_face pixels
+            return FaceCrop(None, 0, reason=f"too small: {image.width}x{image.height} pixels, below the smallest face "
+                                            f"searched for ({self.min_face} px, face.min_face)")
+        found = self.detector().detect(as_array(small.convert("RGB")))
+        if not found:
+            return FaceCrop(None, 0, reason="no face")
+        found = [found[i] for i in face_order([d.box for d in found], small.size, self.select)]
+        crops = [self.aligned(image, size, d.box / scale, d.landmarks / scale, len(found))
+                 for d in (found if all_faces else found[:1])]
+        return FaceCrop(crops[0].image, len(found), crops[0].box, crops[0].landmarks, others=crops[1:])
+
+    def aligned(self, image: Image.Image, size, box: np.ndarray, points: np.ndarray, faces: int) -> FaceCrop:
+        warped = align_to_template(image, points, size, self.margin)
+        return FaceCrop(as_array(warped), faces, tuple(float(v) for v in box.round(2)),
+                        tuple(map(tuple, points.round(2).tolist())))
