@@ -1,6 +1,6 @@
 """The face front end's detection rate over every photo of a tree, with faces.png (misses first).
 
-    python bench/detection_rate.py ../shared/data/lfw/lfw-deepfunneled --out /tmp/lfw_faces
+    python bench/detection_rate.py ../shared/data/lfw/lfw-deepfunneled --out /tmp/lfw_faces [--front-end mtcnn]
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from datamodules.faces.dlib_faces import DlibFaces
+from datamodules.faces.mtcnn_faces import MtcnnFaces
 from datamodules.faces.loader import FaceLoader
 from datamodules.images import IMAGE_SUFFIXES
 from metric.report.plots import plot_faces
@@ -21,13 +22,18 @@ def main() -> None:
     parser.add_argument("root", help="a folder of photos (searched recursively)")
     parser.add_argument("--out", required=True, help="where detection_rate.json and faces.png go")
     parser.add_argument("--cache", help="the crop cache folder (default: <out>/cache)")
-    parser.add_argument("--upsample", type=int, default=1)
+    parser.add_argument("--front-end", choices=("dlib", "mtcnn"), default="dlib")
+    parser.add_argument("--upsample", type=int, default=1, help="dlib: times the photo is doubled (faces from 40 px)")
+    parser.add_argument("--detector", choices=("hog", "cnn"), default="hog", help="dlib's detector")
+    parser.add_argument("--min-face", type=int, default=40, help="mtcnn: the smallest face searched for, in pixels")
+    parser.add_argument("--select", choices=("largest", "centre"), default="largest")
     parser.add_argument("--size", type=int, default=64)
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     paths = sorted(p for p in Path(args.root).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    front_end = DlibFaces(upsample=args.upsample)
+    front_end = (DlibFaces(detector=args.detector, upsample=args.upsample, select=args.select)
+                 if args.front_end == "dlib" else MtcnnFaces(min_face=args.min_face, select=args.select))
     loader = FaceLoader(front_end, 3, (args.size, args.size), args.cache or out / "cache")
     start = time.perf_counter()
     crops = loader.load_many(paths, desc="detect")

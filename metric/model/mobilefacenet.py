@@ -4,7 +4,7 @@ weights read from the TensorFlow Lite file of the weight store (`python -m metri
 The layout is the one the file holds (the TensorFlow MobileFaceNet): a 3x3 stride-2 convolution, a depthwise
 separable convolution, 15 inverted-residual bottlenecks, a 1x1 convolution to 512 channels, a global depthwise
 7x7 convolution (GDC) and two linear 1x1 convolutions to the 192-d embedding. Padding reproduces TensorFlow's SAME
-(asymmetric at stride 2). BatchNorm was folded into the file's biases; here every convolution is followed by a
+(asymmetric at stride 2), for the 112 x 112 input the net reads. BatchNorm was folded into the file's biases; here every convolution is followed by a
 BatchNorm holding that bias (mean 0, variance 1 - eps: the identity), so fine-tuning can keep BN frozen, or
 `set_batchnorm_statistics` re-expresses each BN with measured statistics without changing the function.
 PReLU is written in the file as relu(x) + a * (x - |x|); its slope is 2a.
@@ -12,10 +12,7 @@ PReLU is written in the file as relu(x) + a * (x - |x|); its slope is 2a.
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 from timm.layers import DropPath
 from timm.models import adapt_input_conv, register_model
 from torch import nn
@@ -34,13 +31,6 @@ PRETRAINED_INPUT = {"weights": "mobilefacenet", "image_size": list(INPUT_SIZE), 
                     "face": {"template": "arcface", "margin": 0.0}}
 
 
-def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """TensorFlow's SAME padding along one side: (before, after); asymmetric when the total is odd."""
-    out = math.ceil(size / stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
-
-
 class ConvUnit(nn.Module):
     """convolution (TensorFlow SAME or VALID padding) -> BatchNorm -> PReLU (or linear)."""
 
@@ -48,16 +38,17 @@ class ConvUnit(nn.Module):
                  act: bool = True, padding: str = "same"):
         super().__init__()
         self.kernel, self.stride, self.padding = kernel, stride, padding
-        self.conv = nn.Conv2d(cin, cout, kernel, stride, 0, groups=cout if depthwise else 1, bias=False)
+        same = padding == "same" and kernel > 1
+        # TensorFlow's SAME: symmetric at stride 1 (the convolution pads); at stride 2 on the even sizes this net
+        # sees (112, 56, 28, 14) the k - 2 padding pixels go after, not before (a fixed pad, so exports stay static)
+        self.pad = nn.ZeroPad2d((0, kernel - 2, 0, kernel - 2)) if same and stride == 2 else nn.Identity()
+        symmetric = (kernel - 1) // 2 if same and stride == 1 else 0
+        self.conv = nn.Conv2d(cin, cout, kernel, stride, symmetric, groups=cout if depthwise else 1, bias=False)
         self.bn = nn.BatchNorm2d(cout, eps=BN_EPS)
         self.act = nn.PReLU(cout) if act else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.padding == "same" and self.kernel > 1:
-            top, bottom = same_padding(x.shape[-2], self.kernel, self.stride)
-            left, right = same_padding(x.shape[-1], self.kernel, self.stride)
-            x = F.pad(x, (left, right, top, bottom))
-        return self.act(self.bn(self.conv(x)))
+        return self.act(self.bn(self.conv(self.pad(x))))
 
 
 class Bottleneck(nn.Module):

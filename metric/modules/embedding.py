@@ -15,7 +15,6 @@ from metric.metrics import verification as V
 from metric.model.checkpoint import CHECKPOINT_KEY, checkpoint_record
 from metric.model.heads import LogisticDistanceHead
 from metric.model.nets import EmbeddingNet
-from metric.errors import ConfigError
 from metric.modules.distributed import gather_in_order
 from metric.modules.finetune import FineTuning, PretrainedFallback, first_training_images
 from metric.modules.trainer_build import optimizer_config
@@ -64,10 +63,6 @@ class EmbeddingModule(pl.LightningModule):
         self.finetune = finetune
         self.fallback: PretrainedFallback | None = None
         if finetune is not None:
-            if finetune.keep_pretrained and self.default_matcher != "cosine":
-                raise ConfigError(f"finetune.keep_pretrained=true compares the fine-tuned net with the pretrained one "
-                                  f"by cosine, but this module scores with its {self.default_matcher} head: set "
-                                  "finetune.keep_pretrained=false.")
             finetune.prepare(net)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -97,6 +92,11 @@ class EmbeddingModule(pl.LightningModule):
         matcher = make_matcher(self.default_matcher, head=self.head)
         scores, genuine = pair_scores(embeddings, labels, max_impostor_pairs=self.max_impostor_pairs,
                                       score_block=matcher.numpy_block)
+        if not np.isfinite(scores).all():  # a diverged net: the epoch counts as the worst (checkpoints skip NaN)
+            print(f"warning: epoch {self.current_epoch} gives non-finite validation scores (the training diverged: "
+                  "lower optimizer.lr); its val_eer is NaN")
+            self.log("val_eer", torch.tensor(float("nan"), dtype=torch.float64, device=self.device), prog_bar=True)
+            return
         curve = V.roc(scores, genuine)
         # float64, so ModelCheckpoint.best_model_score (the summary's best_val_eer) is the EER itself, not float32
         self.log("val_eer", torch.tensor(V.eer(curve)[0], dtype=torch.float64, device=self.device), prog_bar=True)

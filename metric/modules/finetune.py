@@ -125,7 +125,7 @@ class PretrainedFallback:
         """Keep the fine-tuned checkpoint when it beats the pretrained net on validation; else rewrite it as the
         pretrained net (weights, no head, cosine), so fine-tuning never makes a deployment worse."""
         tuned = float(best_score) if best_score is not None else float("inf")
-        notes = {"finetune_val_eer_best": tuned}
+        notes = {"finetune_val_eer_best": tuned if np.isfinite(tuned) else None}  # None: every epoch diverged
         if tuned < self.val_eer:
             print(f"finetune: the fine-tuned net beats the pretrained one on validation ({tuned:.4f} < "
                   f"{self.val_eer:.4f}): it is kept")
@@ -138,7 +138,7 @@ class PretrainedFallback:
             state.update({f"net.{k}": v for k, v in self.state.items()})
             module = self.module
             checkpoint[CHECKPOINT_KEY] = checkpoint_record(self.net, None, module.preprocess, "cosine")
-            checkpoint[CHECKPOINT_KEY]["finetune"] = {"kept": "pretrained", "val_eer_best": tuned,
+            checkpoint[CHECKPOINT_KEY]["finetune"] = {"kept": "pretrained", "val_eer_best": notes["finetune_val_eer_best"],
                                                       "val_eer_pretrained": self.val_eer}
             write_checkpoint(best_path, checkpoint)
         return {**notes, "finetune_kept": "pretrained"}

@@ -128,6 +128,11 @@ def check_finetune(cfg: DictConfig, module_cls: type) -> None:
                           "none (model.pretrained=false, no model.weights): use model=mobilefacenet (python -m "
                           "metric.weights fetch mobilefacenet), set model.weights=<file>, or drop finetune (~finetune) "
                           "to train from scratch.")
+    settings = build_from_config(cfg.finetune)  # its own checks, before any data is read
+    if settings.keep_pretrained and module_cls.default_matcher != "cosine":
+        raise ConfigError(f"finetune.keep_pretrained=true compares the fine-tuned net with the pretrained one by cosine, "
+                          f"but module={module_cls.__name__} scores with its {module_cls.default_matcher} head: set "
+                          "finetune.keep_pretrained=false.")
 
 
 def build_loss(cfg: DictConfig, datamodule: IdentityDataModule):

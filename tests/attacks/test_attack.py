@@ -87,3 +87,18 @@ def test_purifiers_keep_shape_and_range_and_remove_noise():
     assert torch.equal(Purifier("median", kernel=3)(salted), flat)
     assert Purifier("jpeg", quality=50).spec() == {"name": "jpeg", "quality": 50}
 
+
+
+def test_pgd_turns_decisions_of_the_pretrained_mobilefacenet(mobilefacenet_bundle, tmp_path, data_dir):
+    """MobileFaceNet is a torch net: gradients flow through it, so PGD (8/255) turns pairs it decided right."""
+    people = mobilefacenet_bundle.parent / "people"
+    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
+        cfg = compose(config_name="attack", overrides=[
+            f"paths.output_dir={tmp_path}", f"paths.data_dir={data_dir}", f"ckpt={mobilefacenet_bundle}",
+            "datamodule=folder", f"datamodule.root={people}", "datamodule.split=ordered",
+            "datamodule.split_counts=[4,4,4]", "datamodule.image_size=[112,112]", "attack=pgd",
+            "attack.eps=[0,8]", "attack.steps=5", "max_pairs=30"])
+    summary = run_attack(cfg)
+    clean, attacked = summary["rows"]
+    assert clean["impersonation_success"] == 0.0 and clean["dodging_success"] == 0.0
+    assert attacked["impersonation_success"] > 0.0 or attacked["dodging_success"] > 0.0

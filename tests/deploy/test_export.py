@@ -133,3 +133,26 @@ def test_bad_prune_value_is_one_clear_error(value, tiny_triplet_run, tmp_path, d
     ckpt = tiny_triplet_run[1]["best_checkpoint"]
     with pytest.raises(ConfigError, match="prune="):
         run_export(compose_export([f"ckpt={ckpt}", f"prune={value}"], tmp_path, data_dir))
+
+
+def test_mobilefacenet_exports_to_onnx_and_int8_on_real_faces(mobilefacenet_bundle, tmp_path, data_dir):
+    """The pretrained MobileFaceNet bundle (face=mtcnn, 12 ORL people) through ONNX: the same embeddings as torch,
+    an int8 model under 1.5 MB whose test EER stays close, and a sidecar that says how to find and align the face."""
+    people = mobilefacenet_bundle.parent / "people"
+    data = ["datamodule=folder", f"datamodule.root={people}", "datamodule.split=ordered",
+            "datamodule.split_counts=[4,4,4]", "datamodule.image_size=[112,112]"]
+    report = run_export(compose_export([f"ckpt={mobilefacenet_bundle}", "quantize=int8", "calibration_images=64",
+                                        *data], tmp_path, data_dir))
+    import onnxruntime as ort
+
+    net, _ = build_model(read_checkpoint(mobilefacenet_bundle))
+    x = torch.rand(4, 3, 112, 112) * 2 - 1
+    with torch.no_grad():
+        expected = net(x).numpy()
+    got = ort.InferenceSession(report["model"], providers=["CPUExecutionProvider"]).run(None, {"images": x.numpy()})[0]
+    assert np.abs(got - expected).max() < 1e-4
+    assert report["parameters"] < 1_400_000 and report["int8_file_mb"] <= 1.5
+    assert abs(report["eer_change_points"]) < 5  # 4 test people: a coarse bound; LFW measures it in docs/pretrained.md
+    side = json.loads((tmp_path / "model.int8.onnx.json").read_text())
+    assert side["face"]["name"] == "mtcnn" and "MTCNN" in side["face"]["steps"]
+    assert set(side["face"]["template_points"]) == {"left_eye", "right_eye", "nose", "left_mouth", "right_mouth"}

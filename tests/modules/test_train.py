@@ -14,7 +14,7 @@ from metric.baselines.classical import ClassicalBaseline
 from metric.errors import ConfigError
 from metric.modules.training import build, train
 from metric.train import accept_plus_overrides
-from tests.conftest import CONF_DIR, TINY_LIVENESS
+from tests.conftest import CONF_DIR, TINY_LIVENESS, orl_subset, require_weights
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
 GROUP_OPTIONS = [
@@ -84,6 +84,12 @@ def test_every_experiment_survives_fast_dev_run(experiment, make_cfg, tmp_path, 
     if experiment == "liveness":  # live/spoof data, not identities: the CelebA-Spoof fixture tree
         summary = train(make_cfg(*TINY_LIVENESS, f"datamodule.root={request.getfixturevalue('spoof_tree')}",
                                  "debug=fast", tiny=False))
+    elif experiment == "finetune":  # pretrained MobileFaceNet on real faces: 8 ORL people through face=mtcnn
+        require_weights("mobilefacenet", "mtcnn")
+        people = orl_subset(tmp_path / "people", 8)
+        summary = train(make_cfg("experiment=finetune", "debug=fast", "datamodule=folder", f"datamodule.root={people}",
+                                 "datamodule.split=ordered", "datamodule.split_counts=[4,2,2]",
+                                 "datamodule.batch_identities=4", "datamodule.batch_images_per_identity=3", tiny=False))
     else:
         summary = train(make_cfg(f"experiment={experiment}", "debug=fast", *extra))
     assert 0.0 <= summary["test_eer"] <= 1.0
