@@ -28,8 +28,8 @@ RIM, ARM = 0.12, 0.40  # rim (and bridge, arm) thickness; temple arm length beyo
 BAND = (1.0, 0.25)  # eyes_band half-length from the midpoint, half-height
 SQUARE = 1.0  # square side
 REMEDY = {  # what to do about crops that are not aligned, per config group (attack: evaluation; adversarial: training)
-    "attack": ("this checkpoint's face front end", "evaluate a checkpoint trained with face=dlib (or face=dlib_chip)"),
-    "adversarial": ("the training crops' face front end", "train with face=dlib (or face=dlib_chip)"),
+    "attack": ("this checkpoint's face front end", "evaluate a checkpoint trained with face=mtcnn or face=dlib (or face=dlib_chip)"),
+    "adversarial": ("the training crops' face front end", "train with face=mtcnn or face=dlib (or face=dlib_chip)"),
 }
 
 

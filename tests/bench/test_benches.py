@@ -10,11 +10,13 @@ import sys
 
 import pytest
 
-from tests.conftest import ORL, REPO_ROOT
+from tests.conftest import ORL, REPO_ROOT, require_weights
 
 TINY_RUNS = {
     "cache_load.py": ["--images", "400", "--rounds", "1"],
     "face_frontend.py": ["--images", "12", "--rounds", "1"],
+    "face_pipeline.py": ["--images", "6", "--rounds", "1"],
+    "landmarks_pasted.py": ["--images", "6"],
     "detection_rate.py": [str(ORL / "s1"), "--out", "OUT"],
     "dlib_chip_template.py": ["--photos", str(ORL / "s1"), "--count", "3"],
     "export_throughput.py": ["--rounds", "1", "--seconds", "0.2", "--backbone", "mobilenetv3_small_100", "--size",
@@ -37,10 +39,13 @@ def test_every_bench_script_is_covered():
 def test_bench_runs(script, tmp_path):
     if script == "gallery_orl.py" and not ORL.is_dir():
         pytest.skip(f"ORL faces not found at {ORL}")
-    if script in ("face_frontend.py", "paste_faces.py", "detection_rate.py", "dlib_chip_template.py") and not ORL.is_dir():
+    if script in ("face_frontend.py", "face_pipeline.py", "paste_faces.py", "detection_rate.py",
+                  "dlib_chip_template.py", "landmarks_pasted.py") and not ORL.is_dir():
         pytest.skip(f"ORL faces not found at {ORL}")
+    if script in ("face_pipeline.py", "landmarks_pasted.py"):
+        require_weights("mobilefacenet", "mtcnn")
     arguments = [str(tmp_path / "pasted") if a == "OUT" else a for a in TINY_RUNS[script]]
-    if script == "face_frontend.py":
+    if script in ("face_frontend.py", "face_pipeline.py", "landmarks_pasted.py"):
         arguments += ["--photos", str(ORL)]
     result = subprocess.run([sys.executable, f"bench/{script}", *arguments], cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=300)

@@ -112,3 +112,25 @@ def test_keep_pretrained_is_refused_with_a_trained_head(make_cfg):
     require_weights("mobilefacenet", "mtcnn")
     with pytest.raises(ConfigError, match="set finetune.keep_pretrained=false"):
         build(make_cfg("experiment=finetune", "module=pair", "loss=bce", "~miner", "matcher=logistic", tiny=False))
+
+
+@pytest.mark.parametrize("objective", [
+    ["loss=triplet_margin", "miner=semihard"],
+    ["loss=multi_similarity", "miner=multi_similarity"],
+    ["loss=arcface", "~miner"],
+    ["module=pair", "loss=bce", "~miner", "matcher=logistic", "finetune.keep_pretrained=false"],
+], ids=["triplet", "multi_similarity", "arcface", "siamese"])
+def test_every_objective_trains_mobilefacenet(finetune_cfg, objective):
+    summary = train(finetune_cfg("debug=fast", *objective))
+    assert 0.0 <= summary["test_eer"] <= 1.0
+
+
+@pytest.mark.parametrize("student", [["model.backbone=resnet10t", "model.embedding_dim=192"],
+                                     ["model=mobilefacenet", "model.backbone=mobilefacenet"]], ids=["resnet10t", "mobilefacenet"])
+def test_mobilefacenet_teaches_and_learns_by_distillation(make_cfg, orl_people, mobilefacenet_bundle, student):
+    summary = train(make_cfg("experiment=distill", f"teacher.ckpt={mobilefacenet_bundle}", *student, "face=mtcnn",
+                             "datamodule=folder", f"datamodule.root={orl_people}", "datamodule.split=ordered",
+                             "datamodule.split_counts=[6,3,3]", "datamodule.image_size=[112,112]",
+                             "datamodule.batch_identities=6", "datamodule.batch_images_per_identity=3", "debug=fast",
+                             tiny=False))
+    assert summary["teacher_test_eer"] < 0.2  # the pretrained teacher tells the 3 test people apart

@@ -1,0 +1,117 @@
+"""Photo in, embedding out: detect + align + embed, one photo at a time (as a door or a login sees them), with
+face=mtcnn and MobileFaceNet against dlib's own pipeline, side by side on the same photos in alternating rounds.
+
+  mtcnn+mobilefacenet        MtcnnFaces.crop (MTCNN in torch, 5 landmarks, ArcFace template, 112 x 112) ->
+                             MobileFaceNet in torch (EmbeddingNet, the pretrained weights)
+  mtcnn+mobilefacenet (onnx) the same crops -> the same net exported to ONNX, run by ONNX Runtime
+  dlib                       what face_recognition runs: HOG detector (upsample 1), the 5-point predictor on the
+                             largest face, dlib.compute_face_descriptor (its 150 x 150 chip and ResNet)
+Both detectors search for faces from 40 pixels (dlib: 80 px at upsample 0, halved by upsample 1; mtcnn: min_face 40).
+Run: python bench/face_pipeline.py [--photos DIR] [--images 100] [--rounds 3] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from datamodules.faces.dlib_faces import LANDMARKS, import_dlib, models_dir
+from datamodules.faces.mtcnn_faces import MtcnnFaces
+from datamodules.images import IMAGE_SUFFIXES, open_image
+from datamodules.normalisation import to_model_input
+from metric.model.embedders import DLIB_RESNET
+from metric.model.nets import EmbeddingNet
+
+LFW = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lfw" / "lfw-deepfunneled"
+
+
+def photos(root: Path, count: int) -> list[Path]:
+    found = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not found:
+        raise SystemExit(f"no photos under {root}")
+    return found[:: max(1, len(found) // count)][:count]  # spread over the people
+
+
+def dlib_pipeline():
+    dlib = import_dlib()
+    detector = dlib.get_frontal_face_detector()
+    predictor = dlib.shape_predictor(str(models_dir() / LANDMARKS))
+    encoder = dlib.face_recognition_model_v1(str(models_dir() / DLIB_RESNET))
+
+    def run(path: Path):
+        image = np.asarray(open_image(path, 3))
+        faces = detector(image, 1)
+        if not faces:
+            return None
+        largest = max(faces, key=lambda r: r.area())
+        return np.array(encoder.compute_face_descriptor(image, predictor(image, largest)))
+    return run
+
+
+def mobilefacenet_pipelines(onnx_dir: Path):
+    front_end = MtcnnFaces(min_face=40)
+    net = EmbeddingNet("mobilefacenet", 192, pretrained=True, projection="none").eval()
+    example = torch.zeros(1, 3, 112, 112)
+    onnx_path = onnx_dir / "mobilefacenet.onnx"
+    torch.onnx.export(net, (example,), str(onnx_path), input_names=["images"], output_names=["embeddings"],
+                      dynamic_axes={"images": {0: "batch"}}, opset_version=17, dynamo=False)
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+
+    def crop(path: Path):
+        found = front_end.crop(open_image(path, 3), (112, 112))
+        return to_model_input(found.image[None]) if found.found else None
+
+    @torch.inference_mode()
+    def torch_run(path: Path):
+        x = crop(path)
+        return None if x is None else net(x).numpy()
+
+    def onnx_run(path: Path):
+        x = crop(path)
+        return None if x is None else session.run(None, {"images": x.numpy()})[0]
+    return torch_run, onnx_run
+
+
+def per_second(run, paths: list[Path]) -> tuple[float, int]:
+    start = time.perf_counter()
+    found = sum(run(p) is not None for p in paths)
+    return len(paths) / (time.perf_counter() - start), found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", default=str(LFW))
+    parser.add_argument("--images", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    paths = photos(Path(args.photos), args.images)
+    with tempfile.TemporaryDirectory() as tmp:
+        torch_run, onnx_run = mobilefacenet_pipelines(Path(tmp))
+        runs = {"mtcnn+mobilefacenet": torch_run, "mtcnn+mobilefacenet (onnx)": onnx_run, "dlib": dlib_pipeline()}
+        for run in runs.values():  # warm-up: first calls allocate
+            run(paths[0])
+        rates: dict[str, list[float]] = {name: [] for name in runs}
+        for r in range(args.rounds):
+            line = []
+            for name, run in runs.items():
+                rate, found = per_second(run, paths)
+                rates[name].append(rate)
+                line.append(f"{name} {rate:.1f} img/s ({found} faces)")
+            print(f"round {r + 1}: " + ", ".join(line))
+    median = {name: float(np.median(values)) for name, values in rates.items()}
+    dlib = median["dlib"]
+    print(f"median over {args.rounds} rounds, {len(paths)} photos, {args.threads} torch threads: " +
+          ", ".join(f"{name} {rate:.1f} img/s ({rate / dlib:.2f}x dlib)" for name, rate in median.items()))
+
+
+if __name__ == "__main__":
+    main()
