@@ -19,6 +19,8 @@ accuracy is irrelevant here, decisions are not checked) and random PNG uploads (
 Targets at the peak-throughput concurrency: service/direct >= 0.8, p99 < 200 ms, no errors besides 503s.
 --torch-threads (default 1) sets torch's intra-op threads in the server (OMP_NUM_THREADS) and in the baseline alike.
 The CPU columns split the machine's busy time into the server, this client, and other processes (% of one core).
+With --ckpt <bundle> --photos <folder of face photos>, a real model (a calibrated bundle with its face front end) is
+served instead and the uploads are those photos: the figures then include detection and alignment.
 Run: python bench/serve_load.py [--concurrency 1 2 4 8 16 32] [--duration 15] [--enroll 1000] [--out load.json]
 """
 
@@ -69,6 +71,16 @@ def make_checkpoint(path: Path, backbone: str, dim: int) -> None:
         matcher="cosine", threshold=0.5, target_far=0.001, calibrated_far=0.001, val_far=0.0, val_frr=0.0,
         val_genuine_pairs=0, val_impostor_pairs=0, warning="untrained bench model: not calibrated").to_dict(),
         make_default=True)
+
+
+def photo_uploads(folder: str, count: int) -> list[bytes]:
+    """The bytes of `count` photos spread over a folder tree (--photos: real faces for a real bundle)."""
+    from datamodules.images import IMAGE_SUFFIXES
+
+    found = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not found:
+        raise SystemExit(f"--photos {folder}: no images found")
+    return [p.read_bytes() for p in found[:: max(1, len(found) // count)][:count]]
 
 
 def make_pngs(count: int, seed: int) -> list[bytes]:
@@ -441,6 +453,9 @@ def main() -> None:
                              "0: torch's default (one per core)")
     parser.add_argument("--targets", type=int, default=8, help="identities enrolled first, for verify to target")
     parser.add_argument("--images", type=int, default=300, help="distinct random PNG uploads")
+    parser.add_argument("--ckpt", help="a checkpoint or calibrated bundle to serve (default: an untrained model made here)")
+    parser.add_argument("--photos", help="upload these photos (a folder tree; with a face front end: real faces) "
+                                         "instead of random PNGs")
     parser.add_argument("--backbone", default="resnet10t")
     parser.add_argument("--dim", type=int, default=64, help="embedding size of the untrained model")
     parser.add_argument("--timeout", type=float, default=30.0, help="client timeout per request (s)")
@@ -454,7 +469,7 @@ def main() -> None:
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
-    pngs = make_pngs(args.images, args.seed)
+    pngs = photo_uploads(args.photos, args.images) if args.photos else make_pngs(args.images, args.seed)
     targets = [f"target-{i:02d}" for i in range(args.targets)]
     enroller = Enroller(args.enroll, pngs, args.seed + 1)
     share, extra = divmod(args.enroll, len(args.concurrency))
@@ -463,7 +478,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         ckpt, db, log = tmp / "bench.ckpt", tmp / "bench.db", tmp / "server.log"
-        make_checkpoint(ckpt, args.backbone, args.dim)
+        if args.ckpt:
+            ckpt = Path(args.ckpt).resolve()
+        else:
+            make_checkpoint(ckpt, args.backbone, args.dim)
         Gallery.open(db, ckpt=ckpt).close()  # created here, so that the keys CLI can start beside the server
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -476,8 +494,11 @@ def main() -> None:
             asyncio.run(prepare(url, key, targets, pngs, warmup=warmup, timeout=args.timeout))
             copy_gallery(db, tmp / "direct.db")
             direct = Gallery.open(tmp / "direct.db", ckpt=ckpt)
-            print(f"serve_load: {args.backbone} EmbeddingNet, {args.dim}-d, UNTRAINED (speed only: accuracy is "
-                  f"irrelevant, decisions are not checked); {SIZE}x{SIZE} RGB PNG uploads ({len(pngs)} distinct, "
+            model = (f"the bundle {args.ckpt} (decisions are not checked)" if args.ckpt else
+                     f"{args.backbone} EmbeddingNet, {args.dim}-d, UNTRAINED (speed only: accuracy is irrelevant, "
+                     "decisions are not checked)")
+            uploads = f"photos from {args.photos}" if args.photos else f"{SIZE}x{SIZE} RGB PNG uploads"
+            print(f"serve_load: {model}; {uploads} ({len(pngs)} distinct, "
                   f"~{np.mean([len(p) for p in pngs]) / 1024:.1f} KiB)")
             print(f"server: --workers {args.workers} --queue {args.queue} --batch {args.batch} on 127.0.0.1 (ready in {ready:.1f} s); "
                   f"{os.cpu_count()} CPUs; torch intra-op threads {args.torch_threads or 'default'} in the server, "

@@ -11,20 +11,19 @@ from metric.errors import build_from_config
 from metric.metrics.cross_validation import cross_validate
 from metric.report.summary import verification_summary
 from metric.scoring.feature_cache import FeatureCache
-from metric.scoring.load import build_embedder, embedder_datamodule, embedder_front_end
+from metric.scoring.load import Pretrained, pretrained_model
 from metric.scoring.matchers import build_matcher
 
 
-def baseline_summary(cfg: DictConfig, fold: CVFold | None = None, features: FeatureCache | None = None) -> dict:
-    """The baseline fit on the training identities, calibrated on validation and scored on test; with `features`
-    (model=dlib|onnx), on a pretrained embedder's embeddings instead of pixels."""
+def baseline_summary(cfg: DictConfig, fold: CVFold | None = None, features: FeatureCache | None = None,
+                     pretrained: Pretrained | None = None) -> dict:
+    """The baseline fit on the training identities, calibrated on validation and scored on test; with `pretrained`
+    (model=dlib|onnx|mobilefacenet) and its `features`, on its embeddings instead of pixels."""
     baseline: ClassicalBaseline = build_from_config(cfg.baseline)
     matcher = build_matcher(cfg.matcher)
-    if features is not None:
-        embedder = features.embedder
-        datamodule = embedder_datamodule(cfg.datamodule, embedder,
-                                         embedder_front_end(embedder, cfg.datamodule.get("face")))
-        baseline.use_embedder(features.embed, f"model={embedder.kind} embeddings")
+    if pretrained is not None:
+        datamodule = pretrained.datamodule(cfg.datamodule)
+        baseline.use_embedder(features.embed, f"model={pretrained.label} embeddings")
     else:
         datamodule = build_from_config(cfg.datamodule)
     if fold is not None:
@@ -44,12 +43,12 @@ def baseline_summary(cfg: DictConfig, fold: CVFold | None = None, features: Feat
 
 def run_baseline(cfg: DictConfig) -> dict:
     """One summary, or with `cv.folds=k` the cross-validated one on the same folds as metric.train (same cv.seed);
-    a pretrained embedder (model=) embeds each distinct image once over all folds."""
+    a pretrained model (model=) embeds each distinct image once over all folds."""
     cv: CrossValidation = build_from_config(cfg.cv)
-    features = None
+    features = pretrained = None
     if cfg.get("model") is not None:
-        embedder = build_embedder(cfg.model)
-        features = FeatureCache(embedder, embedder.spec(), cfg.datamodule.get("cache_dir"))
+        pretrained = pretrained_model(cfg.model, cfg.datamodule.get("face"))
+        features = FeatureCache(pretrained.model, pretrained.spec, cfg.datamodule.get("cache_dir"))
     if not cv.enabled:
-        return baseline_summary(cfg, None, features)
-    return cross_validate(cv, lambda fold: baseline_summary(cfg, fold, features))
+        return baseline_summary(cfg, None, features, pretrained)
+    return cross_validate(cv, lambda fold: baseline_summary(cfg, fold, features, pretrained))

@@ -115,6 +115,44 @@ def pretrained_net_checkpoint(model: Mapping, face: Mapping | None) -> tuple[Emb
     return net, front_end, checkpoint
 
 
+@dataclass
+class Pretrained:
+    """A pretrained model ready to embed, outside any checkpoint: an outside embedder (dlib, onnx) or a torch net
+    pretrained on faces (mobilefacenet), the front end it is fed through and the input size it reads; `spec` keys
+    its cached embeddings (metric.scoring.feature_cache)."""
+
+    model: EmbeddingNet | ExternalEmbedder
+    spec: dict
+    label: str
+    front_end: FaceFrontEnd
+    size: dict  # image_size, channels
+
+    def datamodule(self, node: Mapping, **kwargs):
+        return sized_datamodule(node, self.label, self.size, self.front_end, **kwargs)
+
+
+def pretrained_model(model: Mapping, face: Mapping | None) -> Pretrained:
+    """The pretrained model a `model` node names (model=dlib|onnx|mobilefacenet), fed through `face`."""
+    if issubclass(locate_class(model, "model"), EmbeddingNet):
+        net, front_end, checkpoint = pretrained_net_checkpoint(model, face)
+        preprocess = checkpoint[CHECKPOINT_KEY]["preprocess"]
+        backbone = net.backbone_name
+        spec = {"net": net.spec(), "pretrained": LOCAL_PRETRAINED[backbone]["weights"],
+                "sha256": pretrained_weights_sha256(backbone)}
+        size = {"image_size": preprocess["image_size"], "channels": preprocess["channels"]}
+        return Pretrained(net, spec, model_label(model), front_end, size)
+    embedder = build_embedder(model)
+    size = {"image_size": list(embedder.input_size), "channels": embedder.channels}
+    return Pretrained(embedder, embedder.spec(), embedder.kind, embedder_front_end(embedder, face), size)
+
+
+def pretrained_weights_sha256(backbone: str) -> dict:
+    """The pinned sha256 of each weight-store file a pretrained backbone is read from."""
+    from datamodules.faces.weight_store import FILES, MODELS
+
+    return {name: FILES[name] for name in MODELS[LOCAL_PRETRAINED[backbone]["weights"]]}
+
+
 def build_embedder(model: Mapping) -> ExternalEmbedder:
     """The outside embedder a `model` config node names (model=dlib, model=onnx model.path=...)."""
     if not issubclass(locate_class(model, "model"), ExternalEmbedder):

@@ -13,14 +13,14 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from metric import attack_report, gallery, serve, sweep_summary
+from metric import attack_report, gallery, serve, sweep_summary, weights
 from metric.train import accept_plus_overrides
 from tests.conftest import CONF_DIR, REPO_ROOT
 
 PAGES = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 HYDRA_ENTRIES = ("train", "evaluate", "calibrate", "attack", "export", "raw_pixels")  # config name = entry name
 ARGPARSE_ENTRIES = {"gallery": gallery.parser, "sweep_summary": sweep_summary.parser, "serve": serve.CommandParser,
-                    "attack_report": attack_report.parser}
+                    "attack_report": attack_report.parser, "weights": weights.parser}
 COMMAND = re.compile(r"python -m metric\.(\w+)(.*)")
 VARIABLE = re.compile(r"\$\{?(\w+)\}?")
 ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Z][A-Z0-9_]*)=(\"[^\"]*\"|'[^']*'|\S+)")

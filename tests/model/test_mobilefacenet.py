@@ -117,3 +117,53 @@ def test_a_crop_that_is_not_the_pretrained_one_is_refused_with_the_settings(size
         check_face_input("mobilefacenet", True, size, channels, face)
     check_face_input("mobilefacenet", True, [112, 112], 3, {"name": "mtcnn", "template": "arcface", "margin": 0.0})
     check_face_input("resnet18", True, size, channels, face)  # a timm backbone reads whatever it is trained on
+
+
+@pytest.mark.parametrize("entry, arguments", [
+    ("metric.evaluate", ["model=mobilefacenet", "face=mtcnn", "protocol=pairs", "pairs_file=x", "root=y"]),
+    ("metric.train", ["+experiment=finetune"]),
+    ("metric.calibrate", ["model=mobilefacenet", "face=mtcnn"]),
+])
+def test_missing_weights_are_one_line_naming_the_fetch_command(entry, arguments, tmp_path):
+    """With an empty weight store, every entry point stops before any data is read, with the command to run."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    env = {**os.environ, "METRIC_FACES_WEIGHTS": str(tmp_path / "empty"), "METRIC_ROOT": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", entry, *arguments], cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "python -m metric.weights fetch" in errors[0]
+
+
+def test_the_frozen_model_is_evaluated_and_its_folds_embed_each_face_once(tmp_path, data_dir):
+    """metric.raw_pixels model=mobilefacenet: the pretrained net on two identity folds of 12 ORL people through
+    face=mtcnn; each distinct face is embedded once across the folds, and it tells these people apart."""
+    require_weights("mobilefacenet", "mtcnn")
+    from hydra import compose, initialize_config_dir
+
+    from metric.baselines.run import run_baseline
+    from tests.conftest import CONF_DIR, orl_subset
+
+    people = orl_subset(tmp_path / "people", 12)
+    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
+        cfg = compose(config_name="raw_pixels", overrides=[
+            f"paths.output_dir={tmp_path}", f"paths.data_dir={data_dir}", "model=mobilefacenet", "face=mtcnn",
+            "datamodule=folder", f"datamodule.root={people}", "datamodule.split=ordered",
+            "datamodule.split_counts=[4,4,4]", "cv.folds=2", "cv.val_identities=3", "matcher.target_far=0.01"])
+    embedded = []
+    from metric.scoring import feature_cache
+
+    real_embed = feature_cache.embed_images
+    monkeypatch_embed = lambda model, images, **kw: embedded.append(len(images)) or real_embed(model, images, **kw)  # noqa: E731
+    feature_cache.embed_images = monkeypatch_embed
+    try:
+        summary = run_baseline(cfg)
+    finally:
+        feature_cache.embed_images = real_embed
+    assert summary["folds"] == 2 and summary["test_eer"] < 0.1
+    assert sum(embedded) <= 120  # 12 people x 10 faces, once each over both folds
