@@ -11,18 +11,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from datamodules.normalisation import PIXEL_RANGE, normalise
 from metric.attacks.linf import linf_ascent
 from metric.attacks.patch import PatchAttack, format_patch_rows, run_patch
 from metric.attacks.purify import build_purifier
+from metric.attacks.transfer import Transfer, crop_warp, same_crop
 from metric.attacks.verifier import PairSet, Verifier
 from metric.attacks.uap import UapAttack, format_uap_rows, load_transfer, run_uap
 from metric.errors import ConfigError, build_from_config
 from metric.metrics.protocols import embeddings_eer
 from metric.report.plots import plot_probe_rows, plot_success_curves
-from metric.scoring.load import attach_datamodule, load_for_eval
+from metric.scoring.load import LoadedModel, attach_datamodule, load_for_eval
 from metric.scoring.matchers import Matcher
 from metric.scoring.pairs import sample_pairs
 
@@ -130,6 +131,19 @@ def crop_preprocess(preprocess: dict, datamodule: DictConfig) -> dict:
     return preprocess if face is None else {**preprocess, "face": build_from_config(face).spec()}
 
 
+def transfer_of_split(checkpoint: str, transfer: LoadedModel, attacked: LoadedModel, cfg: DictConfig, split,
+                      purifier) -> Transfer:
+    """The transfer model with its crops of the attacked split: the same crops, or its own front end's crops of the
+    same photos (its own datamodule, the same data settings), matched photo by photo."""
+    verifier = Verifier(frozen(transfer.net), transfer.matcher, float(transfer.calibration()["threshold"]), purifier)
+    warp = crop_warp(crop_preprocess(attacked.preprocess, cfg.datamodule), transfer.preprocess)
+    if same_crop(crop_preprocess(attacked.preprocess, cfg.datamodule), transfer.preprocess):
+        return Transfer.of_split(checkpoint, verifier, split.sources, split.images, split.sources, warp)
+    node = {**OmegaConf.to_container(cfg.datamodule, resolve=True), "face": None}  # its own front end
+    own = attach_datamodule(transfer, node).datamodule.splits[cfg.split]
+    return Transfer.of_split(checkpoint, verifier, split.sources, own.images, own.sources, warp)
+
+
 def run_attack(cfg: DictConfig) -> dict:
     """The `cfg.attack` attack against the test identities, at the checkpoint's calibrated threshold, every image
     through `cfg.purify`; writes summary.json, attack_success.png and the attack's own pictures into the run
@@ -160,10 +174,7 @@ def run_attack(cfg: DictConfig) -> dict:
     if isinstance(attack, PatchAttack):
         details = run_patch(attack, masks, verifier, impostor, genuine, cfg.seed, out)
     elif isinstance(attack, UapAttack):
-        other = None
-        if transfer is not None:
-            other = (attack.transfer_ckpt, Verifier(frozen(transfer.net), transfer.matcher,
-                                                    float(transfer.calibration()["threshold"]), purifier))
+        other = transfer_of_split(attack.transfer_ckpt, transfer, loaded, cfg, split, purifier) if transfer else None
         train = loaded.datamodule.splits["train"]
         details = run_uap(attack, verifier, train.images, train.labels, split.images, impostor, genuine, other,
                           cfg.seed, out)

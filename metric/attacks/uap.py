@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from datamodules.normalisation import PIXEL_RANGE, normalise, to_pixels
+from metric.attacks.transfer import Transfer, check_transferable
 from metric.attacks.verifier import PairSet, Verifier
 from metric.errors import ConfigError, check_number
 from metric.report.plots import plot_perturbation, plot_probe_rows, plot_success_curves
@@ -27,7 +28,8 @@ class UapAttack:
     """`attack=uap`: for each budget in `eps` (pixel values of 255), `steps` signed-gradient steps of `step_size`
     (null: 2.5 eps / steps, as for PGD), each on `batch` training pairs, projected back into the eps ball;
     `goal=impersonation` raises impostor-pair scores, `dodging` lowers genuine-pair scores. `transfer_ckpt`: a
-    second checkpoint the same perturbations are tried on, at its own calibrated threshold."""
+    second checkpoint the same perturbations are tried on, at its own calibrated threshold, on its own crops of the
+    same photos (metric.attacks.transfer)."""
 
     name: str = "uap"
     eps: list[float] = field(default_factory=lambda: [0.0, 4.0, 8.0, 16.0])
@@ -92,45 +94,46 @@ def apply(delta: torch.Tensor, probes: torch.Tensor) -> torch.Tensor:
 
 
 def load_transfer(attack: UapAttack, preprocess: dict) -> LoadedModel | None:
-    """The second model of `attack.transfer_ckpt` with its calibrated threshold, checked to read images of the same
-    size and channels as the attacked one, before any data is read. It scores with its own matcher rule (that of
-    metric.model.checkpoint.matcher_name) at its own threshold."""
+    """The second model of `attack.transfer_ckpt` with its calibrated threshold, checked to read the attacked model's
+    crops, or other aligned crops of the same channels, before any data is read. It scores with its own matcher
+    rule (that of metric.model.checkpoint.matcher_name) at its own threshold."""
     if attack.transfer_ckpt is None:
         return None
     if not Path(attack.transfer_ckpt).is_file():
         raise ConfigError(f"attack.transfer_ckpt={attack.transfer_ckpt!r}: no such file. Give a second checkpoint "
                           "written by metric.train (or a calibrated bundle), or null.")
     other = load_for_eval(attack.transfer_ckpt, calibrated=True)
-    mine = (list(preprocess["image_size"]), preprocess["channels"])
-    theirs = (list(other.preprocess["image_size"]), other.preprocess["channels"])
-    if mine != theirs:
-        raise ConfigError(f"attack.transfer_ckpt={attack.transfer_ckpt!r} reads {theirs[1]}-channel {theirs[0][0]}x"
-                          f"{theirs[0][1]} images, but the attacked checkpoint reads {mine[1]}-channel {mine[0][0]}x"
-                          f"{mine[0][1]} images, so one perturbation cannot apply to both: give a checkpoint "
-                          "trained at the same datamodule.image_size and channels.")
+    check_transferable(preprocess, other.preprocess, attack.transfer_ckpt)
     return other
 
 
 def run_uap(attack: UapAttack, verifier: Verifier, train_images: np.ndarray, train_labels: np.ndarray,
-            test_images: np.ndarray, impostor: PairSet, genuine: PairSet, transfer: tuple[str, Verifier] | None,
+            test_images: np.ndarray, impostor: PairSet, genuine: PairSet, transfer: Transfer | None,
             seed: int, out: Path) -> dict:
     """Every budget: a perturbation crafted on the training images alone, its success on the test pairs of the goal
-    (and on the transfer model's, `transfer` = (its checkpoint, its verifier)), and uap.png, uap_probes.png and
-    attack_success.png in `out`."""
+    (and on the transfer model's, on its own crops, the perturbation carried into them), and uap.png,
+    uap_probes.png and attack_success.png in `out`."""
     pairs = genuine if attack.genuine else impostor
     other = None
     summary = {"goal": attack.goal, "steps": attack.steps, "batch": attack.batch,
                "train_images": int(len(train_images)), "train_identities": int(np.unique(train_labels).size)}
     if transfer is not None:
-        checkpoint, other = transfer
-        other_impostor = PairSet.build(other, test_images, impostor.pairs, genuine=False)
-        other_genuine = PairSet.build(other, test_images, genuine.pairs, genuine=True)
-        summary["transfer"] = {"checkpoint": str(Path(checkpoint).resolve()), "matcher": other.matcher.name,
+        other = transfer.verifier
+        sets = {}
+        for kind, attacked in (("impostor", impostor), ("genuine", genuine)):
+            mapped, kept = transfer.pairs(attacked.pairs)
+            sets[kind] = PairSet.build(other, transfer.images, mapped, genuine=kind == "genuine")
+            sets[f"{kind}_kept"] = int(kept.sum())
+        other_pairs = sets["genuine" if attack.genuine else "impostor"]
+        summary["transfer"] = {"checkpoint": str(Path(transfer.checkpoint).resolve()), "matcher": other.matcher.name,
                                "threshold": other.threshold,
-                               "clean_far": other_impostor.error_rate(other_impostor.clean, other.threshold),
-                               "clean_frr": other_genuine.error_rate(other_genuine.clean, other.threshold)}
-        other_pairs = other_genuine if attack.genuine else other_impostor
-        summary["transfer"]["attackable_pairs"] = other_pairs.attackable(other.threshold)
+                               "clean_far": sets["impostor"].error_rate(sets["impostor"].clean, other.threshold),
+                               "clean_frr": sets["genuine"].error_rate(sets["genuine"].clean, other.threshold),
+                               "pairs_in_its_crops": sets["genuine_kept" if attack.genuine else "impostor_kept"],
+                               "attackable_pairs": other_pairs.attackable(other.threshold),
+                               "crop": "the same crops" if transfer.images.shape[1:] == test_images.shape[1:] and
+                               transfer.index.tolist() == list(range(len(test_images))) else
+                               "its own crops of the same photos (the perturbation carried by the eye points)"}
     rows, last = [], None
     for eps in attack.eps:
         delta = craft_uap(verifier.net, verifier.matcher, train_images, train_labels, eps, attack.goal, attack.steps,
@@ -141,7 +144,7 @@ def run_uap(attack: UapAttack, verifier: Verifier, train_images: np.ndarray, tra
                "error_rate": pairs.error_rate(scores, verifier.threshold),
                "mean_score": float(scores.mean()) if len(scores) else 0.0, "max_perturbation": float(delta.abs().max())}
         if other is not None:
-            other_scores = other.scores(adv, other_pairs.targets)
+            other_scores = other.scores(apply(transfer.warp(delta), other_pairs.probes), other_pairs.targets)
             row["transfer_success"] = other_pairs.success(other_scores, other.threshold)
             row["transfer_error_rate"] = other_pairs.error_rate(other_scores, other.threshold)
         rows.append(row)

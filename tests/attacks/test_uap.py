@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 
 import metric.attacks.uap as uap
 from metric.attacks.run import format_rows, run_attack
@@ -16,6 +17,7 @@ from metric.errors import ConfigError
 from metric.model.checkpoint import CHECKPOINT_KEY, write_checkpoint
 from metric.scoring.load import load_for_eval
 from tests.attacks.test_attack import compose_attack
+from tests.conftest import CONF_DIR
 
 
 def test_eps_zero_is_the_clean_frr_and_dodging_grows_with_eps(tiny_triplet_run, tmp_path, data_dir):
@@ -85,16 +87,52 @@ def test_purification_applies_to_every_probe_and_is_reported(tiny_triplet_run, t
     assert "purified by" in format_rows(summary)
 
 
-def test_a_transfer_model_of_another_size_is_refused(tiny_triplet_run, tmp_path, data_dir):
+def test_a_transfer_model_of_other_crops_is_refused_when_the_crops_are_not_aligned(tiny_triplet_run, tmp_path,
+                                                                                   data_dir):
     checkpoint = torch.load(tiny_triplet_run[1]["best_checkpoint"], map_location="cpu", weights_only=True)
     checkpoint[CHECKPOINT_KEY]["preprocess"]["image_size"] = [48, 48]
     other = tmp_path / "other48.ckpt"
     write_checkpoint(other, checkpoint)
     cfg = compose_attack([f"ckpt={tiny_triplet_run[1]['best_checkpoint']}", "attack=uap",
                           f"attack.transfer_ckpt={other}"], tmp_path, data_dir)
-    with pytest.raises(ConfigError, match=r"reads 3-channel 48x48 images, but the attacked checkpoint reads 3-channel "
-                                          r"32x32 images.*same datamodule.image_size and channels"):
+    with pytest.raises(ConfigError, match=r"reads other crops than the attacked checkpoint.*not aligned \(face=none\)"):
         run_attack(cfg)
+
+
+def test_a_perturbation_is_carried_into_another_aligned_crop_by_the_eye_points():
+    """MobileFaceNet's 112 x 112 ArcFace crop -> dlib's 150 x 150 chip: a dot on the left eye lands on the left eye."""
+    from datamodules.faces.dlib_faces import TEMPLATES
+    from datamodules.images import template_points
+    from metric.attacks.transfer import crop_warp
+
+    mine = {"image_size": [112, 112], "channels": 3, "face": {"name": "mtcnn", "template": "arcface", "margin": 0.0}}
+    dlib = {"image_size": [150, 150], "channels": 3, "face": {"name": "dlib", "template": "dlib", "margin": 0.0,
+                                                               "detector": "hog", "upsample": 1, "max_side": 1024}}
+    eye = template_points((112, 112), 0.0, (0, 1), TEMPLATES["arcface"])[0]
+    delta = torch.zeros(3, 112, 112)
+    delta[:, int(eye[1]) - 1 : int(eye[1]) + 2, int(eye[0]) - 1 : int(eye[0]) + 2] = 10.0
+    carried = crop_warp(mine, dlib)(delta)
+    assert carried.shape == (3, 150, 150)
+    y, x = np.unravel_index(carried[0].argmax().item(), (150, 150))
+    target = template_points((150, 150), 0.0, (0, 1), TEMPLATES["dlib"])[0]
+    assert abs(x + 0.5 - target[0]) <= 2 and abs(y + 0.5 - target[1]) <= 2
+    assert crop_warp(mine, mine)(delta) is delta
+
+
+def test_a_perturbation_on_mobilefacenet_is_tried_on_dlib_on_its_own_crops(mobilefacenet_bundle, dlib_bundle,
+                                                                          tmp_path, data_dir):
+    people = mobilefacenet_bundle.parent / "people"
+    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
+        cfg = compose(config_name="attack", overrides=[
+            f"paths.output_dir={tmp_path}", f"paths.data_dir={data_dir}", f"ckpt={mobilefacenet_bundle}",
+            "datamodule=folder", f"datamodule.root={people}", "datamodule.split=ordered",
+            "datamodule.split_counts=[4,4,4]", "datamodule.image_size=[112,112]", "attack=uap", "attack.eps=[0,16]",
+            "attack.steps=3", "attack.goal=dodging", f"attack.transfer_ckpt={dlib_bundle}", "max_pairs=40"])
+    summary = run_attack(cfg)
+    transfer = summary["transfer"]
+    assert "its own crops" in transfer["crop"] and 0 < transfer["pairs_in_its_crops"] <= summary["genuine_pairs"]
+    assert summary["rows"][0]["transfer_success"] == 0.0  # eps 0 changes nothing on dlib either
+    assert summary["rows"][0]["transfer_error_rate"] == transfer["clean_frr"]
 
 
 @pytest.mark.parametrize("overrides, message", [
