@@ -167,3 +167,30 @@ def test_the_frozen_model_is_evaluated_and_its_folds_embed_each_face_once(tmp_pa
         feature_cache.embed_images = real_embed
     assert summary["folds"] == 2 and summary["test_eer"] < 0.1
     assert sum(embedded) <= 120  # 12 people x 10 faces, once each over both folds
+
+
+def test_a_mobilefacenet_bundle_holds_its_weights_and_serves_the_gallery(mobilefacenet_bundle, tmp_path, capsys):
+    """The calibrated bundle (model=mobilefacenet face=mtcnn): its weights and front end are in the file, so a
+    gallery enrolls from one photo and verifies and identifies ORL people it never saw, through the CLI too."""
+    from metric.deploy.gallery import Gallery
+    from metric.gallery import main as cli
+    from metric.model.checkpoint import CHECKPOINT_KEY, read_checkpoint
+    from tests.conftest import ORL
+
+    checkpoint = read_checkpoint(mobilefacenet_bundle)
+    record = checkpoint[CHECKPOINT_KEY]
+    assert record["net"] == {"backbone": "mobilefacenet", "embedding_dim": 192, "in_chans": 3, "projection": "none"}
+    assert record["format"] == 5 and record["preprocess"]["face"]["name"] == "mtcnn"
+    assert len(checkpoint["state_dict"]) > 200 and "cosine" in record["calibrations"]
+    gallery_path = tmp_path / "people.db"
+    gallery = Gallery.open(gallery_path, ckpt=mobilefacenet_bundle)
+    for name in ("s31", "s32", "s33"):  # people outside the 12 the bundle was calibrated on
+        gallery.enroll(name, [ORL / name / "1.pgm"])
+    assert gallery.verify("s31", ORL / "s31" / "5.pgm").accepted
+    assert not gallery.verify("s31", ORL / "s33" / "5.pgm").accepted
+    matches, known, _ = gallery.identify(ORL / "s33" / "6.pgm", top_k=1)
+    assert known and matches[0].identity == "s33"
+    gallery.close()
+    capsys.readouterr()
+    assert cli(["verify", "--gallery", str(gallery_path), "--identity", "s32", str(ORL / "s32" / "2.pgm")]) == 0
+    assert "ACCEPT" in capsys.readouterr().out
