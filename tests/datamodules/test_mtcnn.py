@@ -149,3 +149,22 @@ def test_bad_settings_are_one_line(settings, message):
 
     with pytest.raises(ConfigError, match=message):
         MtcnnFaces(**settings)
+
+
+def test_select_picks_the_largest_face_or_the_one_nearest_the_centre(nets):
+    """Two ORL faces in one photo: s1 large on the left, s2 smaller but nearer the centre."""
+    from datamodules.faces.frontend import face_order
+    from datamodules.faces.mtcnn_faces import MtcnnFaces
+    from tests.datamodules.test_faces import two_faces
+
+    photo = two_faces()
+    largest = MtcnnFaces(select="largest").crop(photo, (112, 112), all_faces=True)
+    centre = MtcnnFaces(select="centre").crop(photo, (112, 112), all_faces=True)
+    assert largest.faces == centre.faces == 2
+    assert largest.box[0] < 200 < centre.box[0]  # s1 (left) when largest, s2 (right) when centre
+    assert {round(c.box[0]) for c in largest.others} == {round(centre.box[0])}
+    assert face_order([(0, 0, 10, 10), (40, 40, 60, 60)], (100, 100), "centre") == [1, 0]
+    assert face_order([(0, 0, 10, 10), (40, 40, 60, 60)], (100, 100), "largest") == [1, 0]
+    assert face_order([(0, 0, 30, 30), (45, 45, 55, 55)], (100, 100), "largest") == [0, 1]
+    with pytest.raises(ConfigError, match="face.select='middle' is not one of largest, centre"):
+        MtcnnFaces(select="middle")
