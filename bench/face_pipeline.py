@@ -62,7 +62,9 @@ def mobilefacenet_pipelines(onnx_dir: Path):
                       dynamic_axes={"images": {0: "batch"}}, opset_version=17, dynamo=False)
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads must not spin while
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])  # MTCNN runs
 
     def crop(path: Path):
         found = front_end.crop(open_image(path, 3), (112, 112))

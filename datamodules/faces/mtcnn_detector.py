@@ -81,7 +81,7 @@ class MtcnnDetector:
         self.pnet, self.rnet, self.onet = nets
         self.min_face, self.thresholds, self.factor = float(min_face), tuple(thresholds), float(factor)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def detect(self, pixels: np.ndarray) -> list[Detection]:
         image = torch.from_numpy(np.require(pixels, requirements=["C", "W"])).permute(2, 0, 1)[None].float()
         boxes = self.propose(image)

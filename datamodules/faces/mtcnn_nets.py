@@ -5,7 +5,8 @@ ONet gives the final box and five landmarks (eye centres, nose tip, mouth corner
 As in the original Caffe models (and their TensorFlow port), the nets read images transposed (width and height
 swapped), pixels as (x - 127.5) / 128. Each net here takes the image the normal way round, NCHW in those units, and
 transposes it itself; the outputs keep the original meaning (box offsets x1, y1, x2, y2; landmarks x1..x5, y1..y5).
-Max pooling with TensorFlow's SAME padding is ceil-mode pooling.
+Max pooling with TensorFlow's SAME padding is ceil-mode pooling. The nets run channels-last: on a CPU that makes
+their small pooling layers about ten times faster, with the same outputs.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class PNet(nn.Module):
         self.box = nn.Conv2d(32, 4, 1)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.body(images.transpose(2, 3))
+        features = self.body(images.transpose(2, 3).contiguous(memory_format=torch.channels_last))
         probability = F.softmax(self.score(features), dim=1)[:, 1]
         return probability.transpose(1, 2), self.box(features).transpose(2, 3)
 
@@ -53,7 +54,8 @@ class _Refiner(nn.Module):
         self.heads = nn.ModuleList(nn.Linear(hidden, n) for n in outputs)
 
     def forward(self, crops: torch.Tensor) -> list[torch.Tensor]:
-        features = self.body(crops.transpose(2, 3)).permute(0, 2, 3, 1).flatten(1)
+        features = self.body(crops.transpose(2, 3).contiguous(memory_format=torch.channels_last))
+        features = features.permute(0, 2, 3, 1).flatten(1)  # NHWC order, as TensorFlow flattens
         hidden = self.dense(features)
         outputs = [head(hidden) for head in self.heads]
         outputs[0] = F.softmax(outputs[0], dim=1)[:, 1]
@@ -106,7 +108,7 @@ def load_net(net: nn.Module, path) -> nn.Module:
     for op, layer in zip(pooling, pools):
         if op.options["window"][0] != layer.kernel_size or layer.ceil_mode != (op.options["padding"] == "same"):
             raise ConfigError(f"{path}: pooling {op.outputs[0]!r} is {op.options}; not the MTCNN file expected.")
-    return net.eval()
+    return net.eval().to(memory_format=torch.channels_last)
 
 
 def pretrained_nets() -> tuple[PNet, RNet, ONet]:
