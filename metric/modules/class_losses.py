@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from pytorch_metric_learning import losses
 from torch import nn
 
 from metric.errors import ConfigError
 
+INITS = ("random", "imprint")
 KINDS = {
     "arcface": losses.ArcFaceLoss,
     "subcenter_arcface": losses.SubCenterArcFaceLoss,
@@ -25,10 +27,14 @@ class IdentityClassLoss(nn.Module):
     ArcFace and a cosine offset for CosFace)."""
 
     def __init__(self, kind: str, train_labels: np.ndarray | torch.Tensor, embedding_size: int,
-                 margin: float | None = None, scale: float = 64.0, sub_centers: int = 3):
+                 margin: float | None = None, scale: float = 64.0, sub_centers: int = 3, init: str = "random"):
         super().__init__()
         if kind not in KINDS:
             raise ConfigError(f"loss.kind={kind!r} is not one of {', '.join(KINDS)}.")
+        if init not in INITS:
+            raise ConfigError(f"loss.init={init!r} is not one of {', '.join(INITS)} (imprint: each identity's centre "
+                              "starts at its mean embedding, for fine-tuning a pretrained net).")
+        self.init = init
         identities = torch.as_tensor(np.unique(np.asarray(train_labels)), dtype=torch.long)
         if identities.numel() < 2:
             raise ConfigError(f"loss.kind={kind}: classification needs at least 2 training identities, "
@@ -43,6 +49,17 @@ class IdentityClassLoss(nn.Module):
         self.kind = kind
         self.num_classes = identities.numel()
         self.loss = KINDS[kind](num_classes=self.num_classes, embedding_size=embedding_size, **options)
+
+    @torch.no_grad()
+    def imprint(self, embeddings: torch.Tensor, labels: torch.Tensor) -> None:
+        """Weight imprinting (Qi et al., CVPR 2018): each identity's centre (every sub-centre) set to the direction of
+        its mean embedding, so a pretrained net's fine-tuning starts from its own geometry, not from random centres
+        whose first gradients would scramble it."""
+        classes = torch.searchsorted(self.identities, labels.to(self.identities.device))
+        means = torch.zeros(self.num_classes, embeddings.shape[1], dtype=embeddings.dtype)
+        means.index_add_(0, classes.cpu(), F.normalize(embeddings, dim=1).cpu())
+        per_class = self.loss.W.shape[1] // self.num_classes
+        self.loss.W.copy_(F.normalize(means, dim=1).repeat_interleave(per_class, dim=0).T.to(self.loss.W))
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor, indices_tuple=None) -> torch.Tensor:
         """The classification loss of the batch; `indices_tuple` (a miner's output) is not used."""

@@ -4,6 +4,7 @@ examples mixed in, and with mixed pairs of identities (`augment.mix`, metric.mod
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -12,6 +13,7 @@ from metric.modules.adversarial import AdversarialTraining
 from metric.modules.distributed import gather_batch
 from metric.modules.embedding import EmbeddingModule
 from metric.modules.mixing import interpolated_metric_loss, mixed_term
+from metric.scoring.embed import embed_images
 
 
 class MetricLossModule(EmbeddingModule):
@@ -26,6 +28,14 @@ class MetricLossModule(EmbeddingModule):
         self.miner = miner
         self.adversarial = adversarial.prepare(self.preprocess) if adversarial else None  # patch: its mask, now
         self.mix = mix
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        if getattr(self.loss_fn, "init", None) == "imprint":  # loss.init=imprint: centres from the training faces
+            train = self.trainer.datamodule.splits["train"]
+            embeddings = torch.from_numpy(embed_images(self.net, train.images))
+            self.loss_fn.imprint(embeddings, torch.from_numpy(np.asarray(train.labels)))
+            print(f"loss.init=imprint: {self.loss_fn.num_classes} identity centres set to their mean embeddings")
 
     def batch_loss(self, embeddings: torch.Tensor, labels: torch.Tensor):
         triplets = self.miner(embeddings, labels) if self.miner is not None else None

@@ -70,3 +70,23 @@ def test_arcface_run_trains_the_centres_with_the_net(make_cfg, tmp_path):
     centres = [key for key in state if key.startswith("loss_fn.")]
     # embedding size x (3 sub-centres x 24 training identities)
     assert centres and state[centres[0]].shape == (cfg.model.embedding_dim, 3 * 24)
+
+
+@pytest.mark.parametrize("kind", ["arcface", "subcenter_arcface", "cosface"])
+def test_imprinting_puts_each_centre_on_its_identity_mean(kind):
+    """loss.init=imprint: every centre (every sub-centre) is the direction of its identity's mean embedding, so each
+    embedding is nearest its own identity's centre from the first step."""
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.tensor([7, 7, 3, 3, 11, 11])
+    directions = torch.nn.functional.normalize(torch.randn(3, 16, generator=generator), dim=1)
+    embeddings = directions[torch.tensor([1, 1, 0, 0, 2, 2])] + 0.05 * torch.randn(6, 16, generator=generator)
+    loss = IdentityClassLoss(kind, labels.numpy(), 16, init="imprint")
+    before = loss(embeddings, labels).item()
+    loss.imprint(embeddings, labels)
+    centres = torch.nn.functional.normalize(loss.loss.W.T, dim=1)  # (classes x sub-centres, 16)
+    per_class = centres.shape[0] // 3
+    nearest = (torch.nn.functional.normalize(embeddings, dim=1) @ centres.T).argmax(1) // per_class
+    assert nearest.tolist() == [1, 1, 0, 0, 2, 2]  # identities sorted: 3, 7, 11
+    assert loss(embeddings, labels).item() < before
+    with pytest.raises(ConfigError, match="loss.init='means' is not one of random, imprint"):
+        IdentityClassLoss(kind, labels.numpy(), 16, init="means")
