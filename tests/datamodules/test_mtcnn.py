@@ -101,13 +101,13 @@ def pasted_orl(count: int, seed: int = 0):
 
 
 def test_pasted_faces_are_found_where_they_were_pasted_with_consistent_landmarks(nets):
-    """On 20 ORL faces pasted at known scales and rotations, the landmarks found in the photo, mapped back through
+    """On 10 ORL faces pasted at known scales and rotations, the landmarks found in the photo, mapped back through
     the known placement, land where they are found on the original crop."""
     from datamodules.faces.mtcnn_faces import MtcnnFaces
 
     front_end = MtcnnFaces()
     errors, found = [], 0
-    for source, photo, affine in pasted_orl(20):
+    for source, photo, affine in pasted_orl(10):
         original = front_end.crop(open_image(source, 3), (112, 112))
         crop = front_end.crop(photo, (112, 112))
         if not (crop.found and original.found):
@@ -116,7 +116,7 @@ def test_pasted_faces_are_found_where_they_were_pasted_with_consistent_landmarks
         linear, shift = affine[:, :2], affine[:, 2]
         back = (np.array(crop.landmarks) - shift) @ np.linalg.inv(linear).T
         errors.append(np.linalg.norm(back - np.array(original.landmarks), axis=1).mean())
-    assert found >= 18
+    assert found >= 9
     assert np.median(errors) < 3.0  # original pixels (a 92 x 112 crop)
 
 

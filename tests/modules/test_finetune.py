@@ -38,7 +38,7 @@ def backbone_state(module) -> dict[str, torch.Tensor]:
 
 def test_frozen_blocks_warmup_and_batchnorm_eval_keep_what_they_say(finetune_cfg):
     cfg = finetune_cfg("finetune.freeze_blocks=2", "finetune.warmup_epochs=1", "trainer.max_epochs=2",
-                       "loss=arcface", "~miner", "finetune.keep_pretrained=false")
+                       "+trainer.limit_train_batches=1", "loss=arcface", "~miner", "finetune.keep_pretrained=false")
     datamodule, module, trainer = build(cfg)
     before = backbone_state(module)
     after_warmup = {}
@@ -70,7 +70,8 @@ def test_a_run_broken_on_purpose_keeps_the_pretrained_net(finetune_cfg):
     pretrained net, which then gives exactly the pretrained embeddings, and the summary says so."""
     import timm
 
-    summary = train(finetune_cfg("optimizer.lr=0.5", "finetune.backbone_lr_scale=1", "trainer.max_epochs=1"))
+    summary = train(finetune_cfg("optimizer.lr=0.5", "finetune.backbone_lr_scale=1", "trainer.max_epochs=1",
+                                 "+trainer.limit_train_batches=2"))
     assert summary["finetune_kept"] == "pretrained"
     best = summary["finetune_val_eer_best"]  # None: the wrecked net gave no finite score at all
     assert best is None or best > summary["finetune_val_eer_pretrained"]
@@ -87,7 +88,8 @@ def test_a_run_broken_on_purpose_keeps_the_pretrained_net(finetune_cfg):
 
 
 def test_a_tie_keeps_the_pretrained_net(finetune_cfg):
-    summary = train(finetune_cfg("trainer.max_epochs=1", "finetune.backbone_lr_scale=0", "optimizer.lr=0"))
+    summary = train(finetune_cfg("trainer.max_epochs=1", "+trainer.limit_train_batches=1", "finetune.backbone_lr_scale=0",
+                                 "optimizer.lr=0"))
     # nothing trains (lr 0): the fine-tuned net ties the pretrained one, and a tie keeps the pretrained net
     assert summary["finetune_kept"] == "pretrained"
     assert summary["finetune_val_eer_best"] == pytest.approx(summary["finetune_val_eer_pretrained"])
@@ -115,9 +117,9 @@ def test_keep_pretrained_is_refused_with_a_trained_head(make_cfg):
 
 
 @pytest.mark.parametrize("objective", [
-    ["loss=triplet_margin", "miner=semihard"],
-    ["loss=multi_similarity", "miner=multi_similarity"],
-    ["loss=arcface", "~miner"],
+    pytest.param(["loss=triplet_margin", "miner=semihard"], marks=pytest.mark.slow),
+    pytest.param(["loss=multi_similarity", "miner=multi_similarity"], marks=pytest.mark.slow),
+    ["loss=arcface", "~miner", "loss.init=imprint"],
     ["module=pair", "loss=bce", "~miner", "matcher=logistic", "finetune.keep_pretrained=false"],
 ], ids=["triplet", "multi_similarity", "arcface", "siamese"])
 def test_every_objective_trains_mobilefacenet(finetune_cfg, objective):
