@@ -186,21 +186,41 @@ def compact_onnx(path: Path) -> None:
     write_file_atomically(path, lambda tmp: onnx.save(model, str(tmp)))
 
 
-def quantize_int8(fp32: Path, int8: Path, calibration_images: np.ndarray) -> None:
-    """Static int8 (ONNX Runtime, QDQ format, per-channel weights), activations calibrated on training images."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+CALIBRATIONS = ("minmax", "percentile")
+
+
+def check_calibration(method: str, percentile: float) -> None:
+    if method not in CALIBRATIONS:
+        raise ConfigError(f"int8_calibration={method!r} is not one of {', '.join(CALIBRATIONS)}.")
+    if isinstance(percentile, bool) or not isinstance(percentile, (int, float)) or not 90 <= percentile < 100:
+        raise ConfigError(f"int8_percentile={percentile!r} must lie in [90, 100): the share of each activation's values "
+                          "the int8 range covers (99.99: the rarest 0.01% are clipped).")
+
+
+def quantize_int8(fp32: Path, int8: Path, calibration_images: np.ndarray, method: str = "minmax",
+                  percentile: float = 99.99) -> None:
+    """Static int8 (ONNX Runtime, QDQ format, per-channel weights), activations calibrated on training images: each
+    activation's range from its smallest to largest value (`minmax`), or clipped to its `percentile` (`percentile`:
+    a few outliers then no longer squeeze every other value into a handful of levels)."""
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    # the percentile histogram stacks every batch's activations, so its batches must all have one shape
+    size = 32 if method == "minmax" else 1
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.batches = iter([{"images": to_model_input(calibration_images[i : i + 32]).numpy()}
-                                 for i in range(0, len(calibration_images), 32)])
+            self.batches = iter([{"images": to_model_input(calibration_images[i : i + size]).numpy()}
+                                 for i in range(0, len(calibration_images), size)])
 
         def get_next(self):
             return next(self.batches, None)
 
+    check_calibration(method, percentile)
+    calibration = {"calibrate_method": CalibrationMethod.Percentile, "extra_options": {"CalibPercentile": percentile}} \
+        if method == "percentile" else {"calibrate_method": CalibrationMethod.MinMax}
     write_file_atomically(int8, lambda tmp: quantize_static(
         str(fp32), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8))
+        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, **calibration))
     compact_onnx(int8)
 
 
@@ -212,6 +232,7 @@ def run_export(cfg: DictConfig) -> dict:
         raise ConfigError(f"quantize={cfg.quantize!r}: use quantize=int8 or leave it null.")
     if cfg.quantize and cfg.format != "onnx":
         raise ConfigError("quantize=int8 runs through ONNX Runtime: use it with format=onnx.")
+    check_calibration(cfg.int8_calibration, cfg.int8_percentile)
     prune = cfg.get("prune")
     if prune is not None and (isinstance(prune, bool) or not isinstance(prune, (int, float)) or not 0 < prune < 1):
         raise ConfigError(f"prune={prune!r}: give the share of weights to zero, between 0 and 1 (e.g. prune=0.5), "
@@ -235,7 +256,8 @@ def run_export(cfg: DictConfig) -> dict:
     final = model_path
     if cfg.quantize:
         final = out_dir / "model.int8.onnx"
-        report.update(compare_int8(loaded.datamodule, model_path, final, cfg.calibration_images))
+        report.update(compare_int8(loaded.datamodule, model_path, final, cfg.calibration_images,
+                                   cfg.int8_calibration, cfg.int8_percentile))
     (out_dir / f"{final.name}.json").write_text(
         json.dumps(sidecar(loaded, final.name, cfg.format, cfg.quantize, prune), indent=2))
     (out_dir / "export_report.json").write_text(json.dumps(report, indent=2))
@@ -259,7 +281,8 @@ def compare_pruned(net: torch.nn.Module, datamodule: IdentityDataModule, sparsit
             "gzip_mb_pruned": pruned_gzip, "prune_gzip_ratio": dense_gzip / pruned_gzip}
 
 
-def compare_int8(datamodule: IdentityDataModule, fp32: Path, int8: Path, calibration_images: int) -> dict:
+def compare_int8(datamodule: IdentityDataModule, fp32: Path, int8: Path, calibration_images: int,
+                 method: str = "minmax", percentile: float = 99.99) -> dict:
     """Quantize on training images, then the size ratio and the test EER of both models under ONNX Runtime."""
     try:
         import onnxruntime as ort
@@ -267,7 +290,7 @@ def compare_int8(datamodule: IdentityDataModule, fp32: Path, int8: Path, calibra
         raise ConfigError("quantize=int8 needs onnxruntime: pip install -e '.[export]'") from None
     train = datamodule.splits["train"].images
     picks = np.random.default_rng(0).choice(len(train), min(calibration_images, len(train)), replace=False)
-    quantize_int8(fp32, int8, train[np.sort(picks)])
+    quantize_int8(fp32, int8, train[np.sort(picks)], method, percentile)
     eers = {}
     for name, path in (("float32", fp32), ("int8", int8)):
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -280,6 +303,7 @@ def compare_int8(datamodule: IdentityDataModule, fp32: Path, int8: Path, calibra
         "test_eer_int8": eers["int8"],
         "eer_change_points": 100 * (eers["int8"] - eers["float32"]),
         "calibration_images": int(len(picks)),
+        "int8_calibration": method if method == "minmax" else f"percentile {percentile:g}",
     }
 
 

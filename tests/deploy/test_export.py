@@ -88,6 +88,10 @@ def test_bad_export_settings_are_clear_errors(tiny_triplet_run, tmp_path, data_d
         run_export(compose_export([f"ckpt={ckpt}", "format=torchscript", "quantize=int8"], tmp_path, data_dir))
     with pytest.raises(ConfigError, match="no such file"):
         run_export(compose_export(["ckpt=/nonexistent.ckpt"], tmp_path, data_dir))
+    with pytest.raises(ConfigError, match="int8_calibration='kl' is not one of minmax, percentile"):
+        run_export(compose_export([f"ckpt={ckpt}", "quantize=int8", "int8_calibration=kl"], tmp_path, data_dir))
+    with pytest.raises(ConfigError, match=r"int8_percentile=100 must lie in \[90, 100\)"):
+        run_export(compose_export([f"ckpt={ckpt}", "quantize=int8", "int8_percentile=100"], tmp_path, data_dir))
 
 
 def test_magnitude_pruning_zeroes_the_smallest_weights_globally():
@@ -142,7 +146,7 @@ def test_mobilefacenet_exports_to_onnx_and_int8_on_real_faces(mobilefacenet_bund
     data = ["datamodule=folder", f"datamodule.root={people}", "datamodule.split=ordered",
             "datamodule.split_counts=[4,4,4]", "datamodule.image_size=[112,112]"]
     report = run_export(compose_export([f"ckpt={mobilefacenet_bundle}", "quantize=int8", "calibration_images=64",
-                                        *data], tmp_path, data_dir))
+                                        "int8_calibration=percentile", *data], tmp_path, data_dir))
     import onnxruntime as ort
 
     net, _ = build_model(read_checkpoint(mobilefacenet_bundle))
@@ -152,6 +156,7 @@ def test_mobilefacenet_exports_to_onnx_and_int8_on_real_faces(mobilefacenet_bund
     got = ort.InferenceSession(report["model"], providers=["CPUExecutionProvider"]).run(None, {"images": x.numpy()})[0]
     assert np.abs(got - expected).max() < 1e-4
     assert report["parameters"] < 1_400_000 and report["int8_file_mb"] <= 1.5
+    assert report["int8_calibration"] == "percentile 99.99"
     assert abs(report["eer_change_points"]) < 5  # 4 test people: a coarse bound; LFW measures it in docs/pretrained.md
     side = json.loads((tmp_path / "model.int8.onnx.json").read_text())
     assert side["face"]["name"] == "mtcnn" and "MTCNN" in side["face"]["steps"]
