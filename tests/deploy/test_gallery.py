@@ -213,3 +213,69 @@ def test_empty_faiss_index_finds_nothing():
     pytest.importorskip("faiss")
     indices, scores = FaissIndex(np.zeros((0, 16), np.float32), "ivf", "int8").search(np.ones((2, 16), np.float32), 5)
     assert indices.shape == scores.shape == (2, 0)
+
+
+def test_a_rebuild_racing_a_delete_or_an_enrollment_never_serves_the_old_gallery(ckpt, tmp_path):
+    """Issue 30 D1: an index rebuild that read the templates before a write commits must not be served after it.
+    The rebuild is held, by a hook, between reading the templates and storing the index, while the write commits."""
+    import threading
+
+    gallery = Gallery.open(tmp_path / "g.db", ckpt=ckpt)
+    other = GalleryStore(tmp_path / "g.db")  # another connection's writes make the next search rebuild
+    rng = np.random.default_rng(0)
+    dim = gallery.verifier.net.embedding_dim
+    other.enroll_many([(f"p{i}", rng.normal(size=dim).astype(np.float32), 1) for i in range(3000)])
+    probe = gallery.store.template("p7")[None].astype(np.float32)
+    (height, width), channels = gallery.verifier.size, int(gallery.verifier.preprocess["channels"])
+    face = rng.integers(0, 256, (height, width, channels), dtype=np.uint8)
+    read, release = threading.Event(), threading.Event()
+    templates = gallery.store.templates
+
+    def slow_templates():
+        snapshot = templates()
+        read.set()
+        release.wait(10)
+        return snapshot
+
+    for write in ("remove", "enroll"):
+        other.enroll_many([(f"filler-{write}", rng.normal(size=dim).astype(np.float32), 1)])
+        gallery.store.templates = slow_templates
+        read.clear(), release.clear()
+        builder = threading.Thread(target=gallery.index)
+        builder.start()
+        assert read.wait(10)
+        if write == "remove":
+            gallery.remove("p7")
+        else:
+            gallery.enroll("newcomer", [face])
+        release.set()
+        builder.join()
+        gallery.store.templates = templates
+        if write == "remove":
+            assert all(m.identity != "p7" for m in gallery.search(probe, top_k=3)[0])
+        else:
+            assert gallery.search(gallery.verifier.embed([face]).numpy(), top_k=1)[0][0].identity == "newcomer"
+
+
+def test_a_gallery_killed_before_its_first_commit_is_created_anew_and_galleries_are_private(ckpt, tmp_path):
+    """Issue 30 D11 and D10: an SQLite file with no tables (a creation killed before its schema committed) is a new
+    gallery, not 'not a gallery'; a gallery and its WAL are readable by their owner only."""
+    db = tmp_path / "g.db"
+    blank = sqlite3.connect(db)
+    blank.execute("PRAGMA journal_mode=WAL")
+    blank.close()
+    assert db.stat().st_size > 0
+    with pytest.raises(ConfigError, match="does not exist; create it"):
+        Gallery.open(db)
+    gallery = Gallery.open(db, ckpt=ckpt)
+    gallery.store.enroll_many([("alice", np.ones(gallery.verifier.net.embedding_dim, np.float32), 1)])
+    gallery.close()
+    assert Gallery.open(db).store.info().identities == 1
+    fresh = Gallery.open(tmp_path / "new.db", ckpt=ckpt)
+    fresh.store.enroll_many([("bob", np.ones(fresh.verifier.net.embedding_dim, np.float32), 1)])
+    for path in (tmp_path / "new.db", tmp_path / "new.db-wal"):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    (tmp_path / "other.db").write_bytes(b"not a database at all, but the user's own file")
+    with pytest.raises(ConfigError, match="not a gallery"):
+        Gallery.open(tmp_path / "other.db", ckpt=ckpt)
+    assert (tmp_path / "other.db").read_bytes().startswith(b"not a database")

@@ -104,8 +104,11 @@ class Gallery:
         self.store = store
         self.verifier = verifier
         self._index: SearchIndex | None = None
-        self._version: int | None = None
+        self._index_version: tuple[int, int] | None = None
         self._index_lock = threading.Lock()
+        # this object's committed writes: SQLite's data_version does not count its own connection's commits
+        self._writes = 0
+        self._writes_lock = threading.Lock()
 
     @classmethod
     def open(cls, path: str | Path, ckpt: str | Path | None = None, storage: str = "float32",
@@ -116,7 +119,7 @@ class Gallery:
         checkpoint that gates every image (`enrolling=True` records it as the gallery's guard); without it, the guard
         the gallery records, if any."""
         path = Path(path)
-        if not path.exists():
+        if not path.exists() or GalleryStore.is_blank(path):  # a creation killed before its first commit: start anew
             if ckpt is None:
                 raise ConfigError(f"gallery {str(path)!r} does not exist; create it with `enroll --ckpt <checkpoint>`.")
             verifier = Verifier.from_checkpoint(ckpt, detect=detect)
@@ -156,7 +159,7 @@ class Gallery:
                 self.verifier.liveness.require_live(image)
         embeddings = self.embed_files(images)
         self.store.enroll_many([(name, embeddings.sum(0), len(embeddings))], replace=replace)
-        self._index = None
+        self._written()
 
     def enroll_folder(self, root: str | Path, replace: bool = False, batch_identities: int = 64,
                       progress: Callable[[Iterable], Iterable] = lambda x: x) -> tuple[int, list[str]]:
@@ -182,15 +185,22 @@ class Gallery:
                 pending.append((folder.name, embeddings.sum(0), len(embeddings)))
             if len(pending) >= batch_identities:
                 enrolled += self.store.enroll_many(pending, replace=replace)
+                self._written()
                 pending = []
         if pending:
             enrolled += self.store.enroll_many(pending, replace=replace)
-        self._index = None
+            self._written()
         return enrolled, skipped
 
     def remove(self, name: str) -> None:
         self.store.remove(name)
-        self._index = None
+        self._written()
+
+    def _written(self) -> None:
+        """Count a committed write, after its commit: every later index() call then sees a new version and rebuilds
+        (an index built from a snapshot read before the commit is never served after it)."""
+        with self._writes_lock:
+            self._writes += 1
 
     # matching ---------------------------------------------------------------------------------------------------
     def verify(self, name: str, image: str | Path) -> Verification:
@@ -203,10 +213,12 @@ class Gallery:
 
     def index(self) -> SearchIndex:
         """The search index over the stored templates, built once and rebuilt after any change, this object's or
-        another connection's (another server process on the same file); safe to call from several threads."""
+        another connection's (another server process on the same file); safe to call from several threads. The
+        version is read before the templates: a write that commits during a build leaves the index marked stale."""
         with self._index_lock:
-            version = self.store.data_version()
-            if self._index is None or version != self._version:
+            with self._writes_lock:
+                version = (self.store.data_version(), self._writes)
+            if self._index is None or version != self._index_version:
                 names, templates = self.store.templates()
                 meta = self.store.meta
                 # float templates stay in memory only where search needs them (the exact float32 index shares
@@ -214,7 +226,7 @@ class Gallery:
                 needed = self.verifier.matcher.name != "cosine" or (meta["storage"], meta["index"]) == ("float32", "exact")
                 self._index = SearchIndex(build_index(templates, meta["storage"], meta["index"]), names,
                                           templates if needed else None)
-                self._version = version
+                self._index_version = version
             return self._index
 
     def search(self, probes: np.ndarray, top_k: int = 5) -> list[list[Match]]:

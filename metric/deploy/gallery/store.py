@@ -8,6 +8,7 @@ from several threads (the service's workers): its connection is shared under a l
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -59,6 +60,11 @@ class GalleryStore:
         self.path = Path(path)
         if not self.path.exists() and create is None:
             raise ConfigError(f"gallery {str(self.path)!r} does not exist; create it with `enroll --ckpt ...`.")
+        if not self.path.exists():  # templates and key hashes: readable by the owner only (SQLite gives its WAL and
+            try:                    # shared-memory files the database file's permissions)
+                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            except OSError as error:
+                raise ConfigError(f"cannot create the gallery {str(self.path)!r}: {error.strerror}.") from None
         try:
             # explicit transactions; shared by threads under self.lock
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
@@ -79,6 +85,24 @@ class GalleryStore:
                 f"{self.path} has gallery format version {version}, newer than this version reads ({FORMAT_VERSION}); "
                 "upgrade metric-faces."
             )
+
+    @staticmethod
+    def is_blank(path: Path) -> bool:
+        """An empty file, or an SQLite database with no tables: a gallery whose creation was killed before its
+        first commit (the schema and settings are one transaction), safe to create anew."""
+        if path.stat().st_size == 0:
+            return True
+        with open(path, "rb") as handle:
+            if handle.read(16) != b"SQLite format 3\x00":
+                return False
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+            try:
+                return db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
+            finally:
+                db.close()
+        except sqlite3.DatabaseError:
+            return False
 
     def initialise(self, settings: dict) -> None:
         if settings.get("storage", "float32") not in STORAGES:
