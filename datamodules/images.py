@@ -137,6 +137,20 @@ def read_image(
     return as_array(resize(image, size))
 
 
+def downscale(image: Image.Image, max_side: int) -> tuple[Image.Image, float]:
+    """A bilinear copy whose longer side is at most max_side (the image itself when it fits), and its scale;
+    BadImage for an image so thin that its shorter side would vanish (e.g. 40 x 100000 pixels)."""
+    scale = min(1.0, max_side / max(image.size))
+    if scale == 1.0:
+        return image, 1.0
+    width, height = round(image.width * scale), round(image.height * scale)
+    if min(width, height) < 1:
+        raise BadImage(f"the image is {image.width}x{image.height} pixels, too thin to hold a face (scaled to "
+                       f"{max_side} pixels on its longer side, its shorter side would vanish): send a photo of the "
+                       "face, cropped to a normal aspect ratio.")
+    return image.resize((width, height), Image.Resampling.BILINEAR), scale
+
+
 def resize(image: Image.Image, size: tuple[int, int] | None) -> Image.Image:
     """Bilinear resize to size=(H, W); None or the same size leaves it as it is."""
     if size is None or (image.height, image.width) == tuple(size):

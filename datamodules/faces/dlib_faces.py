@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from datamodules.faces.frontend import FaceCrop, FaceFrontEnd, check_on_miss, check_select, face_order, select_spec
-from datamodules.images import FIVE_POINT_TEMPLATE, align_to_template, as_array, check_margin, resize
+from datamodules.images import FIVE_POINT_TEMPLATE, align_to_template, as_array, check_margin, downscale, resize
 from metric.errors import ConfigError
 
 INSTALL = "pip install -e '.[faces]' (dlib-bin and face-recognition-models; never build dlib from source)"
@@ -122,9 +122,7 @@ class DlibFaces(FaceFrontEnd):
         if min(image.size) < self.min_face:
             return FaceCrop(None, 0, reason=f"too small: {image.width}x{image.height} pixels, below the detector's "
                                             f"smallest face of {self.min_face} (face.upsample={self.upsample})")
-        scale = min(1.0, self.max_side / max(image.size))  # detect on a smaller copy of a large photo
-        small = image if scale == 1.0 else image.resize((round(image.width * scale), round(image.height * scale)),
-                                                        Image.Resampling.BILINEAR)
+        small, scale = downscale(image, self.max_side)  # detect on a smaller copy of a large photo
         pixels = np.ascontiguousarray(np.asarray(image))
         found = []
         for rect, _ in detect(pixels if small is image else np.ascontiguousarray(np.asarray(small))):

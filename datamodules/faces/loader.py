@@ -38,7 +38,10 @@ class FaceLoader:
         image = None
         if crop is None:
             image = open_image(path, self.channels)
-            crop = self.front_end.crop(image, self.size, all_faces)
+            try:
+                crop = self.front_end.crop(image, self.size, all_faces)
+            except BadImage as error:  # e.g. an image too thin to scale: name the file
+                raise BadImage(f"{path}: {error}") from None
             if entry is not None:
                 write_entry(entry, crop)
         if crop.image is None and self.front_end.on_miss == "whole":
@@ -70,11 +73,15 @@ class FaceLoader:
         return self.cache / key[:2] / key
 
 
-def require_face(crop: FaceCrop, source: str | Path, front_end: FaceFrontEnd) -> FaceCrop:
-    """The crop, or NoFace naming the source, the reason and --no-detect when the front end found no face."""
+NO_DETECT_ADVICE = "If it is already a cropped, aligned face, pass --no-detect (API: detect=False)."
+
+
+def require_face(crop: FaceCrop, source: str | Path, front_end: FaceFrontEnd, advice: str | None = None) -> FaceCrop:
+    """The crop, or NoFace naming the source, the reason and what to do (by default: --no-detect) when the front end
+    found no face."""
     if not crop.found and front_end.active:
-        raise NoFace(f"{source}: {crop.reason} found by the face front end ({front_end.describe()}). If it is "
-                     "already a cropped, aligned face, pass --no-detect (API: detect=False).")
+        raise NoFace(f"{source}: {crop.reason} found by the face front end ({front_end.describe()}). "
+                     f"{advice or NO_DETECT_ADVICE}")
     return crop
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 
 from datamodules.faces.frontend import FaceCrop, FaceFrontEnd, check_on_miss, check_select, face_order, select_spec
-from datamodules.images import align_to_template, as_array, check_margin
+from datamodules.images import align_to_template, as_array, check_margin, downscale
 from metric.errors import ConfigError, check_number
 
 TEMPLATE = "arcface"  # MTCNN's five points are the ArcFace template's five (eyes, nose tip, mouth corners)
@@ -60,9 +60,7 @@ class MtcnnFaces(FaceFrontEnd):
                 f"{self.margin:g})")
 
     def crop(self, image: Image.Image, size: tuple[int, int], all_faces: bool = False) -> FaceCrop:
-        scale = min(1.0, self.max_side / max(image.size))  # detect on a smaller copy of a large photo
-        small = image if scale == 1.0 else image.resize((round(image.width * scale), round(image.height * scale)),
-                                                        Image.Resampling.BILINEAR)
+        small, scale = downscale(image, self.max_side)  # detect on a smaller copy of a large photo
         if min(small.size) < self.min_face:  # no pyramid level fits a face of min_face pixels
             return FaceCrop(None, 0, reason=f"too small: {image.width}x{image.height} pixels, below the smallest face "
                                             f"searched for ({self.min_face} px, face.min_face)")
