@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datamodules.faces.frontend import FaceFrontEnd
+from datamodules.faces.frontend import FaceCrop, FaceFrontEnd
 from metric.deploy.liveness import LivenessCheck, LivenessGate
 from metric.deploy.probe import ImageInput, ProbeReader, print_note
 from metric.scoring.embed import embed_images
@@ -29,6 +29,8 @@ class Verification:
     accepted: bool
     matcher: str
     liveness: LivenessCheck | None = None
+    faces: int | None = None  # faces the front end found in the probe (-1: no detection ran); None: not reported
+    box: tuple[float, float, float, float] | None = None  # the probe's face used, x0, y0, x1, y1 in its pixels
 
     @property
     def spoof(self) -> bool:
@@ -84,11 +86,13 @@ class Verifier(ProbeReader):
     def embed(self, images: list[ImageInput]) -> torch.Tensor:
         return torch.from_numpy(self.embed_pixels(np.stack([self.load(i) for i in images])))
 
-    def score(self, a: torch.Tensor, b: torch.Tensor, liveness: LivenessCheck | None = None) -> Verification:
-        """The decision for one pair of embeddings (1 x D each) at the calibrated threshold."""
+    def score(self, a: torch.Tensor, b: torch.Tensor, liveness: LivenessCheck | None = None,
+              face: FaceCrop | None = None) -> Verification:
+        """The decision for one pair of embeddings (1 x D each) at the calibrated threshold; `face`: the probe's."""
         with torch.no_grad():
             value = float(self.matcher.score(a, b)[0])
-        return Verification(value, self.threshold, value >= self.threshold, self.matcher.name, liveness)
+        return Verification(value, self.threshold, value >= self.threshold, self.matcher.name, liveness,
+                            face.faces if face else None, face.box if face else None)
 
     def verify(self, image_a: ImageInput, image_b: ImageInput) -> Verification:
         """Behind a gate both images must be live; the least live one's check is reported."""
