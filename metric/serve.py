@@ -30,6 +30,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pixels", type=int, default=25_000_000, help="largest decoded image (413 above)")
     p.add_argument("--cors-origin", action="append", default=[], metavar="URL",
                    help="allow browser calls from this origin (repeatable); CORS is off without it")
+    p.add_argument("--docs", action="store_true", help="serve /docs and /redoc (their scripts load from a CDN); "
+                                                       "/openapi.json is always served")
+    p.add_argument("--accept-new-threshold", action="store_true",
+                   help="start although the checkpoint's calibrated threshold or matcher differs from the gallery's "
+                        "record: adopt it (recorded in the gallery and the audit log)")
     return p
 
 
@@ -100,8 +105,11 @@ def run_server(args: argparse.Namespace) -> int:
     limits = UploadLimits(max_request_bytes=int(args.max_request_mb * 2**20), max_files=args.max_files,
                           max_pixels=args.max_pixels)
     service = Service(ServiceConfig(Path(args.gallery), args.ckpt, args.liveness, not args.no_detect, args.workers,
-                                    args.queue, args.batch, limits, tuple(args.cors_origin)))
-    print(f"serving {args.gallery} on http://{args.host}:{args.port} (API docs at /docs, the web page at /)", flush=True)
+                                    args.queue, args.batch, limits, tuple(args.cors_origin), args.docs,
+                                    args.accept_new_threshold))
+    docs = "/docs" if args.docs else "/openapi.json"
+    print(f"serving {args.gallery} on http://{args.host}:{args.port} (API description at {docs}, the web page at /)",
+          flush=True)
     uvicorn.run(create_app(service), host=args.host, port=args.port, log_level="warning")
     return 0
 

@@ -12,8 +12,12 @@ from contextlib import contextmanager
 @contextmanager
 def transaction(db: sqlite3.Connection, lock: threading.RLock) -> Iterator[sqlite3.Connection]:
     """Nothing half-written: the block's writes all land, or none does; another writer is waited out up to the
-    connection's timeout."""
+    connection's timeout. A transaction opened inside another (an audit row written with the change it records)
+    joins it and commits with it."""
     with lock:
+        if db.in_transaction:  # called inside this thread's open transaction (the lock is held): join it
+            yield db
+            return
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db

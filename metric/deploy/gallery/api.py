@@ -17,7 +17,7 @@ from datamodules.faces.frontend import FaceCrop
 from datamodules.images import IMAGE_SUFFIXES, BadImage
 from metric.deploy.gallery.search import build_index
 from metric.deploy.gallery.search import top_k as best_k
-from metric.deploy.gallery.store import GalleryStore
+from metric.deploy.gallery.store import GalleryStore, identity_name
 from metric.deploy.liveness import LivenessCheck, LivenessGate
 from metric.deploy.verifier import Verification, Verifier, print_note
 from metric.errors import ConfigError
@@ -56,12 +56,13 @@ class SearchIndex(NamedTuple):
 
 
 class Identification(NamedTuple):
-    """1:N: the top-k matches (empty when the gate rejected the probe), whether the best clears the threshold, and
-    the liveness check (None without a gate)."""
+    """1:N: the top-k matches (empty when the gate rejected the probe), whether the best clears the threshold, the
+    liveness check (None without a gate) and the probe's face used (None when the gate rejected it)."""
 
     matches: list[Match]
     known: bool
     liveness: LivenessCheck | None = None
+    face: FaceCrop | None = None
 
 
 class FacesIdentification(NamedTuple):
@@ -97,6 +98,25 @@ def liveness_gate(store: GalleryStore, liveness: str | Path | None, detect: bool
     return gate
 
 
+def threshold_change(store: GalleryStore, verifier: Verifier, ckpt: str | Path, accept: bool) -> dict | None:
+    """None when the checkpoint decides at the threshold and matcher the gallery records; else ConfigError, or (accept)
+    the new ones recorded in the gallery and returned as {"from": ..., "to": ...} for the audit log."""
+    recorded = {"matcher": store.meta["matcher"], "threshold": store.meta["threshold"]}
+    used = {"matcher": verifier.matcher.name, "threshold": repr(verifier.threshold)}
+    if recorded == used:
+        return None
+    if not accept:
+        raise ConfigError(
+            f"{store.path} decides at threshold {recorded['threshold']} ({recorded['matcher']}), but {ckpt} is "
+            f"calibrated at {used['threshold']} ({used['matcher']}): every decision would change without a word. Use "
+            "the checkpoint the gallery was built with, or pass --accept-new-threshold to adopt the new threshold "
+            "(it is recorded in the gallery and the audit log).")
+    store.set_meta(used)
+    print_note(f"{store.path} now decides at threshold {used['threshold']} ({used['matcher']}); it recorded "
+               f"{recorded['threshold']} ({recorded['matcher']}).")
+    return {"from": recorded, "to": used, "checkpoint": str(Path(ckpt).resolve())}
+
+
 class Gallery:
     """A GalleryStore plus the model whose embeddings it holds (checked by fingerprint)."""
 
@@ -109,11 +129,12 @@ class Gallery:
         # this object's committed writes: SQLite's data_version does not count its own connection's commits
         self._writes = 0
         self._writes_lock = threading.Lock()
+        self.threshold_change: dict | None = None  # set by open(accept_new_threshold=True) when it adopted one
 
     @classmethod
     def open(cls, path: str | Path, ckpt: str | Path | None = None, storage: str = "float32",
              index: str = "exact", detect: bool = True, liveness: str | Path | None = None,
-             enrolling: bool = False) -> "Gallery":
+             enrolling: bool = False, accept_new_threshold: bool = False) -> "Gallery":
         """Open a gallery; with ckpt, create it if missing, and refuse a checkpoint (weights or face front end) other
         than the gallery's. detect=False: the images given are already aligned face crops. `liveness`: a liveness
         checkpoint that gates every image (`enrolling=True` records it as the gallery's guard); without it, the guard
@@ -142,8 +163,11 @@ class Gallery:
                 f"({verifier.faces.front_end.describe()}) differ (fingerprint mismatch). Use the gallery's checkpoint, "
                 "or enroll everyone again into a new gallery."
             )
+        change = threshold_change(store, verifier, ckpt or store.meta["checkpoint"], accept_new_threshold)
         verifier.liveness = liveness_gate(store, liveness, detect, enrolling)
-        return cls(store, verifier)
+        gallery = cls(store, verifier)
+        gallery.threshold_change = change
+        return gallery
 
     # enrollment -----------------------------------------------------------------------------------------------
     def embed_files(self, images: list[str | Path]) -> np.ndarray:
@@ -151,14 +175,21 @@ class Gallery:
             raise ConfigError("no image given: enroll, verify and identify need at least one image.")
         return self.verifier.embed(list(images)).numpy()
 
-    def enroll(self, name: str, images: list[str | Path], replace: bool = False) -> None:
+    def enroll(self, name: str, images: list[str | Path], replace: bool = False, create_only: bool = False,
+               also: Callable[[], None] | None = None) -> None:
         """One identity from one or several images (template = normalised mean), in one transaction; behind a gate,
-        a spoofed image refuses the whole enrollment (SpoofDetected names it)."""
+        a spoofed image refuses the whole enrollment (SpoofDetected names it), and so does a photo with several faces
+        (SeveralFaces). create_only: refuse an identity that exists (IdentityExists); `also` runs in the write's
+        transaction."""
+        name = identity_name(name)
+        if not images:
+            raise ConfigError("no image given: enroll, verify and identify need at least one image.")
         if self.verifier.liveness is not None:
             for image in images:
                 self.verifier.liveness.require_live(image)
-        embeddings = self.embed_files(images)
-        self.store.enroll_many([(name, embeddings.sum(0), len(embeddings))], replace=replace)
+        embeddings = self.verifier.embed_pixels(np.stack([self.verifier.load_single(i) for i in images]))
+        self.store.enroll_many([(name, embeddings.sum(0), len(embeddings))], replace=replace, create_only=create_only,
+                               also=also)
         self._written()
 
     def enroll_folder(self, root: str | Path, replace: bool = False, batch_identities: int = 64,
@@ -172,12 +203,17 @@ class Gallery:
             raise ConfigError(f"--from-folder {str(root)!r} holds no <identity>/<images> folders.")
         pending, skipped, enrolled = [], [], 0
         for folder in progress(folders):
+            try:
+                identity_name(folder.name)
+            except ConfigError as error:
+                skipped.append(f"{folder}: {error}")
+                continue
             loaded = []
             for image in sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES):
                 try:
                     if self.verifier.liveness is not None:
                         self.verifier.liveness.require_live(image)
-                    loaded.append(self.verifier.load(image))
+                    loaded.append(self.verifier.load_single(image))
                 except BadImage as error:
                     skipped.append(str(error))
             if loaded:  # one forward pass per identity
@@ -192,8 +228,8 @@ class Gallery:
             self._written()
         return enrolled, skipped
 
-    def remove(self, name: str) -> None:
-        self.store.remove(name)
+    def remove(self, name: str, also: Callable[[], None] | None = None) -> None:
+        self.store.remove(name, also)
         self._written()
 
     def _written(self) -> None:
@@ -209,7 +245,9 @@ class Gallery:
         check = self.verifier.check_liveness(image)
         if check is not None and not check.live:
             return self.verifier.rejected(check)
-        return self.verifier.score(torch.from_numpy(self.embed_files([image])), template, check)
+        face = self.verifier.face(image)
+        probe = torch.from_numpy(np.asarray(self.verifier.embed_pixels(face.image[None])))
+        return self.verifier.score(probe, template, check, face)
 
     def index(self) -> SearchIndex:
         """The search index over the stored templates, built once and rebuilt after any change, this object's or
@@ -253,8 +291,9 @@ class Gallery:
         check = self.verifier.check_liveness(image)
         if check is not None and not check.live:
             return Identification([], False, check)
-        matches = self.search(self.embed_files([image]), top_k)[0]
-        return Identification(matches, bool(matches) and matches[0].score >= self.verifier.threshold, check)
+        face = self.verifier.face(image)
+        matches = self.search(np.asarray(self.verifier.embed_pixels(face.image[None])), top_k)[0]
+        return Identification(matches, bool(matches) and matches[0].score >= self.verifier.threshold, check, face)
 
     def identify_all(self, image: str | Path, top_k: int = 5) -> FacesIdentification:
         """identify() for every face the front end finds in the image, largest first: (face, matches, known) each.

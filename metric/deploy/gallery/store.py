@@ -12,7 +12,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+import unicodedata
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,33 @@ from metric.errors import ConfigError
 
 FORMAT_VERSION = 1
 STORAGES = ("float32", "float16", "int8")
+MAX_NAME = 128
+NAME_SEPARATORS = " ._-'@"
+NAME_RULE = (f"an identity name is 1-{MAX_NAME} characters after Unicode NFC normalisation: letters, digits and the "
+             f"separators space . _ - ' @; it starts with a letter or a digit, does not end with a space, holds no two "
+             "spaces in a row, and no control, format (zero-width, direction override), slash or other character")
+
+
+def normal_name(name: str) -> str:
+    """A name looked up as stored: in NFC (enrollment stores names so)."""
+    return unicodedata.normalize("NFC", name) if isinstance(name, str) else name
+
+
+class IdentityExists(ConfigError):
+    """An enrollment that may only create identities met one that exists."""
+
+
+def identity_name(name: object) -> str:
+    """The name in NFC, or ConfigError quoting NAME_RULE: one rule for the command line and the service, so that
+    names that look alike (a trailing zero-width space, a direction override) cannot sit side by side."""
+    normal = unicodedata.normalize("NFC", name) if isinstance(name, str) else ""
+    allowed = all(unicodedata.category(c)[0] in "LM" or unicodedata.category(c) == "Nd" or c in NAME_SEPARATORS
+                  for c in normal)
+    if not (allowed and 1 <= len(normal) <= MAX_NAME and unicodedata.category(normal[0]) in ("Lu", "Ll", "Lt", "Lm",
+                                                                                             "Lo", "Nd")
+            and not normal.endswith(" ") and "  " not in normal):
+        raise ConfigError(f"identity name {name!r} is refused: {NAME_RULE}.")
+    return normal
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -123,12 +151,20 @@ class GalleryStore:
             return int(self.db.execute("PRAGMA data_version").fetchone()[0])
 
     # writing ---------------------------------------------------------------------------------------------
-    def enroll_many(self, batch: Iterable[tuple[str, np.ndarray, int]], replace: bool = False) -> int:
+    def enroll_many(self, batch: Iterable[tuple[str, np.ndarray, int]], replace: bool = False,
+                    create_only: bool = False, also: Callable[[], None] | None = None) -> int:
         """(name, embedding sum, image count) rows in ONE transaction; an existing identity gets the new images
-        added (or, with replace, its template replaced). Returns the number of rows written."""
+        added (or, with replace, its template replaced); with create_only, an existing one refuses the whole batch
+        (IdentityExists). `also` runs inside the same transaction (the service's audit row). Returns the rows
+        written."""
         now = time.time()
-        rows = [(name, np.asarray(total, np.float32), int(n)) for name, total, n in batch]
+        rows = [(identity_name(name), np.asarray(total, np.float32), int(n)) for name, total, n in batch]
         with self.transaction():
+            if create_only:
+                taken = self._sums([name for name, _, _ in rows])
+                if taken:
+                    raise IdentityExists(f"identity {sorted(taken)[0]!r} is already enrolled in {self.path}; adding "
+                                         "images to it or replacing it is an admin action.")
             existing = {} if replace else self._sums([name for name, _, _ in rows])
             for name, total, n in rows:  # a name twice in one batch adds up too
                 if name in existing:
@@ -142,12 +178,17 @@ class GalleryStore:
                 "embedding_sum=excluded.embedding_sum, updated_at=excluded.updated_at",
                 merged,
             )
+            if also is not None:
+                also()
         return len(rows)
 
-    def remove(self, name: str) -> None:
+    def remove(self, name: str, also: Callable[[], None] | None = None) -> None:
+        """Delete one identity; `also` runs inside the same transaction."""
         with self.transaction():
-            if self.db.execute("DELETE FROM identities WHERE name = ?", (name,)).rowcount == 0:
+            if self.db.execute("DELETE FROM identities WHERE name = ?", (normal_name(name),)).rowcount == 0:
                 raise ConfigError(f"identity {name!r} is not enrolled in {self.path}.")
+            if also is not None:
+                also()
 
     # reading ---------------------------------------------------------------------------------------------
     def sums(self, names: list[str]) -> dict[str, tuple[np.ndarray, int]]:
@@ -166,6 +207,7 @@ class GalleryStore:
         return out
 
     def template(self, name: str) -> np.ndarray:
+        name = normal_name(name)
         found = self.sums([name])
         if name not in found:
             raise ConfigError(f"identity {name!r} is not enrolled in {self.path}.")
@@ -188,7 +230,7 @@ class GalleryStore:
         """One identity's (name, image count, enrollment time), or None when it is not enrolled: one indexed lookup."""
         with self.lock:
             return self.db.execute("SELECT name, image_count, enrolled_at FROM identities WHERE name = ?",
-                                   (name,)).fetchone()
+                                   (normal_name(name),)).fetchone()
 
     def list(self) -> list[tuple[str, int, float]]:
         with self.lock:

@@ -18,18 +18,20 @@ from starlette.exceptions import HTTPException
 from datamodules.faces.frontend import NoFace
 from datamodules.images import BadImage
 from metric.deploy.gallery import Gallery
+from metric.deploy.gallery.store import IdentityExists, identity_name
+from metric.deploy.probe import SeveralFaces, named
 from metric.deploy.liveness import LivenessCheck, SpoofDetected
 from metric.deploy.service.audit import AuditLog
 from metric.deploy.service.batching import EmbedBatcher
 from metric.deploy.service.keys import KeyRecord, KeyStore, allows
-from metric.deploy.service.uploads import UploadError, UploadLimits, check_file_count, decode_upload
+from metric.deploy.service.uploads import UploadError, UploadLimits, check_file_count, decode_upload, describe
 from metric.deploy.service.workers import Busy, WorkerPool
 from metric.errors import ConfigError
 
 PAGE = Path(__file__).with_name("static") / "index.html"
 STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 413: "too_large", 422: "presentation_attack", 503: "busy"}
-MAX_NAME = 128
+UPLOAD_ADVICE = "Send a photo in which the face is clearly visible: frontal, well lit, in focus and not tiny."
 
 
 @dataclass
@@ -45,6 +47,8 @@ class ServiceConfig:
     batch: int = 8
     limits: UploadLimits = field(default_factory=UploadLimits)
     cors_origins: tuple[str, ...] = ()
+    docs: bool = False  # /docs and /redoc (Swagger UI and ReDoc load their scripts from a CDN); /openapi.json always
+    accept_new_threshold: bool = False  # start on a gallery whose recorded threshold or matcher the checkpoint changed
 
 
 class ApiError(Exception):
@@ -64,17 +68,22 @@ class Service:
     def __init__(self, config: ServiceConfig):
         self.config = config
         self.gallery = Gallery.open(config.gallery, ckpt=config.ckpt, detect=config.detect, liveness=config.liveness,
-                                    enrolling=config.liveness is not None)
+                                    enrolling=config.liveness is not None,
+                                    accept_new_threshold=config.accept_new_threshold)
         store = self.gallery.store
         self.keys = KeyStore(store.db, store.lock)
         self.audit = AuditLog(store.db, store.lock)
+        if self.gallery.threshold_change:  # the operator asked for it: on the record
+            self.audit.record("threshold", None, None, "changed", self.gallery.threshold_change)
         self.pool = WorkerPool(config.workers, config.queue)
         if config.batch > 1:  # the workers' embed calls share forward passes
             self.gallery.verifier.embed_pixels = EmbedBatcher(self.gallery.verifier.embed_pixels, config.batch)
         self.channels = int(self.gallery.verifier.preprocess["channels"])
 
-    def decode(self, data: bytes, filename: str | None) -> np.ndarray:
-        return decode_upload(data, filename, self.channels, self.config.limits)
+    def decode(self, data: bytes, filename: str | None, index: int = 1, count: int = 1) -> np.ndarray:
+        """The upload's pixels, named in any message about them (in a multi-image request: by index and name)."""
+        source = describe(filename) if count == 1 else f"image {index} of {count} ({describe(filename)})"
+        return named(decode_upload(data, filename, self.channels, self.config.limits), source, UPLOAD_ADVICE)
 
     def identity(self, name: str) -> dict:
         """An enrolled identity's name, image count and enrollment time; 404 when it is not enrolled."""
@@ -83,10 +92,14 @@ class Service:
             raise ApiError(404, "not_found", f"identity {name!r} is not enrolled; GET /v1/identities lists who is.")
         return dict(zip(("name", "images", "enrolled_at"), entry))
 
-    def info(self) -> dict:
+    def info(self, admin: bool) -> dict:
+        """What decisions use: the verifier's threshold and matcher; the checkpoint's path for admin keys only."""
         info = vars(self.gallery.store.info()).copy()
         info.pop("path")
+        if not admin:
+            info.pop("checkpoint")
         verifier = self.gallery.verifier
+        info.update(threshold=verifier.threshold, matcher=verifier.matcher.name)
         return {**info, "front_end": verifier.faces.front_end.describe(), "detect": verifier.detect,
                 "image_size": list(verifier.size), "channels": self.channels,
                 "liveness_threshold": verifier.liveness.threshold if verifier.liveness else None,
@@ -100,10 +113,18 @@ def liveness_json(check: LivenessCheck | None) -> dict | None:
 
 
 def check_name(name: str) -> str:
-    if not name or len(name) > MAX_NAME or any(ord(c) < 32 for c in name) or name != name.strip():
-        raise ApiError(400, "bad_request", f"identity names are 1-{MAX_NAME} printable characters without leading or "
-                                           "trailing spaces.")
-    return name
+    """The name in NFC, or 400 quoting the name rule (the one the command line applies)."""
+    try:
+        return identity_name(name)
+    except ConfigError as error:
+        raise ApiError(400, "bad_name", str(error)) from None
+
+
+def face_json(faces: int | None, box) -> dict | None:
+    """How many faces the front end found in the probe and the box of the one used (None: no detection ran)."""
+    if faces is None or faces < 0:
+        return None
+    return {"faces_found": faces, "box": [round(v, 1) for v in box] if box else None}
 
 
 class BodyLimit:
@@ -152,7 +173,9 @@ def create_app(service: Service) -> FastAPI:
         yield
         service.pool.shutdown()
 
-    app = FastAPI(title="metric-faces verification service", version="1", debug=False, lifespan=lifespan)
+    docs = service.config.docs
+    app = FastAPI(title="metric-faces verification service", version="1", debug=False, lifespan=lifespan,
+                  docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None)
     limits = service.config.limits
     if service.config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(service.config.cors_origins),
@@ -195,7 +218,13 @@ def create_app(service: Service) -> FastAPI:
 
     @app.exception_handler(BadImage)
     async def bad_image(request: Request, error: BadImage):
-        return error_response(400, "no_face" if isinstance(error, NoFace) else "bad_image", str(error))
+        code = "no_face" if isinstance(error, NoFace) else "several_faces" if isinstance(error, SeveralFaces) \
+            else "bad_image"
+        return error_response(400, code, str(error))
+
+    @app.exception_handler(IdentityExists)
+    async def exists(request: Request, error: IdentityExists):
+        return error_response(403, "forbidden", f"{error} An enroll key creates new identities only: use an admin key.")
 
     @app.exception_handler(ConfigError)
     async def config_error(request: Request, error: ConfigError):
@@ -233,24 +262,29 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/v1/info")
     def info(key: KeyRecord = scope("verify")):
-        return service.info()
+        return service.info(admin=allows(key.scope, "admin"))
 
-    @app.post("/v1/identities/{name}/images")
+    @app.post("/v1/identities/{name:path}/images")
     async def enroll(name: str, images: list[UploadFile] = File(...), replace: bool = Query(False),
                      key: KeyRecord = scope("enroll")):
-        check_name(name)
+        name = check_name(name)
+        admin = allows(key.scope, "admin")
+        if replace and not admin:
+            raise ApiError(403, "forbidden", "replace=true replaces an identity's template: an admin action (an "
+                                             "enroll key creates new identities only).")
         uploads = await read_uploads(images)
 
         def job():
-            arrays = [service.decode(data, filename) for data, filename in uploads]
-            service.gallery.enroll(name, arrays, replace=replace)
-            service.audit.record("enroll", key.key_id, name, "ok", {"images": len(arrays), "replace": replace})
+            arrays = [service.decode(data, filename, i, len(uploads)) for i, (data, filename) in enumerate(uploads, 1)]
+            service.gallery.enroll(name, arrays, replace=replace, create_only=not admin, also=lambda: service.audit.record(
+                "enroll", key.key_id, name, "ok", {"images": len(arrays), "replace": replace}))
             return service.identity(name)
 
         return await service.pool.run(job)
 
     @app.post("/v1/verify")
     async def verify(identity: str = Form(...), image: UploadFile = File(...), key: KeyRecord = scope("verify")):
+        identity = check_name(identity)
         data = await image.read()
 
         def job():
@@ -258,7 +292,8 @@ def create_app(service: Service) -> FastAPI:
             result = service.gallery.verify(identity, service.decode(data, image.filename))
             answer = {"identity": identity, "decision": result.decision, "accepted": result.accepted,
                       "score": None if result.spoof else result.score, "threshold": result.threshold,
-                      "matcher": result.matcher, "liveness": liveness_json(result.liveness)}
+                      "matcher": result.matcher, "liveness": liveness_json(result.liveness),
+                      "face": face_json(result.faces, result.box)}
             service.audit.record("verify", key.key_id, identity, result.decision, {
                 k: answer[k] for k in ("score", "threshold", "accepted", "liveness")})
             return answer
@@ -277,7 +312,8 @@ def create_app(service: Service) -> FastAPI:
             answer = {"identity": best or ("rejected: presentation attack" if spoofed else "unknown"),
                       "known": found.known, "threshold": service.gallery.verifier.threshold,
                       "matches": [{"identity": m.identity, "score": m.score} for m in found.matches],
-                      "liveness": liveness_json(found.liveness)}
+                      "liveness": liveness_json(found.liveness),
+                      "face": face_json(found.face.faces, found.face.box) if found.face else None}
             service.audit.record("identify", key.key_id, best, "spoof" if spoofed else "known" if best else "unknown",
                                  {"top": answer["matches"][:1], "liveness": answer["liveness"]})
             return answer
@@ -288,15 +324,15 @@ def create_app(service: Service) -> FastAPI:
     def identities(key: KeyRecord = scope("verify")):
         return {"identities": [{"name": n, "images": c, "enrolled_at": t} for n, c, t in service.gallery.store.list()]}
 
-    @app.get("/v1/identities/{name}")
+    @app.get("/v1/identities/{name:path}")
     def identity(name: str, key: KeyRecord = scope("verify")):
-        return service.identity(name)
+        return service.identity(check_name(name))
 
-    @app.delete("/v1/identities/{name}")
+    @app.delete("/v1/identities/{name:path}")
     def remove(name: str, key: KeyRecord = scope("admin")):
+        name = check_name(name)
         service.identity(name)
-        service.gallery.remove(name)
-        service.audit.record("remove", key.key_id, name, "ok")
+        service.gallery.remove(name, also=lambda: service.audit.record("remove", key.key_id, name, "ok"))
         return Response(status_code=204)
 
     app.state.service = service

@@ -14,7 +14,7 @@ import numpy as np
 from metric.deploy.sqlite import transaction
 from metric.errors import ConfigError
 
-ACTIONS = ("enroll", "remove", "verify", "identify", "key_create", "key_revoke")
+ACTIONS = ("enroll", "remove", "verify", "identify", "key_create", "key_revoke", "threshold")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (

@@ -1,7 +1,7 @@
 """API keys for the service, kept in the gallery database as sha256 hashes: create, check, list, revoke.
 
-A key is shown once, when it is created; the database holds only its hash and a short public id (the first 8
-characters after "mf_") by which a key is listed and revoked without the secret.
+A key is shown once, when it is created; the database holds only its hash and a short public id (8 random hex
+characters drawn apart from the secret) by which a key is listed and revoked without the secret.
 """
 
 from __future__ import annotations
@@ -76,11 +76,9 @@ class KeyStore:
             raise ConfigError(f"API key scope {scope!r} is not one of {', '.join(SCOPES)}: verify may match, list and "
                               "inspect, enroll may also enroll, admin may also remove identities.")
         with transaction(self.db, self.lock):
+            key = PREFIX + secrets.token_urlsafe(32)
             while True:  # a clash of 8-character ids is unlikely, but the id must name one key
-                key = PREFIX + secrets.token_urlsafe(32)
-                key_id = key[len(PREFIX):len(PREFIX) + 8]
-                if key_id.startswith("-"):  # `keys revoke -abc...` would read as an option on the command line
-                    continue
+                key_id = secrets.token_hex(4)  # drawn apart from the secret: the id, shown and logged, reveals none of it
                 if self.db.execute("SELECT 1 FROM api_keys WHERE key_id = ?", (key_id,)).fetchone() is None:
                     break
             record = KeyRecord(key_id, scope, label, time.time(), None)
