@@ -115,13 +115,14 @@ def test_dlib_verifier_refuses_a_photo_without_a_face(dlib_ckpt, dlib_spec, phot
     face = verifier.load(photos["two"])
     assert face.shape == (*size, channels) and face.dtype == np.uint8
     assert len(notes) == 1 and "2 faces found; using the largest" in notes[0]
-    # detect=False: an aligned crop array is taken as it is; a wrong size is refused, not resized
+    # detect=False: an aligned crop array at the model size passes unchanged; any other size is resized exactly as
+    # the same image read from a file (issue 30 D12)
     plain = Verifier.from_checkpoint(dlib_ckpt, detect=False)
-    assert plain.load(crop) is crop
+    assert np.array_equal(plain.load(crop), crop)
     assert plain.verify(crop, crop).accepted
-    with pytest.raises(BadImage, match="must already be"):
-        plain.load(np.zeros((size[0] + 1, size[1], channels), np.uint8))
     assert plain.load(photos["noise"]).shape == (*size, channels)  # a path: read whole and resized
+    pixels = np.asarray(Image.open(photos["noise"]).convert("RGB"))
+    assert np.array_equal(plain.load(pixels), plain.load(photos["noise"]))
 
 
 def test_gallery_cli_exits_2_on_a_photo_without_a_face(dlib_gallery, photos, capsys):
@@ -238,3 +239,76 @@ def test_a_dlib_record_without_template_reads_as_the_arcface_layout(dlib_spec):
     assert face_spec({"face": old}) == {**old, "template": "arcface"}
     record = {CHECKPOINT_KEY: {"preprocess": {"image_size": [32, 32], "channels": 3, "face": old}}}
     check_same_preprocessing(record, {"image_size": [32, 32], "channels": 3, "face": dlib_spec})
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def dlib_api(dlib_gallery, tmp_path):
+    """A service over a copy of the dlib gallery, with an admin key."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from metric.deploy.service.app import Service, ServiceConfig, create_app
+
+    db = tmp_path / "g.db"
+    shutil.copy(dlib_gallery, db)
+    svc = Service(ServiceConfig(db))
+    headers = {"Authorization": f"Bearer {svc.keys.create('admin')[0]}"}
+    with TestClient(create_app(svc)) as client:
+        yield client, headers
+
+
+def test_thin_images_get_one_clear_400_and_one_cli_line(dlib_api, dlib_spec, tmp_path, capsys):
+    """Issue 30 D2: a 40 x 100000 PNG made the front end resize to width 0 (500); every front end's resize refuses it."""
+    from datamodules.faces.dlib_faces import DlibFaces
+    from datamodules.faces.mtcnn_faces import MtcnnFaces
+    from datamodules.images import BadImage
+
+    thin = Image.new("RGB", (40, 100_000), (128, 128, 128))
+    for front_end in (DlibFaces(), MtcnnFaces()):  # MTCNN scales before its nets load: no weights needed
+        with pytest.raises(BadImage, match="too thin"):
+            front_end.crop(thin, (112, 112))
+    client, headers = dlib_api
+    data = png_bytes(thin)
+    answers = [client.post("/v1/verify", headers=headers, data={"identity": "s1"}, files={"image": ("thin.png", data)}),
+               client.post("/v1/identify", headers=headers, files={"image": ("thin.png", data)}),
+               client.post("/v1/identities/newcomer/images", headers=headers, files=[("images", ("thin.png", data))])]
+    for answer in answers:
+        assert answer.status_code == 400 and answer.json()["error"]["code"] == "bad_image", answer.text
+        assert "'thin.png'" in answer.json()["error"]["message"] and "too thin" in answer.json()["error"]["message"]
+    path = tmp_path / "thin.png"
+    path.write_bytes(data)
+    db = str(client.app.state.service.config.gallery)
+    assert cli(["verify", "--gallery", db, "--identity", "s1", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(path) in err[0] and "too thin" in err[0]
+
+
+def test_two_faces_are_refused_at_enrollment_and_reported_at_verify(dlib_api, photos):
+    """Issue 30 D7 and D9: enrollment needs one face; verify and identify say how many they found and which they
+    used; a missing face is named by the upload's index and file name, with advice a client can follow."""
+    client, headers = dlib_api
+    two = photos["two"].read_bytes()
+    answer = client.post("/v1/identities/newcomer/images", headers=headers, files=[("images", ("two.png", two))])
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "several_faces"
+    assert "2 faces found" in answer.json()["error"]["message"]
+    verified = client.post("/v1/verify", headers=headers, data={"identity": "s1"},
+                           files={"image": ("two.png", two)}).json()
+    identified = client.post("/v1/identify", headers=headers, files={"image": ("two.png", two)}).json()
+    for face in (verified["face"], identified["face"]):
+        assert face["faces_found"] == 2 and len(face["box"]) == 4
+    good = (ORL / "s3" / "1.pgm").read_bytes()
+    answer = client.post("/v1/identities/s3/images", headers=headers, files=[
+        ("images", ("s3.pgm", good)), ("images", ("noise.png", photos["noise"].read_bytes()))])
+    message = answer.json()["error"]["message"]
+    assert answer.json()["error"]["code"] == "no_face" and message.startswith("image 2 of 2 (upload 'noise.png')")
+    assert "--no-detect" not in message and "Send a photo" in message
+    assert client.get("/v1/identities/s3", headers=headers).status_code == 404

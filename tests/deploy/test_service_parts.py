@@ -36,7 +36,7 @@ def database_bytes(tmp_path) -> bytes:
 def test_key_is_shown_once_and_only_its_hash_is_stored(db, tmp_path):
     key, record = KeyStore(db).create("enroll", label="front desk")
     assert key.startswith("mf_") and len(key) == 46
-    assert record.key_id == key[3:11] and record.scope == "enroll" and record.label == "front desk"
+    assert record.key_id not in key and record.scope == "enroll" and record.label == "front desk"
     assert record.revoked_at is None and not record.revoked
     rows = db.execute("SELECT * FROM api_keys").fetchall()
     assert len(rows) == 1
@@ -334,13 +334,16 @@ def test_limits_are_checked():
         decode_upload(encode(noise(4, 4), "PNG"), "a.png", 4, UploadLimits())
 
 
-def test_key_ids_never_start_with_a_dash_so_the_cli_can_revoke_them(tmp_path, monkeypatch):
+def test_key_ids_are_drawn_apart_from_the_secret_and_never_start_with_a_dash(tmp_path, monkeypatch):
+    """Issue 30 D10: the public id, shown and logged, reveals nothing of the secret; the CLI can always revoke it."""
+    import re
     import secrets
 
     from metric.deploy.service.keys import KeyStore
 
-    tokens = iter(["-" + "a" * 42, "b" * 43])  # the first draw would give an id that argparse reads as an option
-    monkeypatch.setattr(secrets, "token_urlsafe", lambda n: next(tokens))
     store = KeyStore(sqlite3.connect(tmp_path / "g.db", isolation_level=None))
-    key, record = store.create("verify")
-    assert record.key_id == "b" * 8 and key == "mf_" + "b" * 43
+    made = [store.create("verify") for _ in range(40)]
+    assert all(re.fullmatch(r"[0-9a-f]{8}", record.key_id) and record.key_id not in key for key, record in made)
+    ids = iter([made[0][1].key_id, "0badc0de"])  # a clash with an existing id is drawn again
+    monkeypatch.setattr(secrets, "token_hex", lambda n: next(ids))
+    assert store.create("verify")[1].key_id == "0badc0de"
