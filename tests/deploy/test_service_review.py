@@ -13,8 +13,6 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from metric.deploy.gallery import Gallery
-from metric.deploy.gallery.store import GalleryStore, IdentityExists, identity_name
 from metric.deploy.service.app import Service, ServiceConfig, create_app
 from metric.errors import ConfigError
 from metric.gallery import main as gallery_cli
@@ -51,6 +49,8 @@ def test_d4_an_enroll_key_creates_identities_only(api):
     assert np.array_equal(svc.gallery.store.template("alice"), before)
     assert client.get("/v1/identities/alice", headers=key["verify"]).json()["images"] == 1
     assert enroll(client, key["admin"], "alice", 2).json()["images"] == 2  # an admin may add
+    from metric.deploy.gallery.store import IdentityExists
+
     with pytest.raises(IdentityExists):  # the check and the write are one transaction: no race between two creators
         svc.gallery.store.enroll_many([("alice", np.ones(8, np.float32), 1)], create_only=True)
 
@@ -76,6 +76,8 @@ def test_d8_names_are_stored_in_nfc_and_found_either_way(api):
     assert enroll(client, key["enroll"], decomposed, 1).json()["name"] == composed
     assert enroll(client, key["enroll"], composed, 2).status_code == 403  # the same person, not a second one
     assert client.get(f"/v1/identities/{decomposed}", headers=key["verify"]).json()["name"] == composed
+    from metric.deploy.gallery.store import identity_name
+
     assert identity_name("J. O'Neil-Smith") == "J. O'Neil-Smith" and identity_name("李雷") == "李雷"
 
 
