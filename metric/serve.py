@@ -28,6 +28,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-request-mb", type=float, default=10.0, help="largest request body (413 above)")
     p.add_argument("--max-files", type=int, default=10, help="most images per enrollment request (413 above)")
     p.add_argument("--max-pixels", type=int, default=25_000_000, help="largest decoded image (413 above)")
+    p.add_argument("--max-decodes", type=int, default=2, help="images decoded at once (decoded pixels dwarf the bytes)")
+    p.add_argument("--body-timeout", type=float, default=10.0,
+                   help="seconds a request body may stall between chunks (408 after)")
+    p.add_argument("--max-uploads", type=int, default=16, help="request bodies received at once; more get 503 "
+                                                              "(memory held by bodies: at most this x --max-request-mb)")
     p.add_argument("--cors-origin", action="append", default=[], metavar="URL",
                    help="allow browser calls from this origin (repeatable); CORS is off without it")
     p.add_argument("--docs", action="store_true", help="serve /docs and /redoc (their scripts load from a CDN); "
@@ -103,7 +108,8 @@ def run_server(args: argparse.Namespace) -> int:
     from metric.deploy.service.uploads import UploadLimits
 
     limits = UploadLimits(max_request_bytes=int(args.max_request_mb * 2**20), max_files=args.max_files,
-                          max_pixels=args.max_pixels)
+                          max_pixels=args.max_pixels, body_timeout_s=args.body_timeout, max_uploads=args.max_uploads,
+                          max_decodes=args.max_decodes)
     service = Service(ServiceConfig(Path(args.gallery), args.ckpt, args.liveness, not args.no_detect, args.workers,
                                     args.queue, args.batch, limits, tuple(args.cors_origin), args.docs,
                                     args.accept_new_threshold))

@@ -3,7 +3,9 @@ and one JSON error shape. Every decision goes through the gallery's own code (fr
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +27,12 @@ from metric.deploy.service.audit import AuditLog
 from metric.deploy.service.batching import EmbedBatcher
 from metric.deploy.service.keys import KeyRecord, KeyStore, allows
 from metric.deploy.service.uploads import UploadError, UploadLimits, check_file_count, decode_upload, describe
-from metric.deploy.service.workers import Busy, WorkerPool
+from metric.deploy.service.workers import Busy, WorkerPool, release_free_memory
 from metric.errors import ConfigError
 
 PAGE = Path(__file__).with_name("static") / "index.html"
 STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                405: "method_not_allowed", 413: "too_large", 422: "presentation_attack", 503: "busy"}
+                405: "method_not_allowed", 408: "timeout", 413: "too_large", 422: "presentation_attack", 503: "busy"}
 UPLOAD_ADVICE = "Send a photo in which the face is clearly visible: frontal, well lit, in focus and not tiny."
 
 
@@ -79,11 +81,14 @@ class Service:
         if config.batch > 1:  # the workers' embed calls share forward passes
             self.gallery.verifier.embed_pixels = EmbedBatcher(self.gallery.verifier.embed_pixels, config.batch)
         self.channels = int(self.gallery.verifier.preprocess["channels"])
+        self.decoding = threading.BoundedSemaphore(config.limits.max_decodes)
 
     def decode(self, data: bytes, filename: str | None, index: int = 1, count: int = 1) -> np.ndarray:
         """The upload's pixels, named in any message about them (in a multi-image request: by index and name)."""
         source = describe(filename) if count == 1 else f"image {index} of {count} ({describe(filename)})"
-        return named(decode_upload(data, filename, self.channels, self.config.limits), source, UPLOAD_ADVICE)
+        with self.decoding:  # at most limits.max_decodes full-size pixel buffers at once
+            pixels = decode_upload(data, filename, self.channels, self.config.limits)
+        return named(pixels, source, UPLOAD_ADVICE)
 
     def identity(self, name: str) -> dict:
         """An enrolled identity's name, image count and enrollment time; 404 when it is not enrolled."""
@@ -128,32 +133,57 @@ def face_json(faces: int | None, box) -> dict | None:
 
 
 class BodyLimit:
-    """ASGI middleware: a request body over `max_bytes` gets 413 before the app parses it (by Content-Length, or by
-    counting a streamed body)."""
+    """ASGI middleware over every request body, before the app parses it:
+    - a /v1 call without a valid API key gets 401 before one byte of its body is read;
+    - a body over `max_bytes` gets 413 (by Content-Length, or by counting a streamed body);
+    - a body that stalls for `timeout_s` between chunks gets 408 and its buffer is dropped;
+    - at most `max_uploads` bodies are read at once (so at most max_uploads x max_bytes held): beyond, 503 with
+      Retry-After at once."""
 
-    def __init__(self, app, max_bytes: int):
+    def __init__(self, app, max_bytes: int, key_valid=None, timeout_s: float = 10.0, max_uploads: int = 16):
         self.app = app
         self.max_bytes = max_bytes
+        self.key_valid = key_valid or (lambda key: True)
+        self.timeout_s = timeout_s
+        self.max_uploads = max_uploads
+        self.uploads = 0
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        length = dict(scope.get("headers") or []).get(b"content-length")
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):  # no body to hold: /healthz
+            return await self.app(scope, receive, send)                               # answers under any upload load
+        headers = dict(scope.get("headers") or [])
+        if scope["path"].startswith("/v1/") and not self.key_valid(request_key(headers)):
+            return await error_response(401, "unauthorized", NO_KEY)(scope, receive, send)
+        length = headers.get(b"content-length")
         too_large = error_response(413, "too_large", f"the request is over {self.max_bytes:,} bytes; send fewer or "
                                                      "smaller images.")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             return await too_large(scope, receive, send)
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            more = message.get("more_body", False)
-            if size > self.max_bytes:
-                return await too_large(scope, receive, send)
-        body = b"".join(chunks)
+        if self.uploads >= self.max_uploads:
+            return await error_response(503, "busy", f"{self.uploads} uploads are being received; retry shortly.",
+                                        {"Retry-After": "1"})(scope, receive, send)
+        self.uploads += 1  # one event loop: no lock needed
+        size = 0
+        try:
+            chunks, more = [], True
+            while more:
+                try:
+                    message = await asyncio.wait_for(receive(), self.timeout_s)
+                except asyncio.TimeoutError:
+                    return await error_response(408, "timeout", f"the request body stalled for {self.timeout_s:g} s; "
+                                                                "send it at once.")(scope, receive, send)
+                if message["type"] == "http.disconnect":
+                    return
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                more = message.get("more_body", False)
+                if size > self.max_bytes:
+                    return await too_large(scope, receive, send)
+            body = b"".join(chunks)
+        finally:
+            self.uploads -= 1
+            if self.uploads == 0 and size > 2**20:  # the last large body: hand the freed buffers back
+                release_free_memory()
         replayed = False
 
         async def replay():
@@ -164,6 +194,19 @@ class BodyLimit:
             return {"type": "http.request", "body": body, "more_body": False}
 
         return await self.app(scope, replay, send)
+
+
+NO_KEY = ("a valid API key is needed: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>' (python -m metric.serve "
+          "keys create ...).")
+
+
+def request_key(headers: dict[bytes, bytes]) -> str | None:
+    """The API key a request carries: `Authorization: Bearer <key>`, else `X-API-Key`."""
+    header = headers.get(b"authorization", b"").decode("latin-1")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    key = headers.get(b"x-api-key")
+    return key.decode("latin-1") if key is not None else None
 
 
 def create_app(service: Service) -> FastAPI:
@@ -180,16 +223,16 @@ def create_app(service: Service) -> FastAPI:
     if service.config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(service.config.cors_origins),
                            allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "X-API-Key"])
-    app.add_middleware(BodyLimit, max_bytes=limits.max_request_bytes)
+    app.add_middleware(BodyLimit, max_bytes=limits.max_request_bytes,
+                       key_valid=lambda key: service.keys.check(key) is not None,
+                       timeout_s=limits.body_timeout_s, max_uploads=limits.max_uploads)
 
     def scope(needed: str):
         def check(request: Request) -> KeyRecord:
-            header = request.headers.get("authorization", "")
-            key = header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("x-api-key")
-            record = service.keys.check(key)
+            record = service.keys.check(request_key({k.lower().encode("latin-1"): v.encode("latin-1")
+                                                     for k, v in request.headers.items()}))
             if record is None:
-                raise ApiError(401, "unauthorized", "a valid API key is needed: send 'Authorization: Bearer <key>' or "
-                                                    "'X-API-Key: <key>' (python -m metric.serve keys create ...).")
+                raise ApiError(401, "unauthorized", NO_KEY)
             if not allows(record.scope, needed):
                 raise ApiError(403, "forbidden", f"this key's scope ({record.scope}) does not allow {needed} calls.")
             return record

@@ -10,7 +10,7 @@ from io import BytesIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from datamodules.images import as_array, to_channels
+from datamodules.images import as_array, draft_large_jpeg, to_channels
 from metric.errors import ConfigError
 
 STATUS = {
@@ -32,9 +32,16 @@ class UploadLimits:
     max_files: int = 10
     max_pixels: int = 25_000_000
     formats: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "BMP", "PPM", "TIFF")
+    body_timeout_s: float = 10.0  # a request body that stalls this long between chunks: 408
+    max_uploads: int = 16  # request bodies received at once (at most max_uploads x max_request_bytes held): 503 above
+    max_decodes: int = 2  # images decoded at once, whatever the number of workers (decoded pixels dwarf the bytes)
 
     def __post_init__(self):
-        for name in ("max_request_bytes", "max_files", "max_pixels"):
+        if isinstance(self.body_timeout_s, bool) or not isinstance(self.body_timeout_s, (int, float)) \
+                or not self.body_timeout_s > 0:
+            raise ConfigError(f"upload limit body_timeout_s={self.body_timeout_s!r} must be a positive number of "
+                              "seconds, e.g. 10.")
+        for name in ("max_request_bytes", "max_files", "max_pixels", "max_uploads", "max_decodes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"upload limit {name}={value!r} must be a positive integer.")
@@ -107,6 +114,7 @@ def decode_upload(data: bytes, filename: str | None, channels: int, limits: Uplo
                                                  f"the limit of {limits.max_pixels:,}: scale it down (a face needs "
                                                  "far fewer).")
         try:
+            draft_large_jpeg(image)  # as the command line decodes the same file
             image.load()
             upright = ImageOps.exif_transpose(image)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # a frame or tile larger than the image
