@@ -15,7 +15,7 @@ from datamodules.faces.frontend import FaceCrop, FaceFrontEnd, NoFace
 from datamodules.images import BadImage, as_array, open_image, read_each, resize
 from metric.errors import ConfigError
 
-FACE_CACHE_VERSION = 2  # 2: photos upright by their EXIF orientation
+FACE_CACHE_VERSION = 3  # 2: photos upright by their EXIF orientation; 3: JPEGs over DRAFT_SIDE decoded at a reduced scale
 
 
 class FaceLoader:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +14,22 @@ from typing import Any
 
 class Busy(Exception):
     """Every worker is busy and the queue is full: the client should retry later (HTTP 503 with Retry-After)."""
+
+
+def release_free_memory() -> None:
+    """glibc keeps freed memory in its per-thread arenas; malloc_trim hands it back (elsewhere: nothing to do)."""
+    if TRIM is not None:
+        TRIM(0)
+
+
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+TRIM = _malloc_trim() if sys.platform.startswith("linux") else None
 
 
 class WorkerPool:
@@ -34,6 +53,9 @@ class WorkerPool:
         finally:
             with self.lock:
                 self.pending -= 1
+                idle = self.pending == 0
+            if idle:  # the decoded images and bodies of a burst are freed: hand their pages back to the system
+                release_free_memory()
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
