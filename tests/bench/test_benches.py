@@ -27,6 +27,7 @@ TINY_RUNS = {
     "metrics_scale.py": ["--scores", "20000", "--bins", "4096", "--rounds", "1"],
     "train_throughput.py": ["--steps", "2", "--warmup", "1", "--rounds", "1"],
     "serve_load.py": ["--concurrency", "1", "2", "--duration", "1", "--enroll", "10", "--out", "OUT"],
+    "serve_soak.py": ["--minutes", "1", "--clients", "4", "--out", "OUT"],  # issue 30: the 1-minute soak
 }
 
 

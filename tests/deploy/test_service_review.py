@@ -3,6 +3,7 @@ with a face front end are in test_faces_deploy.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import stat
 from urllib.parse import quote
@@ -136,3 +137,82 @@ def test_d12_an_upload_is_read_exactly_as_the_command_line_reads_the_file(api, t
         gallery_cli(["verify", "--gallery", str(svc.config.gallery), "--identity", "alice", str(path)])
         printed = capsys.readouterr().out
         assert f"score {score:.4f}" in printed
+
+
+def run_asgi(app, path: str, headers: dict, chunks: list, stall: asyncio.Event | None = None):
+    """One request through an ASGI app: (status, headers, number of receive() calls made)."""
+    calls, sent = [0], []
+
+    async def receive():
+        calls[0] += 1
+        if calls[0] <= len(chunks):
+            return {"type": "http.request", "body": chunks[calls[0] - 1], "more_body": calls[0] < len(chunks) or
+                    stall is not None}
+        await (stall.wait() if stall is not None else asyncio.sleep(3600))
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": path,
+             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
+    return receive, send, scope, sent, calls
+
+
+def test_d3_no_body_is_read_without_a_key_a_stalled_body_times_out_and_uploads_are_bounded(api):
+    from metric.deploy.service.app import BodyLimit
+
+    client, svc, key = api
+    reached = []
+
+    async def app(scope, receive, send):
+        reached.append((await receive())["body"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    limit = BodyLimit(app, max_bytes=1000, key_valid=lambda k: svc.keys.check(k) is not None, timeout_s=0.2,
+                      max_uploads=1)
+
+    async def scenario():
+        # no key: 401 before any body is read
+        receive, send, scope, sent, calls = run_asgi(limit, "/v1/verify", {}, [b"x" * 500])
+        await limit(scope, receive, send)
+        assert sent[0]["status"] == 401 and calls[0] == 0
+        # a body that stalls: 408, and the slot is freed
+        receive, send, scope, sent, calls = run_asgi(limit, "/v1/verify", key["verify"], [b"x" * 500],
+                                                     stall=asyncio.Event())
+        await limit(scope, receive, send)
+        assert sent[0]["status"] == 408 and limit.uploads == 0
+        # one upload in flight (max_uploads=1): the next gets 503 with Retry-After at once
+        receive, send, scope, _, _ = run_asgi(limit, "/v1/verify", key["verify"], [b"x" * 100], stall=asyncio.Event())
+        task = asyncio.ensure_future(limit(scope, receive, send))  # stalls until its 0.2 s timeout
+        await asyncio.sleep(0.05)
+        receive, send, scope, sent, calls = run_asgi(limit, "/v1/verify", key["verify"], [b"y"])
+        await limit(scope, receive, send)
+        assert sent[0]["status"] == 503 and (b"retry-after", b"1") in sent[0]["headers"]
+        await task
+        # a complete body with a key reaches the app whole
+        receive, send, scope, sent, calls = run_asgi(limit, "/v1/verify", key["verify"], [b"ab", b"cd"])
+        await limit(scope, receive, send)
+        assert sent[0]["status"] == 200 and reached[-1] == b"abcd"
+
+    asyncio.run(scenario())
+    assert client.post("/v1/verify", data={"identity": "x"}, files={"image": ("p.png", png(1))}).status_code == 401
+
+
+def test_d6_a_large_jpeg_is_decoded_at_a_reduced_scale_and_alike_by_the_cli_and_the_service(tmp_path):
+    """A 5000x5000 JPEG: decoded by its DCT at half scale (2500x2500, a quarter of the pixels), the same pixels
+    whether the command line reads the file or the service decodes the upload."""
+    from datamodules.images import DRAFT_SIDE, open_image
+    from metric.deploy.service.uploads import UploadLimits, decode_upload
+
+    path = tmp_path / "big.jpg"
+    small = np.random.default_rng(0).integers(0, 256, (50, 40, 3), dtype=np.uint8)
+    Image.fromarray(small).resize((4000, 5000)).save(path, quality=85)
+    service_pixels = decode_upload(path.read_bytes(), "big.jpg", 3, UploadLimits())
+    cli_pixels = np.asarray(open_image(path, 3))
+    assert service_pixels.shape == cli_pixels.shape == (2500, 2000, 3) and max(service_pixels.shape) >= DRAFT_SIDE
+    assert np.array_equal(service_pixels, cli_pixels)
+    png = tmp_path / "big.png"  # other formats have no reduced decode: full size
+    Image.fromarray(small).resize((2400, 3000)).save(png)
+    assert np.asarray(open_image(png, 3)).shape == (3000, 2400, 3)
