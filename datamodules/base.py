@@ -73,6 +73,8 @@ class SplitBatches(Dataset):
 class IdentityDataModule(pl.LightningDataModule):
     """Base for every dataset: subclasses implement `load_splits`; this class batches and checks them."""
 
+    official_test_shares_subjects = False  # True only where the dataset's official test reuses training subjects
+
     def __init__(
         self,
         batch_identities: int = 16,
@@ -152,7 +154,7 @@ class IdentityDataModule(pl.LightningDataModule):
         if self.splits:
             return
         splits = self.load_splits()
-        check_identity_disjoint(splits)
+        check_identity_disjoint(splits, test_may_share=self.official_test_shares_subjects)
         if self.cv_fold is not None:
             splits = self.cut_fold(splits, self.cv_fold)
         if self.distractors is not None:

@@ -148,6 +148,11 @@ class LivenessData:
                 self.notes[f"conditions_{split}"] = self.conditions[split].describe()
         return kept
 
+    def breakdowns(self, split: IdentitySplit) -> dict[str, list] | None:
+        """The conditions the report breaks the error rates down by (name -> one value per image); None: CelebA-Spoof's
+        attack type, illumination and environment. A dataset with other conditions returns its own."""
+        return None
+
     def check_training_batches(self, train: IdentitySplit) -> None:
         """Shuffled batches fit any train split that holds an image (check_eval_splits checks both classes)."""
 

@@ -74,8 +74,8 @@ def train_liveness(cfg: DictConfig) -> dict | None:
         store_liveness_threshold(best_path, {"threshold": threshold, "target_apcer": target,
                                              "val_apcer_max": calibrated.apcer_max, "val_bpcer": calibrated.bpcer})
     summary = liveness_summary(val, test, threshold, target)
-    tables = breakdown_tables(test, threshold)
     split = datamodule.splits["test"]
+    tables = breakdown_tables(test, threshold, datamodule.breakdowns(split))
     write_liveness_report(out, test, split.images, split.sources, threshold, tables)
     summary.update({f"data_{key}": value for key, value in datamodule.notes.items()})
     summary["best_val_eer"] = float(best.best_model_score) if best is not None and best.best_model_score is not None \

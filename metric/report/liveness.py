@@ -27,11 +27,14 @@ def liveness_summary(val: Scored, test: Scored, threshold: float, target_apcer: 
     return summary
 
 
-def breakdown_tables(scored: Scored, threshold: float) -> dict[str, list[dict]]:
-    """Rates per attack type, per illumination and per environment, conditions named in CelebA-Spoof's words."""
+def breakdown_tables(scored: Scored, threshold: float, conditions: dict[str, list] | None = None) -> dict[str, list[dict]]:
+    """Rates per condition: the dataset's own (`conditions`: a name -> one value per presentation, e.g. NUAA's
+    glasses, pos and session), else CelebA-Spoof's attack type, illumination and environment from the targets."""
     scores, targets = scored
+    if conditions is not None:
+        return {name: condition_table(scores, targets[:, 1], values, threshold) for name, values in conditions.items()}
     tables = {}
-    for name, (column, vocabulary) in BREAKDOWNS.items():
+    for name, (column, vocabulary) in BREAKDOWNS.items():  # grouped by code (their order), then named
         rows = condition_table(scores, targets[:, 1], targets[:, column].tolist(), threshold)
         tables[name] = [{**row, "condition": vocabulary.get(int(row["condition"]), row["condition"])} for row in rows]
     return tables

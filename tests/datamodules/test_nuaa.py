@@ -1,0 +1,134 @@
+"""NUAA on fixture trees written in the official layout (CRLF index files, subject folders, the file-name fields, a
+GBK readme that is never read): the official sessions, validation carved from training subjects, missing entries
+counted and listed, the variants, the breakdowns, and one clear error for a wrong tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from datamodules.sources.nuaa import NUAADataModule
+from metric.errors import ConfigError
+from tests.conftest import compose_train
+
+SUBJECTS = ["0001", "0002", "0003", "0004", "0005", "0006"]
+
+
+def build_nuaa(root: Path, variant: str = "face", missing_subject: str | None = None, size=(40, 48)) -> Path:
+    """Client and imposter images for SUBJECTS, two per (glasses, session); sessions 1-2 train, 3 test; the index
+    files list every image with CRLF line ends, plus entries for `missing_subject` whose files do not exist."""
+    suffix = {"raw": "Raw", "face": "Face", "normalized": "Normalized"}[variant]
+    rng = np.random.default_rng(0)
+    lists = {(kind, split): [] for kind in ("client", "imposter") for split in ("train", "test")}
+    for kind, tone in (("client", 200), ("imposter", 60)):
+        for subject in SUBJECTS + ([missing_subject] if missing_subject else []):
+            for glasses in (0, 1):
+                for session in (1, 2, 3):
+                    for pic in range(2):
+                        name = f"{subject}_{glasses:02d}_{(pic % 8) + 1:02d}_{session:02d}_{pic}.jpg"
+                        entry = f"{subject}/{name}"
+                        lists[(kind, "train" if session < 3 else "test")].append(entry)
+                        if subject == missing_subject:
+                            continue
+                        path = root / f"{kind.capitalize()}{suffix}" / subject / name
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        pixels = np.clip(tone + rng.normal(0, 20, (*size, 3)), 0, 255).astype(np.uint8)
+                        Image.fromarray(pixels).save(path, quality=95)
+    for (kind, split), entries in lists.items():
+        (root / f"{kind}_{split}_{variant}.txt").write_bytes(("\r\n".join(entries) + "\r\n").encode())
+    (root / "readme.txt").write_bytes("NUAA 数据库说明".encode("gbk"))
+    return root
+
+
+def datamodule(root: Path, tmp_path: Path, **kwargs) -> NUAADataModule:
+    settings = {"image_size": (32, 32), "val_subjects": 2, "cache_dir": str(tmp_path / "cache"),
+                "bad_files_report": str(tmp_path / "bad.txt"), **kwargs}
+    dm = NUAADataModule(root=str(root), **settings)
+    dm.setup("fit")
+    return dm
+
+
+def subjects(split) -> set[str]:
+    return {Path(source).parent.name for source in split.sources}
+
+
+def test_official_sessions_and_validation_subjects_carved_from_training(tmp_path):
+    dm = datamodule(build_nuaa(tmp_path / "NUAA"), tmp_path)
+    train, val, test = (dm.splits[s] for s in ("train", "val", "test"))
+    assert {f["session"] for f in train.factors} == {f["session"] for f in val.factors} == {1, 2}
+    assert {f["session"] for f in test.factors} == {3}
+    assert len(subjects(val)) == 2 and not subjects(train) & subjects(val)
+    assert subjects(train) | subjects(val) == subjects(test) == set(SUBJECTS)  # NUAA's test subjects are its own
+    for split in (train, val, test):
+        spoof = [f["spoof"] for f in split.factors]
+        assert spoof.count(0) == spoof.count(1) > 0  # clients and imposters alike
+        assert {f["spoof_type"] for f, s in zip(split.factors, spoof) if s} == {1}  # photo prints
+    again = datamodule(build_nuaa(tmp_path / "NUAA"), tmp_path)  # seeded: the same validation subjects
+    assert subjects(again.splits["val"]) == subjects(val)
+
+
+def test_entries_for_missing_files_are_counted_listed_and_skipped(tmp_path, capsys):
+    dm = datamodule(build_nuaa(tmp_path / "NUAA", missing_subject="0016"), tmp_path)
+    assert dm.notes["missing_images"] == 24 and dm.notes["bad_files"] == 24
+    listed = (tmp_path / "bad.txt").read_text().splitlines()
+    assert len(listed) == 24 and all("0016" in line for line in listed)
+    out = capsys.readouterr().out
+    assert out.count("skipped 24 image file(s)") == 1
+    assert "0016" not in {s for split in dm.splits.values() for s in subjects(split)}
+
+
+def test_a_split_with_no_attack_left_is_one_clear_error(tmp_path):
+    root = build_nuaa(tmp_path / "NUAA")
+    for path in (root / "ImposterFace").rglob("*_03_*.jpg"):  # every session-3 imposter image gone
+        path.unlink()
+    with pytest.raises(ConfigError, match="test split holds no attack"):
+        datamodule(root, tmp_path)
+
+
+@pytest.mark.parametrize("variant", ["raw", "normalized"])
+def test_the_variants_read_their_own_folders_and_index_files(tmp_path, variant):
+    dm = datamodule(build_nuaa(tmp_path / "NUAA", variant=variant), tmp_path, variant=variant)
+    assert all(Path(s).parts[-3].endswith({"raw": "Raw", "normalized": "Normalized"}[variant])
+               for s in dm.splits["test"].sources)
+
+
+def test_the_breakdowns_are_glasses_position_and_session(tmp_path):
+    dm = datamodule(build_nuaa(tmp_path / "NUAA"), tmp_path)
+    columns = dm.breakdowns(dm.splits["test"])
+    assert set(columns) == {"glasses", "pos", "session"}
+    assert set(columns["glasses"]) == {"with glasses", "without glasses"} and set(columns["session"]) == {"session 3"}
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("index", "client_train_face.txt is missing"), ("name", "line 2"), ("variant", "variant='rgb'"),
+])
+def test_a_tree_not_in_the_layout_gets_one_clear_message(tmp_path, damage, message):
+    root = build_nuaa(tmp_path / "NUAA")
+    kwargs = {}
+    if damage == "index":
+        (root / "client_train_face.txt").unlink()
+    elif damage == "name":
+        lines = (root / "imposter_test_face.txt").read_bytes().split(b"\r\n")
+        lines[1] = b"0001/IMG_0001.jpg"
+        (root / "imposter_test_face.txt").write_bytes(b"\r\n".join(lines))
+    else:
+        kwargs["variant"] = "rgb"
+    with pytest.raises(ConfigError, match=message):
+        datamodule(root, tmp_path, **kwargs)
+
+
+def test_liveness_training_reports_the_nuaa_breakdowns(tmp_path, data_dir):
+    from metric.modules.training import train
+
+    root = build_nuaa(tmp_path / "NUAA")
+    cfg = compose_train(["experiment=liveness", "datamodule=nuaa", f"datamodule.root={root}",
+                         "datamodule.image_size=[32,32]", "datamodule.val_subjects=2", "debug=fast",
+                         "trainer.enable_progress_bar=false"], tmp_path / "run", data_dir)
+    summary = train(cfg)
+    assert summary["task"] == "liveness"
+    out = Path(cfg.paths.output_dir)
+    assert {p.name for p in out.glob("test_by_*.csv")} == {"test_by_glasses.csv", "test_by_pos.csv",
+                                                            "test_by_session.csv"}
