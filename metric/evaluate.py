@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from metric.errors import exit_on_config_error
 from metric.report.evaluation import evaluate
+from metric.report.liveness import format_liveness_summary
 from metric.report.summary import format_summary
 
 
@@ -17,7 +18,10 @@ def main(cfg: DictConfig) -> None:
     out = Path(cfg.paths.output_dir)
     with exit_on_config_error():
         summary = evaluate(cfg, out)
-    print(format_summary(summary, title=f"Evaluation report ({cfg.protocol})"))
+    if summary.get("task") == "liveness":
+        print(format_liveness_summary(summary, summary["breakdowns"]))
+    else:
+        print(format_summary(summary, title=f"Evaluation report ({cfg.protocol})"))
     print(f"report written to {out}")
 
 

@@ -14,6 +14,7 @@ from datamodules.images import BadImage
 from metric.errors import ConfigError
 from metric.metrics import verification as V
 from metric.metrics.breakdowns import condition_breakdown, eer_confidence_interval
+from metric.report.liveness_eval import checkpoint_task, liveness_report
 from metric.metrics.calibration import Calibration, calibrate
 from datamodules.sources.lfw import read_pairs_file
 from metric.metrics.protocols import identification, kfold_accuracy
@@ -149,6 +150,10 @@ def evaluate(cfg: DictConfig, out: Path) -> dict:
         raise ConfigError(f"protocol={cfg.protocol!r} is not one of {', '.join(PROTOCOLS)}.")
     if cfg.threshold_from not in THRESHOLD_SOURCES:
         raise ConfigError(f"threshold_from={cfg.threshold_from!r} is not one of {', '.join(THRESHOLD_SOURCES)}.")
+    if cfg.get("ckpt") is not None and Path(cfg.ckpt).is_file() and checkpoint_task(cfg.ckpt) == "liveness":
+        summary, _ = liveness_report(cfg, out)  # cross-dataset liveness: the checkpoint's own threshold
+        write_summary(summary, out / "summary.json")
+        return summary
     needs_data = cfg.protocol != "pairs"
     if cfg.get("model") is not None:
         if cfg.get("ckpt") is not None:

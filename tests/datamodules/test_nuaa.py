@@ -12,7 +12,7 @@ from PIL import Image
 
 from datamodules.sources.nuaa import NUAADataModule
 from metric.errors import ConfigError
-from tests.conftest import compose_train
+from tests.conftest import compose_evaluate, compose_train
 
 SUBJECTS = ["0001", "0002", "0003", "0004", "0005", "0006"]
 
@@ -132,3 +132,33 @@ def test_liveness_training_reports_the_nuaa_breakdowns(tmp_path, data_dir):
     out = Path(cfg.paths.output_dir)
     assert {p.name for p in out.glob("test_by_*.csv")} == {"test_by_glasses.csv", "test_by_pos.csv",
                                                             "test_by_session.csv"}
+
+
+def test_a_liveness_checkpoint_is_evaluated_on_another_dataset_at_its_own_threshold(tmp_path, data_dir, capsys):
+    """Issue 31, part 2: train on one tree (simulated here by a NUAA fixture), evaluate on another NUAA tree:
+    the ISO figures at the checkpoint's stored threshold, EER, BPCER at APCER 1% and 5%, the NUAA breakdowns."""
+    import json
+
+    from metric.modules.training import train
+    from metric.report.evaluation import evaluate
+    from metric.report.liveness import format_liveness_summary
+
+    cfg = compose_train(["experiment=liveness", "datamodule=nuaa", f"datamodule.root={build_nuaa(tmp_path / 'A')}",
+                         "datamodule.image_size=[32,32]", "datamodule.val_subjects=2", "datamodule.batch_size=16",
+                         "trainer.max_epochs=1", "trainer.enable_progress_bar=false"], tmp_path / "run", data_dir)
+    trained = train(cfg)
+    other = build_nuaa(tmp_path / "B", variant="normalized")
+    out = tmp_path / "eval"
+    evaluated = evaluate(compose_evaluate([f"ckpt={trained['best_checkpoint']}", "datamodule=nuaa",
+                                           f"datamodule.root={other}", "datamodule.variant=normalized",
+                                           "datamodule.val_subjects=2"], out, data_dir), out)
+    print(format_liveness_summary(evaluated, evaluated["breakdowns"]))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["threshold"] == pytest.approx(trained["threshold"]) and summary["threshold_source"] == "checkpoint"
+    for key in ("test_apcer_max", "test_bpcer", "test_acer", "test_eer", "test_bpcer_at_apcer_1pct",
+                "test_bpcer_at_apcer_5pct"):
+        assert key in summary, key
+    assert set(summary["breakdowns"]) == {"glasses", "pos", "session"} and (out / "test_by_session.csv").is_file()
+    assert "Liveness summary" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="evaluate it on a liveness dataset"):
+        evaluate(compose_evaluate([f"ckpt={trained['best_checkpoint']}", "datamodule=synthetic"], out, data_dir), out)
