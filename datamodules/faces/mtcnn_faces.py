@@ -7,10 +7,11 @@ import numpy as np
 from PIL import Image
 
 from datamodules.faces.frontend import FaceCrop, FaceFrontEnd, check_on_miss, check_select, face_order, select_spec
-from datamodules.images import align_to_template, as_array, check_margin, downscale
+from datamodules.images import align_to_template, as_array, check_margin, downscale, resize
 from metric.errors import ConfigError, check_number
 
 TEMPLATE = "arcface"  # MTCNN's five points are the ArcFace template's five (eyes, nose tip, mouth corners)
+CROPS = ("align", "box")  # align: the five points onto the template | box: the detector's box, squared, unaligned
 
 
 class MtcnnFaces(FaceFrontEnd):
@@ -21,7 +22,7 @@ class MtcnnFaces(FaceFrontEnd):
 
     def __init__(self, min_face: int = 40, thresholds=(0.6, 0.7, 0.7), factor: float = 0.709, margin: float = 0.0,
                  max_side: int = 1024, on_miss: str = "skip", min_detection_rate: float = 0.5,
-                 select: str = "largest"):
+                 select: str = "largest", crop: str = "align"):
         check_number(min_face, "face.min_face", 12, integer=True)
         thresholds = [float(t) for t in thresholds] if isinstance(thresholds, (list, tuple)) else None
         if thresholds is None or len(thresholds) != 3 or not all(0 < t < 1 for t in thresholds):
@@ -36,6 +37,11 @@ class MtcnnFaces(FaceFrontEnd):
         self.margin, self.max_side = check_margin(margin), int(max_side)
         self.on_miss, self.select = check_on_miss(on_miss), check_select(select)
         self.min_detection_rate = float(min_detection_rate)
+        if crop not in CROPS:
+            raise ConfigError(f"face.crop={crop!r} is not one of {', '.join(CROPS)} (align: the five landmarks onto the "
+                              "ArcFace template, for recognition; box: the detector's box made square, unaligned, "
+                              "for the FaceAntiSpoofing liveness peer).")
+        self.crop_mode = crop
         self._detector = None
         self.detector()  # fail now, with the fetch command, not at the first image
 
@@ -53,11 +59,11 @@ class MtcnnFaces(FaceFrontEnd):
     def spec(self) -> dict:
         return {"name": self.name, "min_face": self.min_face, "thresholds": list(self.thresholds),
                 "factor": self.factor, "margin": self.margin, "max_side": self.max_side, "template": TEMPLATE,
-                **select_spec(self.select)}
+                **select_spec(self.select), **({"crop": self.crop_mode} if self.crop_mode != "align" else {})}
 
     def describe(self) -> str:
-        return (f"face=mtcnn (faces from {self.min_face} px, {self.select} face, 5 landmarks, arcface template, margin "
-                f"{self.margin:g})")
+        layout = "5 landmarks, arcface template" if self.crop_mode == "align" else "square box, unaligned"
+        return f"face=mtcnn (faces from {self.min_face} px, {self.select} face, {layout}, margin {self.margin:g})"
 
     def crop(self, image: Image.Image, size: tuple[int, int], all_faces: bool = False) -> FaceCrop:
         small, scale = downscale(image, self.max_side)  # detect on a smaller copy of a large photo
@@ -68,11 +74,23 @@ class MtcnnFaces(FaceFrontEnd):
         if not found:
             return FaceCrop(None, 0, reason="no face")
         found = [found[i] for i in face_order([d.box for d in found], small.size, self.select)]
-        crops = [self.aligned(image, size, d.box / scale, d.landmarks / scale, len(found))
+        cut = self.aligned if self.crop_mode == "align" else self.boxed
+        crops = [cut(image, size, d.box / scale, d.landmarks / scale, len(found))
                  for d in (found if all_faces else found[:1])]
         return FaceCrop(crops[0].image, len(found), crops[0].box, crops[0].landmarks, others=crops[1:])
 
     def aligned(self, image: Image.Image, size, box: np.ndarray, points: np.ndarray, faces: int) -> FaceCrop:
         warped = align_to_template(image, points, size, self.margin)
         return FaceCrop(as_array(warped), faces, tuple(float(v) for v in box.round(2)),
+                        tuple(map(tuple, points.round(2).tolist())))
+
+    def boxed(self, image: Image.Image, size, box: np.ndarray, points: np.ndarray, faces: int) -> FaceCrop:
+        """The box made square about its centre (its longer side, plus `margin` on each side), moved inside the photo
+        when it overhangs (as FaceAntiSpoofing's authors crop), cut out and resized."""
+        side = max(box[2] - box[0], box[3] - box[1]) * (1 + 2 * self.margin)
+        side = min(side, image.width, image.height)
+        x0 = min(max((box[0] + box[2] - side) / 2, 0.0), image.width - side)
+        y0 = min(max((box[1] + box[3] - side) / 2, 0.0), image.height - side)
+        square = image.crop((round(x0), round(y0), round(x0 + side), round(y0 + side)))
+        return FaceCrop(as_array(resize(square, size)), faces, tuple(float(v) for v in box.round(2)),
                         tuple(map(tuple, points.round(2).tolist())))

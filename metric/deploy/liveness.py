@@ -60,6 +60,9 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+PEER = "faceantispoofing"  # the pretrained liveness peer, given by name where a liveness checkpoint is asked for
+
+
 class LivenessGate(ProbeReader):
     """A liveness net, the threshold calibrated for it on validation, and the face front end it was trained with."""
 
@@ -74,7 +77,17 @@ class LivenessGate(ProbeReader):
     @classmethod
     def from_checkpoint(cls, path: str | Path, detect: bool = True) -> "LivenessGate":
         """A liveness checkpoint with its stored threshold; a verification checkpoint here is refused clearly."""
+        if str(path) == PEER:  # the pretrained peer, by name: its weight-store file is the recorded guard
+            from metric.model.faceantispoofing import PREPROCESS, THRESHOLD, FaceAntiSpoofing
+
+            net = FaceAntiSpoofing()
+            front_end = front_end_from_spec(PREPROCESS["face"]) if detect else None
+            gate = cls(net, THRESHOLD, PREPROCESS, front_end, detect, path=None)
+            gate.path, gate.sha256 = net.path, net.sha256
+            return gate
         path = Path(path)
+        if path.name == "FaceAntiSpoofing.tflite":  # the peer's file, as a gallery records it
+            return cls.from_checkpoint(PEER, detect)
         checkpoint = read_checkpoint(path, task="liveness", name="liveness")
         meta = checkpoint[CHECKPOINT_KEY]
         if not meta.get("threshold"):

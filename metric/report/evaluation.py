@@ -150,7 +150,8 @@ def evaluate(cfg: DictConfig, out: Path) -> dict:
         raise ConfigError(f"protocol={cfg.protocol!r} is not one of {', '.join(PROTOCOLS)}.")
     if cfg.threshold_from not in THRESHOLD_SOURCES:
         raise ConfigError(f"threshold_from={cfg.threshold_from!r} is not one of {', '.join(THRESHOLD_SOURCES)}.")
-    if cfg.get("ckpt") is not None and Path(cfg.ckpt).is_file() and checkpoint_task(cfg.ckpt) == "liveness":
+    if cfg.get("ckpt") is not None and (str(cfg.ckpt) == "faceantispoofing" or
+                                        Path(cfg.ckpt).is_file() and checkpoint_task(cfg.ckpt) == "liveness"):
         summary, _ = liveness_report(cfg, out)  # cross-dataset liveness: the checkpoint's own threshold
         write_summary(summary, out / "summary.json")
         return summary

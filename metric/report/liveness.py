@@ -50,6 +50,15 @@ def format_table(name: str, rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def threshold_origin(summary: dict) -> str:
+    """Where the threshold came from, in words: this run's validation, a checkpoint's, or the peer's authors'."""
+    target = summary.get("target_apcer")
+    calibrated = f"calibrated on validation at APCER {100 * target:g}%" if target is not None else ""
+    if summary.get("threshold_source") == "checkpoint":
+        return f"the checkpoint's own, {calibrated}" if target is not None else "the authors' own"
+    return f"validation, target APCER {100 * target:g}%"
+
+
 def format_liveness_summary(summary: dict, tables: dict[str, list[dict]]) -> str:
     """The test rates at the validation threshold, then the per-condition tables."""
     def pct(key: str) -> str:
@@ -58,7 +67,7 @@ def format_liveness_summary(summary: dict, tables: dict[str, list[dict]]) -> str
 
     lines = [
         "Liveness summary (ISO/IEC 30107-3; test subjects unseen in training)",
-        f"  threshold {summary['threshold']:.4g} (validation, target APCER {100 * summary['target_apcer']:g}%)",
+        f"  threshold {summary['threshold']:.4g} ({threshold_origin(summary)})",
         f"  test APCER (max over attack types) {pct('test_apcer_max')}, pooled {pct('test_apcer_pooled')}",
         f"  test BPCER {pct('test_bpcer')}   ACER {pct('test_acer')}   EER {pct('test_eer')}",
         f"  test BPCER@APCER=1% {pct('test_bpcer_at_apcer_1pct')}   BPCER@APCER=5% {pct('test_bpcer_at_apcer_5pct')}",

@@ -16,6 +16,9 @@ from metric.errors import ConfigError, build_from_config, locate_class
 from metric.model.checkpoint import CHECKPOINT_KEY, build_liveness_net, face_spec, read_checkpoint
 from metric.report.liveness import TARGET_APCERS, breakdown_tables, write_liveness_report
 from metric.metrics.liveness import pad_summary
+from metric.model.faceantispoofing import NAME as PEER
+from metric.model.faceantispoofing import PREPROCESS, FaceAntiSpoofing
+from metric.model.faceantispoofing import THRESHOLD as PEER_THRESHOLD
 
 
 def checkpoint_task(path: str | Path) -> str:
@@ -38,12 +41,17 @@ def liveness_scores(net, images: np.ndarray, batch: int = 256) -> np.ndarray:
 def liveness_report(cfg: DictConfig, out: Path) -> tuple[dict, dict[str, list[dict]]]:
     """(summary, breakdown tables) of the checkpoint on `cfg.split` of `cfg.datamodule`, read at the checkpoint's
     image size, channels and face front end; the files of training's liveness report are written into `out`."""
-    checkpoint = read_checkpoint(cfg.ckpt, task="liveness", name="ckpt")
-    meta = checkpoint[CHECKPOINT_KEY]
-    if not meta.get("threshold"):
-        raise ConfigError(f"ckpt={cfg.ckpt!r} holds no calibrated liveness threshold: use the best checkpoint of a "
-                          "finished `metric.train +experiment=liveness` run.")
-    preprocess = meta["preprocess"]
+    if str(cfg.ckpt) == PEER:
+        net = FaceAntiSpoofing()
+        preprocess, threshold, target_apcer = PREPROCESS, PEER_THRESHOLD, None
+    else:
+        checkpoint = read_checkpoint(cfg.ckpt, task="liveness", name="ckpt")
+        meta = checkpoint[CHECKPOINT_KEY]
+        if not meta.get("threshold"):
+            raise ConfigError(f"ckpt={cfg.ckpt!r} holds no calibrated liveness threshold: use the best checkpoint of "
+                              "a finished `metric.train +experiment=liveness` run.")
+        net, preprocess = build_liveness_net(checkpoint), meta["preprocess"]
+        threshold, target_apcer = float(meta["threshold"]["threshold"]), meta["threshold"].get("target_apcer")
     front_end = front_end_from_spec(face_spec(preprocess))
     if getattr(locate_class(cfg.datamodule, "datamodule"), "task", None) != "liveness":
         raise ConfigError(f"ckpt={cfg.ckpt!r} is a liveness model: evaluate it on a liveness dataset (datamodule=nuaa, "
@@ -52,15 +60,14 @@ def liveness_report(cfg: DictConfig, out: Path) -> tuple[dict, dict[str, list[di
                                    channels=preprocess["channels"])
     datamodule.setup("test")
     split = datamodule.splits[cfg.split]
-    threshold = float(meta["threshold"]["threshold"])
-    scored = (liveness_scores(build_liveness_net(checkpoint), split.images), liveness_targets(split))
+    scored = (liveness_scores(net, split.images), liveness_targets(split))
     rates = pad_summary(scored[0], scored[1][:, 1], threshold, TARGET_APCERS)
     tables = breakdown_tables(scored, threshold, datamodule.breakdowns(split))
     out.mkdir(parents=True, exist_ok=True)
     write_liveness_report(out, scored, split.images, split.sources, threshold, tables)
     summary = {"protocol": "liveness", "task": "liveness", "checkpoint": str(cfg.ckpt), "split": cfg.split,
                "threshold": threshold, "threshold_source": "checkpoint",
-               "target_apcer": meta["threshold"].get("target_apcer"),
+               "target_apcer": target_apcer, **({"model": net.spec()} if str(cfg.ckpt) == PEER else {}),
                **{f"test_{key}": value for key, value in rates.items() if key != "threshold"},
                **{f"data_{key}": value for key, value in datamodule.notes.items()}, "breakdowns": tables}
     return summary, tables

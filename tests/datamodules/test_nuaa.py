@@ -162,3 +162,36 @@ def test_a_liveness_checkpoint_is_evaluated_on_another_dataset_at_its_own_thresh
     assert "Liveness summary" in capsys.readouterr().out
     with pytest.raises(ConfigError, match="evaluate it on a liveness dataset"):
         evaluate(compose_evaluate([f"ckpt={trained['best_checkpoint']}", "datamodule=synthetic"], out, data_dir), out)
+
+
+def test_the_faceantispoofing_peer_is_scored_as_its_authors_run_it(tmp_path, data_dir):
+    """Issue 31, part 3: the pretrained peer by name, on the authors' crop (MTCNN's square box, 256x256, RGB / 255),
+    their score (sum |class| x leaf mask, blurry crops called attacks) and threshold 0.2, against LiteRT directly."""
+    from tests.conftest import ORL, require_weights
+
+    require_weights("faceantispoofing", "mtcnn")
+    if not ORL.is_dir():
+        pytest.skip("ORL faces are not present")
+    from ai_edge_litert.interpreter import Interpreter
+
+    from metric.deploy.liveness import LivenessGate
+    from metric.model.faceantispoofing import AUTHORS_THRESHOLD, THRESHOLD, FaceAntiSpoofing, sharp_pixels
+
+    peer = FaceAntiSpoofing()
+    crops = np.random.default_rng(0).integers(0, 256, (3, 256, 256, 3), dtype=np.uint8)
+    crops[2] = 128  # flat: no sharp pixel, an attack by the authors' blur rule
+    interpreter = Interpreter(model_path=str(peer.path))
+    interpreter.allocate_tensors()
+    expected = []
+    for crop in crops[:2]:
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], crop[None].astype(np.float32) / 255)
+        interpreter.invoke()
+        out = {d["name"]: interpreter.get_tensor(d["index"])[0] for d in interpreter.get_output_details()}
+        expected.append(float(np.sum(np.abs(out["Identity"]) * out["Identity_1"])))
+    assert sharp_pixels(crops[2].mean(-1)) == 0
+    assert peer.authors_scores(crops) == pytest.approx(expected + [1.0], abs=1e-6)
+    assert THRESHOLD == pytest.approx(1 - AUTHORS_THRESHOLD)
+    gate = LivenessGate.from_checkpoint("faceantispoofing")
+    check = gate.check(ORL / "s1" / "1.pgm")
+    assert check.threshold == pytest.approx(0.8) and gate.faces.front_end.spec()["crop"] == "box"
+    assert LivenessGate.from_checkpoint(peer.path).sha256 == peer.sha256  # as a gallery records it
