@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from datamodules.faces.loader import FaceLoader
 from datamodules.images import BadImage
-from metric.errors import ConfigError
+from metric.errors import ConfigError, locate_class
 from metric.metrics import verification as V
 from metric.metrics.breakdowns import condition_breakdown, eer_confidence_interval
 from metric.report.liveness_eval import checkpoint_task, liveness_report
@@ -156,6 +156,10 @@ def evaluate(cfg: DictConfig, out: Path) -> dict:
         write_summary(summary, out / "summary.json")
         return summary
     needs_data = cfg.protocol != "pairs"
+    if needs_data and getattr(locate_class(cfg.datamodule, "datamodule"), "task", None) == "liveness":
+        raise ConfigError(f"datamodule={cfg.datamodule._target_.rsplit('.', 1)[-1]} is a liveness dataset (live or "
+                          "attack, no identities to match): evaluate a liveness checkpoint on it (ckpt=<metric.train "
+                          "+experiment=liveness checkpoint> or ckpt=faceantispoofing).")
     if cfg.get("model") is not None:
         if cfg.get("ckpt") is not None:
             raise ConfigError("give either ckpt=<checkpoint or calibrated bundle> or model=<pretrained embedder>, "

@@ -103,16 +103,17 @@ def test_the_breakdowns_are_glasses_position_and_session(tmp_path):
 
 
 @pytest.mark.parametrize("damage, message", [
-    ("index", "client_train_face.txt is missing"), ("name", "line 2"), ("variant", "variant='rgb'"),
+    ("index", "client_train_face.txt is missing"), ("name", "line 2"), ("outside", "line 2"),
+    ("variant", "variant='rgb'"),
 ])
 def test_a_tree_not_in_the_layout_gets_one_clear_message(tmp_path, damage, message):
     root = build_nuaa(tmp_path / "NUAA")
     kwargs = {}
     if damage == "index":
         (root / "client_train_face.txt").unlink()
-    elif damage == "name":
+    elif damage in ("name", "outside"):  # a name not in the layout, or a path that leaves the root
         lines = (root / "imposter_test_face.txt").read_bytes().split(b"\r\n")
-        lines[1] = b"0001/IMG_0001.jpg"
+        lines[1] = b"0001/IMG_0001.jpg" if damage == "name" else b"../../0001/0001_00_01_03_0.jpg"
         (root / "imposter_test_face.txt").write_bytes(b"\r\n".join(lines))
     else:
         kwargs["variant"] = "rgb"
@@ -137,8 +138,10 @@ def test_liveness_training_reports_the_nuaa_breakdowns(tmp_path, data_dir):
 def test_a_liveness_checkpoint_is_evaluated_on_another_dataset_at_its_own_threshold(tmp_path, data_dir, capsys):
     """Issue 31, part 2: train on one tree (simulated here by a NUAA fixture), evaluate on another NUAA tree:
     the ISO figures at the checkpoint's stored threshold, EER, BPCER at APCER 1% and 5%, the NUAA breakdowns."""
+    import csv
     import json
 
+    from metric.metrics.liveness import pad_summary
     from metric.modules.training import train
     from metric.report.evaluation import evaluate
     from metric.report.liveness import format_liveness_summary
@@ -159,9 +162,18 @@ def test_a_liveness_checkpoint_is_evaluated_on_another_dataset_at_its_own_thresh
                 "test_bpcer_at_apcer_5pct"):
         assert key in summary, key
     assert set(summary["breakdowns"]) == {"glasses", "pos", "session"} and (out / "test_by_session.csv").is_file()
+    with open(out / "scores.csv") as f:  # every figure recomputable from the per-presentation scores
+        rows = list(csv.DictReader(f))
+    again = pad_summary(np.array([float(r["liveness_score"]) for r in rows]),
+                        np.array([0 if r["spoof_type"] == "live" else 1 for r in rows]), summary["threshold"])
+    for key in ("apcer_max", "bpcer", "acer", "eer", "bpcer_at_apcer_5pct"):
+        assert summary[f"test_{key}"] == pytest.approx(again[key]), key
     assert "Liveness summary" in capsys.readouterr().out
     with pytest.raises(ConfigError, match="evaluate it on a liveness dataset"):
         evaluate(compose_evaluate([f"ckpt={trained['best_checkpoint']}", "datamodule=synthetic"], out, data_dir), out)
+    with pytest.raises(ConfigError, match="is a liveness dataset"):  # and the reverse: a recognition model on it
+        evaluate(compose_evaluate(["ckpt=tests/model/fixtures/siamese_test_efficientnet.ckpt", "datamodule=nuaa",
+                                   f"datamodule.root={other}"], out, data_dir), out)
 
 
 def test_the_faceantispoofing_peer_is_scored_as_its_authors_run_it(tmp_path, data_dir):
