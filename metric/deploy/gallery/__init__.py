@@ -5,7 +5,7 @@
     gallery = Gallery.open("people.db", ckpt="best.ckpt")      # creates the file on first use
     gallery.enroll("alice", ["alice.jpg"])
     gallery.verify("alice", "probe.jpg")                        # Verification(score, threshold, accepted)
-    gallery.identify("probe.jpg", top_k=5)                      # Identification(matches, known, liveness)
+    gallery.identify("probe.jpg", top_k=5)                      # Identification(matches, known, liveness, face)
 
     Gallery.open("people.db", ckpt="best.ckpt", liveness="live.ckpt")  # a liveness gate first: spoofs are refused
 
