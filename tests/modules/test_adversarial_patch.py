@@ -92,7 +92,7 @@ def test_patch_defaults_and_a_mask_too_large_for_the_crops():
 
 def test_unaligned_crops_are_refused_before_training(make_cfg):
     with pytest.raises(ConfigError, match=r"assumes faces aligned to the 5-point template, but the training crops' "
-                                          r"face front end is `none`.*: train with face=dlib .*"
+                                          r"face front end is `none`.*: train with face=mtcnn or face=dlib .*"
                                           r"adversarial\.assume_aligned=true") as refused:
         make_module(assume_aligned=False)
     assert "attack." not in str(refused.value) and "checkpoint" not in str(refused.value)
