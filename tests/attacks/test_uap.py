@@ -119,6 +119,7 @@ def test_a_perturbation_is_carried_into_another_aligned_crop_by_the_eye_points()
     assert crop_warp(mine, mine)(delta) is delta
 
 
+@pytest.mark.slow  # about 45 s on 2 cores: two real-face bundles and a UAP; the warp itself is tested above
 def test_a_perturbation_on_mobilefacenet_is_tried_on_dlib_on_its_own_crops(mobilefacenet_bundle, dlib_bundle,
                                                                           tmp_path, data_dir):
     people = mobilefacenet_bundle.parent / "people"
