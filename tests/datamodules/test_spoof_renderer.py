@@ -125,3 +125,41 @@ def test_real_orl_face():
                 *(render_illumination(face, k, np.random.default_rng(0)) for k in range(1, 5))):
         assert out.shape == face.shape and out.dtype == np.uint8
         assert out.std() > 10 and np.abs(out.astype(int) - face).mean() > 1
+
+
+def lfw_like_tree(root, people: int = 12, photos: int = 3):
+    """An LFW-layout colour tree (<root>/<First_Last>/<First_Last>_<0001>.jpg), 250x250 like LFW's photos."""
+    for p in range(people):
+        name = f"Person_{p:03d}"
+        (root / name).mkdir(parents=True)
+        for i in range(1, photos + 1):
+            Image.fromarray(colour_gradient(250)[..., ::(1 if (p + i) % 2 else -1)]).save(root / name / f"{name}_{i:04d}.jpg")
+    return root
+
+
+def test_colour_attacks_render_from_an_lfw_tree_deterministically_and_identity_disjoint(tmp_path):
+    """Issue 31, part 4: print and replay attacks rendered in colour from LFW's layout (datamodule=simulated_spoof
+    datamodule.root=<lfw-deepfunneled> datamodule.channels=3): the same seed renders the same pixels, another seed
+    other ones, and no person is in two splits."""
+    from datamodules.sources.simulated_spoof import SimulatedSpoofDataModule
+
+    root = lfw_like_tree(tmp_path / "lfw-deepfunneled")
+
+    def splits(seed: int):
+        dm = SimulatedSpoofDataModule(root=str(root), image_size=(48, 48), channels=3, seed=seed)
+        dm.setup("fit")
+        return dm.splits
+
+    first, again, other = splits(0), splits(0), splits(1)
+    for name in ("train", "val", "test"):
+        assert np.array_equal(first[name].images, again[name].images)
+    people = {name: {s.split("/")[-2] for s in split.sources} for name, split in first.items()}
+    assert not (people["train"] & people["val"] or people["train"] & people["test"] or people["val"] & people["test"])
+    attacks = [i for i, f in enumerate(first["train"].factors) if f["spoof"]]
+    assert chroma(first["train"].images[attacks[0]]) > 0  # colour kept through the renderer
+    renders = []
+    for seed in (0, 1):  # the same photo's print attack under two seeds: the seed draws the render
+        dm = SimulatedSpoofDataModule(root=str(root), image_size=(48, 48), channels=3, seed=seed)
+        record = next(r for r in dm.presentations(dm.scan()[0]) if r.factors["spoof"])
+        renders.append(dm.decode(record))
+    assert not np.array_equal(*renders)
