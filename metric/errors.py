@@ -18,16 +18,37 @@ class ConfigError(ValueError):
 @contextmanager
 def exit_on_config_error() -> Iterator[None]:
     """For entry points: a ConfigError becomes one `error: ...` line on stderr and exit code 2, never a trace."""
+    from omegaconf.errors import MissingMandatoryValue
+
     try:
         yield
     except ConfigError as error:
         sys.exit(report_error(error))
+    except MissingMandatoryValue as error:  # a required top-level key (`ckpt: ???`) read before anything is built
+        key = getattr(error, "full_key", None) or "a required key"
+        sys.exit(report_error(ConfigError(f"{key} is required: set {key}=<value> on the command line.")))
 
 
 def report_error(error: Exception) -> int:
     """The user's one line for an error (`error: ...` on stderr) and the exit code every entry point gives it, 2."""
     print(f"error: {error}", file=sys.stderr)
     return 2
+
+
+def check_required(node: Any) -> None:
+    """One line naming every required key (`???` in its YAML) the node still lacks, before anything is built."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if not isinstance(node, DictConfig):
+        return
+    try:
+        keys = sorted(OmegaConf.missing_keys(node))  # full keys, from the config's root: datamodule.root
+    except Exception:  # an interpolation that does not resolve: instantiate names it
+        return
+    if keys:
+        raise ConfigError(f"{', '.join(keys)} {'is' if len(keys) == 1 else 'are'} required: set "
+                          f"{' '.join(f'{k}=<value>' for k in keys)} on the command line (the config's comment "
+                          "says what each holds).")
 
 
 def build_from_config(node: Any, **kwargs: Any) -> Any:
@@ -37,6 +58,7 @@ def build_from_config(node: Any, **kwargs: Any) -> Any:
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
+    check_required(node)
     try:
         if not kwargs:
             return instantiate(node, _convert_="all")

@@ -93,3 +93,37 @@ def test_calibrate_with_a_target_far_outside_zero_one_is_one_line(tiny_triplet_r
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == ["error: matcher.target_far=2 must lie between 0 and 1, e.g. 0.001."]
+
+
+REQUIRED = sorted(  # every config-group option with a required key (`???`), found in conf/ itself
+    (path.parent.name, path.stem) for path in (REPO_ROOT / "conf").glob("*/*.yaml")
+    if "???" in path.read_text() and path.parent.name not in ("experiment", "hydra"))
+
+
+def test_the_required_options_are_found():
+    assert ("datamodule", "folder") in REQUIRED and ("model", "onnx") in REQUIRED and len(REQUIRED) >= 6
+
+
+@pytest.mark.parametrize("group, option", REQUIRED, ids=[f"{g}={o}" for g, o in REQUIRED])
+def test_a_missing_required_key_is_one_line_naming_it(group, option):
+    """Issue 33.1: every required key of every group option, left out, gives one line naming `<group>.<key>=`,
+    before anything is built (no TypeError from deep inside Hydra's instantiate)."""
+    from omegaconf import OmegaConf
+
+    from metric.errors import build_from_config
+
+    node = OmegaConf.load(REPO_ROOT / "conf" / group / f"{option}.yaml")
+    node.pop("defaults", None)
+    cfg = OmegaConf.create({group: node, "seed": 0, "paths": {"data_dir": "/tmp/data", "output_dir": "/tmp/out"}})
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    assert missing, f"{group}={option} lists no ??? key"
+    with pytest.raises(ConfigError, match=rf"{missing[0]} (is|are) required: set {missing[0]}=<value>"):
+        build_from_config(cfg[group])
+
+
+@pytest.mark.parametrize("argv, key", [(["-m", "metric.train", "datamodule=folder"], "datamodule.root"),
+                                       (["-m", "metric.attack"], "ckpt")])
+def test_the_cli_says_which_required_key_is_missing(argv, key):
+    result = subprocess.run([sys.executable, *argv], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {key} is required: set {key}=<value>")
