@@ -264,6 +264,36 @@ def load_for_eval(ckpt: str | Path | None, matcher: Mapping | str | None = None,
     return loaded if datamodule is None else attach_datamodule(loaded, datamodule, stage, face_override)
 
 
+def command_line_keys() -> set[str] | None:
+    """The keys the user set on this run's command line (Hydra's task overrides); None outside a Hydra run."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        overrides = HydraConfig.get().overrides.task
+    except (ValueError, ImportError):
+        return None
+    return {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+
+
+def adopted_input(datamodule: Mapping, preprocess: Mapping) -> dict:
+    """The checkpoint's image size and channels for a datamodule whose own were not set on the command line (a
+    value the user set is kept, and the preprocessing check then refuses it if it differs); one note says so."""
+    explicit = command_line_keys()
+    if explicit is None:
+        return {}
+    adopted = {}
+    for key in ("image_size", "channels"):
+        if key in datamodule and f"datamodule.{key}" not in explicit:
+            value = list(datamodule[key]) if key == "image_size" else datamodule[key]
+            if value != preprocess[key]:
+                adopted[key] = list(preprocess[key]) if key == "image_size" else preprocess[key]
+    if adopted:
+        print("note: the datamodule reads images as the checkpoint was trained: "
+              + ", ".join(f"datamodule.{k}={v}" for k, v in adopted.items()).replace(" ", "")
+              .replace(",datamodule.", ", datamodule.") + ".")
+    return adopted
+
+
 def attach_datamodule(loaded: LoadedModel, datamodule: Mapping, stage: str = "test",
                       face_override: bool = True) -> LoadedModel:
     """A checkpoint's model (load_for_eval without a datamodule) given the datamodule of the `datamodule` node, set
@@ -273,7 +303,7 @@ def attach_datamodule(loaded: LoadedModel, datamodule: Mapping, stage: str = "te
     if outside is not None:  # an outside (or adapted) embedder reads one fixed input size
         loaded.datamodule = sized_datamodule(datamodule, outside.kind, loaded.preprocess, front_end)
     else:
-        loaded.datamodule = build_from_config(datamodule, face=front_end)
+        loaded.datamodule = build_from_config(datamodule, face=front_end, **adopted_input(datamodule, loaded.preprocess))
     if face_override:
         note_face_override(loaded, loaded.datamodule.face)
     else:

@@ -127,3 +127,22 @@ def test_the_cli_says_which_required_key_is_missing(argv, key):
     result = subprocess.run([sys.executable, *argv], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {key} is required: set {key}=<value>")
+
+
+def test_a_checkpoints_input_size_travels_into_a_datamodule_that_does_not_set_it(tmp_path):
+    """Issue 33.10: evaluate (and calibrate, attack, export, which load the same way) take the checkpoint's image
+    size and channels when the command line does not set them, with one note; a value the user set that differs is
+    still refused."""
+    from tests.conftest import orl_subset
+
+    people = orl_subset(tmp_path / "people", 15, images=4)
+    base = [sys.executable, "-m", "metric.evaluate", "ckpt=tests/model/fixtures/siamese_test_efficientnet.ckpt",
+            "datamodule=folder", f"datamodule.root={people}", "threshold_from=val",
+            f"paths.output_dir={tmp_path / 'out'}", f"paths.data_dir={tmp_path / 'data'}"]
+    adopted = subprocess.run(base, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert adopted.returncode == 0, adopted.stderr[-2000:]
+    assert "note: the datamodule reads images as the checkpoint was trained: datamodule.image_size=[32,32]." in \
+        adopted.stdout
+    refused = subprocess.run([*base, "datamodule.image_size=[64,64]"], cwd=REPO_ROOT, capture_output=True, text=True,
+                             timeout=300)
+    assert refused.returncode == 2 and "trained on 3-channel images of size [32, 32]" in refused.stderr
