@@ -91,6 +91,12 @@ def calibrate_checkpoint(cfg) -> tuple[Calibration, Path]:
                                   max_impostor_pairs=loaded.datamodule.max_impostor_pairs,
                                   score_block=loaded.matcher.numpy_block)
     calibration = calibrate(scores, genuine, loaded.matcher.target_far, loaded.matcher.name)
+    if calibration.warning and not cfg.get("allow_unsupported_far", False):
+        raise ConfigError(
+            f"the validation split has {calibration.val_impostor_pairs} impostor pairs; FAR={calibration.target_far:g} "
+            f"needs at least {math.ceil(3 / calibration.target_far)}: nothing was written. Add validation identities, "
+            f"set matcher.target_far={calibration.calibrated_far:.2g} (the lowest these pairs support), or "
+            "allow_unsupported_far=true to store the threshold at that FAR with a warning.")
     if model is not None and not path.exists():
         record = loaded.checkpoint[CHECKPOINT_KEY]
         record["calibrations"] = {calibration.matcher: calibration.to_dict()}

@@ -63,7 +63,7 @@ def test_round_trip_triplet_cosine_then_another_matcher(make_cfg, tmp_path, data
 
 def compose_calibrate(ckpt, matcher, data_dir):
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        return compose("calibrate", overrides=[f"ckpt={ckpt}", f"matcher={matcher}", "matcher.target_far=0.01",
+        return compose("calibrate", overrides=[f"ckpt={ckpt}", f"matcher={matcher}", "matcher.target_far=0.01", "allow_unsupported_far=true",
                                                f"paths.data_dir={data_dir}", *TINY_DATA])
 
 

@@ -146,3 +146,27 @@ def test_a_checkpoints_input_size_travels_into_a_datamodule_that_does_not_set_it
     refused = subprocess.run([*base, "datamodule.image_size=[64,64]"], cwd=REPO_ROOT, capture_output=True, text=True,
                              timeout=300)
     assert refused.returncode == 2 and "trained on 3-channel images of size [32, 32]" in refused.stderr
+
+
+def test_calibrate_refuses_a_target_far_its_pairs_cannot_support(tmp_path, tiny_triplet_run, data_dir):
+    """Issue 33.5: a bundle whose threshold the validation pairs cannot support at the asked FAR is not written
+    (unless allow_unsupported_far=true), instead of a warning printed after writing it."""
+    import shutil
+
+    from hydra import compose, initialize_config_dir
+
+    from metric.metrics.calibration import calibrate_checkpoint
+    from tests.conftest import CONF_DIR, TINY_DATA
+
+    ckpt = tmp_path / "model.ckpt"
+    shutil.copy(tiny_triplet_run[1]["best_checkpoint"], ckpt)
+    before = ckpt.read_bytes()
+    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
+        strict, allowed = (compose(config_name="calibrate", overrides=[
+            f"ckpt={ckpt}", "matcher.target_far=0.00001", f"paths.data_dir={data_dir}", f"paths.output_dir={tmp_path}",
+            *[o for o in TINY_DATA if o.startswith("datamodule.")], *extra]) for extra in ([], ["allow_unsupported_far=true"]))
+    with pytest.raises(ConfigError, match="needs at least 300000: nothing was written.*allow_unsupported_far=true"):
+        calibrate_checkpoint(strict)
+    assert ckpt.read_bytes() == before
+    calibration, _ = calibrate_checkpoint(allowed)
+    assert calibration.warning and calibration.calibrated_far > calibration.target_far

@@ -95,7 +95,7 @@ def calibrate_cfg(overrides: list[str], tmp_path, data_dir):
     from tests.conftest import CONF_DIR
 
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        return compose(config_name="calibrate", overrides=[f"paths.output_dir={tmp_path}",
+        return compose(config_name="calibrate", overrides=[f"paths.output_dir={tmp_path}", "allow_unsupported_far=true",
                                                            f"paths.data_dir={data_dir}", *overrides])
 
 
