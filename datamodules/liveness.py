@@ -148,6 +148,29 @@ class LivenessData:
                 self.notes[f"conditions_{split}"] = self.conditions[split].describe()
         return kept
 
+    @staticmethod
+    def check_val_subjects(val_subjects) -> float | int:
+        """datamodule.val_subjects: a count of subjects (>= 1) or a fraction of the training subjects in (0, 1)."""
+        if isinstance(val_subjects, bool) or not (isinstance(val_subjects, int) and val_subjects >= 1
+                                                  or isinstance(val_subjects, float) and 0 < val_subjects < 1):
+            raise ConfigError(f"datamodule.val_subjects={val_subjects!r} must be a count of subjects (>= 1) or a "
+                              "fraction of the training subjects in (0, 1).")
+        return val_subjects
+
+    def carve_validation(self, assignment: dict[str, list[ImageRecord]], stream: int,
+                         order=None) -> dict[str, list[ImageRecord]]:
+        """Validation subjects drawn from the training subjects (`self.val_subjects`: a count or a fraction) by a
+        shuffle seeded with (seed, stream), each dataset its own stream; `order` sorts the subjects first."""
+        subjects = sorted({r.identity for r in assignment["train"]}, key=order)
+        count = self.val_subjects if isinstance(self.val_subjects, int) else round(self.val_subjects * len(subjects))
+        if not 1 <= count < len(subjects):
+            raise ConfigError(f"datamodule.val_subjects={self.val_subjects} leaves {len(subjects)} training subjects "
+                              f"and {count} validation subjects; each needs at least one.")
+        chosen = {subjects[i] for i in np.random.default_rng([self.seed, stream]).permutation(len(subjects))[:count]}
+        train = assignment["train"]
+        return {"train": [r for r in train if r.identity not in chosen],
+                "val": [r for r in train if r.identity in chosen], "test": assignment["test"]}
+
     def breakdowns(self, split: IdentitySplit) -> dict[str, list] | None:
         """The conditions the report breaks the error rates down by (name -> one value per image); None: CelebA-Spoof's
         attack type, illumination and environment. A dataset with other conditions returns its own."""

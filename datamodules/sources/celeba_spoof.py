@@ -27,6 +27,7 @@ LABEL_LENGTH = 44
 # reader, intra_dataset_code/client.py: x * real_w / 224, y * real_h / 224)
 BOX_SCALE = 224.0
 SUFFIXES = (".jpg", ".png")
+VAL_STREAM = 3  # the seeded stream that draws CelebA-Spoof's validation subjects
 
 
 def read_box(image: Path) -> tuple[float, float, float, float] | None:
@@ -68,11 +69,7 @@ class CelebASpoofDataModule(LivenessData, FileDataModule):
     def __init__(self, val_subjects: float | int = 0.1, max_subjects: int | None = None,
                  max_images_per_subject: int | None = None, **kwargs):
         super().__init__(max_identities=max_subjects, max_images_per_identity=max_images_per_subject, **kwargs)
-        if isinstance(val_subjects, bool) or not (isinstance(val_subjects, int) and val_subjects >= 1
-                                                  or isinstance(val_subjects, float) and 0 < val_subjects < 1):
-            raise ConfigError(f"datamodule.val_subjects={val_subjects!r} must be a count of subjects (>= 1) or a "
-                              "fraction of the train subjects in (0, 1).")
-        self.val_subjects = val_subjects
+        self.val_subjects = self.check_val_subjects(val_subjects)
 
     def require(self, name: str) -> Path:
         path = self.root / name
@@ -131,7 +128,7 @@ class CelebASpoofDataModule(LivenessData, FileDataModule):
         if unboxed:
             print(f"CelebA-Spoof: {len(unboxed)} box file(s) missing or unreadable (first: {unboxed[0]}); "
                   "those images are used whole.")
-        return self.load_assignment(self.filter_conditions(self.carve_validation(self.official(records))))
+        return self.load_assignment(self.filter_conditions(self.carve_validation(self.official(records), VAL_STREAM)))
 
     def official(self, records: list[ImageRecord]) -> dict[str, list[ImageRecord]]:
         """The intra-test train and test records, after checking that no subject is in both."""
@@ -149,18 +146,6 @@ class CelebASpoofDataModule(LivenessData, FileDataModule):
         box = read_box(record.path)
         return record if box is None else ImageRecord(record.path, record.identity, record.partition, record.factors,
                                                       box)
-
-    def carve_validation(self, assignment: dict[str, list[ImageRecord]]) -> dict[str, list[ImageRecord]]:
-        """Validation subjects drawn from the train subjects by a seeded shuffle (count or fraction)."""
-        subjects = sorted({r.identity for r in assignment["train"]})
-        count = self.val_subjects if isinstance(self.val_subjects, int) else round(self.val_subjects * len(subjects))
-        if not 1 <= count < len(subjects):
-            raise ConfigError(f"datamodule.val_subjects={self.val_subjects} leaves {len(subjects)} train subjects "
-                              f"and {count} validation subjects; each needs at least one.")
-        chosen = {subjects[i] for i in np.random.default_rng([self.seed, 3]).permutation(len(subjects))[:count]}
-        train = assignment["train"]
-        return {"train": [r for r in train if r.identity not in chosen], "val": [r for r in train if r.identity in chosen],
-                "test": assignment["test"]}
 
     def preprocess_settings(self) -> dict:
         return {**super().preprocess_settings(), "box_scale": BOX_SCALE}

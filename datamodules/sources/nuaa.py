@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
 
 from datamodules.file_datamodule import FileDataModule
 from datamodules.liveness import LivenessData
@@ -16,6 +15,7 @@ from metric.errors import ConfigError
 
 VARIANTS = {"raw": "Raw", "face": "Face", "normalized": "Normalized"}
 CLASSES = {"client": 0, "imposter": 1}  # bona fide, attack
+VAL_STREAM = 5  # the seeded stream that draws NUAA's validation subjects
 PHOTO = 1  # CelebA-Spoof's code for a photo print: every NUAA imposter is a printed photograph
 NAME = re.compile(r"(\d{4})_(\d{2})_(\d{2})_(\d{2})_(\d+)\.(jpg|jpeg|bmp|png)", re.IGNORECASE)
 GLASSES = {0: "with glasses", 1: "without glasses"}
@@ -63,11 +63,7 @@ class NUAADataModule(LivenessData, FileDataModule):
             raise ConfigError(f"datamodule.variant={variant!r} is not one of {', '.join(VARIANTS)} (raw: the 640x480 "
                               "webcam images, through the face front end; face: the detected faces; normalized: the "
                               "64x64 grey faces).")
-        if isinstance(val_subjects, bool) or not (isinstance(val_subjects, int) and val_subjects >= 1
-                                                  or isinstance(val_subjects, float) and 0 < val_subjects < 1):
-            raise ConfigError(f"datamodule.val_subjects={val_subjects!r} must be a count of subjects (>= 1) or a "
-                              "fraction of the training subjects in (0, 1).")
-        self.variant, self.val_subjects = variant, val_subjects
+        self.variant, self.val_subjects = variant, self.check_val_subjects(val_subjects)
 
     def index_file(self, kind: str, split: str) -> Path:
         path = self.root / f"{kind}_{split}_{self.variant}.txt"
@@ -99,7 +95,8 @@ class NUAADataModule(LivenessData, FileDataModule):
         present = {r.path for r in records if r.path.is_file()}
         self.notes["missing_images"] = len(records) - len(present)
         assignment = self.carve_validation({"train": [r for r in records if r.partition == "train"],
-                                            "test": [r for r in records if r.partition == "test"]})
+                                            "test": [r for r in records if r.partition == "test"]}, VAL_STREAM,
+                                           natural_key)
         for split, kept in assignment.items():
             classes = {r.factors["spoof"] for r in kept if r.path in present}
             if classes != {0, 1}:
@@ -109,18 +106,6 @@ class NUAADataModule(LivenessData, FileDataModule):
         shared = {r.identity for r in assignment["test"]} & {r.identity for r in assignment["train"] + assignment["val"]}
         self.notes["test_subjects_also_in_training"] = len(shared)  # the official protocol: a later session
         return self.load_assignment(assignment)
-
-    def carve_validation(self, assignment: dict[str, list[ImageRecord]]) -> dict[str, list[ImageRecord]]:
-        """Validation subjects drawn from the training subjects by a seeded shuffle (count or fraction)."""
-        subjects = sorted({r.identity for r in assignment["train"]}, key=natural_key)
-        count = self.val_subjects if isinstance(self.val_subjects, int) else round(self.val_subjects * len(subjects))
-        if not 1 <= count < len(subjects):
-            raise ConfigError(f"datamodule.val_subjects={self.val_subjects} leaves {len(subjects)} training subjects "
-                              f"and {count} validation subjects; each needs at least one.")
-        chosen = {subjects[i] for i in np.random.default_rng([self.seed, 5]).permutation(len(subjects))[:count]}
-        train = assignment["train"]
-        return {"train": [r for r in train if r.identity not in chosen],
-                "val": [r for r in train if r.identity in chosen], "test": assignment["test"]}
 
     def preprocess_settings(self) -> dict:
         return {**super().preprocess_settings(), "variant": self.variant}
