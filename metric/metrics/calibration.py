@@ -77,6 +77,9 @@ def calibrate_checkpoint(cfg) -> tuple[Calibration, Path]:
     store the result in the checkpoint (`cfg.make_default`: the matcher used unless told otherwise). With
     `model=dlib|onnx`, the embedder, its front end and the calibration are written as a bundle in the checkpoint
     format (or added to the same bundle). Returns the calibration and the file it is stored in."""
+    allow = cfg.get("allow_unsupported_far", False)
+    if not isinstance(allow, bool):
+        raise ConfigError(f"allow_unsupported_far={allow!r} must be true or false.")
     model = cfg.get("model")
     path = bundle_path(cfg) if model is not None else Path(cfg.ckpt) if cfg.get("ckpt") else None
     if path is None:
@@ -91,7 +94,7 @@ def calibrate_checkpoint(cfg) -> tuple[Calibration, Path]:
                                   max_impostor_pairs=loaded.datamodule.max_impostor_pairs,
                                   score_block=loaded.matcher.numpy_block)
     calibration = calibrate(scores, genuine, loaded.matcher.target_far, loaded.matcher.name)
-    if calibration.warning and not cfg.get("allow_unsupported_far", False):
+    if calibration.warning and not allow:
         raise ConfigError(
             f"the validation split has {calibration.val_impostor_pairs} impostor pairs; FAR={calibration.target_far:g} "
             f"needs at least {math.ceil(3 / calibration.target_far)}: nothing was written. Add validation identities, "

@@ -170,3 +170,12 @@ def test_calibrate_refuses_a_target_far_its_pairs_cannot_support(tmp_path, tiny_
     assert ckpt.read_bytes() == before
     calibration, _ = calibrate_checkpoint(allowed)
     assert calibration.warning and calibration.calibrated_far > calibration.target_far
+
+
+def test_allow_unsupported_far_takes_true_or_false_only():
+    from omegaconf import OmegaConf
+
+    from metric.metrics.calibration import calibrate_checkpoint
+
+    with pytest.raises(ConfigError, match="allow_unsupported_far='maybe' must be true or false"):
+        calibrate_checkpoint(OmegaConf.create({"allow_unsupported_far": "maybe", "ckpt": "x.ckpt", "model": None}))
