@@ -11,7 +11,7 @@ from datamodules.images import as_array, open_image, resize
 from datamodules.liveness import LivenessData
 from datamodules.records import ImageRecord, assign_splits, take_subset
 from datamodules.sources.folder import FolderDataModule
-from datamodules.sources.spoof_renderer import render_illumination, render_print, render_replay
+from datamodules.sources.spoof_renderer import render_capture, render_illumination, render_print, render_replay
 from datamodules.split import IdentitySplit
 from metric.errors import ConfigError
 
@@ -20,16 +20,21 @@ from metric.errors import ConfigError
 ATTACKS = {"print": 3, "replay": 7}
 RENDERERS = {3: render_print, 7: render_replay}
 INDOOR = 1
+CAPTURE_STREAM = 99  # the camera-style draws have their own seeded stream: turning them on changes no other draw
 
 
 class SimulatedSpoofDataModule(LivenessData, FolderDataModule):
     """Every live photo once as itself (live, under a random capture light) and once per attack in `attacks`, rendered
-    deterministically from the seed and the file; subjects are split as for any folder (identity or ordered)."""
+    deterministically from the seed and the file; with capture_style, every presentation then gets a random camera
+    style (render_capture); subjects are split as for any folder (identity or ordered)."""
 
     dataset_name = "simulated_spoof"
 
-    def __init__(self, attacks: list[str] = ("print", "replay"), **kwargs):
+    def __init__(self, attacks: list[str] = ("print", "replay"), capture_style: bool = False, **kwargs):
         super().__init__(**kwargs)
+        if not isinstance(capture_style, bool):
+            raise ConfigError(f"datamodule.capture_style={capture_style!r} must be true or false.")
+        self.capture_style = capture_style
         unknown = [a for a in attacks if a not in ATTACKS]
         if unknown or not attacks:
             raise ConfigError(f"datamodule.attacks={list(attacks)!r}: give one or more of {', '.join(ATTACKS)}.")
@@ -59,7 +64,8 @@ class SimulatedSpoofDataModule(LivenessData, FolderDataModule):
         return self.load_assignment(self.filter_conditions(expanded))
 
     def preprocess_settings(self) -> dict:
-        return {**super().preprocess_settings(), "attacks": self.attacks, "seed": self.seed}
+        settings = {**super().preprocess_settings(), "attacks": self.attacks, "seed": self.seed}
+        return {**settings, "capture_style": True} if self.capture_style else settings
 
     def decode(self, record: ImageRecord) -> np.ndarray:
         """Rendered at the photo's own resolution, then resized: a live photo gets a random capture light too (labelled
@@ -72,4 +78,8 @@ class SimulatedSpoofDataModule(LivenessData, FolderDataModule):
             image = RENDERERS[code](image, rng)
         image = render_illumination(image, light, rng)
         picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
-        return as_array(resize(picture, self.image_size))
+        out = as_array(resize(picture, self.image_size))
+        if self.capture_style:
+            out = render_capture(out, np.random.default_rng([self.seed, zlib.crc32(str(record.path).encode()), code,
+                                                             CAPTURE_STREAM]))
+        return out

@@ -1,8 +1,11 @@
-"""Simulated presentation attacks (paper print, screen replay) and capture illumination rendered from live faces."""
+"""Simulated presentation attacks (paper print, screen replay), capture illumination and camera style, from live faces."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -223,3 +226,37 @@ def render_illumination(image: np.ndarray, kind: int, rng: np.random.Generator) 
     else:
         rgb = _noise(rgb * rng.uniform(0.25, 0.5), rng.uniform(0.015, 0.04), rng)
     return _from_rgb(rgb, image.shape[2])
+
+
+def _jpeg(rgb: np.ndarray, quality: int, channels: int) -> np.ndarray:
+    """Re-encode as JPEG at quality (1-95) and decode again: the blocking and ringing of a camera's compression."""
+    buffer = io.BytesIO()
+    pixels = _from_rgb(rgb, channels)
+    Image.fromarray(pixels[..., 0] if channels == 1 else pixels).save(buffer, format="JPEG", quality=quality)
+    decoded = np.asarray(Image.open(buffer), dtype=np.float32) / 255.0
+    return decoded[..., None].repeat(3, axis=2) if decoded.ndim == 2 else decoded
+
+
+def render_capture(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random camera style applied to every presentation, live or attack, so that no camera trait of the renderer
+    tells them apart: white balance, saturation, gamma, then sometimes a lower resolution, defocus, sensor noise and
+    JPEG compression (uint8 (H, W, C) at the output size in, same out)."""
+    _check(image, "render_capture")
+    channels = image.shape[2]
+    rgb = _to_rgb(image)
+    h, w = rgb.shape[:2]
+    rgb = rgb * rng.uniform(0.88, 1.12, 3).astype(np.float32)  # white balance
+    grey = (rgb @ LUMA)[..., None]
+    rgb = grey + rng.uniform(0.6, 1.3) * (rgb - grey)  # saturation
+    rgb = np.clip(rgb, 0.0, 1.0) ** np.float32(rng.uniform(0.75, 1.35))  # tone curve
+    if rng.random() < 0.3:  # a lower-resolution sensor, upsampled again
+        factor = rng.uniform(0.4, 0.8)
+        small = (max(8, round(w * factor)), max(8, round(h * factor)))
+        low = Image.fromarray(_from_rgb(rgb, 3)).resize(small, Image.BILINEAR).resize((w, h), Image.BILINEAR)
+        rgb = np.asarray(low, dtype=np.float32) / 255.0
+    if rng.random() < 0.5:
+        rgb = _blur(rgb, rng.uniform(0.3, 1.2))
+    rgb = _noise(rgb, rng.uniform(0.0, 0.03), rng)
+    if rng.random() < 0.7:
+        rgb = _jpeg(np.clip(rgb, 0.0, 1.0), int(rng.integers(30, 96)), channels)
+    return _from_rgb(rgb, channels)

@@ -1,4 +1,4 @@
-"""The presentation-attack-detection LightningModule: live/spoof loss (plus optional spoof-type and illumination heads),
+"""The presentation-attack-detection LightningModule: live/spoof loss (plus optional spoof-type, illumination, Fourier heads),
 validation EER each epoch, and the final liveness scores of the best checkpoint on the validation and test splits."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from datamodules.base import FINAL_SPLITS
 from metric.metrics.liveness import pad_eer
 from metric.model.checkpoint import CHECKPOINT_KEY, liveness_record
-from metric.model.liveness_net import LivenessNet
+from metric.model.liveness_net import LivenessNet, fourier_target
 from metric.modules.distributed import gather_in_order
 from metric.modules.trainer_build import optimizer_config
 
@@ -22,16 +22,19 @@ Scored = tuple[np.ndarray, np.ndarray]  # (liveness scores, (N, 4) targets: spoo
 
 class LivenessModule(pl.LightningModule):
     """Binary cross-entropy on live vs attack; with the net's aux heads, `aux_weight` x the cross-entropy of the spoof
-    type and of the illumination (CelebA-Spoof's semantic labels). Logs val_eer, the pooled liveness EER."""
+    type and of the illumination (CelebA-Spoof's semantic labels); with its Fourier head, `fourier_weight` x the mean
+    squared error of the predicted spectrum. Logs val_eer, the pooled liveness EER."""
 
     def __init__(self, net: LivenessNet, optimizer: Callable[..., torch.optim.Optimizer],
                  scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
-                 aux_weight: float = 0.5, preprocess: dict | None = None):
+                 aux_weight: float = 0.5, fourier_weight: float = 1.0, preprocess: dict | None = None):
         super().__init__()
-        if isinstance(aux_weight, bool) or not isinstance(aux_weight, (int, float)) or aux_weight < 0:
-            raise ValueError(f"module.aux_weight={aux_weight!r} must be a non-negative number.")
+        for key, value in (("aux_weight", aux_weight), ("fourier_weight", fourier_weight)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"module.{key}={value!r} must be a non-negative number.")
         self.net = net
         self.aux_weight = float(aux_weight)
+        self.fourier_weight = float(fourier_weight)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.preprocess = dict(preprocess or {})
@@ -51,6 +54,11 @@ class LivenessModule(pl.LightningModule):
                 F.cross_entropy(out["illumination"].float(), targets[:, 2])
             self.log("train_aux_loss", aux)
             loss = loss + self.aux_weight * aux
+        if "spectrum" in out and self.fourier_weight:
+            predicted = out["spectrum"].float()
+            fourier = F.mse_loss(predicted, fourier_target(images, tuple(predicted.shape[-2:])))
+            self.log("train_fourier_loss", fourier)
+            loss = loss + self.fourier_weight * fourier
         self.log("train_loss", loss)
         return loss
 

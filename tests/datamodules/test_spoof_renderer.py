@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datamodules.sources.spoof_renderer import render_illumination, render_print, render_replay
+from datamodules.sources.spoof_renderer import render_capture, render_illumination, render_print, render_replay
 from tests.conftest import ORL
 
-RENDERERS = [render_print, render_replay, lambda image, rng: render_illumination(image, 3, rng)]
+RENDERERS = [render_print, render_replay, lambda image, rng: render_illumination(image, 3, rng), render_capture]
 SHAPES = [(112, 92, 1), (64, 64, 3)]
 
 
@@ -163,3 +163,30 @@ def test_colour_attacks_render_from_an_lfw_tree_deterministically_and_identity_d
         record = next(r for r in dm.presentations(dm.scan()[0]) if r.factors["spoof"])
         renders.append(dm.decode(record))
     assert not np.array_equal(*renders)
+
+
+def test_capture_style_draws_a_camera_for_every_presentation_live_included(tmp_path):
+    """Issue 31, part 4 (style augmentation): with datamodule.capture_style=true every presentation, live ones too, gets
+    its own seeded camera style, so blur, noise and JPEG no longer mark an attack; off, the renders are as before."""
+    from datamodules.sources.simulated_spoof import SimulatedSpoofDataModule
+
+    root = lfw_like_tree(tmp_path / "lfw-deepfunneled")
+
+    def decoded(capture_style: bool) -> list[np.ndarray]:
+        dm = SimulatedSpoofDataModule(root=str(root), image_size=(48, 48), channels=3, seed=0,
+                                      capture_style=capture_style)
+        return [dm.decode(r) for r in dm.presentations(dm.scan()[0])]
+
+    plain, styled, again = decoded(False), decoded(True), decoded(True)
+    assert all(np.array_equal(a, b) for a, b in zip(styled, again))  # deterministic per seed
+    assert all(not np.array_equal(a, b) for a, b in zip(plain, styled))  # the live photo too
+    base = SimulatedSpoofDataModule(root=str(root), image_size=(48, 48), channels=3, seed=0)
+    assert all(np.array_equal(a, base.decode(r)) for a, r in zip(plain, base.presentations(base.scan()[0])))
+
+
+def test_capture_style_is_a_boolean(tmp_path):
+    from datamodules.sources.simulated_spoof import SimulatedSpoofDataModule
+    from metric.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="capture_style='yes' must be true or false"):
+        SimulatedSpoofDataModule(root=str(tmp_path), capture_style="yes")

@@ -75,6 +75,33 @@ def test_aux_heads_train_and_are_recorded(spoof_tree, tmp_path, data_dir):
     assert summary["task"] == "liveness"
 
 
+def test_the_fourier_head_trains_and_is_recorded(spoof_tree, tmp_path, data_dir):
+    """Issue 31, part 4 (frequency-domain supervision): model.fourier_head=true adds the spectrum loss to training;
+    the checkpoint records the head and loads again; scoring uses the live logit only."""
+    from metric.model.checkpoint import build_liveness_net
+
+    cfg = compose_train([*TINY_LIVENESS, f"datamodule.root={spoof_tree}", "trainer.max_epochs=1",
+                         "model.fourier_head=true"], tmp_path, data_dir)
+    summary = train(cfg)
+    checkpoint = torch.load(summary["best_checkpoint"], map_location="cpu", weights_only=True)
+    assert checkpoint[CHECKPOINT_KEY]["net"]["fourier_head"] is True
+    assert any(key.startswith("net.spectrum.") for key in checkpoint["state_dict"])
+    net = build_liveness_net(checkpoint)
+    assert net(torch.zeros(2, 3, 32, 32)).keys() == {"live"}
+
+
+def test_the_fourier_target_finds_a_stripe_frequency():
+    from metric.model.liveness_net import fourier_target
+
+    xx = torch.arange(64, dtype=torch.float32)
+    stripes = torch.cos(2 * torch.pi * xx / 4).expand(1, 3, 64, 64)  # a period of 4 px across
+    target = fourier_target(stripes, (8, 8))
+    assert target.shape == (1, 1, 8, 8) and float(target.min()) == 0.0 and float(target.max()) == 1.0
+    peaks = torch.zeros(8, 8, dtype=torch.bool)
+    peaks[4, [2, 6]] = True  # +-16 cycles across (pooled columns 2 and 6), none down (row 4 holds the centre)
+    assert bool((target[0, 0][peaks] == 1.0).all()) and float(target[0, 0][~peaks].max()) < 0.01
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["datamodule=synthetic"], "needs live/spoof data"),
     (["model=embedding_net"], "trains a LivenessNet"),
