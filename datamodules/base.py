@@ -161,12 +161,12 @@ class IdentityDataModule(pl.LightningDataModule):
             self.distractors(splits, self.seed, self.face)
         if self.train_override is not None:
             splits["train"] = self.train_override(splits["train"])
-        self.check_eval_splits(splits)
+        self.check_eval_splits(splits, stage)
         if stage in (None, "fit"):  # evaluation never draws training batches
             self.check_training_batches(splits["train"])
         self.splits = splits
 
-    def check_eval_splits(self, splits: dict[str, IdentitySplit]) -> None:
+    def check_eval_splits(self, splits: dict[str, IdentitySplit], stage: str | None = None) -> None:
         """Validation and test must hold impostor pairs: two identities at least."""
         for name in ("val", "test"):
             if splits[name].num_identities < 2:

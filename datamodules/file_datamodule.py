@@ -13,6 +13,7 @@ from datamodules.base import IdentityDataModule
 from datamodules.cache import CACHE_VERSION, read_split_cache, write_split_cache
 from datamodules.faces.loader import check_detection_rate
 from datamodules.images import BadImage, check_image_size, read_each, read_image
+from datamodules.progress import progress
 from datamodules.records import ImageRecord, assign_splits, take_subset
 from datamodules.split import IdentitySplit
 from metric.errors import ConfigError
@@ -73,7 +74,7 @@ class FileDataModule(IdentityDataModule):
         if self.face.active:
             return self.detect_faces(split, [r.path for r in records], self.image_channels, self.image_size,
                                      self.cache_dir)
-        return read_each(records, self.decode)
+        return read_each(progress(records, desc=f"{split}: decode {self.dataset_name}"), self.decode)
 
     # shared ----------------------------------------------------------------------------------
     def load_splits(self) -> dict[str, IdentitySplit]:
@@ -101,6 +102,10 @@ class FileDataModule(IdentityDataModule):
         self.bad_files, self.face_log = [], []
         splits = {}
         for split, records in assignment.items():
+            if not records:  # none asked for (e.g. split_fractions=[0,0,1], a test-only set): checked where it matters
+                splits[split] = IdentitySplit(np.zeros((0, *self.image_size, self.image_channels), np.uint8),
+                                              np.zeros(0, np.int64), [], [])
+                continue
             images, labels, sources, factors = [], [], [], []
             for record, decoded in zip(records, self.decode_records(split, records)):
                 if isinstance(decoded, BadImage):

@@ -179,9 +179,13 @@ class LivenessData:
     def check_training_batches(self, train: IdentitySplit) -> None:
         """Shuffled batches fit any train split that holds an image (check_eval_splits checks both classes)."""
 
-    def check_eval_splits(self, splits: dict[str, IdentitySplit]) -> None:
-        """Every split must hold live and attack presentations, so that APCER and BPCER are defined."""
+    def check_eval_splits(self, splits: dict[str, IdentitySplit], stage: str | None = None) -> None:
+        """Every split must hold live and attack presentations, so that APCER and BPCER are defined; evaluation alone
+        (stage 'test') reads only the test split, so a dataset used only for testing may leave train and val empty
+        (datamodule.split_fractions=[0,0,1])."""
         for name, split in splits.items():
+            if stage == "test" and name != "test" and not len(split.images):
+                continue
             spoof = liveness_targets(split)[:, 0]
             if spoof.all() or not spoof.any():
                 missing = "live" if spoof.all() else "attack"

@@ -6,15 +6,19 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from metric.attacks.run import format_rows, run_attack
-from metric.errors import exit_on_config_error
+from metric.cli import run_entry, run_task
+
+
+def attack(cfg: DictConfig) -> None:
+    from metric.attacks.run import format_rows, run_attack
+
+    print(format_rows(run_attack(cfg)))
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="attack")
 def main(cfg: DictConfig) -> None:
-    with exit_on_config_error():
-        print(format_rows(run_attack(cfg)))
+    run_task(cfg, attack)
 
 
 if __name__ == "__main__":
-    main()
+    run_entry(main)

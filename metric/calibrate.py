@@ -6,14 +6,13 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from metric.errors import exit_on_config_error
-from metric.metrics.calibration import calibrate_checkpoint
+from metric.cli import run_entry, run_task
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="calibrate")
-def main(cfg: DictConfig) -> None:
-    with exit_on_config_error():
-        calibration, path = calibrate_checkpoint(cfg)
+def calibrate(cfg: DictConfig) -> None:
+    from metric.metrics.calibration import calibrate_checkpoint
+
+    calibration, path = calibrate_checkpoint(cfg)
     for key, value in calibration.to_dict().items():
         if value is not None:
             print(f"{key:18} : {value}")
@@ -22,5 +21,10 @@ def main(cfg: DictConfig) -> None:
         print(f"WARNING: {calibration.warning}")
 
 
+@hydra.main(version_base="1.3", config_path="../conf", config_name="calibrate")
+def main(cfg: DictConfig) -> None:
+    run_task(cfg, calibrate)
+
+
 if __name__ == "__main__":
-    main()
+    run_entry(main)

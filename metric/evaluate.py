@@ -7,17 +7,16 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from metric.errors import exit_on_config_error
-from metric.report.evaluation import evaluate
-from metric.report.liveness import format_liveness_summary
-from metric.report.summary import format_summary
+from metric.cli import run_entry, run_task
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
-def main(cfg: DictConfig) -> None:
+def evaluate(cfg: DictConfig) -> None:
+    from metric.report.evaluation import evaluate as evaluation_report
+    from metric.report.liveness import format_liveness_summary
+    from metric.report.summary import format_summary
+
     out = Path(cfg.paths.output_dir)
-    with exit_on_config_error():
-        summary = evaluate(cfg, out)
+    summary = evaluation_report(cfg, out)
     if summary.get("task") == "liveness":
         print(format_liveness_summary(summary, summary["breakdowns"]))
     else:
@@ -25,5 +24,10 @@ def main(cfg: DictConfig) -> None:
     print(f"report written to {out}")
 
 
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    run_task(cfg, evaluate)
+
+
 if __name__ == "__main__":
-    main()
+    run_entry(main)

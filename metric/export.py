@@ -6,15 +6,19 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from metric.deploy.export import format_report, run_export
-from metric.errors import exit_on_config_error
+from metric.cli import run_entry, run_task
+
+
+def export(cfg: DictConfig) -> None:
+    from metric.deploy.export import format_report, run_export
+
+    print(format_report(run_export(cfg)))
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
 def main(cfg: DictConfig) -> None:
-    with exit_on_config_error():
-        print(format_report(run_export(cfg)))
+    run_task(cfg, export)
 
 
 if __name__ == "__main__":
-    main()
+    run_entry(main)

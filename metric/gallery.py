@@ -7,10 +7,11 @@ import sys
 import time
 
 from datamodules.images import BadImage
-from metric.deploy.gallery import Gallery
-from metric.deploy.gallery.search import INDEXES
-from metric.deploy.gallery.store import STORAGES, GalleryStore
+from metric.deploy.gallery.store import INDEXES, STORAGES, GalleryStore
+from metric.deploy.sqlite import stored_time
 from metric.errors import ConfigError, report_error
+
+MODEL_COMMANDS = ("enroll", "verify", "identify")  # only these load the model stack (torch, timm, the front end)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -61,6 +62,25 @@ def print_matches(matches, known: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.command in MODEL_COMMANDS:
+        return run_model_command(args)
+    store = GalleryStore(args.gallery)
+    if args.command == "list":
+        for name, count, enrolled_at in store.list():
+            print(f"{name}\t{count} image(s)\tenrolled {stored_time(enrolled_at)}")
+    elif args.command == "remove":
+        store.remove(args.name)
+        print(f"removed {args.name}")
+    else:
+        for key, value in vars(store.info()).items():
+            print(f"{key:15} {value}")
+    return 0
+
+
+def run_model_command(args: argparse.Namespace) -> int:
+    """enroll, verify, identify: the commands that embed images."""
+    from metric.deploy.gallery import Gallery
+
     if args.command == "enroll":
         gallery = Gallery.open(args.gallery, ckpt=args.ckpt, storage=args.storage, index=args.index,
                                detect=not args.no_detect, liveness=args.liveness, enrolling=True)
@@ -104,17 +124,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         print_matches(found.matches, found.known)
         return 0
-    store = GalleryStore(args.gallery)
-    if args.command == "list":
-        for name, count, enrolled_at in store.list():
-            print(f"{name}\t{count} image(s)\tenrolled {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(enrolled_at))}")
-    elif args.command == "remove":
-        store.remove(args.name)
-        print(f"removed {args.name}")
-    else:
-        for key, value in vars(store.info()).items():
-            print(f"{key:15} {value}")
-    return 0
+    raise AssertionError(f"unhandled command {args.command}")  # argparse allows only the commands above
 
 
 def main(argv: list[str] | None = None) -> int:

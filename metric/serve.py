@@ -4,11 +4,12 @@ manage its API keys and show its audit log. Bad input exits 2 with one line, nev
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-import time
 from pathlib import Path
 
 from datamodules.images import BadImage
+from metric.deploy.sqlite import stored_time
 from metric.errors import ConfigError, report_error
 
 
@@ -64,8 +65,10 @@ def audit_parser() -> argparse.ArgumentParser:
     return p
 
 
-def stamp(at: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)) if at else "-"
+def audit_lines(entries: list[dict]) -> list[str]:
+    """The audit log as lines for the command line, each stamped in ISO-8601."""
+    return [f"{stored_time(e['at'])}  {e['action']:10} {e.get('identity') or '-':20} {e['outcome']:10} "
+            f"key={e.get('key_id')}  {json.dumps(e.get('detail'))}" for e in entries]
 
 
 def run_keys(args: argparse.Namespace) -> int:
@@ -82,8 +85,8 @@ def run_keys(args: argparse.Namespace) -> int:
         print(key)
     elif args.action == "list":
         for record in keys.list():
-            state = f"revoked {stamp(record.revoked_at)}" if record.revoked else "active"
-            print(f"{record.key_id}\t{record.scope}\t{state}\tcreated {stamp(record.created_at)}\t{record.label or ''}")
+            state = f"revoked {stored_time(record.revoked_at)}" if record.revoked else "active"
+            print(f"{record.key_id}\t{record.scope}\t{state}\tcreated {stored_time(record.created_at)}\t{record.label or ''}")
     else:
         keys.revoke(args.key_id)
         audit.record("key_revoke", None, None, "ok", {"key_id": args.key_id})
@@ -93,7 +96,6 @@ def run_keys(args: argparse.Namespace) -> int:
 
 def run_audit(args: argparse.Namespace) -> int:
     from metric.deploy.gallery.store import GalleryStore
-    from metric.deploy.service.app import audit_lines
     from metric.deploy.service.audit import AuditLog
 
     store = GalleryStore(args.gallery)

@@ -9,9 +9,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from metric.errors import exit_on_config_error
-from metric.modules.distributed import run_ddp_children_as_this_job
-from metric.modules.training import train
+from metric.cli import run_entry, run_task
 
 # Groups that conf/train.yaml declares as `group: null`. Hydra 1.3 accepts `group=x` for them but rejects
 # `+group=x` ("Multiple values"); the README's front door is `+experiment=...`, so both spellings are accepted.
@@ -38,14 +36,20 @@ def accept_plus_overrides(argv: list[str]) -> list[str]:
     return [a[1:] if a.startswith("+") and a[1:].split("=", 1)[0] in NULL_DEFAULT_GROUPS else a for a in argv]
 
 
+def train(cfg: DictConfig) -> float | None:
+    from metric.modules.distributed import run_ddp_children_as_this_job
+    from metric.modules.training import train as train_and_report
+
+    run_ddp_children_as_this_job()  # before any Trainer launches ranks: they re-run this job, not the sweep
+    summary = train_and_report(cfg)
+    return summary["best_val_eer"] if summary else None
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    with exit_on_config_error():
-        summary = train(cfg)
-    return summary["best_val_eer"] if summary else None
+    return run_task(cfg, train)
 
 
 if __name__ == "__main__":
     sys.argv = accept_plus_overrides(sys.argv)
-    run_ddp_children_as_this_job()
-    main()
+    run_entry(main)

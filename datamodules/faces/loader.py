@@ -13,6 +13,7 @@ from PIL import Image
 from datamodules.atomic import write_file_atomically
 from datamodules.faces.frontend import FaceCrop, FaceFrontEnd, NoFace
 from datamodules.images import BadImage, as_array, open_image, read_each, resize
+from datamodules.progress import progress
 from metric.errors import ConfigError
 
 FACE_CACHE_VERSION = 3  # 2: photos upright by their EXIF orientation; 3: JPEGs over DRAFT_SIDE decoded at a reduced scale
@@ -54,13 +55,11 @@ class FaceLoader:
         return require_face(self.load(path, all_faces), path, self.front_end)
 
     def load_many(self, paths: Iterable[str | Path], desc: str = "faces") -> list[FaceCrop | BadImage]:
-        """load() for each path in order, under a progress bar when a detector runs; an unreadable file gives its
-        BadImage in place of a crop."""
+        """load() for each path in order, with progress when a detector runs (a bar, or lines off a terminal); an
+        unreadable file gives its BadImage in place of a crop."""
         paths = list(paths)
         if self.front_end.active:
-            from tqdm import tqdm
-
-            paths = tqdm(paths, desc=f"{desc}: {self.front_end.describe()}", unit="img", disable=None)
+            paths = progress(paths, desc=f"{desc}: {self.front_end.describe()}", unit="img")
         return read_each(paths, self.load)
 
     def entry(self, path: Path) -> Path:

@@ -239,15 +239,16 @@ def _jpeg(rgb: np.ndarray, quality: int, channels: int) -> np.ndarray:
 
 def render_capture(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A random camera style applied to every presentation, live or attack, so that no camera trait of the renderer
-    tells them apart: white balance, saturation, gamma, then sometimes a lower resolution, defocus, sensor noise and
-    JPEG compression (uint8 (H, W, C) at the output size in, same out)."""
+    tells them apart: white balance, saturation (one capture in five grey, as a monochrome or near-infrared camera
+    sees it), gamma, then sometimes a lower resolution, defocus, sensor noise and JPEG compression (uint8 (H, W, C)
+    at the output size in, same out)."""
     _check(image, "render_capture")
     channels = image.shape[2]
     rgb = _to_rgb(image)
     h, w = rgb.shape[:2]
     rgb = rgb * rng.uniform(0.88, 1.12, 3).astype(np.float32)  # white balance
     grey = (rgb @ LUMA)[..., None]
-    rgb = grey + rng.uniform(0.6, 1.3) * (rgb - grey)  # saturation
+    rgb = grey + (0.0 if rng.random() < 0.2 else rng.uniform(0.6, 1.3)) * (rgb - grey)  # saturation
     rgb = np.clip(rgb, 0.0, 1.0) ** np.float32(rng.uniform(0.75, 1.35))  # tone curve
     if rng.random() < 0.3:  # a lower-resolution sensor, upsampled again
         factor = rng.uniform(0.4, 0.8)

@@ -25,6 +25,20 @@ def made_or_refused(node: DictConfig, group: str, make):
                           f"Fix the value with {group}.<key>=<value>.") from None
 
 
+class ParameterSummary(pl.callbacks.ModelSummary):
+    """Lightning's model summary as one line of parameter counts: its table's FLOPs read 0 without an example input,
+    which only misleads."""
+
+    @staticmethod
+    def summarize(summary_data, total_parameters: int, trainable_parameters: int, model_size: float,
+                  total_training_modes, total_flops: int = 0, **kwargs) -> None:
+        columns = dict(summary_data)
+        parts = ", ".join(f"{name} ({kind}, {count.strip()})" for name, kind, count in
+                          zip(columns.get("Name", []), columns.get("Type", []), columns.get("Params", [])))
+        print(f"model: {parts}; {total_parameters / 1e6:.2f} M parameters, {trainable_parameters / 1e6:.2f} M "
+              f"trainable, {model_size:.1f} MB")
+
+
 def check_torch_settings(cfg: DictConfig) -> None:
     """The optimizer and scheduler validate their own settings, on a stand-in parameter, before any data is read."""
     probe = [torch.nn.Parameter(torch.zeros(1))]

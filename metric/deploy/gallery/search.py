@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from metric.deploy.gallery.store import INDEXES
 from metric.errors import ConfigError
 
-INDEXES = ("exact", "hnsw", "ivf")
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

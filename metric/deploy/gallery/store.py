@@ -24,6 +24,7 @@ from metric.errors import ConfigError
 
 FORMAT_VERSION = 1
 STORAGES = ("float32", "float16", "int8")
+INDEXES = ("exact", "hnsw", "ivf")  # the search index a gallery records (metric.deploy.gallery.search builds it)
 MAX_NAME = 128
 NAME_SEPARATORS = " ._-'@"
 NAME_RULE = (f"an identity name is 1-{MAX_NAME} characters after Unicode NFC normalisation: letters, digits and the "

@@ -380,9 +380,3 @@ def create_app(service: Service) -> FastAPI:
 
     app.state.service = service
     return app
-
-
-def audit_lines(entries: list[dict]) -> list[str]:
-    """The audit log as lines for the command line."""
-    return [f"{e['at']:.3f}  {e['action']:10} {e.get('identity') or '-':20} {e['outcome']:10} key={e.get('key_id')}  "
-            f"{json.dumps(e.get('detail'))}" for e in entries]
