@@ -63,13 +63,31 @@ def build_from_config(node: Any, **kwargs: Any) -> Any:
         if not kwargs:
             return instantiate(node, _convert_="all")
         return instantiate(node, _convert_="all", _partial_=True)(**kwargs)
-    except InstantiationException as error:
-        cause = error.__cause__
+    except (InstantiationException, TypeError) as error:
+        cause = error
         while cause is not None and not isinstance(cause, ConfigError):
-            cause = cause.__cause__
+            cause = unknown_setting(cause, node) or cause.__cause__
         if cause is not None:
             raise cause from None
         raise
+
+
+def unknown_setting(error: BaseException, node: Any) -> ConfigError | None:
+    """A class refusing a key of its config node (`+datamodule.rooot=x` reaches __init__ as rooot=) as one line
+    naming the key and the node's other keys; None for any other error."""
+    import difflib
+    import re
+
+    match = re.search(r"unexpected keyword argument '(\w+)'", str(error)) if isinstance(error, TypeError) else None
+    if match is None or not hasattr(node, "keys") or match.group(1) not in node:
+        return None
+    name = match.group(1)
+    known = [str(k) for k in node.keys() if not str(k).startswith("_") and k != name]
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    path = node._get_full_key(None) if hasattr(node, "_get_full_key") else ""
+    key = f"{path}.{name}" if path else name
+    return ConfigError(f"{key} is not a setting of {node.get('_target_', 'this node')}"
+                       f"{f' (did you mean {close[0]}?)' if close else ''}; remove it.")
 
 
 def locate_class(node: Any, key: str) -> type:

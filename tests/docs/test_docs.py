@@ -112,3 +112,48 @@ def test_the_site_builds_strictly(tmp_path):
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "architecture" / "index.html").exists()
+
+
+PATH_SUFFIX = re.compile(r"\.(ckpt|onnx|txt|db|jpg|jpeg|png|pgm|json|pt|pth|csv|yaml|tgz|safetensors)$")
+OUTPUT_KEYS = {"--gallery", "--out", "paths.output_dir", "hydra.run.dir", "hydra.sweep.dir"}
+
+
+def written_by(entry: str, key: str, arguments: list[str]) -> bool:
+    """Whether the command writes this key's path: an output folder, a gallery it creates, the bundle or threshold
+    metric.calibrate writes into `ckpt`."""
+    return key in OUTPUT_KEYS or (entry == "calibrate" and key == "ckpt")
+
+
+def quoted_paths() -> list[tuple[str, int, str]]:
+    """(page, line, path) of every file or folder a quoted command reads, except those an earlier command of the
+    same page writes; a named placeholder (<your_folder>) or a $VARIABLE is not a path."""
+    found = []
+    for page in PAGES:
+        written: set[str] = set()
+        for _, line, entry, text in quoted_commands(page):
+            arguments = shlex.split(text)
+            pending = ""
+            for argument in arguments:
+                if argument.startswith("--"):
+                    pending = argument
+                    continue
+                key, value = argument.split("=", 1) if "=" in argument and not pending else (pending, argument)
+                pending = ""
+                for part in value.strip("[]").split(","):
+                    if not part or "<" in part or part.startswith(("/tmp/", "http", "$")) or "${" in part:
+                        continue
+                    if "/" not in part and not PATH_SUFFIX.search(part):
+                        continue
+                    if written_by(entry, key.lstrip("+~"), arguments):
+                        written.add(part)
+                    elif part not in written:
+                        found.append((page.name, line, part))
+    return found
+
+
+def test_every_path_in_the_docs_commands_exists_or_is_a_named_placeholder():
+    """Issue 33, point 6: `pairs_file=/data/lfw/pairs.txt` sent users to a folder no one has."""
+    missing = [(page, line, path) for page, line, path in quoted_paths()
+               if not (REPO_ROOT / path).exists() and not Path(path).is_absolute()]
+    absolute = [(page, line, path) for page, line, path in quoted_paths() if Path(path).is_absolute()]
+    assert not missing and not absolute, missing + absolute

@@ -137,3 +137,10 @@ def test_progress_off_a_terminal_is_a_line_with_rate_and_eta():
     assert lines[0] == "faces: 3/7 (43%), 0.1 img/s, ETA 40s"
     assert lines[-1] == "faces: 7/7 (100%), 0.1 img/s, done in 1m10s"
     assert list(progress(range(5), "short", stream=io.StringIO())) == list(range(5))  # short passes stay quiet
+
+
+def test_a_key_appended_inside_a_group_that_its_class_refuses_is_one_line(tmp_path):
+    result = run("-m", "metric.train", "+datamodule.rooot=x", "debug=fast", tmp_path=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert error_lines(result.stderr)[-1].startswith("error: datamodule.rooot is not a setting of "
+                                                     "datamodules.sources.synthetic.SyntheticFacesDataModule")
