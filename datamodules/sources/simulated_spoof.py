@@ -23,18 +23,34 @@ INDOOR = 1
 CAPTURE_STREAM = 99  # the camera-style draws have their own seeded stream: turning them on changes no other draw
 
 
+def centre_crop(image: np.ndarray, share: float) -> np.ndarray:
+    """The central share of an image's height and width (LFW's 250 x 250 frames hold the face in about the middle
+    half); the whole image at share 1."""
+    if share >= 1.0:
+        return image
+    h, w = image.shape[:2]
+    ch, cw = max(8, round(h * share)), max(8, round(w * share))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return image[top : top + ch, left : left + cw]
+
+
 class SimulatedSpoofDataModule(LivenessData, FolderDataModule):
     """Every live photo once as itself (live, under a random capture light) and once per attack in `attacks`, rendered
-    deterministically from the seed and the file; with capture_style, every presentation then gets a random camera
-    style (render_capture); subjects are split as for any folder (identity or ordered)."""
+    deterministically from the seed and the file (on the photo's central `centre_crop` share); with capture_style,
+    every presentation then gets a random camera style (render_capture); subjects are split as for any folder."""
 
     dataset_name = "simulated_spoof"
 
-    def __init__(self, attacks: list[str] = ("print", "replay"), capture_style: bool = False, **kwargs):
+    def __init__(self, attacks: list[str] = ("print", "replay"), capture_style: bool = False,
+                 centre_crop: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(capture_style, bool):
             raise ConfigError(f"datamodule.capture_style={capture_style!r} must be true or false.")
+        if isinstance(centre_crop, bool) or not isinstance(centre_crop, (int, float)) or not 0.2 <= centre_crop <= 1:
+            raise ConfigError(f"datamodule.centre_crop={centre_crop!r} must lie in [0.2, 1]: the share of each photo's "
+                              "width and height kept around its centre (1: the whole photo, with its context).")
         self.capture_style = capture_style
+        self.centre_crop = float(centre_crop)
         unknown = [a for a in attacks if a not in ATTACKS]
         if unknown or not attacks:
             raise ConfigError(f"datamodule.attacks={list(attacks)!r}: give one or more of {', '.join(ATTACKS)}.")
@@ -65,7 +81,11 @@ class SimulatedSpoofDataModule(LivenessData, FolderDataModule):
 
     def preprocess_settings(self) -> dict:
         settings = {**super().preprocess_settings(), "attacks": self.attacks, "seed": self.seed}
-        return {**settings, "capture_style": True} if self.capture_style else settings
+        if self.capture_style:
+            settings["capture_style"] = True
+        if self.centre_crop != 1.0:
+            settings["centre_crop"] = self.centre_crop
+        return settings
 
     def decode(self, record: ImageRecord) -> np.ndarray:
         """Rendered at the photo's own resolution, then resized: a live photo gets a random capture light too (labelled
@@ -73,7 +93,7 @@ class SimulatedSpoofDataModule(LivenessData, FolderDataModule):
         code = record.factors["spoof_type"]
         rng = self.rng(record, code)
         light = int(rng.integers(1, 5))  # the same first draw as in presentations(): an attack's labelled light
-        image = as_array(open_image(record.path, self.image_channels))
+        image = centre_crop(as_array(open_image(record.path, self.image_channels)), self.centre_crop)
         if code:
             image = RENDERERS[code](image, rng)
         image = render_illumination(image, light, rng)

@@ -190,3 +190,22 @@ def test_capture_style_is_a_boolean(tmp_path):
 
     with pytest.raises(ConfigError, match="capture_style='yes' must be true or false"):
         SimulatedSpoofDataModule(root=str(tmp_path), capture_style="yes")
+
+
+def test_centre_crop_keeps_the_middle_of_the_photo_before_rendering(tmp_path):
+    """Issue 31, part 4 (crop context): datamodule.centre_crop=0.5 renders on the central half of each frame (LFW's
+    face), 1.0 on the whole frame with its background."""
+    from datamodules.sources.simulated_spoof import SimulatedSpoofDataModule, centre_crop
+    from metric.errors import ConfigError
+
+    image = np.arange(100 * 80 * 3, dtype=np.uint32).reshape(100, 80, 3).astype(np.uint8)
+    assert np.array_equal(centre_crop(image, 1.0), image)
+    assert np.array_equal(centre_crop(image, 0.5), image[25:75, 20:60])
+    root = lfw_like_tree(tmp_path / "lfw-deepfunneled")
+    whole = SimulatedSpoofDataModule(root=str(root), image_size=(48, 48), channels=3, seed=0)
+    tight = SimulatedSpoofDataModule(root=str(root), image_size=(48, 48), channels=3, seed=0, centre_crop=0.5)
+    live = whole.presentations(whole.scan()[0])[0]
+    assert not np.array_equal(whole.decode(live), tight.decode(live))
+    assert tight.preprocess_settings()["centre_crop"] == 0.5 and "centre_crop" not in whole.preprocess_settings()
+    with pytest.raises(ConfigError, match="centre_crop=0.1 must lie in"):
+        SimulatedSpoofDataModule(root=str(root), centre_crop=0.1)
