@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
@@ -74,6 +75,7 @@ class IdentityDataModule(pl.LightningDataModule):
     """Base for every dataset: subclasses implement `load_splits`; this class batches and checks them."""
 
     official_test_shares_subjects = False  # True only where the dataset's official test reuses training subjects
+    identities_by_folder = False  # True where the layout is <root>/<identity>/<image>: the folder names the person
 
     def __init__(
         self,
@@ -115,6 +117,13 @@ class IdentityDataModule(pl.LightningDataModule):
     def load_splits(self) -> dict[str, IdentitySplit]:
         """Return identity-disjoint 'train', 'val' and 'test' splits."""
         raise NotImplementedError
+
+    def identity_names(self, split: IdentitySplit) -> list[str]:
+        """Each image's identity as the dataset names it: the folder where folders are people (identities_by_folder),
+        else the label number."""
+        if self.identities_by_folder:
+            return [Path(source).parent.name for source in split.sources]
+        return [str(int(label)) for label in split.labels]
 
     @property
     def channels(self) -> int:

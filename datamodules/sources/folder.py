@@ -12,6 +12,7 @@ EXPECTED_TREE = "<root>/\n  <identity 1>/  image.png  image2.jpg ...\n  <identit
 
 class FolderDataModule(FileDataModule):
     dataset_name = "folder"
+    identities_by_folder = True
 
     def scan(self) -> list[ImageRecord]:
         if not self.root.is_dir():

@@ -112,6 +112,7 @@ class LFWDataModule(FileDataModule):
     `cv.folds=lfw` runs the ten official folds (test_pairs(): the test fold's pairs of pairs.txt)."""
 
     dataset_name = "lfw"
+    identities_by_folder = True
 
     def __init__(self, root: str, images: str = "lfw-deepfunneled", test_fold: int = 9, val_identities: int = 200,
                  **kwargs):

@@ -78,7 +78,7 @@ def verification_report(cfg: DictConfig, loaded: LoadedModel, out: Path) -> dict
             reps=cfg.bootstrap_reps, seed=cfg.seed)
         summary["impostor_pairs_sampled"] = count_pairs(split.labels)[1] > curve.n_impostor
         write_scores_csv(out / "scores.csv", pairs.scores, pairs.genuine, pairs.first, pairs.second, split.sources,
-                         split.labels, threshold)
+                         loaded.datamodule.identity_names(split), threshold)
         summary["conditions"] = condition_breakdown(pairs.scores, pairs.genuine, pairs.first, pairs.second,
                                                     split.factors, threshold)
         write_rows_csv(out / "conditions.csv", summary["conditions"])
@@ -86,7 +86,8 @@ def verification_report(cfg: DictConfig, loaded: LoadedModel, out: Path) -> dict
         plots.plot_worst_pairs(split.images, pairs.scores, pairs.genuine, pairs.first, pairs.second, threshold,
                                out / "worst_pairs.png", cfg.worst_pairs)
     plots.plot_roc(curve, out / "roc.png")
-    plots.plot_det(curve, out / "det.png")
+    plots.plot_det(curve, out / "det.png", operating_point=(summary[f"{name}_far_at_threshold"],
+                                                           summary[f"{name}_frr_at_threshold"]))
     return summary
 
 

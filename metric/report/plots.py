@@ -31,11 +31,23 @@ def plot_roc(curve: V.Roc, path: Path, rates: tuple[str, str, str] = VERIFICATIO
     plt.close(fig)
 
 
-def plot_det(curve: V.Roc, path: Path, rates: tuple[str, str, str] = VERIFICATION_RATES) -> None:
+def plot_det(curve: V.Roc, path: Path, rates: tuple[str, str, str] = VERIFICATION_RATES,
+             operating_point: tuple[float, float] | None = None) -> None:
+    """The DET curve on log axes, with the EER point, the FAR = FRR diagonal and, when given, the operating point
+    (FAR, FRR) at the threshold the report uses; a rate of 0 is drawn at half the curve's smallest rate."""
     fig, ax = plt.subplots(figsize=(5, 4))
     far, frr = V.det_points(curve, 2000)
     keep = (far > 0) & (frr > 0)
-    ax.loglog(far[keep], frr[keep])
+    ax.loglog(far[keep], frr[keep], label="DET")
+    floor = min(float(far[far > 0].min(initial=1.0)), float(frr[frr > 0].min(initial=1.0))) / 2
+    rate = V.eer(curve)[0]
+    ax.plot([floor, 1], [floor, 1], color="grey", linewidth=0.6, linestyle=":")
+    ax.plot([max(rate, floor)], [max(rate, floor)], "o", color="tab:orange", label=f"EER {rate:.2%}")
+    if operating_point is not None:
+        at_far, at_frr = operating_point
+        ax.plot([max(at_far, floor)], [max(at_frr, floor)], "s", color="tab:red",
+                label=f"threshold: {rates[0].split(' ')[0]} {at_far:.2%}, {rates[1].split(' ')[0]} {at_frr:.2%}")
+    ax.legend(fontsize=7, loc="upper right")
     ax.set(xlabel=rates[0], ylabel=rates[1], title="DET")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
@@ -103,6 +115,12 @@ def plot_worst_presentations(images: np.ndarray, scores: np.ndarray, bona_fide: 
                           f"{threshold:.3g}", path, 1.6)
 
 
+def identity_and_file(source: str) -> str:
+    """`<folder>/<file>` of a photo, shortened: in an identity tree the folder is the person (s2/1.pgm)."""
+    parts = Path(source).parts[-2:]
+    return "/".join(part[:14] for part in parts)
+
+
 def plot_faces(entries: list[dict], crops: dict[str, np.ndarray], path: Path, count: int = 24) -> None:
     """The face front end at work: each original photo with its detected box and landmarks, beside the aligned
     crop; photos without a face come first (up to two thirds of the grid). `entries` are detection records ({"source", "box", "landmarks",
@@ -130,7 +148,7 @@ def plot_faces(entries: list[dict], crops: dict[str, np.ndarray], path: Path, co
         if entry.get("landmarks"):
             points = np.asarray(entry["landmarks"])
             original.scatter(points[:, 0], points[:, 1], s=6, c="red")
-        original.set_title(Path(entry["source"]).name[:22], fontsize=6)
+        original.set_title(identity_and_file(entry["source"]), fontsize=6)
         crop = crops.get(entry["source"])
         if entry["reason"] is None and crop is not None:
             aligned.imshow(crop[..., 0] if crop.shape[-1] == 1 else crop, cmap="gray", vmin=0, vmax=255)

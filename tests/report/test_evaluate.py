@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from metric.errors import ConfigError
 from metric.report.evaluation import evaluate
 from metric.report.summary import format_summary
-from tests.conftest import TINY_DATA, compose_evaluate
+from tests.conftest import ORL, TINY_DATA, compose_evaluate
 
 
 def run_eval(tiny_triplet_run, tmp_path, data_dir, *overrides):
@@ -101,3 +101,32 @@ def test_kface_conditions_break_down_errors(make_cfg, tmp_path, data_dir):
     assert (tmp_path / "report" / "conditions.csv").read_text().startswith("factor,value,genuine_pairs")
     for row in summary["conditions"]:
         assert row["genuine_pairs"] + row["impostor_pairs"] > 0
+
+
+@pytest.mark.skipif(not ORL.is_dir(), reason="ORL faces (../shared/data/att_faces) are not present")
+def test_scores_csv_names_the_people_of_an_identity_tree(tiny_triplet_run, tmp_path, data_dir):
+    """Issue 33, point 9: identity_a/identity_b are the people's folder names (s2), not label numbers."""
+    _, summary = tiny_triplet_run
+    cfg = compose_evaluate([f"ckpt={summary['best_checkpoint']}", "datamodule=folder", f"datamodule.root={ORL}",
+                            "datamodule.image_size=[32,32]", "datamodule.channels=3"], tmp_path / "report", data_dir)
+    evaluate(cfg, tmp_path / "report")
+    with open(tmp_path / "report" / "scores.csv") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows[:50]:
+        assert row["identity_a"] == row["image_a"].split("/")[-2] and row["identity_a"].startswith("s")
+
+
+def test_the_det_plot_marks_the_eer_and_the_threshold(tmp_path, monkeypatch):
+    from metric.metrics import verification as V
+    from metric.report import plots
+
+    shown = []
+    monkeypatch.setattr(plots.plt, "close", shown.append)
+    rng = np.random.default_rng(0)
+    scores = np.concatenate([rng.normal(1, 1, 500), rng.normal(-1, 1, 5000)])
+    genuine = np.arange(5500) < 500
+    plots.plot_det(V.roc(scores, genuine), tmp_path / "det.png", operating_point=(0.01, 0.4))
+    legend = [text.get_text() for text in shown[0].axes[0].get_legend().get_texts()]
+    assert legend[1].startswith("EER ") and legend[2] == "threshold: FAR 1.00%, FRR 40.00%"
+    assert (tmp_path / "det.png").stat().st_size > 0
+    assert plots.identity_and_file("/data/att_faces/s2/1.pgm") == "s2/1.pgm"
