@@ -14,6 +14,7 @@ from tests.conftest import ORL, REPO_ROOT, require_weights
 
 TINY_RUNS = {
     "cache_load.py": ["--images", "400", "--rounds", "1"],
+    "cli_start.py": ["--rounds", "1"],
     "face_frontend.py": ["--images", "12", "--rounds", "1"],
     "face_pipeline.py": ["--images", "6", "--rounds", "1"],
     "landmarks_pasted.py": ["--images", "6"],

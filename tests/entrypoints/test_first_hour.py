@@ -30,8 +30,9 @@ def run(*args: str, tmp_path, importtime: bool = False) -> subprocess.CompletedP
 
 
 def imported(stderr: str, module: str) -> bool:
-    """Whether `-X importtime` output shows the top-level module imported."""
-    return any(line.rstrip().endswith(f"| {module}") for line in stderr.splitlines())
+    """Whether `-X importtime` output shows the module imported, at any depth."""
+    return any(line.startswith("import time:") and line.split("|")[-1].strip() == module
+               for line in stderr.splitlines())
 
 
 def error_lines(stderr: str) -> list[str]:
