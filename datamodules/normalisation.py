@@ -25,8 +25,9 @@ def to_model_input(images: np.ndarray) -> torch.Tensor:
 
 
 def to_pixels(images: np.ndarray) -> torch.Tensor:
-    """uint8 images (N, H, W, C) -> float pixel values (N, C, H, W), the space attacks perturb in."""
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+    """uint8 images (N, H, W, C) -> float pixel values (N, C, H, W), the space attacks perturb in (a read-only
+    array, such as a decoded photo's, is copied first: torch warns on one)."""
+    return torch.from_numpy(np.require(images, requirements=["C_CONTIGUOUS", "WRITEABLE"])).permute(0, 3, 1, 2).float()
 
 
 def to_uint8_images(inputs: torch.Tensor) -> np.ndarray:
