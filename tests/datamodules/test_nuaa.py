@@ -207,3 +207,29 @@ def test_the_faceantispoofing_peer_is_scored_as_its_authors_run_it(tmp_path, dat
     check = gate.check(ORL / "s1" / "1.pgm")
     assert check.threshold == pytest.approx(0.8) and gate.faces.front_end.spec()["crop"] == "box"
     assert LivenessGate.from_checkpoint(peer.path).sha256 == peer.sha256  # as a gallery records it
+
+
+def test_trained_on_colour_renders_tested_on_nuaa_through_evaluate(tmp_path, data_dir):
+    """Issue 31, part 4, the generalisation protocol: a liveness model trained on SIMULATED attacks only (colour renders
+    of an LFW-layout tree, with the camera style and the Fourier head), then scored on another dataset's official
+    layout (a NUAA fixture, grey 64x64 `normalized`) by metric.evaluate at its own threshold."""
+    import json
+
+    from metric.modules.training import train
+    from metric.report.evaluation import evaluate
+    from tests.datamodules.test_spoof_renderer import lfw_like_tree
+
+    renders = lfw_like_tree(tmp_path / "lfw-deepfunneled", people=10, photos=2)
+    cfg = compose_train(["experiment=liveness", "datamodule=simulated_spoof", f"datamodule.root={renders}",
+                         "datamodule.channels=3", "datamodule.capture_style=true", "datamodule.image_size=[32,32]",
+                         "model.fourier_head=true", "datamodule.batch_size=16", "trainer.max_epochs=1",
+                         "trainer.enable_progress_bar=false"], tmp_path / "run", data_dir)
+    trained = train(cfg)
+    out = tmp_path / "eval"
+    nuaa = build_nuaa(tmp_path / "nuaa", variant="normalized")
+    evaluated = evaluate(compose_evaluate([f"ckpt={trained['best_checkpoint']}", "datamodule=nuaa",
+                                           f"datamodule.root={nuaa}", "datamodule.variant=normalized",
+                                           "datamodule.val_subjects=2"], out, data_dir), out)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["threshold"] == pytest.approx(trained["threshold"]) and 0 <= evaluated["test_eer"] <= 1
+    assert set(summary["breakdowns"]) == {"glasses", "pos", "session"} and (out / "scores.csv").is_file() and (out / "det.png").is_file()
