@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from metric.errors import ConfigError, report_error
-from metric.report.attacks import parse_runs, write_report
 
 
 def parser() -> argparse.ArgumentParser:
@@ -20,6 +19,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from metric.report.attacks import parse_runs, write_report  # plots import torch: not for --help
+
     try:
         runs = parse_runs(args.runs)
     except ConfigError as error:

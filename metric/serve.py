@@ -68,7 +68,7 @@ def audit_parser() -> argparse.ArgumentParser:
 def audit_lines(entries: list[dict]) -> list[str]:
     """The audit log as lines for the command line, each stamped in ISO-8601."""
     return [f"{stored_time(e['at'])}  {e['action']:10} {e.get('identity') or '-':20} {e['outcome']:10} "
-            f"key={e.get('key_id')}  {json.dumps(e.get('detail'))}" for e in entries]
+            f"key={e.get('key_id') or '-'}  {json.dumps(e.get('detail'))}" for e in entries]
 
 
 def run_keys(args: argparse.Namespace) -> int:

@@ -66,7 +66,7 @@ def test_appending_inside_a_group_stays_allowed():
     assert did_you_mean("modl", ["model", "module"]) == " (did you mean model?)"
 
 
-@pytest.mark.parametrize("entry", [*HYDRA_ENTRIES, "gallery", "serve", "weights", "sweep_summary"])
+@pytest.mark.parametrize("entry", [*HYDRA_ENTRIES, "gallery", "serve", "weights", "sweep_summary", "attack_report"])
 def test_help_imports_no_model_library(entry, tmp_path):
     result = run("-m", f"metric.{entry}", "--help", tmp_path=tmp_path, importtime=True)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -102,6 +102,8 @@ def test_read_only_commands_import_no_model_library_and_print_iso_times(argv, ga
         assert not imported(result.stderr, module), f"{' '.join(argv)} imports {module}"
     if argv[-1] in ("list", "audit"):
         assert re.search(ISO_8601, result.stdout), result.stdout
+    if argv[-1] == "audit":  # an action taken on the command line has no acting key: shown as -, not None
+        assert "key=-" in result.stdout and "None" not in result.stdout, result.stdout
 
 
 def test_raw_pixels_writes_its_summary_and_the_log_holds_the_console(tmp_path):
