@@ -184,8 +184,12 @@ class LivenessData:
         (stage 'test') reads only the test split, so a dataset used only for testing may leave train and val empty
         (datamodule.split_fractions=[0,0,1])."""
         for name, split in splits.items():
-            if stage == "test" and name != "test" and not len(split.images):
-                continue
+            if not len(split.images):
+                if stage == "test" and name != "test":
+                    continue
+                raise ConfigError(f"the {name} split is empty: a set with no {name} share (e.g. datamodule."
+                                  "split_fractions=[0.0,0.0,1.0]) is for metric.evaluate only; give the split a share "
+                                  "or more subjects.")
             spoof = liveness_targets(split)[:, 0]
             if spoof.all() or not spoof.any():
                 missing = "live" if spoof.all() else "attack"

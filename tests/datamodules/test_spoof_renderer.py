@@ -209,3 +209,23 @@ def test_centre_crop_keeps_the_middle_of_the_photo_before_rendering(tmp_path):
     assert tight.preprocess_settings()["centre_crop"] == 0.5 and "centre_crop" not in whole.preprocess_settings()
     with pytest.raises(ConfigError, match="centre_crop=0.1 must lie in"):
         SimulatedSpoofDataModule(root=str(root), centre_crop=0.1)
+
+
+def test_a_test_only_set_puts_every_person_in_test_and_refuses_training(tmp_path):
+    """Issue 31, part 4 (cross-dataset protocol): split_fractions=[0,0,1] makes a whole dataset the test split, for
+    metric.evaluate; training on it is refused in one line naming the key."""
+    from datamodules.sources.simulated_spoof import SimulatedSpoofDataModule
+    from metric.errors import ConfigError
+
+    root = lfw_like_tree(tmp_path / "lfw-deepfunneled")
+
+    def make() -> SimulatedSpoofDataModule:
+        return SimulatedSpoofDataModule(root=str(root), image_size=(32, 32), channels=3, seed=0,
+                                        split_fractions=[0.0, 0.0, 1.0], cache_dir=str(tmp_path / "cache"))
+
+    evaluated = make()
+    evaluated.setup("test")
+    assert evaluated.splits["test"].num_identities == 12 and len(evaluated.splits["test"].images) == 12 * 3 * 3
+    assert not len(evaluated.splits["train"].images) and not len(evaluated.splits["val"].images)
+    with pytest.raises(ConfigError, match=r"the train split is empty.*split_fractions=\[0.0,0.0,1.0\].*evaluate"):
+        make().setup("fit")
