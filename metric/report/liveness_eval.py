@@ -54,9 +54,9 @@ def liveness_report(cfg: DictConfig, out: Path) -> tuple[dict, dict[str, list[di
         threshold, target_apcer = float(meta["threshold"]["threshold"]), meta["threshold"].get("target_apcer")
     front_end = front_end_from_spec(face_spec(preprocess))
     if cfg.get("face") is not None:  # asked for: e.g. face=none on renders that are already face crops
-        front_end = build_from_config(cfg.face)
-        print(f"note: the images are read through {front_end.describe()}, not the model's own "
-              f"{front_end_from_spec(face_spec(preprocess)).describe()}.")
+        own, front_end = front_end.describe(), build_from_config(cfg.face)
+        if front_end.describe() != own:
+            print(f"note: the images are read through {front_end.describe()}, not the model's own {own}.")
     if getattr(locate_class(cfg.datamodule, "datamodule"), "task", None) != "liveness":
         raise ConfigError(f"ckpt={cfg.ckpt!r} is a liveness model: evaluate it on a liveness dataset (datamodule=nuaa, "
                           "celeba_spoof or simulated_spoof), not on an identity one.")
