@@ -187,8 +187,9 @@ class LivenessData:
             if not len(split.images):
                 if stage == "test" and name != "test":
                     continue
-                raise ConfigError(f"the {name} split is empty: a set with no {name} share (e.g. datamodule."
-                                  "split_fractions=[0.0,0.0,1.0]) is for metric.evaluate only; give the split a share "
+                use = "" if name == "test" else (" (a set with no train or validation share, e.g. datamodule."
+                                                 "split_fractions=[0.0,0.0,1.0], is for metric.evaluate only)")
+                raise ConfigError(f"the {name} split is empty{use}: give it a share of datamodule.split_fractions "
                                   "or more subjects.")
             spoof = liveness_targets(split)[:, 0]
             if spoof.all() or not spoof.any():

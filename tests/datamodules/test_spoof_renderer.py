@@ -227,5 +227,5 @@ def test_a_test_only_set_puts_every_person_in_test_and_refuses_training(tmp_path
     evaluated.setup("test")
     assert evaluated.splits["test"].num_identities == 12 and len(evaluated.splits["test"].images) == 12 * 3 * 3
     assert not len(evaluated.splits["train"].images) and not len(evaluated.splits["val"].images)
-    with pytest.raises(ConfigError, match=r"the train split is empty.*split_fractions=\[0.0,0.0,1.0\].*evaluate"):
+    with pytest.raises(ConfigError, match=r"the train split is empty.*split_fractions=\[0.0,0.0,1.0\].*evaluate only\): give it a share"):
         make().setup("fit")
