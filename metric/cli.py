@@ -4,7 +4,6 @@ shows is also written to the run's `<entry>.log`."""
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import sys
@@ -14,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from metric.errors import ConfigError, exit_on_config_error, report_error
+from metric.errors import ConfigError, did_you_mean, exit_on_config_error, report_error
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -27,12 +26,6 @@ def config_groups() -> list[str]:
 def group_options(group: str) -> list[str]:
     """The options of one config group: its YAML files' names."""
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-
-
-def did_you_mean(word: str, choices: list[str]) -> str:
-    """' (did you mean X?)' for the closest choice, or ''."""
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def composition_error(error: BaseException) -> ConfigError | None:

@@ -72,10 +72,17 @@ def build_from_config(node: Any, **kwargs: Any) -> Any:
         raise
 
 
+def did_you_mean(word: str, choices: list[str]) -> str:
+    """' (did you mean X?)' for the closest choice, or ''."""
+    import difflib
+
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 def unknown_setting(error: BaseException, node: Any) -> ConfigError | None:
     """A class refusing a key of its config node (`+datamodule.rooot=x` reaches __init__ as rooot=) as one line
     naming the key and the node's other keys; None for any other error."""
-    import difflib
     import re
 
     match = re.search(r"unexpected keyword argument '(\w+)'", str(error)) if isinstance(error, TypeError) else None
@@ -83,11 +90,10 @@ def unknown_setting(error: BaseException, node: Any) -> ConfigError | None:
         return None
     name = match.group(1)
     known = [str(k) for k in node.keys() if not str(k).startswith("_") and k != name]
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     path = node._get_full_key(None) if hasattr(node, "_get_full_key") else ""
     key = f"{path}.{name}" if path else name
-    return ConfigError(f"{key} is not a setting of {node.get('_target_', 'this node')}"
-                       f"{f' (did you mean {close[0]}?)' if close else ''}; remove it.")
+    return ConfigError(f"{key} is not a setting of {node.get('_target_', 'this node')}{did_you_mean(name, known)}; "
+                       "remove it.")
 
 
 def locate_class(node: Any, key: str) -> type:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-
 from datamodules.file_datamodule import FileDataModule
 from datamodules.liveness import LivenessData
 from datamodules.records import ImageRecord, natural_key

@@ -59,8 +59,9 @@ class SimulatedSpoofDataModule(LivenessData, FolderDataModule):
                               f"crops such as ORL); it runs with face=none, not {self.face.describe()}.")
         self.attacks = list(attacks)
 
-    def rng(self, record: ImageRecord, spoof_type: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, zlib.crc32(str(record.path).encode()), spoof_type])
+    def rng(self, record: ImageRecord, spoof_type: int, *stream: int) -> np.random.Generator:
+        """The seeded draws of one presentation (seed, file, spoof type), or of one of its own streams."""
+        return np.random.default_rng([self.seed, zlib.crc32(str(record.path).encode()), spoof_type, *stream])
 
     def presentations(self, record: ImageRecord) -> list[ImageRecord]:
         """The live photo and its attacks; an attack's capture light (1-4) is drawn from its own seeded stream."""
@@ -100,6 +101,5 @@ class SimulatedSpoofDataModule(LivenessData, FolderDataModule):
         picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
         out = as_array(resize(picture, self.image_size))
         if self.capture_style:
-            out = render_capture(out, np.random.default_rng([self.seed, zlib.crc32(str(record.path).encode()), code,
-                                                             CAPTURE_STREAM]))
+            out = render_capture(out, self.rng(record, code, CAPTURE_STREAM))
         return out

@@ -150,7 +150,7 @@ def test_colour_attacks_render_from_an_lfw_tree_deterministically_and_identity_d
         dm.setup("fit")
         return dm.splits
 
-    first, again, other = splits(0), splits(0), splits(1)
+    first, again = splits(0), splits(0)
     for name in ("train", "val", "test"):
         assert np.array_equal(first[name].images, again[name].images)
     people = {name: {s.split("/")[-2] for s in split.sources} for name, split in first.items()}

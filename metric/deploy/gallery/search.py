@@ -9,7 +9,6 @@ from metric.deploy.gallery.store import INDEXES
 from metric.errors import ConfigError
 
 
-
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(indices, scores) of the k best per row, best first."""
     k = min(k, scores.shape[1])

@@ -4,7 +4,6 @@ and one JSON error shape. Every decision goes through the gallery's own code (fr
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
