@@ -72,6 +72,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--before", type=Path, help="another checkout to measure the same commands in")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds {args.rounds}: give 1 or more runs per command")
+    if args.before and not (args.before / "metric").is_dir():
+        parser.error(f"--before {args.before}: not a checkout of this project (no metric/ in it); make one with "
+                     "`git worktree add <folder> <commit>`")
     with tempfile.TemporaryDirectory() as folder:
         gallery = make_gallery(Path(folder))
         base, _ = timed(BASELINE, REPO, args.rounds)

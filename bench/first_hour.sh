@@ -13,7 +13,7 @@ OUT=$(mktemp -d /tmp/first_hour.XXXXXX)
 QUICK=0 TESTS=0 INSTALL=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --out) OUT=$2; shift ;;
+    --out) [ $# -ge 2 ] || { echo "error: --out needs a folder" >&2; exit 2; }; OUT=$2; shift ;;
     --quick) QUICK=1 ;;
     --with-tests) TESTS=1 ;;
     --with-install) INSTALL=1 ;;

@@ -6,6 +6,7 @@ import timm
 import torch
 from torch import nn
 
+from metric.errors import ConfigError
 from metric.model.nets import check_model_args, load_backbone_weights
 
 SPOOF_TYPE_CLASSES = 11  # CelebA-Spoof's codes 0 (live) .. 10 (3D mask)
@@ -43,11 +44,11 @@ def fourier_stage(backbone: nn.Module, name: str) -> tuple[int, int]:
     """(index, channels) of the backbone's deepest feature stage at stride <= 8, for the Fourier head."""
     info = getattr(backbone, "feature_info", None)
     if not info or not hasattr(backbone, "forward_intermediates"):
-        raise ValueError(f"model.fourier_head=true needs a timm backbone with feature_info and forward_intermediates; "
+        raise ConfigError(f"model.fourier_head=true needs a timm backbone with feature_info and forward_intermediates; "
                          f"{name} has none: choose e.g. resnet10t or resnet18, or set model.fourier_head=false.")
     stages = [(i, stage["num_chs"]) for i, stage in enumerate(info) if stage["reduction"] <= FOURIER_REDUCTION]
     if not stages:
-        raise ValueError(f"model.fourier_head=true: {name} has no feature stage at stride <= {FOURIER_REDUCTION}.")
+        raise ConfigError(f"model.fourier_head=true: {name} has no feature stage at stride <= {FOURIER_REDUCTION}.")
     return stages[-1]
 
 
@@ -62,8 +63,10 @@ class LivenessNet(nn.Module):
         check_model_args(backbone, 1, pretrained, weights)  # no embedding here: any positive size passes
         self.backbone_name = backbone
         self.in_chans = in_chans
-        self.aux_heads = bool(aux_heads)
-        self.fourier_head = bool(fourier_head)
+        for key, value in (("aux_heads", aux_heads), ("fourier_head", fourier_head)):
+            if not isinstance(value, bool):
+                raise ConfigError(f"model.{key}={value!r} must be true or false.")
+        self.aux_heads, self.fourier_head = aux_heads, fourier_head
         self.backbone = timm.create_model(backbone, pretrained=pretrained, num_classes=0, in_chans=in_chans)
         if weights:
             load_backbone_weights(self.backbone, weights)

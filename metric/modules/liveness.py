@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from datamodules.base import FINAL_SPLITS
+from metric.errors import check_number
 from metric.metrics.liveness import pad_eer
 from metric.model.checkpoint import CHECKPOINT_KEY, liveness_record
 from metric.model.liveness_net import LivenessNet, fourier_target
@@ -29,9 +30,8 @@ class LivenessModule(pl.LightningModule):
                  scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
                  aux_weight: float = 0.5, fourier_weight: float = 1.0, preprocess: dict | None = None):
         super().__init__()
-        for key, value in (("aux_weight", aux_weight), ("fourier_weight", fourier_weight)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"module.{key}={value!r} must be a non-negative number.")
+        check_number(aux_weight, "module.aux_weight", 0)
+        check_number(fourier_weight, "module.fourier_weight", 0)
         self.net = net
         self.aux_weight = float(aux_weight)
         self.fourier_weight = float(fourier_weight)

@@ -108,6 +108,9 @@ def test_the_fourier_target_finds_a_stripe_frequency():
     (["loss=triplet_margin"], "takes no loss"),
     (["cv.folds=3"], "does not cross-validate"),
     (["target_apcer=1.5"], "target_apcer=1.5 must lie in"),
+    (["model.fourier_head=maybe"], "model.fourier_head='maybe' must be true or false"),
+    (["model.fourier_head=true", "model.backbone=vit_tiny_patch16_224"], "no feature stage at stride <= 8"),
+    (["module.fourier_weight=-1"], "module.fourier_weight=-1 must be a number >= 0"),
 ])
 def test_bad_liveness_configs_get_one_clear_message(spoof_tree, tmp_path, data_dir, overrides, message):
     data = [] if overrides == ["datamodule=synthetic"] else [f"datamodule.root={spoof_tree}"]
