@@ -29,8 +29,14 @@ def make_tree(root: Path, images: int, per_identity: int = 20) -> None:
 
 
 def load_seconds(root: Path, cache_dir: Path | None) -> float:
-    dm = FolderDataModule(root=str(root), image_size=(112, 96), channels=3, cache_dir=str(cache_dir) if cache_dir else None,
-                          batch_identities=2, batch_images_per_identity=2)
+    dm = FolderDataModule(
+        root=str(root),
+        image_size=(112, 96),
+        channels=3,
+        cache_dir=str(cache_dir) if cache_dir else None,
+        batch_identities=2,
+        batch_images_per_identity=2,
+    )
     start = time.perf_counter()
     dm.setup()
     return time.perf_counter() - start
@@ -51,8 +57,10 @@ def main() -> None:
             cached.append(load_seconds(root, cache))
             print(f"round {r + 1}: decode {decode[-1]:.2f} s, cached {cached[-1]:.3f} s")
     d, c = np.median(decode), np.median(cached)
-    print(f"median: decode {d:.2f} s, cached {c:.3f} s, speed-up cached/decode {d / c:.1f}x "
-          f"({args.images} JPEGs 178x218 -> 112x96 RGB)")
+    print(
+        f"median: decode {d:.2f} s, cached {c:.3f} s, speed-up cached/decode {d / c:.1f}x "
+        f"({args.images} JPEGs 178x218 -> 112x96 RGB)"
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,19 @@ BASELINE = ["-c", "import torch, timm, pytorch_lightning"]
 
 def commands(gallery: str) -> list[tuple[str, list[str]]]:
     """(label, python arguments) of each command measured."""
-    entries = ["train", "evaluate", "calibrate", "attack", "export", "raw_pixels", "gallery", "serve", "weights",
-               "sweep_summary", "attack_report"]
+    entries = [
+        "train",
+        "evaluate",
+        "calibrate",
+        "attack",
+        "export",
+        "raw_pixels",
+        "gallery",
+        "serve",
+        "weights",
+        "sweep_summary",
+        "attack_report",
+    ]
     return [
         *[(f"metric.{entry} --help", ["-m", f"metric.{entry}", "--help"]) for entry in entries],
         ("metric.gallery list", ["-m", "metric.gallery", "list", "--gallery", gallery]),
@@ -45,8 +56,16 @@ def make_gallery(folder: Path) -> str:
     from metric.deploy.service.keys import KeyStore
 
     path = folder / "people.db"
-    store = GalleryStore(path, create={"checkpoint": "best.ckpt", "fingerprint": "f" * 64, "matcher": "cosine",
-                                       "threshold": "0.5", "embedding_dim": 4})
+    store = GalleryStore(
+        path,
+        create={
+            "checkpoint": "best.ckpt",
+            "fingerprint": "f" * 64,
+            "matcher": "cosine",
+            "threshold": "0.5",
+            "embedding_dim": 4,
+        },
+    )
     store.enroll_many([("alice", np.ones(4, np.float32), 1)])
     KeyStore(store.db, store.lock).create("verify", "bench")
     store.close()
@@ -60,10 +79,12 @@ def timed(arguments: list[str], cwd: Path, rounds: int) -> tuple[float, bool]:
         start = time.perf_counter()
         subprocess.run([sys.executable, *arguments], cwd=cwd, capture_output=True, text=True, timeout=600)
         times.append(time.perf_counter() - start)
-    probe = subprocess.run([sys.executable, "-X", "importtime", *arguments], cwd=cwd, capture_output=True, text=True,
-                           timeout=600)
-    torch = any(line.startswith("import time:") and line.split("|")[-1].strip() == "torch"
-                for line in probe.stderr.splitlines())
+    probe = subprocess.run(
+        [sys.executable, "-X", "importtime", *arguments], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
+    torch = any(
+        line.startswith("import time:") and line.split("|")[-1].strip() == "torch" for line in probe.stderr.splitlines()
+    )
     return statistics.median(times), torch
 
 
@@ -75,8 +96,10 @@ def main() -> None:
     if args.rounds < 1:
         parser.error(f"--rounds {args.rounds}: give 1 or more runs per command")
     if args.before and not (args.before / "metric").is_dir():
-        parser.error(f"--before {args.before}: not a checkout of this project (no metric/ in it); make one with "
-                     "`git worktree add <folder> <commit>`")
+        parser.error(
+            f"--before {args.before}: not a checkout of this project (no metric/ in it); make one with "
+            "`git worktree add <folder> <commit>`"
+        )
     with tempfile.TemporaryDirectory() as folder:
         gallery = make_gallery(Path(folder))
         base, _ = timed(BASELINE, REPO, args.rounds)

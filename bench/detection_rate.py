@@ -1,6 +1,6 @@
 """The face front end's detection rate over every photo of a tree, with faces.png (misses first).
 
-    python bench/detection_rate.py ../shared/data/lfw/lfw-deepfunneled --out /tmp/lfw_faces [--front-end mtcnn]
+python bench/detection_rate.py ../shared/data/lfw/lfw-deepfunneled --out /tmp/lfw_faces [--front-end mtcnn]
 """
 
 from __future__ import annotations
@@ -32,8 +32,11 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     paths = sorted(p for p in Path(args.root).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    front_end = (DlibFaces(detector=args.detector, upsample=args.upsample, select=args.select)
-                 if args.front_end == "dlib" else MtcnnFaces(min_face=args.min_face, select=args.select))
+    front_end = (
+        DlibFaces(detector=args.detector, upsample=args.upsample, select=args.select)
+        if args.front_end == "dlib"
+        else MtcnnFaces(min_face=args.min_face, select=args.select)
+    )
     loader = FaceLoader(front_end, 3, (args.size, args.size), args.cache or out / "cache")
     start = time.perf_counter()
     crops = loader.load_many(paths, desc="detect")
@@ -41,12 +44,21 @@ def main() -> None:
     readable = [(p, c) for p, c in zip(paths, crops) if not isinstance(c, Exception)]
     found = sum(c.found for _, c in readable)
     several = sum(c.faces > 1 for _, c in readable)
-    result = {"photos": len(paths), "unreadable": len(paths) - len(readable), "faces_found": found,
-              "detection_rate": found / max(len(readable), 1), "several_faces": several,
-              "front_end": front_end.spec(), "seconds": round(seconds, 1)}
+    result = {
+        "photos": len(paths),
+        "unreadable": len(paths) - len(readable),
+        "faces_found": found,
+        "detection_rate": found / max(len(readable), 1),
+        "several_faces": several,
+        "front_end": front_end.spec(),
+        "seconds": round(seconds, 1),
+    }
     (out / "detection_rate.json").write_text(json.dumps(result, indent=2))
-    plot_faces([{"source": str(p), **c.record()} for p, c in readable], {str(p): c.image for p, c in readable},
-               out / "faces.png")
+    plot_faces(
+        [{"source": str(p), **c.record()} for p, c in readable],
+        {str(p): c.image for p, c in readable},
+        out / "faces.png",
+    )
     print(json.dumps(result))
 
 

@@ -33,8 +33,10 @@ def chip_points(dlib, image: np.ndarray, shape) -> np.ndarray:
     chip = dlib.get_face_chip(coordinates, shape, size=SIZE, padding=PADDING).astype(np.float64)
     cy, cx = np.mgrid[0:SIZE, 0:SIZE]
     inside = (chip[..., 0] > 2) & (chip[..., 0] < width - 3) & (chip[..., 1] > 2) & (chip[..., 1] < height - 3)
-    forward = similarity_transform(np.stack([chip[..., 0][inside], chip[..., 1][inside]], 1),
-                                   np.stack([cx[inside], cy[inside]], 1).astype(np.float64))
+    forward = similarity_transform(
+        np.stack([chip[..., 0][inside], chip[..., 1][inside]], 1),
+        np.stack([cx[inside], cy[inside]], 1).astype(np.float64),
+    )
     return three_points(shape) @ forward[:, :2].T + forward[:, 2]
 
 
@@ -56,8 +58,10 @@ def main() -> None:
         if faces:
             points.append(chip_points(dlib, image, predictor(image, max(faces, key=lambda r: r.area()))))
     points = np.array(points) / SIZE
-    print(f"{len(points)} faces; mean (fractions of the chip): {points.mean(0).round(4).tolist()}; "
-          f"spread (pixels): {(points.std(0) * SIZE).round(2).tolist()}")
+    print(
+        f"{len(points)} faces; mean (fractions of the chip): {points.mean(0).round(4).tolist()}; "
+        f"spread (pixels): {(points.std(0) * SIZE).round(2).tolist()}"
+    )
     print(f"face.template=dlib holds: {TEMPLATES['dlib'].round(4).tolist()}")
     if args.pairs:
         pair_accuracy(dlib, detector, predictor, Path(args.pairs), Path(args.photos), args.pairs_count)
@@ -73,8 +77,11 @@ def pair_accuracy(dlib, detector, predictor, pairs_file: Path, root: Path, count
 
     def dlib_chip(image: np.ndarray):
         faces = detector(image, 1)
-        return dlib.get_face_chip(image, predictor(image, max(faces, key=lambda r: r.area())), size=SIZE,
-                                  padding=PADDING) if faces else None
+        return (
+            dlib.get_face_chip(image, predictor(image, max(faces, key=lambda r: r.area())), size=SIZE, padding=PADDING)
+            if faces
+            else None
+        )
 
     def ours_chip(image: np.ndarray):
         return ours_front_end.crop(Image.fromarray(image), (SIZE, SIZE)).image

@@ -40,8 +40,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--backbone", default="resnet10t", help="the fresh net's timm backbone (without --ckpt)")
     parser.add_argument("--size", type=int, default=48, help="the fresh net's input side (without --ckpt)")
-    parser.add_argument("--teacher", choices=("none", "dlib"), default="none",
-                        help="dlib: also time dlib's ResNet (it reads 150x150 RGB; use --size 150)")
+    parser.add_argument(
+        "--teacher",
+        choices=("none", "dlib"),
+        default="none",
+        help="dlib: also time dlib's ResNet (it reads 150x150 RGB; use --size 150)",
+    )
     args = parser.parse_args()
     if args.ckpt:
         loaded = load_for_eval(args.ckpt)
@@ -64,17 +68,24 @@ def main() -> None:
         fp32, int8 = Path(tmp) / "model.onnx", Path(tmp) / "model.int8.onnx"
         export_onnx(net, torch.zeros(1, channels, height, width), fp32, opset=17)
         quantize_int8(fp32, int8, rng.integers(0, 256, (128, height, width, channels), dtype=np.uint8))
-        sessions = {name: ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
-                    for name, p in (("onnx float32", fp32), ("onnx int8", int8))}
+        sessions = {
+            name: ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
+            for name, p in (("onnx float32", fp32), ("onnx int8", int8))
+        }
 
         def torch_run(x):
             with torch.no_grad():
                 net(torch.from_numpy(x))
 
-        runners = {"pytorch float32": torch_run,
-                   **{name: (lambda x, s=s: s.run(None, {"images": x})) for name, s in sessions.items()}}
-        sizes = {"pytorch float32": sum(p.numel() * 4 for p in net.parameters()) / 2**20,
-                 "onnx float32": fp32.stat().st_size / 2**20, "onnx int8": int8.stat().st_size / 2**20}
+        runners = {
+            "pytorch float32": torch_run,
+            **{name: (lambda x, s=s: s.run(None, {"images": x})) for name, s in sessions.items()},
+        }
+        sizes = {
+            "pytorch float32": sum(p.numel() * 4 for p in net.parameters()) / 2**20,
+            "onnx float32": fp32.stat().st_size / 2**20,
+            "onnx int8": int8.stat().st_size / 2**20,
+        }
         if teacher is not None:
             runners["dlib teacher"] = lambda x: teacher(torch.from_numpy(x).clamp(-1, 1))
             sizes["dlib teacher"] = teacher.path.stat().st_size / 2**20
@@ -88,10 +99,14 @@ def main() -> None:
                     rates[name].append(images_per_second(run, batch, args.seconds))
             results[size] = {name: float(np.median(r)) for name, r in rates.items()}
         base = {size: results[size]["pytorch float32"] for size in results}
-        print(f"{'model':18} {'MB':>6} {'batch 1 img/s':>14} {'vs pytorch':>10} {'batch 32 img/s':>15} {'vs pytorch':>10}")
+        print(
+            f"{'model':18} {'MB':>6} {'batch 1 img/s':>14} {'vs pytorch':>10} {'batch 32 img/s':>15} {'vs pytorch':>10}"
+        )
         for name in runners:
-            print(f"{name:18} {sizes[name]:6.1f} {results[1][name]:14.1f} {results[1][name] / base[1]:9.2f}x "
-                  f"{results[32][name]:15.1f} {results[32][name] / base[32]:9.2f}x")
+            print(
+                f"{name:18} {sizes[name]:6.1f} {results[1][name]:14.1f} {results[1][name] / base[1]:9.2f}x "
+                f"{results[32][name]:15.1f} {results[32][name] / base[32]:9.2f}x"
+            )
 
 
 if __name__ == "__main__":

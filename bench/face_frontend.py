@@ -48,6 +48,7 @@ def dlib_pipeline(size: int):
             return None
         largest = max(faces, key=lambda r: r.area())
         return dlib.get_face_chip(image, predictor(image, largest), size=size, padding=0.25)
+
     return run
 
 
@@ -78,11 +79,15 @@ def main() -> None:
             rates["ours"].append(rate)
             rates["dlib"].append(rate_dlib)
             rates["cached"].append(per_second(lambda p: loader.load(p).image, paths)[0])
-            print(f"round {r + 1}: ours {rate:.1f} img/s ({found_ours} faces), dlib {rate_dlib:.1f} img/s "
-                  f"({found_dlib} faces), cached {rates['cached'][-1]:.0f} img/s")
+            print(
+                f"round {r + 1}: ours {rate:.1f} img/s ({found_ours} faces), dlib {rate_dlib:.1f} img/s "
+                f"({found_dlib} faces), cached {rates['cached'][-1]:.0f} img/s"
+            )
     o, d, c = (float(np.median(rates[k])) for k in ("ours", "dlib", "cached"))
-    print(f"median: ours {o:.1f} img/s, dlib's pipeline {d:.1f} img/s, ratio ours/dlib {o / d:.2f}x; "
-          f"cache: first pass {cold:.1f} img/s, cached {c:.0f} img/s ({c / o:.0f}x) - {len(paths)} photos, {args.size}x{args.size}")
+    print(
+        f"median: ours {o:.1f} img/s, dlib's pipeline {d:.1f} img/s, ratio ours/dlib {o / d:.2f}x; "
+        f"cache: first pass {cold:.1f} img/s, cached {c:.0f} img/s ({c / o:.0f}x) - {len(paths)} photos, {args.size}x{args.size}"
+    )
     epochs(paths, size)
 
 
@@ -101,11 +106,19 @@ def epochs(paths: list[Path], size: tuple[int, int]) -> None:
         def counted(*a, **k):
             calls["n"] += 1
             return crop(*a, **k)
+
         front_end.crop = counted
         timings, setup_calls = [], []
         for _ in range(2):
-            dm = FolderDataModule(root=str(root), image_size=size, cache_dir=str(Path(tmp) / "cache"), face=front_end,
-                                  split_fractions=[0.6, 0.2, 0.2], batch_identities=2, batch_images_per_identity=1)
+            dm = FolderDataModule(
+                root=str(root),
+                image_size=size,
+                cache_dir=str(Path(tmp) / "cache"),
+                face=front_end,
+                split_fractions=[0.6, 0.2, 0.2],
+                batch_identities=2,
+                batch_images_per_identity=1,
+            )
             start = time.perf_counter()
             dm.setup("test")
             timings.append(time.perf_counter() - start)
@@ -115,9 +128,11 @@ def epochs(paths: list[Path], size: tuple[int, int]) -> None:
             for split in ("train", "val", "test"):
                 for _batch in dm.eval_dataloader(split):
                     pass
-        print(f"datamodule setup: first {timings[0]:.2f} s ({setup_calls[0]} detector calls), second {timings[1]:.3f} s "
-              f"({setup_calls[1]} detector calls: the split cache); two epochs after setup: {calls['n'] - before} "
-              "detector calls")
+        print(
+            f"datamodule setup: first {timings[0]:.2f} s ({setup_calls[0]} detector calls), second {timings[1]:.3f} s "
+            f"({setup_calls[1]} detector calls: the split cache); two epochs after setup: {calls['n'] - before} "
+            "detector calls"
+        )
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ def dlib_pipeline():
             return None
         largest = max(faces, key=lambda r: r.area())
         return np.array(encoder.compute_face_descriptor(image, predictor(image, largest)))
+
     return run
 
 
@@ -58,8 +59,16 @@ def mobilefacenet_pipelines(onnx_dir: Path):
     net = EmbeddingNet("mobilefacenet", 192, pretrained=True, projection="none").eval()
     example = torch.zeros(1, 3, 112, 112)
     onnx_path = onnx_dir / "mobilefacenet.onnx"
-    torch.onnx.export(net, (example,), str(onnx_path), input_names=["images"], output_names=["embeddings"],
-                      dynamic_axes={"images": {0: "batch"}}, opset_version=17, dynamo=False)
+    torch.onnx.export(
+        net,
+        (example,),
+        str(onnx_path),
+        input_names=["images"],
+        output_names=["embeddings"],
+        dynamic_axes={"images": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -78,6 +87,7 @@ def mobilefacenet_pipelines(onnx_dir: Path):
     def onnx_run(path: Path):
         x = crop(path)
         return None if x is None else session.run(None, {"images": x.numpy()})[0]
+
     return torch_run, onnx_run
 
 
@@ -111,8 +121,10 @@ def main() -> None:
             print(f"round {r + 1}: " + ", ".join(line))
     median = {name: float(np.median(values)) for name, values in rates.items()}
     dlib = median["dlib"]
-    print(f"median over {args.rounds} rounds, {len(paths)} photos, {args.threads} torch threads: " +
-          ", ".join(f"{name} {rate:.1f} img/s ({rate / dlib:.2f}x dlib)" for name, rate in median.items()))
+    print(
+        f"median over {args.rounds} rounds, {len(paths)} photos, {args.threads} torch threads: "
+        + ", ".join(f"{name} {rate:.1f} img/s ({rate / dlib:.2f}x dlib)" for name, rate in median.items())
+    )
 
 
 if __name__ == "__main__":

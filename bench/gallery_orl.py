@@ -38,16 +38,20 @@ def main() -> None:
                 hits += matches[0].identity == person
                 accepted += known and matches[0].identity == person
                 total += 1
-        print(f"closed set: {len(people)} identities enrolled from 1 image, {total} probes: "
-              f"rank-1 {hits / total:.1%}; accepted as the right person at the stored threshold "
-              f"{closed.verifier.threshold:.4f}: {accepted / total:.1%}")
+        print(
+            f"closed set: {len(people)} identities enrolled from 1 image, {total} probes: "
+            f"rank-1 {hits / total:.1%}; accepted as the right person at the stored threshold "
+            f"{closed.verifier.threshold:.4f}: {accepted / total:.1%}"
+        )
         open_set = Gallery.open(Path(tmp) / "open.db", ckpt=args.ckpt)
         for person in people[:5]:
             open_set.enroll(person, images(faces, person)[:1])
         probes = [p for person in people[5:] for p in images(faces, person)]
         false_accepts = sum(open_set.identify(p, top_k=1)[1] for p in probes)
-        print(f"open set: s31-s35 enrolled, {len(probes)} probes of s36-s40: false-accept rate "
-              f"{false_accepts / len(probes):.1%} ({false_accepts}/{len(probes)}) at the stored threshold")
+        print(
+            f"open set: s31-s35 enrolled, {len(probes)} probes of s36-s40: false-accept rate "
+            f"{false_accepts / len(probes):.1%} ({false_accepts}/{len(probes)}) at the stored threshold"
+        )
 
 
 if __name__ == "__main__":

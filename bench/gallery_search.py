@@ -50,8 +50,10 @@ def main() -> None:
     recall_probes = recall_probes + 0.02 * rng.standard_normal(recall_probes.shape, dtype=np.float32)
     probes = recall_probes[:64]
     stored_mib = vectors.nbytes / 2**20
-    print(f"{args.count:,} x {args.dim} float32 = {stored_mib:.0f} MiB; torch threads {torch.get_num_threads()}, "
-          f"faiss threads {faiss.omp_get_max_threads()}")
+    print(
+        f"{args.count:,} x {args.dim} float32 = {stored_mib:.0f} MiB; torch threads {torch.get_num_threads()}, "
+        f"faiss threads {faiss.omp_get_max_threads()}"
+    )
 
     rows = []
     before = rss_mib()
@@ -62,7 +64,7 @@ def main() -> None:
         gc.collect()
         index = ExactIndex(vectors.copy() if storage == "float32" else vectors, storage)  # own its memory
         rows.append((f"exact {storage}", lambda q, ix=index: ix.search(q, 10), index.nbytes / 2**20))
-    for kind in (["ivf"] + (["hnsw"] if args.hnsw else [])):
+    for kind in ["ivf"] + (["hnsw"] if args.hnsw else []):
         for storage in ("float32", "int8"):
             gc.collect()
             before, start = rss_mib(), time.perf_counter()
@@ -73,16 +75,20 @@ def main() -> None:
     exact = rows[1][1]
     truth = np.concatenate([exact(recall_probes[i : i + 64])[0][:, 0] for i in range(0, len(recall_probes), 64)])
     baseline = None
-    print(f"{'search':26} {'1 query ms':>11} {'64 queries ms':>14} {'vs flat (64)':>13} {'recall@1':>9} {'memory MiB':>11}"
-          f"   (recall@1 over {len(recall_probes)} probes, against exact float32 search)")
+    print(
+        f"{'search':26} {'1 query ms':>11} {'64 queries ms':>14} {'vs flat (64)':>13} {'recall@1':>9} {'memory MiB':>11}"
+        f"   (recall@1 over {len(recall_probes)} probes, against exact float32 search)"
+    )
     for name, search, memory in rows:
         single = latency(search, probes[:1], args.repeats) * 1000
         batch = latency(search, probes, args.repeats) * 1000
         found = [search(recall_probes[i : i + 64]) for i in range(0, len(recall_probes), 64)]
         top1 = np.concatenate([(f[1] if name.startswith("faiss.Index") else f[0])[:, 0] for f in found])
         baseline = baseline or batch
-        print(f"{name:26} {single:11.1f} {batch:14.1f} {baseline / batch:12.2f}x {(top1 == truth).mean():9.3f} "
-              f"{memory:8.0f} ({memory / stored_mib:.2f}x)")
+        print(
+            f"{name:26} {single:11.1f} {batch:14.1f} {baseline / batch:12.2f}x {(top1 == truth).mean():9.3f} "
+            f"{memory:8.0f} ({memory / stored_mib:.2f}x)"
+        )
 
 
 if __name__ == "__main__":

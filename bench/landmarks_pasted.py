@@ -58,9 +58,13 @@ def main() -> None:
             for part, rows in PARTS.items():
                 if max(rows) < len(distance):
                     errors[part].extend(distance[rows].tolist())
-        results[name] = {"photos": len(placed), "found_pasted": found_pasted, "found_original": found_original,
-                         **{f"{part}_median_px": round(float(np.median(e)), 2) for part, e in errors.items() if e},
-                         **{f"{part}_p90_px": round(float(np.percentile(e, 90)), 2) for part, e in errors.items() if e}}
+        results[name] = {
+            "photos": len(placed),
+            "found_pasted": found_pasted,
+            "found_original": found_original,
+            **{f"{part}_median_px": round(float(np.median(e)), 2) for part, e in errors.items() if e},
+            **{f"{part}_p90_px": round(float(np.percentile(e, 90)), 2) for part, e in errors.items() if e},
+        }
         print(f"{name}: " + json.dumps(results[name]))
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2))

@@ -1,6 +1,6 @@
 """Write a face set pasted into larger photos (datamodules.sources.pasted), for the face front end's evidence.
 
-    python bench/paste_faces.py ../shared/data/att_faces /tmp/orl_pasted --seed 0
+python bench/paste_faces.py ../shared/data/att_faces /tmp/orl_pasted --seed 0
 """
 
 from __future__ import annotations

@@ -65,12 +65,28 @@ def make_checkpoint(path: Path, backbone: str, dim: int) -> None:
     torch.manual_seed(0)
     net = EmbeddingNet(backbone, dim, in_chans=3).eval()
     preprocess = {"image_size": [SIZE, SIZE], "channels": 3, "face": {"name": "none"}}
-    write_checkpoint(path, {"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
-                            CHECKPOINT_KEY: checkpoint_record(net, None, preprocess, "cosine")})
-    store_calibration(path, Calibration(
-        matcher="cosine", threshold=0.5, target_far=0.001, calibrated_far=0.001, val_far=0.0, val_frr=0.0,
-        val_genuine_pairs=0, val_impostor_pairs=0, warning="untrained bench model: not calibrated").to_dict(),
-        make_default=True)
+    write_checkpoint(
+        path,
+        {
+            "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+            CHECKPOINT_KEY: checkpoint_record(net, None, preprocess, "cosine"),
+        },
+    )
+    store_calibration(
+        path,
+        Calibration(
+            matcher="cosine",
+            threshold=0.5,
+            target_far=0.001,
+            calibrated_far=0.001,
+            val_far=0.0,
+            val_frr=0.0,
+            val_genuine_pairs=0,
+            val_impostor_pairs=0,
+            warning="untrained bench model: not calibrated",
+        ).to_dict(),
+        make_default=True,
+    )
 
 
 def photo_uploads(folder: str, count: int) -> list[bytes]:
@@ -104,11 +120,28 @@ def log_tail(log: Path, lines: int = 30) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else "(no log)"
 
 
-def start_server(db: Path, ckpt: Path, port: int, workers: int, queue: int, threads: int, log: Path,
-                 batch: int = 1) -> subprocess.Popen:
-    command = [sys.executable, "-m", "metric.serve", "--gallery", str(db), "--ckpt", str(ckpt), "--host",
-               "127.0.0.1", "--port", str(port), "--workers", str(workers), "--queue", str(queue), "--batch",
-               str(batch)]
+def start_server(
+    db: Path, ckpt: Path, port: int, workers: int, queue: int, threads: int, log: Path, batch: int = 1
+) -> subprocess.Popen:
+    command = [
+        sys.executable,
+        "-m",
+        "metric.serve",
+        "--gallery",
+        str(db),
+        "--ckpt",
+        str(ckpt),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--queue",
+        str(queue),
+        "--batch",
+        str(batch),
+    ]
     env = dict(os.environ)
     if threads:  # torch's intra-op threads in the server, as torch.set_num_threads sets them here
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
@@ -133,9 +166,25 @@ def wait_ready(url: str, server: subprocess.Popen, log: Path, timeout: float = 1
 
 def start_key(db: Path) -> subprocess.Popen:
     """`python -m metric.serve keys create --scope admin`, started beside the server (both take seconds to import)."""
-    return subprocess.Popen([sys.executable, "-m", "metric.serve", "keys", "create", "--gallery", str(db), "--scope",
-                             "admin", "--label", "serve_load bench"], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "metric.serve",
+            "keys",
+            "create",
+            "--gallery",
+            str(db),
+            "--scope",
+            "admin",
+            "--label",
+            "serve_load bench",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def read_key(keys: subprocess.Popen) -> str:
@@ -152,8 +201,9 @@ def stop_server(server: subprocess.Popen, timeout: float = 30.0) -> str:
     server.terminate()
     try:
         code = server.wait(timeout)
-        return f"stopped by SIGTERM, exit code {code}" + (" (uvicorn re-raises the signal after its graceful shutdown)"
-                                                         if code == -15 else "")
+        return f"stopped by SIGTERM, exit code {code}" + (
+            " (uvicorn re-raises the signal after its graceful shutdown)" if code == -15 else ""
+        )
     except subprocess.TimeoutExpired:
         server.kill()
         server.wait()
@@ -175,7 +225,7 @@ class CpuMeter:
             values = [int(v) for v in fields[:8]]
             machine = (sum(values) - values[3] - values[4]) / self.tick  # everything but idle and iowait
             stat = open(f"/proc/{self.server_pid}/stat").read()
-            parts = stat[stat.rindex(")") + 2:].split()
+            parts = stat[stat.rindex(")") + 2 :].split()
             server = (int(parts[11]) + int(parts[12])) / self.tick  # utime + stime
         except (OSError, ValueError, IndexError):
             return None
@@ -189,8 +239,11 @@ class CpuMeter:
             return None
         wall = after[0] - before[0]
         server, client, machine = (after[i] - before[i] for i in (1, 2, 3))
-        return {"server": 100 * server / wall, "client": 100 * client / wall,
-                "other": 100 * max(machine - server - client, 0.0) / wall}
+        return {
+            "server": 100 * server / wall,
+            "client": 100 * client / wall,
+            "other": 100 * max(machine - server - client, 0.0) / wall,
+        }
 
 
 # the load -------------------------------------------------------------------------------------------------------
@@ -221,8 +274,15 @@ class Tally:
 
     def to_dict(self, first: int | None = None) -> dict:
         p50, p95, p99 = self.percentiles(first)
-        return {"ok": len(self.latencies), "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "busy_503": self.busy,
-                "http_errors": {str(k): v for k, v in self.http.items()}, "exceptions": dict(self.exceptions)}
+        return {
+            "ok": len(self.latencies),
+            "p50_ms": p50,
+            "p95_ms": p95,
+            "p99_ms": p99,
+            "busy_503": self.busy,
+            "http_errors": {str(k): v for k, v in self.http.items()},
+            "exceptions": dict(self.exceptions),
+        }
 
 
 def retry_after(response: httpx.Response) -> float:
@@ -233,12 +293,18 @@ def retry_after(response: httpx.Response) -> float:
 
 
 def client_for(url: str, key: str, timeout: float) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=timeout,
-                             trust_env=False)
+    return httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=timeout, trust_env=False)
 
 
-async def verify_loop(client: httpx.AsyncClient, offset: int, stop_at: float, budget: list[int], targets: list[str],
-                      pngs: list[bytes], tally: Tally) -> None:
+async def verify_loop(
+    client: httpx.AsyncClient,
+    offset: int,
+    stop_at: float,
+    budget: list[int],
+    targets: list[str],
+    pngs: list[bytes],
+    tally: Tally,
+) -> None:
     """POST /v1/verify until stop_at or the shared budget is spent; a 503 waits its Retry-After (within the time)."""
     i = offset
     while time.perf_counter() < stop_at and budget[0] > 0:
@@ -246,8 +312,11 @@ async def verify_loop(client: httpx.AsyncClient, offset: int, stop_at: float, bu
         i += 1
         start = time.perf_counter()
         try:
-            response = await client.post("/v1/verify", data={"identity": targets[i % len(targets)]},
-                                          files={"image": ("probe.png", pngs[i % len(pngs)], "image/png")})
+            response = await client.post(
+                "/v1/verify",
+                data={"identity": targets[i % len(targets)]},
+                files={"image": ("probe.png", pngs[i % len(pngs)], "image/png")},
+            )
             elapsed = time.perf_counter() - start
             if response.status_code == 200:
                 if "decision" in response.json():
@@ -270,8 +339,10 @@ class Enroller:
 
     def __init__(self, count: int, pngs: list[bytes], seed: int):
         rng = np.random.default_rng(seed)
-        self.plan = [(f"enr-{i:05d}", [pngs[int(j)] for j in rng.integers(0, len(pngs), 1 + int(rng.random() < 0.5))])
-                     for i in range(count)]
+        self.plan = [
+            (f"enr-{i:05d}", [pngs[int(j)] for j in rng.integers(0, len(pngs), 1 + int(rng.random() < 0.5))])
+            for i in range(count)
+        ]
         self.next = 0
         self.outcomes: dict[str, tuple[str, int]] = {}  # name -> (outcome, images sent)
 
@@ -328,14 +399,26 @@ async def prepare(url: str, key: str, targets: list[str], pngs: list[bytes], war
             if response.status_code != 200:
                 raise SystemExit(f"enrolling target {name} failed: {response.status_code} {response.text[:500]}")
         for i in range(warmup):
-            response = await client.post("/v1/verify", data={"identity": targets[i % len(targets)]},
-                                          files={"image": ("probe.png", pngs[i % len(pngs)], "image/png")})
+            response = await client.post(
+                "/v1/verify",
+                data={"identity": targets[i % len(targets)]},
+                files={"image": ("probe.png", pngs[i % len(pngs)], "image/png")},
+            )
             if response.status_code != 200:
                 raise SystemExit(f"warm-up verify failed: {response.status_code} {response.text[:500]}")
 
 
-async def run_level(url: str, key: str, concurrency: int, args, targets: list[str], pngs: list[bytes],
-                    enroller: Enroller, quota: int, meter: CpuMeter) -> dict:
+async def run_level(
+    url: str,
+    key: str,
+    concurrency: int,
+    args,
+    targets: list[str],
+    pngs: list[bytes],
+    enroller: Enroller,
+    quota: int,
+    meter: CpuMeter,
+) -> dict:
     verify, enroll = Tally(), Tally()
     budget = [args.max_requests]
     clients = [client_for(url, key, args.timeout) for _ in range(concurrency + 1)]
@@ -344,8 +427,9 @@ async def run_level(url: str, key: str, concurrency: int, args, targets: list[st
         start = time.perf_counter()
         stop_at = start + args.duration
         enrolling = asyncio.create_task(enroller.run(clients[-1], quota, start, args.duration, enroll))
-        await asyncio.gather(*(verify_loop(c, 7919 * n, stop_at, budget, targets, pngs, verify)
-                               for n, c in enumerate(clients[:-1])))
+        await asyncio.gather(
+            *(verify_loop(c, 7919 * n, stop_at, budget, targets, pngs, verify) for n, c in enumerate(clients[:-1]))
+        )
         verify_seconds = time.perf_counter() - start
         cpu = meter.shares(before, meter.snapshot())
         done_in_time = len(enroll.latencies)
@@ -354,14 +438,26 @@ async def run_level(url: str, key: str, concurrency: int, args, targets: list[st
     finally:
         await asyncio.gather(*(c.aclose() for c in clients))
     p50, p95, p99 = verify.percentiles()
-    return {"concurrency": concurrency, "seconds": verify_seconds, "verify_per_s": len(verify.latencies) / verify_seconds,
-            "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "verify": verify.to_dict(),
-            "enroll": enroll.to_dict(first=done_in_time),  # latencies under the verify load only, not the tail's
-            "enroll_quota": quota, "enrolled_during_verify": done_in_time, "enroll_tail_s": tail, "cpu": cpu}
+    return {
+        "concurrency": concurrency,
+        "seconds": verify_seconds,
+        "verify_per_s": len(verify.latencies) / verify_seconds,
+        "p50_ms": p50,
+        "p95_ms": p95,
+        "p99_ms": p99,
+        "verify": verify.to_dict(),
+        "enroll": enroll.to_dict(first=done_in_time),  # latencies under the verify load only, not the tail's
+        "enroll_quota": quota,
+        "enrolled_during_verify": done_in_time,
+        "enroll_tail_s": tail,
+        "cpu": cpu,
+    }
 
 
 # the direct baseline --------------------------------------------------------------------------------------------
-def direct_verify(gallery: Gallery, targets: list[str], pngs: list[bytes], seconds: float, warmup: int) -> tuple[int, float]:
+def direct_verify(
+    gallery: Gallery, targets: list[str], pngs: list[bytes], seconds: float, warmup: int
+) -> tuple[int, float]:
     """decode_upload (as the service decodes an upload) + Gallery.verify, back to back in this thread."""
     channels, limits = int(gallery.verifier.preprocess["channels"]), UploadLimits()
 
@@ -404,12 +500,19 @@ def check_integrity(db: Path, targets: list[str], enroller: Enroller) -> dict:
     missing = sorted(set(expected) - set(present))
     wrong_count = sorted(name for name in expected if name in present and present[name] != expected[name])
     unconfirmed = set(present) - set(expected)
-    return {"integrity_check": integrity, "present": len(present), "confirmed": len(expected) - len(targets),
-            "targets": len(targets), "missing": missing, "wrong_count": wrong_count,
-            "present_unknown_outcome": sorted(unconfirmed & unknown),
-            "present_never_confirmed": sorted(unconfirmed - unknown),
-            "unknown_outcomes": len(unknown), "not_attempted": len(enroller.plan) - len(enroller.outcomes),
-            "audit_rows": audit}
+    return {
+        "integrity_check": integrity,
+        "present": len(present),
+        "confirmed": len(expected) - len(targets),
+        "targets": len(targets),
+        "missing": missing,
+        "wrong_count": wrong_count,
+        "present_unknown_outcome": sorted(unconfirmed & unknown),
+        "present_never_confirmed": sorted(unconfirmed - unknown),
+        "unknown_outcomes": len(unknown),
+        "not_attempted": len(enroller.plan) - len(enroller.outcomes),
+        "audit_rows": audit,
+    }
 
 
 # the report -----------------------------------------------------------------------------------------------------
@@ -418,49 +521,75 @@ def cpu_text(cpu: dict | None) -> str:
 
 
 def print_levels(levels: list[dict], peak: dict) -> None:
-    print(f"{'clients':>7} {'verify/s':>9} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'503s':>5} {'errors':>6} "
-          f"{'enrolled':>9} {'enr p50/p99 ms':>14} {'enr 503s':>8} {'tail s':>6} {'cpu srv/cli/oth %':>17}")
+    print(
+        f"{'clients':>7} {'verify/s':>9} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'503s':>5} {'errors':>6} "
+        f"{'enrolled':>9} {'enr p50/p99 ms':>14} {'enr 503s':>8} {'tail s':>6} {'cpu srv/cli/oth %':>17}"
+    )
     for level in levels:
         v, e = level["verify"], level["enroll"]
         errors = sum(v["http_errors"].values()) + sum(v["exceptions"].values())
         errors += sum(e["http_errors"].values()) + sum(e["exceptions"].values())
         mark = "  <- peak" if level is peak else ""
-        print(f"{level['concurrency']:7d} {level['verify_per_s']:9.1f} {level['p50_ms']:7.1f} {level['p95_ms']:7.1f} "
-              f"{level['p99_ms']:7.1f} {v['busy_503']:5d} {errors:6d} "
-              f"{level['enrolled_during_verify']:4d}/{level['enroll_quota']:<4d} "
-              f"{e['p50_ms']:6.1f}/{e['p99_ms']:<7.1f} {e['busy_503']:8d} {level['enroll_tail_s']:6.1f} "
-              f"{cpu_text(level['cpu']):>17}{mark}")
-    print("enrolled: during the verify load / the level's share (the rest alone afterwards, 'tail s'); enr p50/p99: "
-          "under the verify load; 503s: deliberate back-pressure, not errors; cpu: % of one core used by the server / "
-          "this client / other processes")
+        print(
+            f"{level['concurrency']:7d} {level['verify_per_s']:9.1f} {level['p50_ms']:7.1f} {level['p95_ms']:7.1f} "
+            f"{level['p99_ms']:7.1f} {v['busy_503']:5d} {errors:6d} "
+            f"{level['enrolled_during_verify']:4d}/{level['enroll_quota']:<4d} "
+            f"{e['p50_ms']:6.1f}/{e['p99_ms']:<7.1f} {e['busy_503']:8d} {level['enroll_tail_s']:6.1f} "
+            f"{cpu_text(level['cpu']):>17}{mark}"
+        )
+    print(
+        "enrolled: during the verify load / the level's share (the rest alone afterwards, 'tail s'); enr p50/p99: "
+        "under the verify load; 503s: deliberate back-pressure, not errors; cpu: % of one core used by the server / "
+        "this client / other processes"
+    )
     for level in levels:
         text = Tally(http=Counter(level["verify"]["http_errors"]), exceptions=Counter(level["verify"]["exceptions"]))
         enroll = Tally(http=Counter(level["enroll"]["http_errors"]), exceptions=Counter(level["enroll"]["exceptions"]))
         if text.errors or enroll.errors:
-            print(f"  errors at {level['concurrency']} clients: verify {text.error_text()}; enroll {enroll.error_text()}")
+            print(
+                f"  errors at {level['concurrency']} clients: verify {text.error_text()}; enroll {enroll.error_text()}"
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32],
-                        help="verify clients at each level (one enrollment client runs beside them)")
-    parser.add_argument("--duration", type=float, default=15.0, help="seconds of verify load per level; the direct "
-                                                                      "baseline runs this long too (half before the "
-                                                                      "load, half after)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        default=[1, 2, 4, 8, 16, 32],
+        help="verify clients at each level (one enrollment client runs beside them)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=15.0,
+        help="seconds of verify load per level; the direct "
+        "baseline runs this long too (half before the "
+        "load, half after)",
+    )
     parser.add_argument("--max-requests", type=int, default=100_000, help="verify requests per level, at most")
-    parser.add_argument("--enroll", type=int, default=1000, help="identities enrolled during the load, spread "
-                                                                 "evenly over the levels")
+    parser.add_argument(
+        "--enroll", type=int, default=1000, help="identities enrolled during the load, spread evenly over the levels"
+    )
     parser.add_argument("--workers", type=int, default=8, help="the server's --workers")
     parser.add_argument("--queue", type=int, default=8, help="the server's --queue")
     parser.add_argument("--batch", type=int, default=8, help="the server's --batch (micro-batched forward passes)")
-    parser.add_argument("--torch-threads", type=int, default=1,
-                        help="torch intra-op threads in the server (OMP_NUM_THREADS) and in the direct baseline; "
-                             "0: torch's default (one per core)")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads in the server (OMP_NUM_THREADS) and in the direct baseline; "
+        "0: torch's default (one per core)",
+    )
     parser.add_argument("--targets", type=int, default=8, help="identities enrolled first, for verify to target")
     parser.add_argument("--images", type=int, default=300, help="distinct random PNG uploads")
-    parser.add_argument("--ckpt", help="a checkpoint or calibrated bundle to serve (default: an untrained model made here)")
-    parser.add_argument("--photos", help="upload these photos (a folder tree; with a face front end: real faces) "
-                                         "instead of random PNGs")
+    parser.add_argument(
+        "--ckpt", help="a checkpoint or calibrated bundle to serve (default: an untrained model made here)"
+    )
+    parser.add_argument(
+        "--photos", help="upload these photos (a folder tree; with a face front end: real faces) instead of random PNGs"
+    )
     parser.add_argument("--backbone", default="resnet10t")
     parser.add_argument("--dim", type=int, default=64, help="embedding size of the untrained model")
     parser.add_argument("--timeout", type=float, default=30.0, help="client timeout per request (s)")
@@ -499,24 +628,35 @@ def main() -> None:
             asyncio.run(prepare(url, key, targets, pngs, warmup=warmup, timeout=args.timeout))
             copy_gallery(db, tmp / "direct.db")
             direct = Gallery.open(tmp / "direct.db", ckpt=ckpt)
-            model = (f"the bundle {args.ckpt} (decisions are not checked)" if args.ckpt else
-                     f"{args.backbone} EmbeddingNet, {args.dim}-d, UNTRAINED (speed only: accuracy is irrelevant, "
-                     "decisions are not checked)")
+            model = (
+                f"the bundle {args.ckpt} (decisions are not checked)"
+                if args.ckpt
+                else f"{args.backbone} EmbeddingNet, {args.dim}-d, UNTRAINED (speed only: accuracy is irrelevant, "
+                "decisions are not checked)"
+            )
             uploads = f"photos from {args.photos}" if args.photos else f"{SIZE}x{SIZE} RGB PNG uploads"
-            print(f"serve_load: {model}; {uploads} ({len(pngs)} distinct, "
-                  f"~{np.mean([len(p) for p in pngs]) / 1024:.1f} KiB)")
-            print(f"server: --workers {args.workers} --queue {args.queue} --batch {args.batch} on 127.0.0.1 (ready in {ready:.1f} s); "
-                  f"{os.cpu_count()} CPUs; torch intra-op threads {args.torch_threads or 'default'} in the server, "
-                  f"{torch.get_num_threads()} in the direct baseline; load average "
-                  f"{' '.join(f'{v:.2f}' for v in load_before) if load_before else 'n/a'}")
-            print(f"load: {args.duration:g} s per level; 1 enrollment client beside the verify clients, "
-                  f"{args.enroll} identities spread over the levels ({quotas[0]} per level, paced evenly)")
+            print(
+                f"serve_load: {model}; {uploads} ({len(pngs)} distinct, "
+                f"~{np.mean([len(p) for p in pngs]) / 1024:.1f} KiB)"
+            )
+            print(
+                f"server: --workers {args.workers} --queue {args.queue} --batch {args.batch} on 127.0.0.1 (ready in {ready:.1f} s); "
+                f"{os.cpu_count()} CPUs; torch intra-op threads {args.torch_threads or 'default'} in the server, "
+                f"{torch.get_num_threads()} in the direct baseline; load average "
+                f"{' '.join(f'{v:.2f}' for v in load_before) if load_before else 'n/a'}"
+            )
+            print(
+                f"load: {args.duration:g} s per level; 1 enrollment client beside the verify clients, "
+                f"{args.enroll} identities spread over the levels ({quotas[0]} per level, paced evenly)"
+            )
             half = args.duration / 2
             first = direct_verify(direct, targets, pngs, half, warmup=10)
             meter = CpuMeter(server.pid)
             levels = []
             for concurrency, quota in zip(args.concurrency, quotas):
-                levels.append(asyncio.run(run_level(url, key, concurrency, args, targets, pngs, enroller, quota, meter)))
+                levels.append(
+                    asyncio.run(run_level(url, key, concurrency, args, targets, pngs, enroller, quota, meter))
+                )
             second = direct_verify(direct, targets, pngs, half, warmup=2)
             direct.close()
             stopped = stop_server(server)
@@ -526,63 +666,108 @@ def main() -> None:
                     process.kill()
                     process.wait()
         integrity = check_integrity(db, targets, enroller)
-        server_errors = [line for line in log.read_text(errors="replace").splitlines()
-                         if "Traceback" in line or "ERROR" in line]
+        server_errors = [
+            line for line in log.read_text(errors="replace").splitlines() if "Traceback" in line or "ERROR" in line
+        ]
 
     direct_rate = (first[0] + second[0]) / (first[1] + second[1])
     peak = max(levels, key=lambda level: level["verify_per_s"])
-    knee = min((level for level in levels if level["verify_per_s"] >= 0.95 * peak["verify_per_s"]),
-               key=lambda level: level["concurrency"])
+    knee = min(
+        (level for level in levels if level["verify_per_s"] >= 0.95 * peak["verify_per_s"]),
+        key=lambda level: level["concurrency"],
+    )
     ratio = peak["verify_per_s"] / direct_rate
-    errors = sum(sum(level[kind]["http_errors"].values()) + sum(level[kind]["exceptions"].values())
-                 for level in levels for kind in ("verify", "enroll"))
+    errors = sum(
+        sum(level[kind]["http_errors"].values()) + sum(level[kind]["exceptions"].values())
+        for level in levels
+        for kind in ("verify", "enroll")
+    )
     busy = sum(level[kind]["busy_503"] for level in levels for kind in ("verify", "enroll"))
 
     print()
     print_levels(levels, peak)
-    print(f"direct Python API (decode_upload + Gallery.verify in one calling thread of this process, torch "
-          f"{torch.get_num_threads()} intra-op threads): {direct_rate:.1f} calls/s "
-          f"({first[0] / first[1]:.1f} before the load, {second[0] / second[1]:.1f} after)")
-    print(f"peak: {peak['concurrency']} clients, {peak['verify_per_s']:.1f} verify/s = {ratio:.2f}x direct, "
-          f"p99 {peak['p99_ms']:.1f} ms; within 5% of the peak from {knee['concurrency']} clients "
-          f"({knee['verify_per_s']:.1f}/s, p99 {knee['p99_ms']:.1f} ms)")
+    print(
+        f"direct Python API (decode_upload + Gallery.verify in one calling thread of this process, torch "
+        f"{torch.get_num_threads()} intra-op threads): {direct_rate:.1f} calls/s "
+        f"({first[0] / first[1]:.1f} before the load, {second[0] / second[1]:.1f} after)"
+    )
+    print(
+        f"peak: {peak['concurrency']} clients, {peak['verify_per_s']:.1f} verify/s = {ratio:.2f}x direct, "
+        f"p99 {peak['p99_ms']:.1f} ms; within 5% of the peak from {knee['concurrency']} clients "
+        f"({knee['verify_per_s']:.1f}/s, p99 {knee['p99_ms']:.1f} ms)"
+    )
     met = {"ratio": ratio >= TARGETS["ratio"], "p99": peak["p99_ms"] < TARGETS["p99_ms"], "errors": errors == 0}
-    print(f"targets at the peak: service/direct >= {TARGETS['ratio']}: {'met' if met['ratio'] else 'MISSED'} "
-          f"({ratio:.2f}); p99 < {TARGETS['p99_ms']:.0f} ms: {'met' if met['p99'] else 'MISSED'} "
-          f"({peak['p99_ms']:.1f}); no errors besides 503s: {'met' if met['errors'] else 'MISSED'} ({errors} errors, "
-          f"{busy} deliberate 503s)")
+    print(
+        f"targets at the peak: service/direct >= {TARGETS['ratio']}: {'met' if met['ratio'] else 'MISSED'} "
+        f"({ratio:.2f}); p99 < {TARGETS['p99_ms']:.0f} ms: {'met' if met['p99'] else 'MISSED'} "
+        f"({peak['p99_ms']:.1f}); no errors besides 503s: {'met' if met['errors'] else 'MISSED'} ({errors} errors, "
+        f"{busy} deliberate 503s)"
+    )
     others = [level["cpu"]["other"] for level in levels if level["cpu"]]
     if others and max(others) > 20:
-        print(f"note: other processes used up to {max(others):.0f}% of a core during the load: the figures are "
-              "disturbed by them.")
+        print(
+            f"note: other processes used up to {max(others):.0f}% of a core during the load: the figures are "
+            "disturbed by them."
+        )
 
     i = integrity
-    sound = (i["integrity_check"] == "ok" and not i["missing"] and not i["wrong_count"]
-             and not i["present_never_confirmed"])
+    sound = (
+        i["integrity_check"] == "ok" and not i["missing"] and not i["wrong_count"] and not i["present_never_confirmed"]
+    )
     print(f"server {stopped}; {len(server_errors)} error lines in its log")
-    print(f"integrity: PRAGMA integrity_check {i['integrity_check']}; {i['present']} identities present = "
-          f"{i['targets']} targets + {i['confirmed']} confirmed enrollments; missing {len(i['missing'])}, wrong image "
-          f"count {len(i['wrong_count'])}, present but never confirmed {len(i['present_never_confirmed'])}; "
-          f"outcome unknown {i['unknown_outcomes']} (of them present: {len(i['present_unknown_outcome'])}); "
-          f"not attempted {i['not_attempted']}; audit rows {i['audit_rows']} -> {'sound' if sound else 'NOT SOUND'}")
-    answered = {"verify": warmup + sum(level["verify"]["ok"] for level in levels),
-                "enroll": i["targets"] + i["confirmed"] + len(i["present_unknown_outcome"])}
-    print("audit log: " + "; ".join(f"{action} rows {i['audit_rows'].get(action, 0)} for {n} that took effect"
-                                    f"{'' if i['audit_rows'].get(action, 0) == n else ' (MISMATCH)'}"
-                                    for action, n in answered.items()))
+    print(
+        f"integrity: PRAGMA integrity_check {i['integrity_check']}; {i['present']} identities present = "
+        f"{i['targets']} targets + {i['confirmed']} confirmed enrollments; missing {len(i['missing'])}, wrong image "
+        f"count {len(i['wrong_count'])}, present but never confirmed {len(i['present_never_confirmed'])}; "
+        f"outcome unknown {i['unknown_outcomes']} (of them present: {len(i['present_unknown_outcome'])}); "
+        f"not attempted {i['not_attempted']}; audit rows {i['audit_rows']} -> {'sound' if sound else 'NOT SOUND'}"
+    )
+    answered = {
+        "verify": warmup + sum(level["verify"]["ok"] for level in levels),
+        "enroll": i["targets"] + i["confirmed"] + len(i["present_unknown_outcome"]),
+    }
+    print(
+        "audit log: "
+        + "; ".join(
+            f"{action} rows {i['audit_rows'].get(action, 0)} for {n} that took effect"
+            f"{'' if i['audit_rows'].get(action, 0) == n else ' (MISMATCH)'}"
+            for action, n in answered.items()
+        )
+    )
     for kind in ("missing", "wrong_count", "present_never_confirmed"):
         if i[kind]:
             print(f"  {kind}: {', '.join(i[kind][:10])}{' ...' if len(i[kind]) > 10 else ''}")
 
     if args.out:
-        Path(args.out).write_text(json.dumps({
-            "config": {k: v for k, v in vars(args).items() if k != "out"}, "load_average_before": load_before,
-            "levels": levels, "direct": {"calls_per_s": direct_rate, "before": first, "after": second},
-            "peak": {"concurrency": peak["concurrency"], "verify_per_s": peak["verify_per_s"], "ratio": ratio,
-                     "p99_ms": peak["p99_ms"]},
-            "knee": {"concurrency": knee["concurrency"], "verify_per_s": knee["verify_per_s"], "p99_ms": knee["p99_ms"]},
-            "targets": met, "errors": errors, "busy_503": busy, "server": stopped, "server_error_lines": server_errors,
-            "integrity": {**integrity, "sound": sound}}, indent=2, default=float))
+        Path(args.out).write_text(
+            json.dumps(
+                {
+                    "config": {k: v for k, v in vars(args).items() if k != "out"},
+                    "load_average_before": load_before,
+                    "levels": levels,
+                    "direct": {"calls_per_s": direct_rate, "before": first, "after": second},
+                    "peak": {
+                        "concurrency": peak["concurrency"],
+                        "verify_per_s": peak["verify_per_s"],
+                        "ratio": ratio,
+                        "p99_ms": peak["p99_ms"],
+                    },
+                    "knee": {
+                        "concurrency": knee["concurrency"],
+                        "verify_per_s": knee["verify_per_s"],
+                        "p99_ms": knee["p99_ms"],
+                    },
+                    "targets": met,
+                    "errors": errors,
+                    "busy_503": busy,
+                    "server": stopped,
+                    "server_error_lines": server_errors,
+                    "integrity": {**integrity, "sound": sound},
+                },
+                indent=2,
+                default=float,
+            )
+        )
         print(f"wrote {args.out}")
 
 

@@ -53,8 +53,14 @@ def png_bytes(image: Image.Image) -> bytes:
 def bomb_png(side: int = 6000) -> bytes:
     """A PNG whose header declares side x side pixels (36 Mpx, over the 25 Mpx limit) in a few KB: refused from the
     header (413) before any pixel is decoded."""
-    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(  # noqa: E731
-        ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    chunk = lambda kind, data: (
+        struct.pack(">I", len(data))
+        + kind
+        + data
+        + struct.pack(  # noqa: E731
+            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF
+        )
+    )
     rows = zlib.compress(b"\x00" * (side // 8 + 1) * 64, 9)
     header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
@@ -74,9 +80,23 @@ class Server:
     def start(self) -> None:
         self.starts += 1
         self.log = self.folder / f"server{self.starts}.log"
-        command = [sys.executable, "-m", "metric.serve", "--gallery", str(self.db), "--ckpt", str(self.ckpt),
-                   "--port", str(self.port), "--workers", "4", "--queue", "16", "--body-timeout",
-                   str(self.body_timeout)]
+        command = [
+            sys.executable,
+            "-m",
+            "metric.serve",
+            "--gallery",
+            str(self.db),
+            "--ckpt",
+            str(self.ckpt),
+            "--port",
+            str(self.port),
+            "--workers",
+            "4",
+            "--queue",
+            "16",
+            "--body-timeout",
+            str(self.body_timeout),
+        ]
         with open(self.log, "wb") as out:
             self.process = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
         wait_ready(self.url, self.process, self.log)
@@ -105,8 +125,13 @@ class Server:
 
 def keys_cli(db: Path, *arguments: str) -> list[str]:
     """The lines `python -m metric.serve keys ...` prints."""
-    result = subprocess.run([sys.executable, "-m", "metric.serve", "keys", *arguments, "--gallery", str(db)],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "metric.serve", "keys", *arguments, "--gallery", str(db)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if result.returncode != 0:
         raise SystemExit(f"keys {' '.join(arguments)} failed: {result.stderr[-2000:]}")
     return result.stdout.strip().splitlines()
@@ -135,7 +160,9 @@ class Soak:
     def headers(self, scope: str) -> dict:
         return {"Authorization": f"Bearer {self.keys[scope]}"}
 
-    async def call(self, client: httpx.AsyncClient, kind: str, method: str, path: str, **kwargs) -> httpx.Response | None:
+    async def call(
+        self, client: httpx.AsyncClient, kind: str, method: str, path: str, **kwargs
+    ) -> httpx.Response | None:
         start = time.perf_counter()
         try:
             response = await client.request(method, self.server.url + path, **kwargs)
@@ -151,10 +178,13 @@ class Soak:
     async def enroll(self, client) -> None:
         self.counter += 1
         name, index, count = f"person{self.counter}", random.randrange(len(self.photos)), random.choice((1, 2))
-        files = [("images", (f"{name}-{i}.png", self.photos[(index + i) % len(self.photos)], "image/png"))
-                 for i in range(count)]
-        response = await self.call(client, "enroll", "POST", f"/v1/identities/{name}/images",
-                                   headers=self.headers("enroll"), files=files)
+        files = [
+            ("images", (f"{name}-{i}.png", self.photos[(index + i) % len(self.photos)], "image/png"))
+            for i in range(count)
+        ]
+        response = await self.call(
+            client, "enroll", "POST", f"/v1/identities/{name}/images", headers=self.headers("enroll"), files=files
+        )
         if response is None:
             self.unknown.add(name)
         elif response.status_code == 200:
@@ -173,10 +203,20 @@ class Soak:
             return
         self.deleted[name] = time.monotonic()
         photo = self.photos[self.enrolled[name][1]]
-        found = await self.call(client, "identify", "POST", "/v1/identify", headers=self.headers("verify"),
-                                files={"image": ("probe.png", photo, "image/png")}, data={"top_k": "5"})
-        if found is not None and found.status_code == 200 and \
-                any(m["identity"] == name for m in found.json()["matches"]):
+        found = await self.call(
+            client,
+            "identify",
+            "POST",
+            "/v1/identify",
+            headers=self.headers("verify"),
+            files={"image": ("probe.png", photo, "image/png")},
+            data={"top_k": "5"},
+        )
+        if (
+            found is not None
+            and found.status_code == 200
+            and any(m["identity"] == name for m in found.json()["matches"])
+        ):
             self.violations.append(f"{name} was returned by identify after its deletion was acknowledged")
 
     async def verify(self, client) -> None:
@@ -184,25 +224,46 @@ class Soak:
         if not live:
             return
         name = random.choice(live)
-        await self.call(client, "verify", "POST", "/v1/verify", headers=self.headers("verify"),
-                        data={"identity": name},
-                        files={"image": ("p.png", random.choice(self.photos), "image/png")})
+        await self.call(
+            client,
+            "verify",
+            "POST",
+            "/v1/verify",
+            headers=self.headers("verify"),
+            data={"identity": name},
+            files={"image": ("p.png", random.choice(self.photos), "image/png")},
+        )
 
     async def identify(self, client) -> None:
         sent = time.monotonic()
-        response = await self.call(client, "identify", "POST", "/v1/identify", headers=self.headers("verify"),
-                                   files={"image": ("p.png", random.choice(self.photos), "image/png")})
+        response = await self.call(
+            client,
+            "identify",
+            "POST",
+            "/v1/identify",
+            headers=self.headers("verify"),
+            files={"image": ("p.png", random.choice(self.photos), "image/png")},
+        )
         if response is not None and response.status_code == 200:
-            stale = [m["identity"] for m in response.json()["matches"]
-                     if self.deleted.get(m["identity"], float("inf")) < sent]
+            stale = [
+                m["identity"]
+                for m in response.json()["matches"]
+                if self.deleted.get(m["identity"], float("inf")) < sent
+            ]
             if stale:  # deleted, and acknowledged so, before this request was sent
                 self.violations.append(f"identify returned {stale}, deleted before the request was sent")
 
     async def hostile(self, client, thin: bytes, bomb: bytes) -> None:
         kind = random.choice(("thin", "bomb"))
         data = thin if kind == "thin" else bomb
-        response = await self.call(client, kind, "POST", "/v1/identify", headers=self.headers("verify"),
-                                   files={"image": (f"{kind}.png", data, "image/png")})
+        response = await self.call(
+            client,
+            kind,
+            "POST",
+            "/v1/identify",
+            headers=self.headers("verify"),
+            files={"image": (f"{kind}.png", data, "image/png")},
+        )
         # a bomb is refused from its header; a thin image is resized like any other when the model has no face
         # front end (face=none, as here), else refused with 400 (tests/deploy/test_faces_deploy.py): never a 5xx
         if kind == "bomb" and response is not None and response.status_code != 413:
@@ -218,8 +279,13 @@ class Soak:
             self.statuses[(kind, "transport")] += 1
             return
         auth = f"Authorization: Bearer {self.keys['verify']}\r\n" if with_key else ""
-        writer.write((f"POST /v1/identify HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/octet-stream\r\n"
-                      f"Content-Length: {10 * 2**20}\r\n\r\n").encode() + b"\0" * 2**20)
+        writer.write(
+            (
+                f"POST /v1/identify HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/octet-stream\r\n"
+                f"Content-Length: {10 * 2**20}\r\n\r\n"
+            ).encode()
+            + b"\0" * 2**20
+        )
         try:
             await writer.drain()
             status_line = await asyncio.wait_for(reader.readline(), self.server.body_timeout + 20)
@@ -275,8 +341,12 @@ async def stalled_upload(server: Server, key: str | None, sent_mb: float) -> str
     """A 10 MB body of which `sent_mb` is sent, then nothing: the status the server answers."""
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     auth = f"Authorization: Bearer {key}\r\n" if key else ""
-    writer.write((f"POST /v1/identify HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/octet-stream\r\n"
-                  f"Content-Length: {10 * 2**20}\r\n\r\n").encode())
+    writer.write(
+        (
+            f"POST /v1/identify HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/octet-stream\r\n"
+            f"Content-Length: {10 * 2**20}\r\n\r\n"
+        ).encode()
+    )
     try:
         for _ in range(int(sent_mb * 4)):
             writer.write(b"\0" * 2**18)
@@ -315,25 +385,41 @@ async def pressure_phases(soak: Soak, args) -> dict:
     done.set()
     await watcher
     await asyncio.sleep(3.0)
-    out["stalled_60"] = {"statuses": dict(statuses), "healthz_during": health, "peak_mb": round(max(peaks), 1),
-                         "after_mb": round(server.rss(), 1)}
+    out["stalled_60"] = {
+        "statuses": dict(statuses),
+        "healthz_during": health,
+        "peak_mb": round(max(peaks), 1),
+        "after_mb": round(server.rss(), 1),
+    }
     big = io.BytesIO()
     rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 256, (50, 50, 3), dtype=np.uint8)).resize((5000, 5000)).save(big, "JPEG",
-                                                                                               quality=80)
+    Image.fromarray(rng.integers(0, 256, (50, 50, 3), dtype=np.uint8)).resize((5000, 5000)).save(
+        big, "JPEG", quality=80
+    )
     peaks.clear()
     done = asyncio.Event()
     watcher = asyncio.ensure_future(watch(done))
     async with httpx.AsyncClient(timeout=120.0, trust_env=False) as client:
-        answers = await asyncio.gather(*[client.post(server.url + "/v1/identify", headers=soak.headers("verify"),
-                                                     files={"image": ("big.jpg", big.getvalue(), "image/jpeg")})
-                                         for _ in range(16)], return_exceptions=True)
+        answers = await asyncio.gather(
+            *[
+                client.post(
+                    server.url + "/v1/identify",
+                    headers=soak.headers("verify"),
+                    files={"image": ("big.jpg", big.getvalue(), "image/jpeg")},
+                )
+                for _ in range(16)
+            ],
+            return_exceptions=True,
+        )
     done.set()
     await watcher
     await asyncio.sleep(3.0)
-    out["jpeg_16x25mpx"] = {"jpeg_kb": round(len(big.getvalue()) / 1024),
-                            "statuses": dict(Counter(getattr(a, "status_code", type(a).__name__) for a in answers)),
-                            "peak_mb": round(max(peaks), 1), "after_mb": round(server.rss(), 1)}
+    out["jpeg_16x25mpx"] = {
+        "jpeg_kb": round(len(big.getvalue()) / 1024),
+        "statuses": dict(Counter(getattr(a, "status_code", type(a).__name__) for a in answers)),
+        "peak_mb": round(max(peaks), 1),
+        "after_mb": round(server.rss(), 1),
+    }
     return out
 
 
@@ -366,8 +452,10 @@ async def run(args, folder: Path) -> dict:
     await asyncio.sleep(2.0)
     final_mb = server.rss()
     server.stop()
-    return {**finish(soak, db, idle_mb, final_mb, killed_at, revocations, time.monotonic() - start, args),
-            "pressure": pressure}
+    return {
+        **finish(soak, db, idle_mb, final_mb, killed_at, revocations, time.monotonic() - start, args),
+        "pressure": pressure,
+    }
 
 
 def finish(soak: Soak, db: Path, idle_mb, final_mb, killed_at, revocations, seconds: float, args) -> dict:
@@ -389,17 +477,35 @@ def finish(soak: Soak, db: Path, idle_mb, final_mb, killed_at, revocations, seco
     if peak > args.rss_bound_mb:
         soak.violations.append(f"peak memory {peak:.0f} MB over the bound of {args.rss_bound_mb} MB")
     requests = sum(soak.statuses.values())
-    percentiles = {kind: {"n": len(v), "p50_ms": round(1000 * float(np.percentile(v, 50)), 1),
-                          "p99_ms": round(1000 * float(np.percentile(v, 99)), 1)}
-                   for kind, v in sorted(soak.latency.items()) if v}
+    percentiles = {
+        kind: {
+            "n": len(v),
+            "p50_ms": round(1000 * float(np.percentile(v, 50)), 1),
+            "p99_ms": round(1000 * float(np.percentile(v, 99)), 1),
+        }
+        for kind, v in sorted(soak.latency.items())
+        if v
+    }
     return {
-        "seconds": round(seconds, 1), "clients": args.clients, "requests": requests,
+        "seconds": round(seconds, 1),
+        "clients": args.clients,
+        "requests": requests,
         "statuses": {f"{kind} {status}": n for (kind, status), n in sorted(soak.statuses.items(), key=str)},
-        "latency": percentiles, "enrolled_acknowledged": len(soak.enrolled), "deleted_acknowledged": len(soak.deleted),
-        "outcome_unknown": len(soak.unknown), "identities_in_file": len(stored), "sigkill_at_s": killed_at,
-        "revocations": revocations, "memory_mb": {"idle": round(idle_mb or 0, 1), "peak": round(peak, 1),
-                                                  "final": round(final_mb or 0, 1), "bound": args.rss_bound_mb},
-        "integrity_check": integrity, "violations": soak.violations,
+        "latency": percentiles,
+        "enrolled_acknowledged": len(soak.enrolled),
+        "deleted_acknowledged": len(soak.deleted),
+        "outcome_unknown": len(soak.unknown),
+        "identities_in_file": len(stored),
+        "sigkill_at_s": killed_at,
+        "revocations": revocations,
+        "memory_mb": {
+            "idle": round(idle_mb or 0, 1),
+            "peak": round(peak, 1),
+            "final": round(final_mb or 0, 1),
+            "bound": args.rss_bound_mb,
+        },
+        "integrity_check": integrity,
+        "violations": soak.violations,
     }
 
 

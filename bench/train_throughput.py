@@ -56,8 +56,15 @@ def lightning_loop(datamodule, steps: int, warmup: int) -> float:
     module = MetricLossModule(net, loss=loss, miner=miner, optimizer=optimizer)
     timer = StepTimer()
     trainer = pl.Trainer(
-        accelerator="cpu", devices=1, max_steps=warmup + steps, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
+        accelerator="cpu",
+        devices=1,
+        max_steps=warmup + steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
         callbacks=[timer],
     )
     trainer.fit(module, train_dataloaders=datamodule.train_dataloader())
@@ -106,21 +113,33 @@ def main() -> None:
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     with tempfile.TemporaryDirectory() as cache:
-        datamodule = SyntheticFacesDataModule(cache_dir=cache, train_identities=1000, val_identities=4,
-                                              test_identities=4, batch_identities=16, batch_images_per_identity=4,
-                                              image_size=[args.size, args.size])
+        datamodule = SyntheticFacesDataModule(
+            cache_dir=cache,
+            train_identities=1000,
+            val_identities=4,
+            test_identities=4,
+            batch_identities=16,
+            batch_images_per_identity=4,
+            image_size=[args.size, args.size],
+        )
         datamodule.setup()
         results: dict[str, list[float]] = {"lightning": [], "plain": []}
         for round_index in range(args.rounds):
             results["lightning"].append(lightning_loop(datamodule, args.steps, args.warmup))
             results["plain"].append(plain_loop(datamodule, args.steps, args.warmup))
-            print(f"round {round_index + 1}: lightning {results['lightning'][-1]:.1f} img/s, "
-                  f"plain {results['plain'][-1]:.1f} img/s")
+            print(
+                f"round {round_index + 1}: lightning {results['lightning'][-1]:.1f} img/s, "
+                f"plain {results['plain'][-1]:.1f} img/s"
+            )
     lightning, plain = np.median(results["lightning"]), np.median(results["plain"])
-    print(f"median images/s  lightning {lightning:.1f}  plain {plain:.1f}  ratio lightning/plain {lightning / plain:.3f}")
+    print(
+        f"median images/s  lightning {lightning:.1f}  plain {plain:.1f}  ratio lightning/plain {lightning / plain:.3f}"
+    )
     height, width = datamodule.image_size
-    print(f"({args.backbone}, {height}x{width} RGB, P x K = {datamodule.batch_identities} x "
-          f"{datamodule.batch_images_per_identity}, semihard triplets, AdamW; torch threads {torch.get_num_threads()})")
+    print(
+        f"({args.backbone}, {height}x{width} RGB, P x K = {datamodule.batch_identities} x "
+        f"{datamodule.batch_images_per_identity}, semihard triplets, AdamW; torch threads {torch.get_num_threads()})"
+    )
 
 
 if __name__ == "__main__":

@@ -23,15 +23,26 @@ class MixingAugment:
 class BasicAugment(MixingAugment):
     """Horizontal flip, small shift, scale and rotation, and brightness and contrast jitter."""
 
-    def __init__(self, flip: float = 0.5, degrees: float = 10.0, translate: float = 0.06, scale: float = 0.1,
-                 brightness: float = 0.2, contrast: float = 0.2, mix: str | None = None, mix_alpha: float = 1.0,
-                 mix_prob: float = 0.5):
+    def __init__(
+        self,
+        flip: float = 0.5,
+        degrees: float = 10.0,
+        translate: float = 0.06,
+        scale: float = 0.1,
+        brightness: float = 0.2,
+        contrast: float = 0.2,
+        mix: str | None = None,
+        mix_alpha: float = 1.0,
+        mix_prob: float = 0.5,
+    ):
         super().__init__(mix, mix_alpha, mix_prob)
-        self.transform = v2.Compose([
-            v2.RandomHorizontalFlip(flip),
-            v2.RandomAffine(degrees=degrees, translate=(translate, translate), scale=(1 - scale, 1 + scale)),
-            v2.ColorJitter(brightness=brightness, contrast=contrast),
-        ])
+        self.transform = v2.Compose(
+            [
+                v2.RandomHorizontalFlip(flip),
+                v2.RandomAffine(degrees=degrees, translate=(translate, translate), scale=(1 - scale, 1 + scale)),
+                v2.ColorJitter(brightness=brightness, contrast=contrast),
+            ]
+        )
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
@@ -41,8 +52,14 @@ class BasicAugment(MixingAugment):
 class RandAugment(MixingAugment):
     """timm's RandAugment with `num_ops` operations of `magnitude` (0-10) per image; grey images go through RGB."""
 
-    def __init__(self, magnitude: int = 9, num_ops: int = 2, mix: str | None = None, mix_alpha: float = 1.0,
-                 mix_prob: float = 0.5):
+    def __init__(
+        self,
+        magnitude: int = 9,
+        num_ops: int = 2,
+        mix: str | None = None,
+        mix_alpha: float = 1.0,
+        mix_prob: float = 0.5,
+    ):
         super().__init__(mix, mix_alpha, mix_prob)
         from timm.data.auto_augment import rand_augment_transform
 

@@ -133,29 +133,39 @@ class IdentityDataModule(pl.LightningDataModule):
     def preprocessing(self) -> dict:
         """How a new image must be prepared to match training; stored in every checkpoint."""
         height, width = self.splits["train"].images.shape[1:3]
-        return {"image_size": [int(height), int(width)], "channels": self.channels, "normalisation": NORMALISATION,
-                "face": self.face.spec()}
+        return {
+            "image_size": [int(height), int(width)],
+            "channels": self.channels,
+            "normalisation": NORMALISATION,
+            "face": self.face.spec(),
+        }
 
-    def detect_faces(self, split: str, paths: list, channels: int, size: tuple[int, int],
-                     cache_dir=None) -> list[np.ndarray | BadImage]:
+    def detect_faces(
+        self, split: str, paths: list, channels: int, size: tuple[int, int], cache_dir=None
+    ) -> list[np.ndarray | BadImage]:
         """Each file through the face front end, in order: its aligned crop, or the BadImage (unreadable, no face)
         that keeps it out of the split. Logs the detections and the split's detection rate, and stops when the
         rate is below face.min_detection_rate."""
         crops = FaceLoader(self.face, channels, size, cache_dir).load_many(paths, desc=split)
-        entries = [{"source": str(p), "split": split, **c.record()} for p, c in zip(paths, crops)
-                   if isinstance(c, FaceCrop)]
+        entries = [
+            {"source": str(p), "split": split, **c.record()} for p, c in zip(paths, crops) if isinstance(c, FaceCrop)
+        ]
         self.face_log.extend(entries)
         rate = check_detection_rate(split, entries, self.face)
         self.notes[f"face_detection_rate_{split}"] = round(rate, 4)
         self.notes[f"face_several_{split}"] = sum(e["faces"] > 1 for e in entries)  # the largest face was used
-        return [c if isinstance(c, BadImage) else c.image if c.image is not None else NoFace(f"{p}: {c.reason}")
-                for p, c in zip(paths, crops)]
+        return [
+            c if isinstance(c, BadImage) else c.image if c.image is not None else NoFace(f"{p}: {c.reason}")
+            for p, c in zip(paths, crops)
+        ]
 
     def cut_fold(self, splits: dict[str, IdentitySplit], fold: CVFold) -> dict[str, IdentitySplit]:
         """This cross-validation fold's splits; a dataset with official folds (LFW) overrides it."""
         if fold.official:
-            raise ConfigError("cv.folds=lfw runs LFW's official View 2 folds: use it with datamodule=lfw, or give a "
-                              "number of folds (cv.folds=5).")
+            raise ConfigError(
+                "cv.folds=lfw runs LFW's official View 2 folds: use it with datamodule=lfw, or give a "
+                "number of folds (cv.folds=5)."
+            )
         return fold_splits(splits, fold)
 
     # Lightning -----------------------------------------------------------------------------
@@ -179,7 +189,9 @@ class IdentityDataModule(pl.LightningDataModule):
         """Validation and test must hold impostor pairs: two identities at least."""
         for name in ("val", "test"):
             if splits[name].num_identities < 2:
-                raise ConfigError(f"the {name} split has {splits[name].num_identities} identities; it needs at least 2.")
+                raise ConfigError(
+                    f"the {name} split has {splits[name].num_identities} identities; it needs at least 2."
+                )
 
     def check_training_batches(self, train: IdentitySplit) -> None:
         """Stop before training when the train split cannot fill the batches this datamodule draws (P x K here)."""
@@ -193,8 +205,12 @@ class IdentityDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         world, rank = self._ranks()
         sampler = PKBatchSampler(
-            self.splits["train"].labels, self.batch_identities, self.batch_images_per_identity, seed=self.seed,
-            num_replicas=world, rank=rank,
+            self.splits["train"].labels,
+            self.batch_identities,
+            self.batch_images_per_identity,
+            seed=self.seed,
+            num_replicas=world,
+            rank=rank,
         )
         return DataLoader(
             ImageArrayDataset(self.splits["train"], augment=self.augment),

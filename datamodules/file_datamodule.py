@@ -49,8 +49,11 @@ class FileDataModule(IdentityDataModule):
         self.split_mode = split
         self.split_fractions = list(split_fractions)
         self.split_counts = list(split_counts) if split_counts is not None else None
-        self.subset = {"max_identities": max_identities, "max_images_per_identity": max_images_per_identity,
-                       "fraction": fraction}
+        self.subset = {
+            "max_identities": max_identities,
+            "max_images_per_identity": max_images_per_identity,
+            "fraction": fraction,
+        }
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.bad_files_report = Path(bad_files_report) if bad_files_report else None
         self.bad_files: list[str] = []
@@ -62,8 +65,12 @@ class FileDataModule(IdentityDataModule):
 
     def preprocess_settings(self) -> dict:
         """What changes the decoded pixels; part of the cache key. Subclasses add their options."""
-        return {"image_size": list(self.image_size), "channels": self.image_channels, "face": self.face.spec(),
-                "on_miss": self.face.on_miss}
+        return {
+            "image_size": list(self.image_size),
+            "channels": self.image_channels,
+            "face": self.face.spec(),
+            "on_miss": self.face.on_miss,
+        }
 
     def decode(self, record: ImageRecord) -> np.ndarray:
         """The image as face=none reads it: cropped by the dataset's box, when it has one, and resized."""
@@ -72,8 +79,9 @@ class FileDataModule(IdentityDataModule):
     def decode_records(self, split: str, records: list[ImageRecord]) -> list[np.ndarray | BadImage]:
         """Each record's pixels, or the BadImage that keeps it out: through the face front end when one runs."""
         if self.face.active:
-            return self.detect_faces(split, [r.path for r in records], self.image_channels, self.image_size,
-                                     self.cache_dir)
+            return self.detect_faces(
+                split, [r.path for r in records], self.image_channels, self.image_size, self.cache_dir
+            )
         return read_each(progress(records, desc=f"{split}: decode {self.dataset_name}"), self.decode)
 
     # shared ----------------------------------------------------------------------------------
@@ -103,8 +111,9 @@ class FileDataModule(IdentityDataModule):
         splits = {}
         for split, records in assignment.items():
             if not records:  # none asked for (e.g. split_fractions=[0,0,1], a test-only set): checked where it matters
-                splits[split] = IdentitySplit(np.zeros((0, *self.image_size, self.image_channels), np.uint8),
-                                              np.zeros(0, np.int64), [], [])
+                splits[split] = IdentitySplit(
+                    np.zeros((0, *self.image_size, self.image_channels), np.uint8), np.zeros(0, np.int64), [], []
+                )
                 continue
             images, labels, sources, factors = [], [], [], []
             for record, decoded in zip(records, self.decode_records(split, records)):
@@ -133,8 +142,11 @@ class FileDataModule(IdentityDataModule):
         if self.cache_dir is None:
             return None
         digest = hashlib.sha256()
-        digest.update(json.dumps({"v": CACHE_VERSION, "dataset": self.dataset_name, **self.preprocess_settings()},
-                                 sort_keys=True).encode())
+        digest.update(
+            json.dumps(
+                {"v": CACHE_VERSION, "dataset": self.dataset_name, **self.preprocess_settings()}, sort_keys=True
+            ).encode()
+        )
         for split, records in assignment.items():
             for record in records:
                 try:
@@ -143,8 +155,10 @@ class FileDataModule(IdentityDataModule):
                 except OSError:
                     stamp = "missing"
                 factors = json.dumps(record.factors, sort_keys=True)  # a rendered attack differs from its live source
-                digest.update(f"{split}|{record.path}|{record.identity}|{stamp}|{record.box}|{record.landmarks}|"
-                              f"{factors}\n".encode())
+                digest.update(
+                    f"{split}|{record.path}|{record.identity}|{stamp}|{record.box}|{record.landmarks}|"
+                    f"{factors}\n".encode()
+                )
         return self.cache_dir / f"{self.dataset_name}-{digest.hexdigest()[:16]}"
 
     def report_bad_files(self) -> None:
@@ -152,8 +166,10 @@ class FileDataModule(IdentityDataModule):
         if not self.bad_files:
             return
         faceless = sum(": no face" in line or ": too small" in line for line in self.bad_files)
-        message = (f"skipped {len(self.bad_files)} image file(s): {len(self.bad_files) - faceless} unreadable or "
-                   f"missing, {faceless} without a face")
+        message = (
+            f"skipped {len(self.bad_files)} image file(s): {len(self.bad_files) - faceless} unreadable or "
+            f"missing, {faceless} without a face"
+        )
         if self.bad_files_report is not None:
             self.bad_files_report.parent.mkdir(parents=True, exist_ok=True)
             self.bad_files_report.write_text("\n".join(self.bad_files) + "\n")

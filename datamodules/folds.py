@@ -55,8 +55,9 @@ class CrossValidation:
     def check_fold(self, folds: int) -> None:
         only = self.fold
         if only is not None and (isinstance(only, bool) or not isinstance(only, int) or not 0 <= only < folds):
-            raise ConfigError(f"cv.fold={only!r} must be an integer in 0..{folds - 1} (one fold's index), or "
-                              "null for every fold.")
+            raise ConfigError(
+                f"cv.fold={only!r} must be an integer in 0..{folds - 1} (one fold's index), or null for every fold."
+            )
 
     @property
     def enabled(self) -> bool:
@@ -76,8 +77,10 @@ def identity_folds(identities: np.ndarray, folds: int, seed: int = 0) -> list[np
     if folds < 2:
         raise ConfigError(f"cv.folds={folds}: cross-validation needs at least 2 folds.")
     if folds > identities.size:
-        raise ConfigError(f"cv.folds={folds} is more than the {identities.size} identities of the dataset; "
-                          f"use cv.folds<={identities.size}.")
+        raise ConfigError(
+            f"cv.folds={folds} is more than the {identities.size} identities of the dataset; "
+            f"use cv.folds<={identities.size}."
+        )
     order = np.random.default_rng(seed).permutation(identities)
     return [np.sort(part) for part in np.array_split(order, folds)]
 
@@ -95,12 +98,15 @@ def fold_splits(splits: dict[str, IdentitySplit], cv: CVFold) -> dict[str, Ident
     return cut_around_test(pooled, parts[cv.fold], rest, n_val, cv)
 
 
-def cut_around_test(pooled: IdentitySplit, test_ids: np.ndarray, rest: np.ndarray, n_val: int,
-                    cv: CVFold) -> dict[str, IdentitySplit]:
+def cut_around_test(
+    pooled: IdentitySplit, test_ids: np.ndarray, rest: np.ndarray, n_val: int, cv: CVFold
+) -> dict[str, IdentitySplit]:
     """test = `test_ids`; validation = `n_val` identities drawn (seeded by the fold) from `rest`; train = the rest."""
     if not 2 <= n_val <= rest.size - 2:
-        raise ConfigError(f"cv.val_identities={n_val}: needs 2 to {rest.size - 2} of the {rest.size} identities "
-                          "outside the test fold (the rest must train).")
+        raise ConfigError(
+            f"cv.val_identities={n_val}: needs 2 to {rest.size - 2} of the {rest.size} identities "
+            "outside the test fold (the rest must train)."
+        )
     val_ids = np.random.default_rng([cv.seed, cv.fold]).choice(rest, n_val, replace=False)
     train_ids = np.setdiff1d(rest, val_ids)
     return {"train": pooled.select(train_ids), "val": pooled.select(val_ids), "test": pooled.select(test_ids)}

@@ -23,9 +23,9 @@ DRAFT_SIDE = 2048
 
 # Canonical 5-point face template (left eye, right eye, nose tip, left and right mouth corners) as
 # fractions of a square output, the layout most face recognisers align to (112 x 112 in pixels).
-FIVE_POINT_TEMPLATE = np.array(
-    [[38.29, 51.70], [73.53, 51.50], [56.03, 71.74], [41.55, 92.37], [70.73, 92.20]], dtype=np.float64
-) / 112.0
+FIVE_POINT_TEMPLATE = (
+    np.array([[38.29, 51.70], [73.53, 51.50], [56.03, 71.74], [41.55, 92.37], [70.73, 92.20]], dtype=np.float64) / 112.0
+)
 
 
 class BadImage(ValueError):
@@ -36,8 +36,9 @@ def check_image_size(size) -> tuple[int, int]:
     """`datamodule.image_size` as (height, width) of positive integers, or one clear error before any file is read."""
     values = list(size) if isinstance(size, Sequence) and not isinstance(size, str) else None  # also ListConfig
     if not values or len(values) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
-        raise ConfigError(f"datamodule.image_size={size!r} must be [height, width] in pixels, two positive "
-                          "integers, e.g. [64, 64].")
+        raise ConfigError(
+            f"datamodule.image_size={size!r} must be [height, width] in pixels, two positive integers, e.g. [64, 64]."
+        )
     return int(values[0]), int(values[1])
 
 
@@ -55,13 +56,19 @@ def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 def check_margin(margin: float) -> float:
     if not -0.25 <= margin < 1:
-        raise ConfigError(f"face.margin={margin} must lie in [-0.25, 1): the context added on each side of the tight "
-                          "aligned face, as a fraction of its side (negative: zoom in on the inner face).")
+        raise ConfigError(
+            f"face.margin={margin} must lie in [-0.25, 1): the context added on each side of the tight "
+            "aligned face, as a fraction of its side (negative: zoom in on the inner face)."
+        )
     return float(margin)
 
 
-def template_points(size: tuple[int, int], margin: float = 0.0, rows: Sequence[int] = (0, 1, 2, 3, 4),
-                    template: np.ndarray = FIVE_POINT_TEMPLATE) -> np.ndarray:
+def template_points(
+    size: tuple[int, int],
+    margin: float = 0.0,
+    rows: Sequence[int] = (0, 1, 2, 3, 4),
+    template: np.ndarray = FIVE_POINT_TEMPLATE,
+) -> np.ndarray:
     """The template's points (those of `rows`) in pixels of an output of size=(H, W), with `margin` (a fraction of
     the tight crop's side) of extra context on every side: margin=0 is the classic tight 112 x 112 layout, a
     negative margin zooms in on the inner face."""
@@ -70,12 +77,20 @@ def template_points(size: tuple[int, int], margin: float = 0.0, rows: Sequence[i
     return (np.asarray(template)[list(rows)] + margin) / (1 + 2 * margin) * np.array([width, height])
 
 
-def align_to_template(image: Image.Image, landmarks: np.ndarray, size: tuple[int, int], margin: float = 0.0,
-                      rows: Sequence[int] = (0, 1, 2, 3, 4), template: np.ndarray = FIVE_POINT_TEMPLATE) -> Image.Image:
+def align_to_template(
+    image: Image.Image,
+    landmarks: np.ndarray,
+    size: tuple[int, int],
+    margin: float = 0.0,
+    rows: Sequence[int] = (0, 1, 2, 3, 4),
+    template: np.ndarray = FIVE_POINT_TEMPLATE,
+) -> Image.Image:
     """The one aligner: warp by the similarity transform (rotation, scale, shift; no shear) that best maps the
     landmarks onto the points `rows` of `template` (fractions of the output), into an output of size=(H, W)."""
     height, width = size
-    forward = similarity_transform(np.asarray(landmarks, dtype=np.float64), template_points(size, margin, rows, template))
+    forward = similarity_transform(
+        np.asarray(landmarks, dtype=np.float64), template_points(size, margin, rows, template)
+    )
     inverse = np.linalg.inv(np.vstack([forward, [0, 0, 1]]))[:2]  # PIL maps output pixels back to input
     return image.transform((width, height), Image.Transform.AFFINE, inverse.ravel(), Image.Resampling.BILINEAR)
 
@@ -160,9 +175,11 @@ def downscale(image: Image.Image, max_side: int) -> tuple[Image.Image, float]:
         return image, 1.0
     width, height = round(image.width * scale), round(image.height * scale)
     if min(width, height) < 1:
-        raise BadImage(f"the image is {image.width}x{image.height} pixels, too thin to hold a face (scaled to "
-                       f"{max_side} pixels on its longer side, its shorter side would vanish): send a photo of the "
-                       "face, cropped to a normal aspect ratio.")
+        raise BadImage(
+            f"the image is {image.width}x{image.height} pixels, too thin to hold a face (scaled to "
+            f"{max_side} pixels on its longer side, its shorter side would vanish): send a photo of the "
+            "face, cropped to a normal aspect ratio."
+        )
     return image.resize((width, height), Image.Resampling.BILINEAR), scale
 
 

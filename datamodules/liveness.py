@@ -15,15 +15,29 @@ from datamodules.split import IdentitySplit
 from metric.errors import ConfigError
 
 # CelebA-Spoof's label codes (metas/*/train_label.json: [40] spoof type, [41] illumination, [42] environment)
-SPOOF_TYPES = {0: "live", 1: "photo", 2: "poster", 3: "a4", 4: "face_mask", 5: "upper_body_mask", 6: "region_mask",
-               7: "pc", 8: "pad", 9: "phone", 10: "3d_mask"}
+SPOOF_TYPES = {
+    0: "live",
+    1: "photo",
+    2: "poster",
+    3: "a4",
+    4: "face_mask",
+    5: "upper_body_mask",
+    6: "region_mask",
+    7: "pc",
+    8: "pad",
+    9: "phone",
+    10: "3d_mask",
+}
 SPOOF_GROUPS = {"print": (1, 2, 3), "replay": (7, 8, 9), "mask": (4, 5, 6, 10)}
 ILLUMINATIONS = {0: "live", 1: "normal", 2: "strong", 3: "back", 4: "dark"}
 ENVIRONMENTS = {0: "live", 1: "indoor", 2: "outdoor"}
 # the factor keys every liveness record carries, in the column order of the target array
 TARGETS = ("spoof", "spoof_type", "illumination", "environment")
-CONDITION_KEYS = {"spoof_types": ("spoof_type", SPOOF_TYPES), "illumination": ("illumination", ILLUMINATIONS),
-                  "environment": ("environment", ENVIRONMENTS)}
+CONDITION_KEYS = {
+    "spoof_types": ("spoof_type", SPOOF_TYPES),
+    "illumination": ("illumination", ILLUMINATIONS),
+    "environment": ("environment", ENVIRONMENTS),
+}
 
 
 def parse_codes(values, vocabulary: dict[int, str], key: str) -> frozenset[int] | None:
@@ -63,14 +77,19 @@ class Conditions:
         unknown = set(mapping) - set(CONDITION_KEYS)
         if unknown:
             raise ConfigError(f"{key}: unknown key(s) {sorted(unknown)}; it takes {', '.join(CONDITION_KEYS)}.")
-        return cls(**{name: parse_codes(mapping.get(name), CONDITION_KEYS[name][1], f"{key}.{name}")
-                      for name in CONDITION_KEYS})
+        return cls(
+            **{
+                name: parse_codes(mapping.get(name), CONDITION_KEYS[name][1], f"{key}.{name}")
+                for name in CONDITION_KEYS
+            }
+        )
 
     def keeps(self, factors: Mapping) -> bool:
         if not factors["spoof"]:
             return True
-        return all(allowed is None or factors[CONDITION_KEYS[name][0]] in allowed
-                   for name, allowed in vars(self).items())
+        return all(
+            allowed is None or factors[CONDITION_KEYS[name][0]] in allowed for name, allowed in vars(self).items()
+        )
 
     def describe(self) -> str:
         kept = [f"{name}={sorted(v)}" for name, v in vars(self).items() if v is not None]
@@ -126,14 +145,21 @@ class LivenessData:
 
     task = "liveness"
 
-    def __init__(self, batch_size: int = 64, train_conditions: Mapping | None = None,
-                 test_conditions: Mapping | None = None, **kwargs):
+    def __init__(
+        self,
+        batch_size: int = 64,
+        train_conditions: Mapping | None = None,
+        test_conditions: Mapping | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"datamodule.batch_size={batch_size!r} must be a positive integer.")
         self.batch_size = batch_size
-        self.conditions = {"train": Conditions.parse(train_conditions, "datamodule.train_conditions"),
-                           "test": Conditions.parse(test_conditions, "datamodule.test_conditions")}
+        self.conditions = {
+            "train": Conditions.parse(train_conditions, "datamodule.train_conditions"),
+            "test": Conditions.parse(test_conditions, "datamodule.test_conditions"),
+        }
         self.conditions["val"] = self.conditions["train"]  # validation subjects are carved from train
 
     def filter_conditions(self, assignment: dict[str, list[ImageRecord]]) -> dict[str, list[ImageRecord]]:
@@ -143,7 +169,8 @@ class LivenessData:
             kept[split] = [r for r in records if self.conditions[split].keeps(r.factors)]
             self.notes[f"presentations_{split}"] = {
                 SPOOF_TYPES[t]: sum(r.factors["spoof_type"] == t for r in kept[split])
-                for t in sorted({r.factors["spoof_type"] for r in kept[split]})}
+                for t in sorted({r.factors["spoof_type"] for r in kept[split]})
+            }
             if self.conditions[split] != Conditions():
                 self.notes[f"conditions_{split}"] = self.conditions[split].describe()
         return kept
@@ -151,25 +178,37 @@ class LivenessData:
     @staticmethod
     def check_val_subjects(val_subjects) -> float | int:
         """datamodule.val_subjects: a count of subjects (>= 1) or a fraction of the training subjects in (0, 1)."""
-        if isinstance(val_subjects, bool) or not (isinstance(val_subjects, int) and val_subjects >= 1
-                                                  or isinstance(val_subjects, float) and 0 < val_subjects < 1):
-            raise ConfigError(f"datamodule.val_subjects={val_subjects!r} must be a count of subjects (>= 1) or a "
-                              "fraction of the training subjects in (0, 1).")
+        if isinstance(val_subjects, bool) or not (
+            isinstance(val_subjects, int)
+            and val_subjects >= 1
+            or isinstance(val_subjects, float)
+            and 0 < val_subjects < 1
+        ):
+            raise ConfigError(
+                f"datamodule.val_subjects={val_subjects!r} must be a count of subjects (>= 1) or a "
+                "fraction of the training subjects in (0, 1)."
+            )
         return val_subjects
 
-    def carve_validation(self, assignment: dict[str, list[ImageRecord]], stream: int,
-                         order=None) -> dict[str, list[ImageRecord]]:
+    def carve_validation(
+        self, assignment: dict[str, list[ImageRecord]], stream: int, order=None
+    ) -> dict[str, list[ImageRecord]]:
         """Validation subjects drawn from the training subjects (`self.val_subjects`: a count or a fraction) by a
         shuffle seeded with (seed, stream), each dataset its own stream; `order` sorts the subjects first."""
         subjects = sorted({r.identity for r in assignment["train"]}, key=order)
         count = self.val_subjects if isinstance(self.val_subjects, int) else round(self.val_subjects * len(subjects))
         if not 1 <= count < len(subjects):
-            raise ConfigError(f"datamodule.val_subjects={self.val_subjects} leaves {len(subjects)} training subjects "
-                              f"and {count} validation subjects; each needs at least one.")
+            raise ConfigError(
+                f"datamodule.val_subjects={self.val_subjects} leaves {len(subjects)} training subjects "
+                f"and {count} validation subjects; each needs at least one."
+            )
         chosen = {subjects[i] for i in np.random.default_rng([self.seed, stream]).permutation(len(subjects))[:count]}
         train = assignment["train"]
-        return {"train": [r for r in train if r.identity not in chosen],
-                "val": [r for r in train if r.identity in chosen], "test": assignment["test"]}
+        return {
+            "train": [r for r in train if r.identity not in chosen],
+            "val": [r for r in train if r.identity in chosen],
+            "test": assignment["test"],
+        }
 
     def breakdowns(self, split: IdentitySplit) -> dict[str, list] | None:
         """The conditions the report breaks the error rates down by (name -> one value per image); None: CelebA-Spoof's
@@ -187,16 +226,25 @@ class LivenessData:
             if not len(split.images):
                 if stage == "test" and name != "test":
                     continue
-                use = "" if name == "test" else (" (a set with no train or validation share, e.g. datamodule."
-                                                 "split_fractions=[0.0,0.0,1.0], is for metric.evaluate only)")
-                raise ConfigError(f"the {name} split is empty{use}: give it a share of datamodule.split_fractions "
-                                  "or more subjects.")
+                use = (
+                    ""
+                    if name == "test"
+                    else (
+                        " (a set with no train or validation share, e.g. datamodule."
+                        "split_fractions=[0.0,0.0,1.0], is for metric.evaluate only)"
+                    )
+                )
+                raise ConfigError(
+                    f"the {name} split is empty{use}: give it a share of datamodule.split_fractions or more subjects."
+                )
             spoof = liveness_targets(split)[:, 0]
             if spoof.all() or not spoof.any():
                 missing = "live" if spoof.all() else "attack"
                 key = "test_conditions" if name == "test" else "train_conditions"
-                raise ConfigError(f"the {name} split holds no {missing} presentation after the filters "
-                                  f"({self.conditions[name].describe()}): widen datamodule.{key} or add subjects.")
+                raise ConfigError(
+                    f"the {name} split holds no {missing} presentation after the filters "
+                    f"({self.conditions[name].describe()}): widen datamodule.{key} or add subjects."
+                )
 
     def train_dataloader(self) -> DataLoader:
         world, rank = self._ranks()
@@ -205,8 +253,14 @@ class LivenessData:
             sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, seed=self.seed, drop_last=True)
         else:
             sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(self.seed))
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
-                          drop_last=len(dataset) > self.batch_size, persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            drop_last=len(dataset) > self.batch_size,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def eval_dataloader(self, split: str) -> DataLoader:
         world, rank = self._ranks()

@@ -40,11 +40,15 @@ class BatchMix:
         if kind not in MIX_KINDS:
             raise ConfigError(f"augment.mix={kind!r} must be mixup or cutmix (or null: no mixing).")
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
-            raise ConfigError(f"augment.mix_alpha={alpha!r} must be > 0: the Beta(alpha, alpha) of the mixing ratio, "
-                              "e.g. 1.0 (uniform) or 0.4 (mostly one image).")
+            raise ConfigError(
+                f"augment.mix_alpha={alpha!r} must be > 0: the Beta(alpha, alpha) of the mixing ratio, "
+                "e.g. 1.0 (uniform) or 0.4 (mostly one image)."
+            )
         if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0 < prob <= 1:
-            raise ConfigError(f"augment.mix_prob={prob!r} must lie in (0, 1]: the share of training batches that "
-                              "get mixed samples, e.g. 0.5.")
+            raise ConfigError(
+                f"augment.mix_prob={prob!r} must lie in (0, 1]: the share of training batches that "
+                "get mixed samples, e.g. 0.5."
+            )
         self.kind, self.alpha, self.prob = kind, float(alpha), float(prob)
 
     def __repr__(self) -> str:

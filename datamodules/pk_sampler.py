@@ -45,8 +45,15 @@ class PKBatchSampler(Sampler[list[int]]):
     ranks, every rank has the same number of steps, and the ranks together cover the data once per epoch.
     """
 
-    def __init__(self, labels: np.ndarray, batch_identities: int, batch_images_per_identity: int, seed: int = 0,
-                 num_replicas: int = 1, rank: int = 0):
+    def __init__(
+        self,
+        labels: np.ndarray,
+        batch_identities: int,
+        batch_images_per_identity: int,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ):
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} is outside 0..{num_replicas - 1}")
         self.labels = np.asarray(labels)

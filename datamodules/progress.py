@@ -24,8 +24,9 @@ def duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-def progress_lines(items: list[T], desc: str, unit: str, stream: TextIO, every_s: float = LINE_EVERY_S,
-                   clock=time.monotonic) -> Iterator[T]:
+def progress_lines(
+    items: list[T], desc: str, unit: str, stream: TextIO, every_s: float = LINE_EVERY_S, clock=time.monotonic
+) -> Iterator[T]:
     """Yield the items; write `desc: done/total (pct), rate unit/s, ETA` to stream at most every `every_s` seconds
     and once at the end."""
     total, start = len(items), clock()
@@ -37,8 +38,11 @@ def progress_lines(items: list[T], desc: str, unit: str, stream: TextIO, every_s
             last = now
             rate = done / max(now - start, 1e-9)
             tail = f"ETA {duration((total - done) / rate)}" if done < total else f"done in {duration(now - start)}"
-            print(f"{desc}: {done}/{total} ({100 * done / total:.0f}%), {rate:.1f} {unit}/s, {tail}", file=stream,
-                  flush=True)
+            print(
+                f"{desc}: {done}/{total} ({100 * done / total:.0f}%), {rate:.1f} {unit}/s, {tail}",
+                file=stream,
+                flush=True,
+            )
 
 
 def progress(items: Iterable[T], desc: str, unit: str = "img", stream: TextIO | None = None) -> Iterable[T]:

@@ -38,8 +38,7 @@ def by_identity(records: list[ImageRecord]) -> dict[str, list[ImageRecord]]:
     for record in records:
         groups[record.identity].append(record)
     return {
-        name: sorted(groups[name], key=lambda r: natural_key(r.path.name))
-        for name in sorted(groups, key=natural_key)
+        name: sorted(groups[name], key=lambda r: natural_key(r.path.name)) for name in sorted(groups, key=natural_key)
     }
 
 
@@ -97,7 +96,9 @@ def assign_splits(
     else:
         fractions = list(fractions or (0.7, 0.15, 0.15))
         if len(fractions) != 3 or any(f < 0 for f in fractions) or sum(fractions) > 1.0 + 1e-9:
-            raise ConfigError(f"datamodule.split_fractions={fractions} must be three non-negative numbers summing to <= 1.")
+            raise ConfigError(
+                f"datamodule.split_fractions={fractions} must be three non-negative numbers summing to <= 1."
+            )
         ordered = [names[i] for i in np.random.default_rng([seed, 2]).permutation(len(names))]
         n = len(names)
         val, test = round(fractions[1] * n), round(fractions[2] * n)

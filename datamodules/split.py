@@ -34,8 +34,9 @@ class IdentitySplit:
     def select(self, identities: np.ndarray) -> "IdentitySplit":
         """The images of these identities, in their current order."""
         keep = np.flatnonzero(np.isin(self.labels, identities))
-        return IdentitySplit(self.images[keep], self.labels[keep], [self.sources[i] for i in keep],
-                             [self.factors[i] for i in keep])
+        return IdentitySplit(
+            self.images[keep], self.labels[keep], [self.sources[i] for i in keep], [self.factors[i] for i in keep]
+        )
 
 
 def merge_splits(splits: dict[str, IdentitySplit]) -> IdentitySplit:

@@ -36,16 +36,21 @@ def composition_error(error: BaseException) -> ConfigError | None:
     if isinstance(error, MissingConfigException) and error.missing_cfg_file and "/" in error.missing_cfg_file:
         group, _, option = error.missing_cfg_file.rpartition("/")
         options = list(error.options or group_options(group))
-        return ConfigError(f"{group}={option}: no such option in the {group} group{did_you_mean(option, options)}; "
-                           f"the options are: {', '.join(options)}.")
+        return ConfigError(
+            f"{group}={option}: no such option in the {group} group{did_you_mean(option, options)}; "
+            f"the options are: {', '.join(options)}."
+        )
     if isinstance(error, ConfigCompositionException):
         cause = error.__cause__
         key = getattr(cause, "full_key", None)
         if key and "not in struct" in str(cause):
             parent, _, name = key.rpartition(".")
             node = getattr(cause, "parent_node", None)
-            known = [str(k) for k in node.keys() if not str(k).startswith("_")] \
-                if node is not None and hasattr(node, "keys") else []
+            known = (
+                [str(k) for k in node.keys() if not str(k).startswith("_")]
+                if node is not None and hasattr(node, "keys")
+                else []
+            )
             if not parent:
                 known = sorted(set(known) | set(config_groups()))
             where = f"a setting of {parent}" if parent else "a setting or a config group"
@@ -68,8 +73,10 @@ def check_appended_keys(overrides: list[str]) -> None:
         key = override[1:].split("=", 1)[0]
         top = key.split(".", 1)[0]
         if top not in groups:
-            raise ConfigError(f"{override}: {top!r} is not a config group or setting{did_you_mean(top, groups)}; "
-                              f"the groups are: {', '.join(groups)}.")
+            raise ConfigError(
+                f"{override}: {top!r} is not a config group or setting{did_you_mean(top, groups)}; "
+                f"the groups are: {', '.join(groups)}."
+            )
 
 
 def quiet_libraries() -> None:

@@ -46,9 +46,11 @@ def check_required(node: Any) -> None:
     except Exception:  # an interpolation that does not resolve: instantiate names it
         return
     if keys:
-        raise ConfigError(f"{', '.join(keys)} {'is' if len(keys) == 1 else 'are'} required: set "
-                          f"{' '.join(f'{k}=<value>' for k in keys)} on the command line (the config's comment "
-                          "says what each holds).")
+        raise ConfigError(
+            f"{', '.join(keys)} {'is' if len(keys) == 1 else 'are'} required: set "
+            f"{' '.join(f'{k}=<value>' for k in keys)} on the command line (the config's comment "
+            "says what each holds)."
+        )
 
 
 def build_from_config(node: Any, **kwargs: Any) -> Any:
@@ -92,8 +94,9 @@ def unknown_setting(error: BaseException, node: Any) -> ConfigError | None:
     known = [str(k) for k in node.keys() if not str(k).startswith("_") and k != name]
     path = node._get_full_key(None) if hasattr(node, "_get_full_key") else ""
     key = f"{path}.{name}" if path else name
-    return ConfigError(f"{key} is not a setting of {node.get('_target_', 'this node')}{did_you_mean(name, known)}; "
-                       "remove it.")
+    return ConfigError(
+        f"{key} is not a setting of {node.get('_target_', 'this node')}{did_you_mean(name, known)}; remove it."
+    )
 
 
 def locate_class(node: Any, key: str) -> type:

@@ -38,11 +38,17 @@ def parser() -> argparse.ArgumentParser:
     identify.add_argument("--all-faces", action="store_true", help="identify each face in IMAGE, not only the largest")
     identify.add_argument("image", metavar="IMAGE")
     for command in (enroll, verify, identify):
-        command.add_argument("--no-detect", action="store_true",
-                             help="the images are already cropped, aligned faces: skip the checkpoint's face front end")
-        command.add_argument("--liveness", metavar="CKPT",
-                             help="a liveness checkpoint (+experiment=liveness) that checks every image first; enroll "
-                                  "records it as the gallery's guard, which verify and identify then use by default")
+        command.add_argument(
+            "--no-detect",
+            action="store_true",
+            help="the images are already cropped, aligned faces: skip the checkpoint's face front end",
+        )
+        command.add_argument(
+            "--liveness",
+            metavar="CKPT",
+            help="a liveness checkpoint (+experiment=liveness) that checks every image first; enroll "
+            "records it as the gallery's guard, which verify and identify then use by default",
+        )
     for name in ("list", "info"):
         sub.add_parser(name).add_argument("--gallery", required=True)
     remove = sub.add_parser("remove")
@@ -82,26 +88,39 @@ def run_model_command(args: argparse.Namespace) -> int:
     from metric.deploy.gallery import Gallery
 
     if args.command == "enroll":
-        gallery = Gallery.open(args.gallery, ckpt=args.ckpt, storage=args.storage, index=args.index,
-                               detect=not args.no_detect, liveness=args.liveness, enrolling=True)
+        gallery = Gallery.open(
+            args.gallery,
+            ckpt=args.ckpt,
+            storage=args.storage,
+            index=args.index,
+            detect=not args.no_detect,
+            liveness=args.liveness,
+            enrolling=True,
+        )
         if args.from_folder:
             from tqdm import tqdm
 
             start = time.perf_counter()
-            count, skipped = gallery.enroll_folder(args.from_folder, replace=args.replace,
-                                                   progress=lambda xs: tqdm(xs, desc="enroll", unit="identity"))
+            count, skipped = gallery.enroll_folder(
+                args.from_folder, replace=args.replace, progress=lambda xs: tqdm(xs, desc="enroll", unit="identity")
+            )
             print(f"enrolled {count} identities in {time.perf_counter() - start:.1f} s")
             if skipped:
-                print(f"skipped {len(skipped)} image(s), unreadable, without a face or rejected as attacks:\n  "
-                      + "\n  ".join(skipped[:10]))
+                print(
+                    f"skipped {len(skipped)} image(s), unreadable, without a face or rejected as attacks:\n  "
+                    + "\n  ".join(skipped[:10])
+                )
         else:
             if not args.identity:
                 raise ConfigError("enroll needs --identity NAME IMAGE... or --from-folder ROOT.")
             gallery.enroll(args.identity, args.images, replace=args.replace)
             print(f"enrolled {args.identity} from {len(args.images)} image(s)")
         gate = gallery.verifier.liveness
-        print(f"liveness  every image checked live by {gate.path}" if gate is not None else
-              "liveness  not checked (no liveness model guards this gallery)")
+        print(
+            f"liveness  every image checked live by {gate.path}"
+            if gate is not None
+            else "liveness  not checked (no liveness model guards this gallery)"
+        )
         return 0
     if args.command == "verify":
         gallery = Gallery.open(args.gallery, ckpt=args.ckpt, detect=not args.no_detect, liveness=args.liveness)
@@ -110,8 +129,9 @@ def run_model_command(args: argparse.Namespace) -> int:
         return 0 if result.accepted else 1
     if args.command == "identify":
         gallery = Gallery.open(args.gallery, ckpt=args.ckpt, detect=not args.no_detect, liveness=args.liveness)
-        found = gallery.identify_all(args.image, args.top_k) if args.all_faces else \
-            gallery.identify(args.image, args.top_k)
+        found = (
+            gallery.identify_all(args.image, args.top_k) if args.all_faces else gallery.identify(args.image, args.top_k)
+        )
         print_liveness(found.liveness)
         if found.liveness is not None and not found.liveness.live:
             print("-> rejected as a presentation attack; nothing was matched")

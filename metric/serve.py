@@ -17,30 +17,54 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m metric.serve", description=__doc__.splitlines()[0])
     p.add_argument("--gallery", required=True, help="the gallery database (created with --ckpt if missing)")
     p.add_argument("--ckpt", help="checkpoint: required to create the gallery, else checked against it")
-    p.add_argument("--liveness", metavar="CKPT", help="a liveness checkpoint gating every image (recorded as the "
-                                                      "gallery's guard); without it, the guard the gallery records")
+    p.add_argument(
+        "--liveness",
+        metavar="CKPT",
+        help="a liveness checkpoint gating every image (recorded as the "
+        "gallery's guard); without it, the guard the gallery records",
+    )
     p.add_argument("--no-detect", action="store_true", help="uploads are already aligned face crops")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=8, help="threads that decode and read faces")
     p.add_argument("--queue", type=int, default=8, help="requests that may wait for a worker; more get 503")
-    p.add_argument("--batch", type=int, default=8,
-                   help="embed up to this many concurrent images in one forward pass (1: each on its own)")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=8,
+        help="embed up to this many concurrent images in one forward pass (1: each on its own)",
+    )
     p.add_argument("--max-request-mb", type=float, default=10.0, help="largest request body (413 above)")
     p.add_argument("--max-files", type=int, default=10, help="most images per enrollment request (413 above)")
     p.add_argument("--max-pixels", type=int, default=25_000_000, help="largest decoded image (413 above)")
     p.add_argument("--max-decodes", type=int, default=2, help="images decoded at once (decoded pixels dwarf the bytes)")
-    p.add_argument("--body-timeout", type=float, default=10.0,
-                   help="seconds a request body may stall between chunks (408 after)")
-    p.add_argument("--max-uploads", type=int, default=16, help="request bodies received at once; more get 503 "
-                                                              "(memory held by bodies: at most this x --max-request-mb)")
-    p.add_argument("--cors-origin", action="append", default=[], metavar="URL",
-                   help="allow browser calls from this origin (repeatable); CORS is off without it")
-    p.add_argument("--docs", action="store_true", help="serve /docs and /redoc (their scripts load from a CDN); "
-                                                       "/openapi.json is always served")
-    p.add_argument("--accept-new-threshold", action="store_true",
-                   help="start although the checkpoint's calibrated threshold or matcher differs from the gallery's "
-                        "record: adopt it (recorded in the gallery and the audit log)")
+    p.add_argument(
+        "--body-timeout", type=float, default=10.0, help="seconds a request body may stall between chunks (408 after)"
+    )
+    p.add_argument(
+        "--max-uploads",
+        type=int,
+        default=16,
+        help="request bodies received at once; more get 503 (memory held by bodies: at most this x --max-request-mb)",
+    )
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="allow browser calls from this origin (repeatable); CORS is off without it",
+    )
+    p.add_argument(
+        "--docs",
+        action="store_true",
+        help="serve /docs and /redoc (their scripts load from a CDN); /openapi.json is always served",
+    )
+    p.add_argument(
+        "--accept-new-threshold",
+        action="store_true",
+        help="start although the checkpoint's calibrated threshold or matcher differs from the gallery's "
+        "record: adopt it (recorded in the gallery and the audit log)",
+    )
     return p
 
 
@@ -59,7 +83,9 @@ def keys_parser() -> argparse.ArgumentParser:
 
 
 def audit_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m metric.serve audit", description="the service's audit log, newest first")
+    p = argparse.ArgumentParser(
+        prog="python -m metric.serve audit", description="the service's audit log, newest first"
+    )
     p.add_argument("--gallery", required=True)
     p.add_argument("--limit", type=int, default=50)
     return p
@@ -67,8 +93,11 @@ def audit_parser() -> argparse.ArgumentParser:
 
 def audit_lines(entries: list[dict]) -> list[str]:
     """The audit log as lines for the command line, each stamped in ISO-8601."""
-    return [f"{stored_time(e['at'])}  {e['action']:10} {e.get('identity') or '-':20} {e['outcome']:10} "
-            f"key={e.get('key_id') or '-'}  {json.dumps(e.get('detail'))}" for e in entries]
+    return [
+        f"{stored_time(e['at'])}  {e['action']:10} {e.get('identity') or '-':20} {e['outcome']:10} "
+        f"key={e.get('key_id') or '-'}  {json.dumps(e.get('detail'))}"
+        for e in entries
+    ]
 
 
 def run_keys(args: argparse.Namespace) -> int:
@@ -86,7 +115,9 @@ def run_keys(args: argparse.Namespace) -> int:
     elif args.action == "list":
         for record in keys.list():
             state = f"revoked {stored_time(record.revoked_at)}" if record.revoked else "active"
-            print(f"{record.key_id}\t{record.scope}\t{state}\tcreated {stored_time(record.created_at)}\t{record.label or ''}")
+            print(
+                f"{record.key_id}\t{record.scope}\t{state}\tcreated {stored_time(record.created_at)}\t{record.label or ''}"
+            )
     else:
         keys.revoke(args.key_id)
         audit.record("key_revoke", None, None, "ok", {"key_id": args.key_id})
@@ -109,15 +140,34 @@ def run_server(args: argparse.Namespace) -> int:
     from metric.deploy.service.app import Service, ServiceConfig, create_app
     from metric.deploy.service.uploads import UploadLimits
 
-    limits = UploadLimits(max_request_bytes=int(args.max_request_mb * 2**20), max_files=args.max_files,
-                          max_pixels=args.max_pixels, body_timeout_s=args.body_timeout, max_uploads=args.max_uploads,
-                          max_decodes=args.max_decodes)
-    service = Service(ServiceConfig(Path(args.gallery), args.ckpt, args.liveness, not args.no_detect, args.workers,
-                                    args.queue, args.batch, limits, tuple(args.cors_origin), args.docs,
-                                    args.accept_new_threshold))
+    limits = UploadLimits(
+        max_request_bytes=int(args.max_request_mb * 2**20),
+        max_files=args.max_files,
+        max_pixels=args.max_pixels,
+        body_timeout_s=args.body_timeout,
+        max_uploads=args.max_uploads,
+        max_decodes=args.max_decodes,
+    )
+    service = Service(
+        ServiceConfig(
+            Path(args.gallery),
+            args.ckpt,
+            args.liveness,
+            not args.no_detect,
+            args.workers,
+            args.queue,
+            args.batch,
+            limits,
+            tuple(args.cors_origin),
+            args.docs,
+            args.accept_new_threshold,
+        )
+    )
     docs = "/docs" if args.docs else "/openapi.json"
-    print(f"serving {args.gallery} on http://{args.host}:{args.port} (API description at {docs}, the web page at /)",
-          flush=True)
+    print(
+        f"serving {args.gallery} on http://{args.host}:{args.port} (API description at {docs}, the web page at /)",
+        flush=True,
+    )
     uvicorn.run(create_app(service), host=args.host, port=args.port, log_level="warning")
     return 0
 

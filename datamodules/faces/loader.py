@@ -16,19 +16,24 @@ from datamodules.images import BadImage, as_array, open_image, read_each, resize
 from datamodules.progress import progress
 from metric.errors import ConfigError
 
-FACE_CACHE_VERSION = 3  # 2: photos upright by their EXIF orientation; 3: JPEGs over DRAFT_SIDE decoded at a reduced scale
+FACE_CACHE_VERSION = (
+    3  # 2: photos upright by their EXIF orientation; 3: JPEGs over DRAFT_SIDE decoded at a reduced scale
+)
 
 
 class FaceLoader:
     """`load(path)`: the file's face crop at (channels, size=(H, W)); with cache_dir, a crop is detected once per
     file (path, size, mtime) and front-end setting, then read back from `<cache_dir>/faces-<settings hash>/`."""
 
-    def __init__(self, front_end: FaceFrontEnd, channels: int, size: tuple[int, int], cache_dir: str | Path | None = None):
+    def __init__(
+        self, front_end: FaceFrontEnd, channels: int, size: tuple[int, int], cache_dir: str | Path | None = None
+    ):
         self.front_end, self.channels, self.size = front_end, channels, tuple(size)
         self.cache = None
         if cache_dir is not None and front_end.active:
-            key = json.dumps({"v": FACE_CACHE_VERSION, **front_end.spec(), "channels": channels, "size": self.size},
-                             sort_keys=True)
+            key = json.dumps(
+                {"v": FACE_CACHE_VERSION, **front_end.spec(), "channels": channels, "size": self.size}, sort_keys=True
+            )
             self.cache = Path(cache_dir) / f"faces-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
     def load(self, path: str | Path, all_faces: bool = False) -> FaceCrop:
@@ -79,8 +84,10 @@ def require_face(crop: FaceCrop, source: str | Path, front_end: FaceFrontEnd, ad
     """The crop, or NoFace naming the source, the reason and what to do (by default: --no-detect) when the front end
     found no face."""
     if not crop.found and front_end.active:
-        raise NoFace(f"{source}: {crop.reason} found by the face front end ({front_end.describe()}). "
-                     f"{advice or NO_DETECT_ADVICE}")
+        raise NoFace(
+            f"{source}: {crop.reason} found by the face front end ({front_end.describe()}). "
+            f"{advice or NO_DETECT_ADVICE}"
+        )
     return crop
 
 

@@ -20,16 +20,29 @@ class MtcnnFaces(FaceFrontEnd):
     name = "mtcnn"
     active = True
 
-    def __init__(self, min_face: int = 40, thresholds=(0.6, 0.7, 0.7), factor: float = 0.709, margin: float = 0.0,
-                 max_side: int = 1024, on_miss: str = "skip", min_detection_rate: float = 0.5,
-                 select: str = "largest", crop: str = "align"):
+    def __init__(
+        self,
+        min_face: int = 40,
+        thresholds=(0.6, 0.7, 0.7),
+        factor: float = 0.709,
+        margin: float = 0.0,
+        max_side: int = 1024,
+        on_miss: str = "skip",
+        min_detection_rate: float = 0.5,
+        select: str = "largest",
+        crop: str = "align",
+    ):
         check_number(min_face, "face.min_face", 12, integer=True)
         thresholds = [float(t) for t in thresholds] if isinstance(thresholds, (list, tuple)) else None
         if thresholds is None or len(thresholds) != 3 or not all(0 < t < 1 for t in thresholds):
-            raise ConfigError("face.thresholds must be three face probabilities in (0, 1), for PNet, RNet and ONet: "
-                              "e.g. [0.6, 0.7, 0.7].")
+            raise ConfigError(
+                "face.thresholds must be three face probabilities in (0, 1), for PNet, RNet and ONet: "
+                "e.g. [0.6, 0.7, 0.7]."
+            )
         if not 0.5 <= factor < 1:
-            raise ConfigError(f"face.factor={factor} must lie in [0.5, 1): the image pyramid's step (0.709 by default).")
+            raise ConfigError(
+                f"face.factor={factor} must lie in [0.5, 1): the image pyramid's step (0.709 by default)."
+            )
         check_number(max_side, "face.max_side", 48, integer=True)
         if not 0 <= min_detection_rate <= 1:
             raise ConfigError(f"face.min_detection_rate={min_detection_rate} must lie in [0, 1].")
@@ -38,9 +51,11 @@ class MtcnnFaces(FaceFrontEnd):
         self.on_miss, self.select = check_on_miss(on_miss), check_select(select)
         self.min_detection_rate = float(min_detection_rate)
         if crop not in CROPS:
-            raise ConfigError(f"face.crop={crop!r} is not one of {', '.join(CROPS)} (align: the five landmarks onto the "
-                              "ArcFace template, for recognition; box: the detector's box made square, unaligned, "
-                              "for the FaceAntiSpoofing liveness peer).")
+            raise ConfigError(
+                f"face.crop={crop!r} is not one of {', '.join(CROPS)} (align: the five landmarks onto the "
+                "ArcFace template, for recognition; box: the detector's box made square, unaligned, "
+                "for the FaceAntiSpoofing liveness peer)."
+            )
         self.crop_mode = crop
         self._detector = None
         self.detector()  # fail now, with the fetch command, not at the first image
@@ -57,9 +72,17 @@ class MtcnnFaces(FaceFrontEnd):
         return self._detector
 
     def spec(self) -> dict:
-        return {"name": self.name, "min_face": self.min_face, "thresholds": list(self.thresholds),
-                "factor": self.factor, "margin": self.margin, "max_side": self.max_side, "template": TEMPLATE,
-                **select_spec(self.select), **({"crop": self.crop_mode} if self.crop_mode != "align" else {})}
+        return {
+            "name": self.name,
+            "min_face": self.min_face,
+            "thresholds": list(self.thresholds),
+            "factor": self.factor,
+            "margin": self.margin,
+            "max_side": self.max_side,
+            "template": TEMPLATE,
+            **select_spec(self.select),
+            **({"crop": self.crop_mode} if self.crop_mode != "align" else {}),
+        }
 
     def describe(self) -> str:
         layout = "5 landmarks, arcface template" if self.crop_mode == "align" else "square box, unaligned"
@@ -68,21 +91,28 @@ class MtcnnFaces(FaceFrontEnd):
     def crop(self, image: Image.Image, size: tuple[int, int], all_faces: bool = False) -> FaceCrop:
         small, scale = downscale(image, self.max_side)  # detect on a smaller copy of a large photo
         if min(small.size) < self.min_face:  # no pyramid level fits a face of min_face pixels
-            return FaceCrop(None, 0, reason=f"too small: {image.width}x{image.height} pixels, below the smallest face "
-                                            f"searched for ({self.min_face} px, face.min_face)")
+            return FaceCrop(
+                None,
+                0,
+                reason=f"too small: {image.width}x{image.height} pixels, below the smallest face "
+                f"searched for ({self.min_face} px, face.min_face)",
+            )
         found = self.detector().detect(as_array(small.convert("RGB")))
         if not found:
             return FaceCrop(None, 0, reason="no face")
         found = [found[i] for i in face_order([d.box for d in found], small.size, self.select)]
         cut = self.aligned if self.crop_mode == "align" else self.boxed
-        crops = [cut(image, size, d.box / scale, d.landmarks / scale, len(found))
-                 for d in (found if all_faces else found[:1])]
+        crops = [
+            cut(image, size, d.box / scale, d.landmarks / scale, len(found))
+            for d in (found if all_faces else found[:1])
+        ]
         return FaceCrop(crops[0].image, len(found), crops[0].box, crops[0].landmarks, others=crops[1:])
 
     def aligned(self, image: Image.Image, size, box: np.ndarray, points: np.ndarray, faces: int) -> FaceCrop:
         warped = align_to_template(image, points, size, self.margin)
-        return FaceCrop(as_array(warped), faces, tuple(float(v) for v in box.round(2)),
-                        tuple(map(tuple, points.round(2).tolist())))
+        return FaceCrop(
+            as_array(warped), faces, tuple(float(v) for v in box.round(2)), tuple(map(tuple, points.round(2).tolist()))
+        )
 
     def boxed(self, image: Image.Image, size, box: np.ndarray, points: np.ndarray, faces: int) -> FaceCrop:
         """The box made square about its centre (its longer side, plus `margin` on each side), moved inside the photo
@@ -92,5 +122,9 @@ class MtcnnFaces(FaceFrontEnd):
         x0 = min(max((box[0] + box[2] - side) / 2, 0.0), image.width - side)
         y0 = min(max((box[1] + box[3] - side) / 2, 0.0), image.height - side)
         square = image.crop((round(x0), round(y0), round(x0 + side), round(y0 + side)))
-        return FaceCrop(as_array(resize(square, size)), faces, tuple(float(v) for v in box.round(2)),
-                        tuple(map(tuple, points.round(2).tolist())))
+        return FaceCrop(
+            as_array(resize(square, size)),
+            faces,
+            tuple(float(v) for v in box.round(2)),
+            tuple(map(tuple, points.round(2).tolist())),
+        )

@@ -66,16 +66,32 @@ class RNet(_Refiner):
     """24 x 24 crops -> face probability (N,) and box offsets (N, 4)."""
 
     def __init__(self):
-        super().__init__([*conv_prelu(3, 28, 3), pool(3, True), *conv_prelu(28, 48, 3), pool(3, False),
-                          *conv_prelu(48, 64, 2)], 576, 128, (2, 4))
+        super().__init__(
+            [*conv_prelu(3, 28, 3), pool(3, True), *conv_prelu(28, 48, 3), pool(3, False), *conv_prelu(48, 64, 2)],
+            576,
+            128,
+            (2, 4),
+        )
 
 
 class ONet(_Refiner):
     """48 x 48 crops -> face probability (N,), box offsets (N, 4) and landmarks (N, 10: x1..x5, y1..y5 in box units)."""
 
     def __init__(self):
-        super().__init__([*conv_prelu(3, 32, 3), pool(3, True), *conv_prelu(32, 64, 3), pool(3, False),
-                          *conv_prelu(64, 64, 3), pool(2, True), *conv_prelu(64, 128, 2)], 1152, 256, (2, 4, 10))
+        super().__init__(
+            [
+                *conv_prelu(3, 32, 3),
+                pool(3, True),
+                *conv_prelu(32, 64, 3),
+                pool(3, False),
+                *conv_prelu(64, 64, 3),
+                pool(2, True),
+                *conv_prelu(64, 128, 2),
+            ],
+            1152,
+            256,
+            (2, 4, 10),
+        )
 
 
 def load_net(net: nn.Module, path) -> nn.Module:
@@ -91,16 +107,20 @@ def load_net(net: nn.Module, path) -> nn.Module:
     slopes = [op.weights()[0] for op in ops if op.kind == "MUL" and op.weights()]
     pooling = [op for op in ops if op.kind == "MAX_POOL_2D"]
     if (len(weighted), len(slopes), len(pooling)) != (len(layers), len(prelus), len(pools)):
-        raise ConfigError(f"{path} is not the MTCNN {type(net).__name__} file expected: it holds {len(weighted)} "
-                          f"weighted layers, {len(slopes)} PReLU slopes and {len(pooling)} poolings.")
+        raise ConfigError(
+            f"{path} is not the MTCNN {type(net).__name__} file expected: it holds {len(weighted)} "
+            f"weighted layers, {len(slopes)} PReLU slopes and {len(pooling)} poolings."
+        )
     with torch.no_grad():
         for op, layer in zip(weighted, layers):
             weight, bias = (torch.from_numpy(w) for w in op.weights())
             if op.kind == "CONV_2D":
                 weight = weight.permute(0, 3, 1, 2)
             if weight.shape != layer.weight.shape:
-                raise ConfigError(f"{path}: layer {op.outputs[0]!r} has weights {tuple(weight.shape)}, the port "
-                                  f"expects {tuple(layer.weight.shape)}: not the MTCNN file expected.")
+                raise ConfigError(
+                    f"{path}: layer {op.outputs[0]!r} has weights {tuple(weight.shape)}, the port "
+                    f"expects {tuple(layer.weight.shape)}: not the MTCNN file expected."
+                )
             layer.weight.copy_(weight)
             layer.bias.copy_(bias)
         for slope, prelu in zip(slopes, prelus):
@@ -116,5 +136,8 @@ def pretrained_nets() -> tuple[PNet, RNet, ONet]:
     from datamodules.faces.weight_store import model_files
 
     files = model_files("mtcnn")
-    return (load_net(PNet(), files["pnet.tflite"]), load_net(RNet(), files["rnet.tflite"]),
-            load_net(ONet(), files["onet.tflite"]))
+    return (
+        load_net(PNet(), files["pnet.tflite"]),
+        load_net(RNet(), files["rnet.tflite"]),
+        load_net(ONet(), files["onet.tflite"]),
+    )

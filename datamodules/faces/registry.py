@@ -19,5 +19,7 @@ def front_end_from_spec(spec: dict | None) -> FaceFrontEnd:
     if name == "mtcnn":
         spec.pop("template", None)  # always the ArcFace template
         return MtcnnFaces(**spec)
-    raise ConfigError(f"the checkpoint records face front end {name!r}, which this version does not have "
-                      "(it has none, dlib and mtcnn); upgrade metric-faces.")
+    raise ConfigError(
+        f"the checkpoint records face front end {name!r}, which this version does not have "
+        "(it has none, dlib and mtcnn); upgrade metric-faces."
+    )

@@ -33,9 +33,13 @@ def _options(op, kind: str) -> dict:
     """The layer settings a port needs: padding, strides, pooling window, fused activation."""
     import tflite
 
-    readers = {"CONV_2D": tflite.Conv2DOptions, "DEPTHWISE_CONV_2D": tflite.DepthwiseConv2DOptions,
-               "MAX_POOL_2D": tflite.Pool2DOptions, "AVERAGE_POOL_2D": tflite.Pool2DOptions,
-               "FULLY_CONNECTED": tflite.FullyConnectedOptions}
+    readers = {
+        "CONV_2D": tflite.Conv2DOptions,
+        "DEPTHWISE_CONV_2D": tflite.DepthwiseConv2DOptions,
+        "MAX_POOL_2D": tflite.Pool2DOptions,
+        "AVERAGE_POOL_2D": tflite.Pool2DOptions,
+        "FULLY_CONNECTED": tflite.FullyConnectedOptions,
+    }
     if kind not in readers or op.BuiltinOptions() is None:
         return {}
     table = op.BuiltinOptions()
@@ -78,8 +82,10 @@ def read_tflite_ops(path: str | Path) -> list[TfliteOp]:
     except OSError as error:
         raise ConfigError(f"{path}: cannot be read ({error.strerror or error}).") from None
     except Exception as error:  # a truncated or foreign file fails inside the flatbuffer reader
-        raise ConfigError(f"{path} is not a readable TensorFlow Lite model ({type(error).__name__}); the file is "
-                          "corrupt or another format. Fetch it again: python -m metric.weights fetch <model>.") from None
+        raise ConfigError(
+            f"{path} is not a readable TensorFlow Lite model ({type(error).__name__}); the file is "
+            "corrupt or another format. Fetch it again: python -m metric.weights fetch <model>."
+        ) from None
     if not ops:
         raise ConfigError(f"{path} holds no operators: it is not the TensorFlow Lite model expected.")
     return ops
@@ -94,5 +100,7 @@ def _constant(model, tensor) -> np.ndarray | None:
         return np.frombuffer(data.tobytes(), dtype="<f4").reshape(tensor.ShapeAsNumpy()).copy()
     if tensor.Type() == 2:  # INT32: shapes and axes
         return np.frombuffer(data.tobytes(), dtype="<i4").reshape(tensor.ShapeAsNumpy() if tensor.ShapeLength() else ())
-    raise ConfigError(f"tensor {tensor.Name().decode()!r} has type {tensor.Type()}: only float32 models are read "
-                      "(a quantised file is not the one expected).")
+    raise ConfigError(
+        f"tensor {tensor.Name().decode()!r} has type {tensor.Type()}: only float32 models are read "
+        "(a quantised file is not the one expected)."
+    )

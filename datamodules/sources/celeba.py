@@ -60,15 +60,19 @@ class CelebADataModule(FileDataModule):
         if align not in ALIGN_MODES:
             raise ConfigError(f"datamodule.align={align!r} is not one of null, landmarks.")
         if align is not None and self.face.active:
-            raise ConfigError(f"datamodule.align={align} aligns by CelebA's own landmarks, and {self.face.describe()} "
-                              "by detected ones: choose one (face=none with align=landmarks, or align=null).")
+            raise ConfigError(
+                f"datamodule.align={align} aligns by CelebA's own landmarks, and {self.face.describe()} "
+                "by detected ones: choose one (face=none with align=landmarks, or align=null)."
+            )
         self.align = align
         self.attributes = list(attributes or [])
 
     def require(self, name: str) -> Path:
         path = self.root / name
         if not path.exists():
-            raise ConfigError(f"CelebA: {path} is missing. Expected this layout under datamodule.root:\n{EXPECTED_TREE}")
+            raise ConfigError(
+                f"CelebA: {path} is missing. Expected this layout under datamodule.root:\n{EXPECTED_TREE}"
+            )
         return path
 
     def scan(self) -> list[ImageRecord]:
@@ -85,10 +89,15 @@ class CelebADataModule(FileDataModule):
         records = []
         for file, identity in identities.items():
             partition = PARTITIONS.get(partitions.get(file, ""))
-            records.append(ImageRecord(
-                path=images / file, identity=identity, partition=partition,
-                factors=attributes.get(file, {}), landmarks=landmarks.get(file),
-            ))
+            records.append(
+                ImageRecord(
+                    path=images / file,
+                    identity=identity,
+                    partition=partition,
+                    factors=attributes.get(file, {}),
+                    landmarks=landmarks.get(file),
+                )
+            )
         if not records:
             raise ConfigError(f"CelebA: {self.root / 'identity_CelebA.txt'} lists no image.")
         unpartitioned = [r.path.name for r in records if r.partition is None]
@@ -103,7 +112,9 @@ class CelebADataModule(FileDataModule):
         header, rows = read_table(self.require("list_attr_celeba.txt"))
         unknown = [a for a in self.attributes if a not in header]
         if unknown:
-            raise ConfigError(f"datamodule.attributes: {unknown} not in list_attr_celeba.txt (it has {', '.join(header)}).")
+            raise ConfigError(
+                f"datamodule.attributes: {unknown} not in list_attr_celeba.txt (it has {', '.join(header)})."
+            )
         columns = [header.index(a) for a in self.attributes]
         return {f: {a: values[c] for a, c in zip(self.attributes, columns)} for f, values in rows.items()}
 

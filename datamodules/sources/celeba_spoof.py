@@ -66,24 +66,33 @@ class CelebASpoofDataModule(LivenessData, FileDataModule):
 
     dataset_name = "celeba_spoof"
 
-    def __init__(self, val_subjects: float | int = 0.1, max_subjects: int | None = None,
-                 max_images_per_subject: int | None = None, **kwargs):
+    def __init__(
+        self,
+        val_subjects: float | int = 0.1,
+        max_subjects: int | None = None,
+        max_images_per_subject: int | None = None,
+        **kwargs,
+    ):
         super().__init__(max_identities=max_subjects, max_images_per_identity=max_images_per_subject, **kwargs)
         self.val_subjects = self.check_val_subjects(val_subjects)
 
     def require(self, name: str) -> Path:
         path = self.root / name
         if not path.exists():
-            raise ConfigError(f"CelebA-Spoof: {path} is missing; datamodule.root={str(self.root)!r} is not in the "
-                              f"CelebA-Spoof layout. Expected:\n{EXPECTED_TREE}")
+            raise ConfigError(
+                f"CelebA-Spoof: {path} is missing; datamodule.root={str(self.root)!r} is not in the "
+                f"CelebA-Spoof layout. Expected:\n{EXPECTED_TREE}"
+            )
         return path
 
     def image_path(self, key: str) -> Path:
         path = self.root / key
         if path.suffix.lower() in SUFFIXES:
             return path
-        return next((path.with_name(path.name + s) for s in SUFFIXES if path.with_name(path.name + s).exists()),
-                    path.with_name(path.name + SUFFIXES[0]))
+        return next(
+            (path.with_name(path.name + s) for s in SUFFIXES if path.with_name(path.name + s).exists()),
+            path.with_name(path.name + SUFFIXES[0]),
+        )
 
     def scan(self) -> list[ImageRecord]:
         self.require("Data")
@@ -102,32 +111,46 @@ class CelebASpoofDataModule(LivenessData, FileDataModule):
                     raise ConfigError(f"{file}: key {key!r} is not 'Data/<split>/<subject>/<live|spoof>/<image>'.")
                 values = check_label(values, file, key)
                 disagree += (parts[3] == "spoof") != bool(values[43])
-                records.append(ImageRecord(
-                    path=self.image_path(key), identity=parts[2], partition=partition,
-                    factors={"spoof": values[43], "spoof_type": values[40], "illumination": values[41],
-                             "environment": values[42]},
-                ))
+                records.append(
+                    ImageRecord(
+                        path=self.image_path(key),
+                        identity=parts[2],
+                        partition=partition,
+                        factors={
+                            "spoof": values[43],
+                            "spoof_type": values[40],
+                            "illumination": values[41],
+                            "environment": values[42],
+                        },
+                    )
+                )
         if not records:
             raise ConfigError(f"CelebA-Spoof: {self.root / 'metas/intra_test'} lists no image.")
         self.notes["label_folder_disagreements"] = disagree
         if disagree:
-            print(f"CelebA-Spoof: {disagree} image(s) sit in a live/spoof folder that their labels contradict; "
-                  "the labels JSON is followed.")
+            print(
+                f"CelebA-Spoof: {disagree} image(s) sit in a live/spoof folder that their labels contradict; "
+                "the labels JSON is followed."
+            )
         return records
 
     def load_splits(self) -> dict[str, IdentitySplit]:
         records = take_subset(self.scan(), seed=self.seed, **self.subset)
         found = [r.path.exists() for r in records]  # one look per file: missing ones become bad files when decoded
         if not any(found):
-            raise ConfigError(f"CelebA-Spoof: none of the {len(records)} images the labels list exists under "
-                              f"{self.root}; datamodule.root must be the folder holding Data/ and metas/.")
+            raise ConfigError(
+                f"CelebA-Spoof: none of the {len(records)} images the labels list exists under "
+                f"{self.root}; datamodule.root must be the folder holding Data/ and metas/."
+            )
         self.notes["missing_images"] = found.count(False)
         records = [self.with_box(r) if ok else r for r, ok in zip(records, found)]
         unboxed = [str(r.path) for r, ok in zip(records, found) if ok and r.box is None]
         self.notes["unreadable_box_files"] = len(unboxed)
         if unboxed:
-            print(f"CelebA-Spoof: {len(unboxed)} box file(s) missing or unreadable (first: {unboxed[0]}); "
-                  "those images are used whole.")
+            print(
+                f"CelebA-Spoof: {len(unboxed)} box file(s) missing or unreadable (first: {unboxed[0]}); "
+                "those images are used whole."
+            )
         return self.load_assignment(self.filter_conditions(self.carve_validation(self.official(records), VAL_STREAM)))
 
     def official(self, records: list[ImageRecord]) -> dict[str, list[ImageRecord]]:
@@ -135,17 +158,20 @@ class CelebASpoofDataModule(LivenessData, FileDataModule):
         train = {r.identity for r in records if r.partition == "train"}
         shared = sorted(train & {r.identity for r in records if r.partition == "test"}, key=natural_key)
         if shared:
-            raise ConfigError(f"CelebA-Spoof: {len(shared)} subject(s) appear in both {LABEL_FILES['train']} and "
-                              f"{LABEL_FILES['test']} (first: {', '.join(shared[:5])}); errors must be measured on "
-                              "unseen subjects. Check that the labels files are the official ones.")
+            raise ConfigError(
+                f"CelebA-Spoof: {len(shared)} subject(s) appear in both {LABEL_FILES['train']} and "
+                f"{LABEL_FILES['test']} (first: {', '.join(shared[:5])}); errors must be measured on "
+                "unseen subjects. Check that the labels files are the official ones."
+            )
         return {split: [r for r in records if r.partition == split] for split in ("train", "val", "test")}
 
     @staticmethod
     def with_box(record: ImageRecord) -> ImageRecord:
         """The record with its face box, or as it was when the box file is missing or unreadable."""
         box = read_box(record.path)
-        return record if box is None else ImageRecord(record.path, record.identity, record.partition, record.factors,
-                                                      box)
+        return (
+            record if box is None else ImageRecord(record.path, record.identity, record.partition, record.factors, box)
+        )
 
     def preprocess_settings(self) -> dict:
         return {**super().preprocess_settings(), "box_scale": BOX_SCALE}

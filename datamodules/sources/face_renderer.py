@@ -13,14 +13,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SKIN_TONES = np.array(
-    [[255, 224, 196], [241, 194, 160], [224, 172, 130], [198, 134, 96], [160, 102, 66], [110, 70, 45]],
-    dtype=np.float32,
-) / 255.0
-HAIR_COLOURS = np.array(
-    [[20, 16, 14], [60, 40, 28], [110, 72, 40], [170, 130, 80], [200, 170, 120], [120, 120, 120], [150, 50, 30]],
-    dtype=np.float32,
-) / 255.0
+SKIN_TONES = (
+    np.array(
+        [[255, 224, 196], [241, 194, 160], [224, 172, 130], [198, 134, 96], [160, 102, 66], [110, 70, 45]],
+        dtype=np.float32,
+    )
+    / 255.0
+)
+HAIR_COLOURS = (
+    np.array(
+        [[20, 16, 14], [60, 40, 28], [110, 72, 40], [170, 130, 80], [200, 170, 120], [120, 120, 120], [150, 50, 30]],
+        dtype=np.float32,
+    )
+    / 255.0
+)
 
 
 @dataclass(frozen=True)
@@ -156,18 +162,23 @@ def render_face(identity: FaceIdentity, condition: FaceCondition, height: int, w
     for side in (-1.0, 1.0):
         ex = side * ident.eye_spacing
         ey = ident.eye_height
-        paint(_soft(_ellipse(fx, y, ex, ey, ident.eye_size * 1.3, ident.eye_size * 0.75 * condition.eye_open), soft),
-              np.array([0.95, 0.95, 0.95], np.float32))
-        paint(_soft(_ellipse(fx, y, ex, ey, ident.eye_size * 0.55, ident.eye_size * 0.55 * condition.eye_open), soft),
-              ident.iris)
+        paint(
+            _soft(_ellipse(fx, y, ex, ey, ident.eye_size * 1.3, ident.eye_size * 0.75 * condition.eye_open), soft),
+            np.array([0.95, 0.95, 0.95], np.float32),
+        )
+        paint(
+            _soft(_ellipse(fx, y, ex, ey, ident.eye_size * 0.55, ident.eye_size * 0.55 * condition.eye_open), soft),
+            ident.iris,
+        )
         brow_y = ey - ident.eye_size * 1.6 - condition.brow_raise + side * ident.brow_tilt * (fx - ex)
         brow = np.maximum(np.abs(fx - ex) - ident.eye_size * 1.4, np.abs(y - brow_y) - ident.brow_thickness)
         paint(_soft(brow, soft), ident.hair * 0.8)
 
     nose_top = ident.eye_height + 0.02
     nose_y = np.clip((y - nose_top) / ident.nose_length, 0, 1)
-    nose = np.maximum(np.abs(fx) - ident.nose_width * (0.4 + 0.6 * nose_y),
-                      np.maximum(nose_top - y, y - nose_top - ident.nose_length))
+    nose = np.maximum(
+        np.abs(fx) - ident.nose_width * (0.4 + 0.6 * nose_y), np.maximum(nose_top - y, y - nose_top - ident.nose_length)
+    )
     paint(_soft(nose, soft) * 0.35, ident.skin * 0.6)
 
     mouth_x = (fx / ident.mouth_width).clip(-1, 1)
@@ -178,7 +189,9 @@ def render_face(identity: FaceIdentity, condition: FaceCondition, height: int, w
     if condition.glasses:
         lens_colour = np.array([0.05, 0.05, 0.08], np.float32)
         for side in (-1.0, 1.0):
-            lens = _ellipse(fx, y, side * ident.eye_spacing, ident.eye_height, ident.eye_size * 1.9, ident.eye_size * 1.5)
+            lens = _ellipse(
+                fx, y, side * ident.eye_spacing, ident.eye_height, ident.eye_size * 1.9, ident.eye_size * 1.5
+            )
             if condition.glasses == 2:
                 paint(_soft(lens, soft) * 0.9, lens_colour)
             else:

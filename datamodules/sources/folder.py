@@ -16,11 +16,15 @@ class FolderDataModule(FileDataModule):
 
     def scan(self) -> list[ImageRecord]:
         if not self.root.is_dir():
-            raise ConfigError(f"datamodule.root={str(self.root)!r} is not a folder. Expected a tree like:\n{EXPECTED_TREE}")
+            raise ConfigError(
+                f"datamodule.root={str(self.root)!r} is not a folder. Expected a tree like:\n{EXPECTED_TREE}"
+            )
         records = [
             ImageRecord(path=image, identity=folder.name)
-            for folder in self.root.iterdir() if folder.is_dir()
-            for image in folder.iterdir() if image.is_file() and image.suffix.lower() in IMAGE_SUFFIXES
+            for folder in self.root.iterdir()
+            if folder.is_dir()
+            for image in folder.iterdir()
+            if image.is_file() and image.suffix.lower() in IMAGE_SUFFIXES
         ]
         if not records:
             raise ConfigError(

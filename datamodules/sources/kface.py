@@ -16,8 +16,14 @@ FACTORS = {  # config key -> (factor name, folder prefix, zero-padded width, all
     "expressions": ("expression", "E", 2, range(1, 4)),
     "cameras": ("camera", "C", 0, range(1, 21)),
 }
-ACCESSORY_NAMES = {"S001": "none", "S002": "glasses", "S003": "horn-rimmed glasses", "S004": "sunglasses",
-                   "S005": "hat", "S006": "hat + glasses"}
+ACCESSORY_NAMES = {
+    "S001": "none",
+    "S002": "glasses",
+    "S003": "horn-rimmed glasses",
+    "S004": "sunglasses",
+    "S005": "hat",
+    "S006": "hat + glasses",
+}
 EXPRESSION_NAMES = {"E01": "neutral", "E02": "smile", "E03": "frown"}
 EXPECTED_TREE = """<root>/                       (or <root>/High_Resolution/, Middle_Resolution/, Low_Resolution/)
   19062421/                   an 8-digit ID per identity
@@ -44,7 +50,9 @@ def parse_selection(key: str, values) -> set[str] | None:
         high = int(match.group(2) or low)
         for number in range(low, high + 1):
             if number not in allowed:
-                raise ConfigError(f"datamodule.{key}: {prefix}{number} is outside {prefix}{allowed[0]}-{prefix}{allowed[-1]}.")
+                raise ConfigError(
+                    f"datamodule.{key}: {prefix}{number} is outside {prefix}{allowed[0]}-{prefix}{allowed[-1]}."
+                )
             chosen.add(f"{prefix}{str(number).zfill(width)}")
     return chosen
 
@@ -77,15 +85,29 @@ class KFaceDataModule(FileDataModule):
 
     dataset_name = "kface"
 
-    def __init__(self, resolution: str | None = None, accessories=None, lights=None, expressions=None, cameras=None,
-                 use_boxes: bool = True, **kwargs):
+    def __init__(
+        self,
+        resolution: str | None = None,
+        accessories=None,
+        lights=None,
+        expressions=None,
+        cameras=None,
+        use_boxes: bool = True,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if resolution is not None and resolution not in RESOLUTIONS:
             raise ConfigError(f"datamodule.resolution={resolution!r} is not one of {', '.join(RESOLUTIONS)} or null.")
         self.resolution = resolution
-        self.selection = {key: parse_selection(key, value) for key, value in
-                          (("accessories", accessories), ("lights", lights), ("expressions", expressions),
-                           ("cameras", cameras))}
+        self.selection = {
+            key: parse_selection(key, value)
+            for key, value in (
+                ("accessories", accessories),
+                ("lights", lights),
+                ("expressions", expressions),
+                ("cameras", cameras),
+            )
+        }
         self.use_boxes = use_boxes
 
     def id_root(self) -> Path:
@@ -97,7 +119,9 @@ class KFaceDataModule(FileDataModule):
                 raise ConfigError(f"K-Face: {self.root / self.resolution} is missing (found: {present or 'none'}).")
             return self.root / self.resolution
         if len(present) > 1:
-            raise ConfigError(f"K-Face: {self.root} holds {', '.join(present)}; choose one with datamodule.resolution=...")
+            raise ConfigError(
+                f"K-Face: {self.root} holds {', '.join(present)}; choose one with datamodule.resolution=..."
+            )
         return self.root / present[0] if present else self.root
 
     def keep(self, key: str, value: str) -> bool:
@@ -113,9 +137,18 @@ class KFaceDataModule(FileDataModule):
         for id_folder in id_folders:
             for image in id_folder.glob("S*/L*/E*/C*.jpg"):
                 camera = image.stem.upper()
-                accessory, light, expression = (p.name.upper() for p in (image.parents[2], image.parents[1], image.parent))
-                if not all(self.keep(k, v) for k, v in (("accessories", accessory), ("lights", light),
-                                                         ("expressions", expression), ("cameras", camera))):
+                accessory, light, expression = (
+                    p.name.upper() for p in (image.parents[2], image.parents[1], image.parent)
+                )
+                if not all(
+                    self.keep(k, v)
+                    for k, v in (
+                        ("accessories", accessory),
+                        ("lights", light),
+                        ("expressions", expression),
+                        ("cameras", camera),
+                    )
+                ):
                     continue
                 box = None
                 box_file = image.with_suffix(".txt")

@@ -20,7 +20,7 @@ from datamodules.records import ImageRecord
 from datamodules.split import IdentitySplit, merge_splits
 from metric.errors import ConfigError
 
-EXPECTED_TREE = ("<root>/\n  people.txt  pairs.txt\n  lfw-deepfunneled/\n    <Name>/  <Name>_0001.jpg ...\n")
+EXPECTED_TREE = "<root>/\n  people.txt  pairs.txt\n  lfw-deepfunneled/\n    <Name>/  <Name>_0001.jpg ...\n"
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,14 @@ def read_pairs_file(path: Path, root: Path) -> PairList:
     try:
         folds, per_fold = int(lines[0][0]), int(lines[0][1])
     except (IndexError, ValueError):
-        raise ConfigError(f"{path}, line 1: expected '<folds> <pairs per fold>', got {' '.join(lines[0]) if lines else 'nothing'}.") from None
+        raise ConfigError(
+            f"{path}, line 1: expected '<folds> <pairs per fold>', got {' '.join(lines[0]) if lines else 'nothing'}."
+        ) from None
     body = lines[1:]
     if len(body) != folds * 2 * per_fold:
-        raise ConfigError(f"{path}: the header promises {folds} folds x 2 x {per_fold} pairs, the file has {len(body)}.")
+        raise ConfigError(
+            f"{path}: the header promises {folds} folds x 2 x {per_fold} pairs, the file has {len(body)}."
+        )
     first, second, genuine, missing = [], [], [], []
     for number, fields in enumerate(body, 2):
         if len(fields) == 3:
@@ -61,7 +65,9 @@ def read_pairs_file(path: Path, root: Path) -> PairList:
         elif len(fields) == 4:
             names, same = (fields[0], int(fields[1]), fields[2], int(fields[3])), False
         else:
-            raise ConfigError(f"{path}, line {number}: expected 'name i j' or 'name1 i name2 j', got {' '.join(fields)!r}.")
+            raise ConfigError(
+                f"{path}, line {number}: expected 'name i j' or 'name1 i name2 j', got {' '.join(fields)!r}."
+            )
         a, b = find_image(root, names[0], names[1]), find_image(root, names[2], names[3])
         for found, (name, i) in ((a, names[:2]), (b, names[2:])):
             if found is None:
@@ -72,7 +78,8 @@ def read_pairs_file(path: Path, root: Path) -> PairList:
     if missing:
         raise ConfigError(
             f"{path} names {len(missing)} image(s) missing under root={str(root)!r}, e.g.:\n  "
-            + "\n  ".join(missing[:5]) + "\nCheck `root` (it must hold <name>/<name>_<i:04d>.<ext>)."
+            + "\n  ".join(missing[:5])
+            + "\nCheck `root` (it must hold <name>/<name>_<i:04d>.<ext>)."
         )
     fold = np.arange(len(body)) // (2 * per_fold)
     return PairList(first, second, np.array(genuine), fold)
@@ -81,8 +88,10 @@ def read_pairs_file(path: Path, root: Path) -> PairList:
 def read_people_file(path: Path) -> list[dict[str, int]]:
     """people.txt: '<folds>', then per fold '<count>' and that many '<Name> <images>' lines -> per fold {name: images}."""
     if not path.is_file():
-        raise ConfigError(f"{path}: no such file. datamodule=lfw reads the official View 2 people.txt beside the "
-                          f"images. Expected a tree like:\n{EXPECTED_TREE}")
+        raise ConfigError(
+            f"{path}: no such file. datamodule=lfw reads the official View 2 people.txt beside the "
+            f"images. Expected a tree like:\n{EXPECTED_TREE}"
+        )
     lines = [line.split() for line in path.read_text().splitlines() if line.strip()]
     try:
         folds, row, out = int(lines[0][0]), 1, []
@@ -94,14 +103,16 @@ def read_people_file(path: Path) -> list[dict[str, int]]:
             out.append(people)
             row += 1 + count
     except (IndexError, ValueError):
-        raise ConfigError(f"{path} is not in the people.txt format ('<folds>', then per fold '<count>' and "
-                          "'<Name> <images>' lines).") from None
+        raise ConfigError(
+            f"{path} is not in the people.txt format ('<folds>', then per fold '<count>' and '<Name> <images>' lines)."
+        ) from None
     seen: dict[str, int] = {}
     for index, people in enumerate(out):
         for name in people:
             if name in seen:
-                raise ConfigError(f"{path}: {name} is in folds {seen[name]} and {index}; the folds must be "
-                                  "person-disjoint.")
+                raise ConfigError(
+                    f"{path}: {name} is in folds {seen[name]} and {index}; the folds must be person-disjoint."
+                )
             seen[name] = index
     return out
 
@@ -114,8 +125,9 @@ class LFWDataModule(FileDataModule):
     dataset_name = "lfw"
     identities_by_folder = True
 
-    def __init__(self, root: str, images: str = "lfw-deepfunneled", test_fold: int = 9, val_identities: int = 200,
-                 **kwargs):
+    def __init__(
+        self, root: str, images: str = "lfw-deepfunneled", test_fold: int = 9, val_identities: int = 200, **kwargs
+    ):
         kwargs.setdefault("split", "official")
         super().__init__(root, **kwargs)
         if not isinstance(test_fold, int) or not 0 <= test_fold < LFW_FOLDS:
@@ -126,13 +138,18 @@ class LFWDataModule(FileDataModule):
 
     def scan(self) -> list[ImageRecord]:
         if not self.image_root.is_dir():
-            raise ConfigError(f"datamodule.root={str(self.root)!r} has no image folder {self.image_root.name}/ "
-                              f"(set datamodule.images). Expected a tree like:\n{EXPECTED_TREE}")
+            raise ConfigError(
+                f"datamodule.root={str(self.root)!r} has no image folder {self.image_root.name}/ "
+                f"(set datamodule.images). Expected a tree like:\n{EXPECTED_TREE}"
+            )
         folds = read_people_file(self.root / "people.txt")
         self.fold_of = {name: index for index, people in enumerate(folds) for name in people}
         rest = sorted((n for n, f in self.fold_of.items() if f != self.test_fold))
-        val = set(np.random.default_rng(self.seed).choice(rest, min(self.val_identities, len(rest) - 2),
-                                                          replace=False).tolist())
+        val = set(
+            np.random.default_rng(self.seed)
+            .choice(rest, min(self.val_identities, len(rest) - 2), replace=False)
+            .tolist()
+        )
         records, missing = [], []
         for name, fold in self.fold_of.items():
             partition = "test" if fold == self.test_fold else "val" if name in val else "train"

@@ -41,8 +41,10 @@ def parse_entry(entry: str, file: Path, number: int) -> dict:
     parts = entry.replace("\\", "/").split("/")
     match = NAME.fullmatch(parts[-1])
     if match is None or len(parts) != 2 or parts[0] != match.group(1):
-        raise ConfigError(f"NUAA: {file}, line {number}: {entry!r} is not '<subject>/<subject>_<glasses>_<pos>_"
-                          "<session>_<picNo>.jpg' (e.g. 0001/0001_00_00_01_0.jpg).")
+        raise ConfigError(
+            f"NUAA: {file}, line {number}: {entry!r} is not '<subject>/<subject>_<glasses>_<pos>_"
+            "<session>_<picNo>.jpg' (e.g. 0001/0001_00_00_01_0.jpg)."
+        )
     subject, glasses, pos, session = (int(match.group(i)) for i in range(1, 5))
     return {"subject": f"{subject:04d}", "glasses": glasses, "pos": pos, "session": session}
 
@@ -59,16 +61,20 @@ class NUAADataModule(LivenessData, FileDataModule):
     def __init__(self, variant: str = "face", val_subjects: float | int = 3, **kwargs):
         super().__init__(**kwargs)
         if variant not in VARIANTS:
-            raise ConfigError(f"datamodule.variant={variant!r} is not one of {', '.join(VARIANTS)} (raw: the 640x480 "
-                              "webcam images, through the face front end; face: the detected faces; normalized: the "
-                              "64x64 grey faces).")
+            raise ConfigError(
+                f"datamodule.variant={variant!r} is not one of {', '.join(VARIANTS)} (raw: the 640x480 "
+                "webcam images, through the face front end; face: the detected faces; normalized: the "
+                "64x64 grey faces)."
+            )
         self.variant, self.val_subjects = variant, self.check_val_subjects(val_subjects)
 
     def index_file(self, kind: str, split: str) -> Path:
         path = self.root / f"{kind}_{split}_{self.variant}.txt"
         if not path.is_file():
-            raise ConfigError(f"NUAA: {path} is missing; datamodule.root={str(self.root)!r} is not the NUAA layout "
-                              f"for datamodule.variant={self.variant}. Expected:\n{EXPECTED_TREE}")
+            raise ConfigError(
+                f"NUAA: {path} is missing; datamodule.root={str(self.root)!r} is not the NUAA layout "
+                f"for datamodule.variant={self.variant}. Expected:\n{EXPECTED_TREE}"
+            )
         return path
 
     def scan(self) -> list[ImageRecord]:
@@ -79,10 +85,20 @@ class NUAADataModule(LivenessData, FileDataModule):
                 file = self.index_file(kind, split)
                 for number, entry in read_index(file):
                     factors = parse_entry(entry, file, number)
-                    records.append(ImageRecord(
-                        path=folder / entry.replace("\\", "/"), identity=factors.pop("subject"), partition=split,
-                        factors={"spoof": spoof, "spoof_type": PHOTO if spoof else 0, "illumination": 0,
-                                 "environment": 0, **factors}))
+                    records.append(
+                        ImageRecord(
+                            path=folder / entry.replace("\\", "/"),
+                            identity=factors.pop("subject"),
+                            partition=split,
+                            factors={
+                                "spoof": spoof,
+                                "spoof_type": PHOTO if spoof else 0,
+                                "illumination": 0,
+                                "environment": 0,
+                                **factors,
+                            },
+                        )
+                    )
         if not records:
             raise ConfigError(f"NUAA: the index files under {self.root} list no image.")
         return records
@@ -93,16 +109,25 @@ class NUAADataModule(LivenessData, FileDataModule):
         records = self.scan()
         present = {r.path for r in records if r.path.is_file()}
         self.notes["missing_images"] = len(records) - len(present)
-        assignment = self.carve_validation({"train": [r for r in records if r.partition == "train"],
-                                            "test": [r for r in records if r.partition == "test"]}, VAL_STREAM,
-                                           natural_key)
+        assignment = self.carve_validation(
+            {
+                "train": [r for r in records if r.partition == "train"],
+                "test": [r for r in records if r.partition == "test"],
+            },
+            VAL_STREAM,
+            natural_key,
+        )
         for split, kept in assignment.items():
             classes = {r.factors["spoof"] for r in kept if r.path in present}
             if classes != {0, 1}:
                 lacking = "bona fide (client)" if 0 not in classes else "attack (imposter)"
-                raise ConfigError(f"NUAA: the {split} split holds no {lacking} image that exists under {self.root} "
-                                  f"({len(kept)} listed); check datamodule.root and datamodule.variant.")
-        shared = {r.identity for r in assignment["test"]} & {r.identity for r in assignment["train"] + assignment["val"]}
+                raise ConfigError(
+                    f"NUAA: the {split} split holds no {lacking} image that exists under {self.root} "
+                    f"({len(kept)} listed); check datamodule.root and datamodule.variant."
+                )
+        shared = {r.identity for r in assignment["test"]} & {
+            r.identity for r in assignment["train"] + assignment["val"]
+        }
         self.notes["test_subjects_also_in_training"] = len(shared)  # the official protocol: a later session
         return self.load_assignment(assignment)
 
@@ -111,6 +136,8 @@ class NUAADataModule(LivenessData, FileDataModule):
 
     def breakdowns(self, split: IdentitySplit) -> dict[str, list]:
         """The conditions NUAA records per image: glasses, position and lighting (pos), session."""
-        return {"glasses": [GLASSES.get(f["glasses"], f["glasses"]) for f in split.factors],
-                "pos": [f"pos {f['pos']:02d}" for f in split.factors],
-                "session": [f"session {f['session']}" for f in split.factors]}
+        return {
+            "glasses": [GLASSES.get(f["glasses"], f["glasses"]) for f in split.factors],
+            "pos": [f"pos {f['pos']:02d}" for f in split.factors],
+            "session": [f"session {f['session']}" for f in split.factors],
+        }

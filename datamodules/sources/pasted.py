@@ -27,8 +27,13 @@ def background(rng: np.random.Generator, size: int) -> Image.Image:
     return Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8))
 
 
-def paste(face: Image.Image, rng: np.random.Generator, canvas: int = 480, scale: tuple[float, float] = (1.0, 3.0),
-          max_rotation: float = 20.0) -> tuple[Image.Image, dict]:
+def paste(
+    face: Image.Image,
+    rng: np.random.Generator,
+    canvas: int = 480,
+    scale: tuple[float, float] = (1.0, 3.0),
+    max_rotation: float = 20.0,
+) -> tuple[Image.Image, dict]:
     """The face (RGB) scaled, rotated and pasted at a random place in a canvas x canvas photo; and its placement:
     scale, rotation (degrees, counter-clockwise), and `affine`, the 2 x 3 map from face pixels to photo pixels."""
     s, angle = float(rng.uniform(*scale)), float(rng.uniform(-max_rotation, max_rotation))
@@ -52,17 +57,24 @@ def paste(face: Image.Image, rng: np.random.Generator, canvas: int = 480, scale:
     return photo, {"scale": s, "rotation": angle, "affine": affine.round(4).tolist()}
 
 
-def paste_tree(src: str | Path, out: str | Path, seed: int = 0, canvas: int = 480,
-               scale: tuple[float, float] = (1.0, 3.0), max_rotation: float = 20.0,
-               max_images_per_identity: int | None = None) -> dict:
+def paste_tree(
+    src: str | Path,
+    out: str | Path,
+    seed: int = 0,
+    canvas: int = 480,
+    scale: tuple[float, float] = (1.0, 3.0),
+    max_rotation: float = 20.0,
+    max_images_per_identity: int | None = None,
+) -> dict:
     """Every image of `src`'s identity folders, pasted (seeded), written as a folder tree with placements.json."""
     src, out = Path(src), Path(out)
     rng = np.random.default_rng(seed)
     placements = {}
     with atomic_directory(out) as tmp:
         for folder in sorted((p for p in src.iterdir() if p.is_dir()), key=lambda p: natural_key(p.name)):
-            images = sorted((f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES),
-                            key=lambda f: natural_key(f.name))[:max_images_per_identity]
+            images = sorted(
+                (f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES), key=lambda f: natural_key(f.name)
+            )[:max_images_per_identity]
             (tmp / folder.name).mkdir()
             for image in images:
                 photo, placement = paste(open_image(image, 3), rng, canvas, scale, max_rotation)

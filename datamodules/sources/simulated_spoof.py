@@ -41,22 +41,27 @@ class SimulatedSpoofDataModule(LivenessData, FolderDataModule):
 
     dataset_name = "simulated_spoof"
 
-    def __init__(self, attacks: list[str] = ("print", "replay"), capture_style: bool = False,
-                 centre_crop: float = 1.0, **kwargs):
+    def __init__(
+        self, attacks: list[str] = ("print", "replay"), capture_style: bool = False, centre_crop: float = 1.0, **kwargs
+    ):
         super().__init__(**kwargs)
         if not isinstance(capture_style, bool):
             raise ConfigError(f"datamodule.capture_style={capture_style!r} must be true or false.")
         if isinstance(centre_crop, bool) or not isinstance(centre_crop, (int, float)) or not 0.2 <= centre_crop <= 1:
-            raise ConfigError(f"datamodule.centre_crop={centre_crop!r} must lie in [0.2, 1]: the share of each photo's "
-                              "width and height kept around its centre (1: the whole photo, with its context).")
+            raise ConfigError(
+                f"datamodule.centre_crop={centre_crop!r} must lie in [0.2, 1]: the share of each photo's "
+                "width and height kept around its centre (1: the whole photo, with its context)."
+            )
         self.capture_style = capture_style
         self.centre_crop = float(centre_crop)
         unknown = [a for a in attacks if a not in ATTACKS]
         if unknown or not attacks:
             raise ConfigError(f"datamodule.attacks={list(attacks)!r}: give one or more of {', '.join(ATTACKS)}.")
         if self.face.active:
-            raise ConfigError(f"datamodule=simulated_spoof renders attacks on the photos as they are (tight face "
-                              f"crops such as ORL); it runs with face=none, not {self.face.describe()}.")
+            raise ConfigError(
+                f"datamodule=simulated_spoof renders attacks on the photos as they are (tight face "
+                f"crops such as ORL); it runs with face=none, not {self.face.describe()}."
+            )
         self.attacks = list(attacks)
 
     def rng(self, record: ImageRecord, spoof_type: int, *stream: int) -> np.random.Generator:
@@ -65,13 +70,21 @@ class SimulatedSpoofDataModule(LivenessData, FolderDataModule):
 
     def presentations(self, record: ImageRecord) -> list[ImageRecord]:
         """The live photo and its attacks; an attack's capture light (1-4) is drawn from its own seeded stream."""
-        out = [ImageRecord(record.path, record.identity, factors={"spoof": 0, "spoof_type": 0, "illumination": 0,
-                                                                   "environment": 0})]
+        out = [
+            ImageRecord(
+                record.path, record.identity, factors={"spoof": 0, "spoof_type": 0, "illumination": 0, "environment": 0}
+            )
+        ]
         for name in self.attacks:
             code = ATTACKS[name]
             light = int(self.rng(record, code).integers(1, 5))
-            out.append(ImageRecord(record.path, record.identity, factors={
-                "spoof": 1, "spoof_type": code, "illumination": light, "environment": INDOOR}))
+            out.append(
+                ImageRecord(
+                    record.path,
+                    record.identity,
+                    factors={"spoof": 1, "spoof_type": code, "illumination": light, "environment": INDOOR},
+                )
+            )
         return out
 
     def load_splits(self) -> dict[str, IdentitySplit]:

@@ -69,10 +69,13 @@ class SyntheticFacesDataModule(IdentityDataModule):
                 keep = [i for i, d in enumerate(decoded) if isinstance(d, np.ndarray)]
                 self.notes[f"faces_missed_{name}"] = len(decoded) - len(keep)
                 if not keep:
-                    raise ConfigError(f"{self.face.describe()} found no face in the {name} split of the synthetic "
-                                      "faces; use face=none for them.")
-                splits[name] = IdentitySplit(np.stack([decoded[i] for i in keep]), split.labels[keep],
-                                             [split.sources[i] for i in keep])
+                    raise ConfigError(
+                        f"{self.face.describe()} found no face in the {name} split of the synthetic "
+                        "faces; use face=none for them."
+                    )
+                splits[name] = IdentitySplit(
+                    np.stack([decoded[i] for i in keep]), split.labels[keep], [split.sources[i] for i in keep]
+                )
         return splits
 
 

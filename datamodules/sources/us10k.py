@@ -51,7 +51,9 @@ def replicate(split: IdentitySplit, views: int, seed: int | None) -> IdentitySpl
     """Every photo `views` times under its own label; augmented at fetch time (train) or here, seeded (val/test)."""
     images = np.repeat(split.images, views, axis=0) if seed is None else seeded_views(split.images, views, seed)
     return IdentitySplit(
-        images, np.repeat(split.labels, views), [s for s in split.sources for _ in range(views)],
+        images,
+        np.repeat(split.labels, views),
+        [s for s in split.sources for _ in range(views)],
         [f for f in split.factors for _ in range(views)],
     )
 
@@ -95,25 +97,35 @@ class US10kDistractors:
     def __call__(self, splits: dict[str, IdentitySplit], seed: int, face=None) -> None:
         """`face`: the datamodule's face front end, which the distractor photos go through too."""
         reference = splits["test"]
-        loader = US10kDataModule(root=str(self.root), image_size=reference.images.shape[1:3],
-                                 channels=reference.images.shape[-1], cache_dir=self.cache_dir, seed=seed, face=face)
+        loader = US10kDataModule(
+            root=str(self.root),
+            image_size=reference.images.shape[1:3],
+            channels=reference.images.shape[-1],
+            cache_dir=self.cache_dir,
+            seed=seed,
+            face=face,
+        )
         photos = take_subset(scan_photos(self.root), max_identities=self.max_images, seed=seed)
         order = np.random.default_rng([seed, 3]).permutation(len(photos))
         half = len(photos) // 2
-        extra = loader.load_assignment({"val": [photos[i] for i in order[:half]],
-                                        "test": [photos[i] for i in order[half:]]})
+        extra = loader.load_assignment(
+            {"val": [photos[i] for i in order[:half]], "test": [photos[i] for i in order[half:]]}
+        )
         next_label = max(int(s.labels.max()) for s in splits.values()) + 1
         for name in ("val", "test"):
             labels = np.arange(next_label, next_label + len(extra[name].labels))  # one identity per photo
             next_label += len(labels)
             base = splits[name]
             splits[name] = IdentitySplit(
-                np.concatenate([base.images, extra[name].images]), np.concatenate([base.labels, labels]),
-                base.sources + extra[name].sources, base.factors + [{"distractor": True} for _ in extra[name].sources],
+                np.concatenate([base.images, extra[name].images]),
+                np.concatenate([base.labels, labels]),
+                base.sources + extra[name].sources,
+                base.factors + [{"distractor": True} for _ in extra[name].sources],
             )
 
 
-def distractors_from(root: str | None = None, max_images: int | None = None,
-                     cache_dir: str | None = None) -> US10kDistractors | None:
+def distractors_from(
+    root: str | None = None, max_images: int | None = None, cache_dir: str | None = None
+) -> US10kDistractors | None:
     """The `datamodule.distractors` config node: US10kDistractors when `root` is set, else none."""
     return US10kDistractors(root, max_images, cache_dir) if root else None

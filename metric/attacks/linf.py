@@ -7,9 +7,17 @@ from collections.abc import Callable
 import torch
 
 
-def linf_ascent(objective: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor, eps: float, low: float,
-                high: float, kind: str = "fgsm", steps: int = 10, step_size: float | None = None,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
+def linf_ascent(
+    objective: Callable[[torch.Tensor], torch.Tensor],
+    start: torch.Tensor,
+    eps: float,
+    low: float,
+    high: float,
+    kind: str = "fgsm",
+    steps: int = 10,
+    step_size: float | None = None,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Inputs within |x - start|_inf <= eps and [low, high] that raise the scalar objective(x).
 
     FGSM takes one step of eps along the sign of the gradient; PGD takes `steps` steps of `step_size` (default

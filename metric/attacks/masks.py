@@ -28,7 +28,10 @@ RIM, ARM = 0.12, 0.40  # rim (and bridge, arm) thickness; temple arm length beyo
 BAND = (1.0, 0.25)  # eyes_band half-length from the midpoint, half-height
 SQUARE = 1.0  # square side
 REMEDY = {  # what to do about crops that are not aligned, per config group (attack: evaluation; adversarial: training)
-    "attack": ("this checkpoint's face front end", "evaluate a checkpoint trained with face=mtcnn or face=dlib (or face=dlib_chip)"),
+    "attack": (
+        "this checkpoint's face front end",
+        "evaluate a checkpoint trained with face=mtcnn or face=dlib (or face=dlib_chip)",
+    ),
     "adversarial": ("the training crops' face front end", "train with face=mtcnn or face=dlib (or face=dlib_chip)"),
 }
 
@@ -43,10 +46,12 @@ def check_mask(mask: object, group: str = "attack") -> None:
 def not_aligned(mask: str, group: str) -> str:
     """The refusal of a mask on crops that are not aligned, with the remedy for the `group` (attack | adversarial)."""
     whose, remedy = REMEDY[group]
-    return (f"{group}.mask={mask} assumes faces aligned to the 5-point template, but {whose} is `none` (its crops are "
-            f"not aligned, so the eyes have no known place): {remedy}, whose crops are aligned, or set "
-            f"{group}.assume_aligned=true when the crops are already aligned to the arcface template (the arcface "
-            "template with margin 0 is then used).")
+    return (
+        f"{group}.mask={mask} assumes faces aligned to the 5-point template, but {whose} is `none` (its crops are "
+        f"not aligned, so the eyes have no known place): {remedy}, whose crops are aligned, or set "
+        f"{group}.assume_aligned=true when the crops are already aligned to the arcface template (the arcface "
+        "template with margin 0 is then used)."
+    )
 
 
 def eye_points(preprocess: dict, mask: str, assume_aligned: bool = False, group: str = "attack") -> np.ndarray:
@@ -59,8 +64,10 @@ def eye_points(preprocess: dict, mask: str, assume_aligned: bool = False, group:
     elif "template" in spec:
         template, margin = spec["template"], float(spec.get("margin", 0.0))
     else:
-        raise ConfigError(f"{group}.mask={mask} needs the eye points of the face template, but the checkpoint's face "
-                          f"front end {spec['name']!r} records no template.")
+        raise ConfigError(
+            f"{group}.mask={mask} needs the eye points of the face template, but the checkpoint's face "
+            f"front end {spec['name']!r} records no template."
+        )
     if template not in TEMPLATES:
         raise ConfigError(f"the checkpoint's face template {template!r} is not one of {', '.join(TEMPLATES)}.")
     height, width = preprocess["image_size"]
@@ -151,8 +158,12 @@ def fits(mask: str, eyes: np.ndarray, size: tuple[int, int], scale: float) -> bo
     frame = EyeFrame(np.asarray(eyes[0], float), np.asarray(eyes[1], float))
     corners = frame.corners(extent(mask, frame.distance, scale))
     height, width = size
-    return bool((corners[:, 0] >= 0).all() and (corners[:, 0] <= width).all() and (corners[:, 1] >= 0).all()
-                and (corners[:, 1] <= height).all())
+    return bool(
+        (corners[:, 0] >= 0).all()
+        and (corners[:, 0] <= width).all()
+        and (corners[:, 1] >= 0).all()
+        and (corners[:, 1] <= height).all()
+    )
 
 
 def largest_fitting_scale(mask: str, eyes: np.ndarray, size: tuple[int, int]) -> float:
@@ -166,18 +177,22 @@ def largest_fitting_scale(mask: str, eyes: np.ndarray, size: tuple[int, int]) ->
     return float(np.floor(low * 100) / 100)
 
 
-def check_scales(mask: str, eyes: np.ndarray, size: tuple[int, int], scales: list[float],
-                 group: str = "attack") -> None:
+def check_scales(
+    mask: str, eyes: np.ndarray, size: tuple[int, int], scales: list[float], group: str = "attack"
+) -> None:
     """One clear error when a scale's shape reaches outside the image."""
     outside = [s for s in scales if not fits(mask, eyes, size, s)]
     if outside:
-        raise ConfigError(f"{group}.mask_scale={scales}: the {mask} mask at scale {outside[0]:g} reaches outside the "
-                          f"{size[0]}x{size[1]} image; the largest scale that fits is "
-                          f"{largest_fitting_scale(mask, eyes, size):g}.")
+        raise ConfigError(
+            f"{group}.mask_scale={scales}: the {mask} mask at scale {outside[0]:g} reaches outside the "
+            f"{size[0]}x{size[1]} image; the largest scale that fits is "
+            f"{largest_fitting_scale(mask, eyes, size):g}."
+        )
 
 
-def build_masks(preprocess: dict, mask: str, scales: list[float], assume_aligned: bool = False,
-                group: str = "attack") -> list[np.ndarray]:
+def build_masks(
+    preprocess: dict, mask: str, scales: list[float], assume_aligned: bool = False, group: str = "attack"
+) -> list[np.ndarray]:
     """One boolean mask (H, W) per scale for the checkpoint's aligned crops, checked to fit, before any data is read;
     every refusal names the keys of `group` (attack: metric.attack; adversarial: adversarial training)."""
     check_mask(mask, group)

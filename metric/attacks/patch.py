@@ -73,8 +73,13 @@ def random_views(images: torch.Tensor, generator: torch.Generator) -> torch.Tens
     # output pixel offset p -> input offset R(-angle) p / scale - shift, written in affine_grid's [-1, 1] units
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     aspect = width / height
-    theta = torch.stack([torch.stack([cos, sin / aspect, -2 * shift_x / width], 1),
-                         torch.stack([-sin * aspect, cos, -2 * shift_y / height], 1)], 1)
+    theta = torch.stack(
+        [
+            torch.stack([cos, sin / aspect, -2 * shift_x / width], 1),
+            torch.stack([-sin * aspect, cos, -2 * shift_y / height], 1),
+        ],
+        1,
+    )
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     views = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return (views * brightness.view(n, 1, 1, 1)).clamp(*PIXEL_RANGE)
@@ -104,9 +109,11 @@ class PatchAttack:
         check_mask(self.mask)
         scales = self.mask_scale if isinstance(self.mask_scale, (list, tuple)) else [self.mask_scale]
         if not scales or any(isinstance(s, bool) or not isinstance(s, (int, float)) or s < 0 for s in scales):
-            raise ConfigError(f"attack.mask_scale={self.mask_scale!r} must be a list of sizes >= 0 (multiples of the "
-                              "mask's size at scale 1, set by the eye distance; 0 is an empty mask, the attack off), "
-                              "e.g. [0,0.5,0.75,1.0].")
+            raise ConfigError(
+                f"attack.mask_scale={self.mask_scale!r} must be a list of sizes >= 0 (multiples of the "
+                "mask's size at scale 1, set by the eye distance; 0 is an empty mask, the attack off), "
+                "e.g. [0,0.5,0.75,1.0]."
+            )
         object.__setattr__(self, "mask_scale", [float(s) for s in scales])
         check_number(self.steps, "attack.steps", 0, integer=True)
         check_number(self.lr, "attack.lr", 0, above=True)
@@ -119,8 +126,15 @@ class PatchAttack:
         """One mask per scale for the checkpoint's crops; every refusal comes before any data is read."""
         return build_masks(preprocess, self.mask, self.mask_scale, self.assume_aligned)
 
-    def patterns(self, verifier: Verifier, probes: torch.Tensor, targets: torch.Tensor, mask: np.ndarray,
-                 raise_score: bool, generator: torch.Generator) -> torch.Tensor:
+    def patterns(
+        self,
+        verifier: Verifier,
+        probes: torch.Tensor,
+        targets: torch.Tensor,
+        mask: np.ndarray,
+        raise_score: bool,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
         """Optimised patterns (float pixel values in [0, 255], like probes) for one batch of pairs; the patterned
         probes are composite(probes, patterns, mask)."""
         region = torch.from_numpy(mask)
@@ -180,16 +194,22 @@ def attack_set(attack: PatchAttack, verifier: Verifier, pairs: PairSet, mask: np
     adv = torch.cat(patched) if patched else pairs.probes.clone()
     scores = verifier.scores(adv, pairs.targets)
     views = eot_scores(verifier, adv, pairs.targets, attack.eot_samples, seed + EVAL_SEED_OFFSET)
-    return {"adv": adv, "scores": scores, "views": views,
-            "nps": torch.cat(nps).numpy() if nps else np.zeros(0), "tv": torch.cat(tv).numpy() if tv else np.zeros(0)}
+    return {
+        "adv": adv,
+        "scores": scores,
+        "views": views,
+        "nps": torch.cat(nps).numpy() if nps else np.zeros(0),
+        "tv": torch.cat(tv).numpy() if tv else np.zeros(0),
+    }
 
 
 def view_success(pairs: PairSet, views: np.ndarray, clean_views: np.ndarray, threshold: float) -> float:
     """Success under random views: per view, the share of the pairs decided right on the clean probe under that view
     that the patched probe under the same view decides wrong; the mean over the views where any pair was decided
     right (0 when none was)."""
-    rates = [pairs.success(v, threshold, clean=c) for v, c in zip(views, clean_views)
-             if (~pairs.wrong(c, threshold)).any()]
+    rates = [
+        pairs.success(v, threshold, clean=c) for v, c in zip(views, clean_views) if (~pairs.wrong(c, threshold)).any()
+    ]
     return float(np.mean(rates)) if rates else 0.0
 
 
@@ -198,61 +218,102 @@ def view_error_rate(pairs: PairSet, views: np.ndarray, threshold: float) -> floa
     return float(np.mean([pairs.error_rate(v, threshold) for v in views])) if len(views) else 0.0
 
 
-def run_patch(attack: PatchAttack, masks: list[np.ndarray], verifier: Verifier, impostor: PairSet, genuine: PairSet,
-              seed: int, out: Path) -> dict:
+def run_patch(
+    attack: PatchAttack,
+    masks: list[np.ndarray],
+    verifier: Verifier,
+    impostor: PairSet,
+    genuine: PairSet,
+    seed: int,
+    out: Path,
+) -> dict:
     """Every mask scale against the test pairs: rows of success without and under random views (one per scale;
     under views, judged against the clean probes under the same views), the FAR and FRR after the attack, the clean
     rates under those views, and mask.png, patched_probes.png and attack_success.png in `out`."""
     threshold = verifier.threshold
-    clean_views = {name: eot_scores(verifier, s.probes, s.targets, attack.eot_samples, seed + EVAL_SEED_OFFSET)
-                   for name, s in (("imp", impostor), ("gen", genuine))}
+    clean_views = {
+        name: eot_scores(verifier, s.probes, s.targets, attack.eot_samples, seed + EVAL_SEED_OFFSET)
+        for name, s in (("imp", impostor), ("gen", genuine))
+    }
     rows, last = [], None
     for scale, mask in zip(attack.mask_scale, masks):
         imp = attack_set(attack, verifier, impostor, mask, seed)
         gen = attack_set(attack, verifier, genuine, mask, seed)
         both = np.concatenate([imp["nps"], gen["nps"]]), np.concatenate([imp["tv"], gen["tv"]])
-        rows.append({
-            "mask_scale": scale, "mask_pixels": int(mask.sum()), "mask_area_share": float(mask.mean()),
-            "impersonation_success": impostor.success(imp["scores"], threshold),
-            "impersonation_success_eot": view_success(impostor, imp["views"], clean_views["imp"], threshold),
-            "dodging_success": genuine.success(gen["scores"], threshold),
-            "dodging_success_eot": view_success(genuine, gen["views"], clean_views["gen"], threshold),
-            "far": impostor.error_rate(imp["scores"], threshold), "frr": genuine.error_rate(gen["scores"], threshold),
-            "mean_nps": float(both[0].mean()) if both[0].size else 0.0,
-            "mean_tv": float(both[1].mean()) if both[1].size else 0.0,
-        })
+        rows.append(
+            {
+                "mask_scale": scale,
+                "mask_pixels": int(mask.sum()),
+                "mask_area_share": float(mask.mean()),
+                "impersonation_success": impostor.success(imp["scores"], threshold),
+                "impersonation_success_eot": view_success(impostor, imp["views"], clean_views["imp"], threshold),
+                "dodging_success": genuine.success(gen["scores"], threshold),
+                "dodging_success_eot": view_success(genuine, gen["views"], clean_views["gen"], threshold),
+                "far": impostor.error_rate(imp["scores"], threshold),
+                "frr": genuine.error_rate(gen["scores"], threshold),
+                "mean_nps": float(both[0].mean()) if both[0].size else 0.0,
+                "mean_tv": float(both[1].mean()) if both[1].size else 0.0,
+            }
+        )
         last = imp
     images = impostor.probes.permute(0, 2, 3, 1).numpy()
     plot_masks(images[0] if len(images) else None, masks, attack.mask_scale, attack.mask, out / "mask.png")
     shown = impostor.showcase(last["scores"], threshold) if last is not None else []
     if len(shown):
-        plot_probe_rows([("clean", images[shown], impostor.clean[shown]),
-                         (f"{attack.mask} x{attack.mask_scale[-1]:g}", last["adv"][shown].permute(0, 2, 3, 1).numpy(),
-                          last["scores"][shown])],
-                        threshold, f"impostor probes rejected when clean, wearing the optimised {attack.mask} (scale "
-                        f"{attack.mask_scale[-1]:g}; those it turned first); scores before and after",
-                        out / "patched_probes.png")
+        plot_probe_rows(
+            [
+                ("clean", images[shown], impostor.clean[shown]),
+                (
+                    f"{attack.mask} x{attack.mask_scale[-1]:g}",
+                    last["adv"][shown].permute(0, 2, 3, 1).numpy(),
+                    last["scores"][shown],
+                ),
+            ],
+            threshold,
+            f"impostor probes rejected when clean, wearing the optimised {attack.mask} (scale "
+            f"{attack.mask_scale[-1]:g}; those it turned first); scores before and after",
+            out / "patched_probes.png",
+        )
     x = [r["mask_area_share"] for r in rows]
-    plot_success_curves(x, {name: [r[key] for r in rows] for name, key in SUCCESS_CURVES},
-                        "mask area (share of pixels)",
-                        f"PATCH ({attack.mask}) at threshold {threshold:.3f}", out / "attack_success.png")
-    return {"mask": attack.mask, "steps": attack.steps, "lr": attack.lr, "eot": attack.eot,
-            "eot_samples": attack.eot_samples, "nps_weight": attack.nps_weight, "tv_weight": attack.tv_weight,
-            "clean_far_eot": view_error_rate(impostor, clean_views["imp"], threshold),
-            "clean_frr_eot": view_error_rate(genuine, clean_views["gen"], threshold), "rows": rows}
+    plot_success_curves(
+        x,
+        {name: [r[key] for r in rows] for name, key in SUCCESS_CURVES},
+        "mask area (share of pixels)",
+        f"PATCH ({attack.mask}) at threshold {threshold:.3f}",
+        out / "attack_success.png",
+    )
+    return {
+        "mask": attack.mask,
+        "steps": attack.steps,
+        "lr": attack.lr,
+        "eot": attack.eot,
+        "eot_samples": attack.eot_samples,
+        "nps_weight": attack.nps_weight,
+        "tv_weight": attack.tv_weight,
+        "clean_far_eot": view_error_rate(impostor, clean_views["imp"], threshold),
+        "clean_frr_eot": view_error_rate(genuine, clean_views["gen"], threshold),
+        "rows": rows,
+    }
 
 
-SUCCESS_CURVES = (("impersonation", "impersonation_success"),
-                  ("impersonation, random views", "impersonation_success_eot"),
-                  ("dodging", "dodging_success"), ("dodging, random views", "dodging_success_eot"))
+SUCCESS_CURVES = (
+    ("impersonation", "impersonation_success"),
+    ("impersonation, random views", "impersonation_success_eot"),
+    ("dodging", "dodging_success"),
+    ("dodging, random views", "dodging_success_eot"),
+)
 
 
 def format_patch_rows(summary: dict) -> list[str]:
-    lines = [f"{'scale':>6} {'area':>7} {'imp':>7} {'imp EOT':>8} {'dodge':>7} {'dodge EOT':>9} {'FAR':>7} {'FRR':>7} "
-             f"{'NPS':>7} {'TV':>7}"]
+    lines = [
+        f"{'scale':>6} {'area':>7} {'imp':>7} {'imp EOT':>8} {'dodge':>7} {'dodge EOT':>9} {'FAR':>7} {'FRR':>7} "
+        f"{'NPS':>7} {'TV':>7}"
+    ]
     for r in summary["rows"]:
-        lines.append(f"{r['mask_scale']:6g} {r['mask_area_share']:7.4f} {r['impersonation_success']:7.4f} "
-                     f"{r['impersonation_success_eot']:8.4f} {r['dodging_success']:7.4f} "
-                     f"{r['dodging_success_eot']:9.4f} {r['far']:7.4f} {r['frr']:7.4f} "
-                     f"{r['mean_nps']:7.4f} {r['mean_tv']:7.4f}")
+        lines.append(
+            f"{r['mask_scale']:6g} {r['mask_area_share']:7.4f} {r['impersonation_success']:7.4f} "
+            f"{r['impersonation_success_eot']:8.4f} {r['dodging_success']:7.4f} "
+            f"{r['dodging_success_eot']:9.4f} {r['far']:7.4f} {r['frr']:7.4f} "
+            f"{r['mean_nps']:7.4f} {r['mean_tv']:7.4f}"
+        )
     return lines

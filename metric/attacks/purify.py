@@ -38,10 +38,12 @@ class Purifier:
             raise ConfigError(f"purify={self.name!r} is not one of null, {', '.join(PURIFIERS)}.")
         if self.name == "jpeg":
             whole_number(self.quality, "purify_quality", 1, 95, "the JPEG quality; 75 is PIL's default")
-        elif (isinstance(self.kernel, bool) or not isinstance(self.kernel, int) or self.kernel < 3
-              or self.kernel % 2 == 0):
-            raise ConfigError(f"purify_kernel={self.kernel!r} must be an odd integer >= 3 (the median filter's side, "
-                              "e.g. 3).")
+        elif (
+            isinstance(self.kernel, bool) or not isinstance(self.kernel, int) or self.kernel < 3 or self.kernel % 2 == 0
+        ):
+            raise ConfigError(
+                f"purify_kernel={self.kernel!r} must be an odd integer >= 3 (the median filter's side, e.g. 3)."
+            )
 
     def spec(self) -> dict:
         return {"name": self.name, **({"quality": self.quality} if self.name == "jpeg" else {"kernel": self.kernel})}

@@ -24,9 +24,9 @@ Warp = Callable[[torch.Tensor], torch.Tensor]  # (C, H, W) perturbation in the a
 def same_crop(attacked: dict, transfer: dict) -> bool:
     """Whether two preprocessing records cut the same crops (size, channels, face front end)."""
     keys = ("image_size", "channels")
-    return ([list(attacked[k]) if k == "image_size" else attacked[k] for k in keys] ==
-            [list(transfer[k]) if k == "image_size" else transfer[k] for k in keys]
-            and face_spec(attacked) == face_spec(transfer))
+    return [list(attacked[k]) if k == "image_size" else attacked[k] for k in keys] == [
+        list(transfer[k]) if k == "image_size" else transfer[k] for k in keys
+    ] and face_spec(attacked) == face_spec(transfer)
 
 
 def check_transferable(attacked: dict, transfer: dict, path: str) -> None:
@@ -34,14 +34,18 @@ def check_transferable(attacked: dict, transfer: dict, path: str) -> None:
     if same_crop(attacked, transfer):
         return
     if attacked["channels"] != transfer["channels"]:
-        raise ConfigError(f"attack.transfer_ckpt={path!r} reads {transfer['channels']}-channel images and the attacked "
-                          f"checkpoint {attacked['channels']}-channel ones: one perturbation cannot apply to both.")
+        raise ConfigError(
+            f"attack.transfer_ckpt={path!r} reads {transfer['channels']}-channel images and the attacked "
+            f"checkpoint {attacked['channels']}-channel ones: one perturbation cannot apply to both."
+        )
     for name, preprocess in (("attacked checkpoint", attacked), ("transfer checkpoint", transfer)):
         if face_spec(preprocess)["name"] == "none":
-            raise ConfigError(f"attack.transfer_ckpt={path!r} reads other crops than the attacked checkpoint, and the "
-                              f"{name} was trained on crops that are not aligned (face=none), so the perturbation has "
-                              "no known place on its faces: give a transfer model that reads the same crops (size and "
-                              "front end), or models trained with face=mtcnn or face=dlib.")
+            raise ConfigError(
+                f"attack.transfer_ckpt={path!r} reads other crops than the attacked checkpoint, and the "
+                f"{name} was trained on crops that are not aligned (face=none), so the perturbation has "
+                "no known place on its faces: give a transfer model that reads the same crops (size and "
+                "front end), or models trained with face=mtcnn or face=dlib."
+            )
 
 
 def crop_warp(attacked: dict, transfer: dict) -> Warp:
@@ -61,6 +65,7 @@ def crop_warp(attacked: dict, transfer: dict) -> Warp:
 
     def warp(delta: torch.Tensor) -> torch.Tensor:
         return F.grid_sample(delta[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+
     return warp
 
 
@@ -77,8 +82,15 @@ class Transfer:
     warp: Warp
 
     @classmethod
-    def of_split(cls, checkpoint: str, verifier: Verifier, attacked_sources: list[str], images: np.ndarray,
-                 sources: list[str], warp: Warp) -> "Transfer":
+    def of_split(
+        cls,
+        checkpoint: str,
+        verifier: Verifier,
+        attacked_sources: list[str],
+        images: np.ndarray,
+        sources: list[str],
+        warp: Warp,
+    ) -> "Transfer":
         position = {source: i for i, source in enumerate(sources)}
         index = np.array([position.get(source, -1) for source in attacked_sources], dtype=np.int64)
         return cls(checkpoint, verifier, images, index, warp)

@@ -41,10 +41,12 @@ class UapAttack:
 
     def __post_init__(self) -> None:
         budgets = self.eps if isinstance(self.eps, (list, tuple)) else [self.eps]
-        if not budgets or any(isinstance(e, bool) or not isinstance(e, (int, float)) or not 0 <= e <= 255
-                              for e in budgets):
-            raise ConfigError(f"attack.eps={self.eps!r}: budgets are numbers from 0 to 255 (pixel values), e.g. "
-                              "[0,4,8,16].")
+        if not budgets or any(
+            isinstance(e, bool) or not isinstance(e, (int, float)) or not 0 <= e <= 255 for e in budgets
+        ):
+            raise ConfigError(
+                f"attack.eps={self.eps!r}: budgets are numbers from 0 to 255 (pixel values), e.g. [0,4,8,16]."
+            )
         object.__setattr__(self, "eps", [float(e) for e in budgets])
         if self.goal not in GOALS:
             raise ConfigError(f"attack.goal={self.goal!r} is not one of {', '.join(GOALS)}.")
@@ -52,16 +54,28 @@ class UapAttack:
         check_number(self.batch, "attack.batch", 1, integer=True)
         size = self.step_size
         if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float)) or size <= 0):
-            raise ConfigError(f"attack.step_size={self.step_size!r} must be a number > 0 (pixel values), or null for "
-                              "2.5 * eps / steps.")
+            raise ConfigError(
+                f"attack.step_size={self.step_size!r} must be a number > 0 (pixel values), or null for "
+                "2.5 * eps / steps."
+            )
 
     @property
     def genuine(self) -> bool:
         return self.goal == "dodging"
 
 
-def craft_uap(net: torch.nn.Module, matcher: Matcher, images: np.ndarray, labels: np.ndarray, eps: float, goal: str,
-              steps: int = 100, batch: int = 32, step_size: float | None = None, seed: int = 0) -> torch.Tensor:
+def craft_uap(
+    net: torch.nn.Module,
+    matcher: Matcher,
+    images: np.ndarray,
+    labels: np.ndarray,
+    eps: float,
+    goal: str,
+    steps: int = 100,
+    batch: int = 32,
+    step_size: float | None = None,
+    seed: int = 0,
+) -> torch.Tensor:
     """One perturbation (C, H, W, pixel values, |delta|_inf <= eps) learned from these images (uint8, N x H x W x C)
     and identity labels alone: the training split's, so no test identity is ever seen. Each step takes the sign of
     the gradient of the mean score over `batch` pairs (impostor pairs raised for impersonation, genuine pairs
@@ -72,8 +86,10 @@ def craft_uap(net: torch.nn.Module, matcher: Matcher, images: np.ndarray, labels
     genuine = goal == "dodging"
     pairs = sample_pairs(labels, genuine, TRAIN_PAIRS, seed)
     if not len(pairs):
-        raise ConfigError(f"attack=uap goal={goal} needs {'genuine' if genuine else 'impostor'} pairs in the training "
-                          "split, which has none.")
+        raise ConfigError(
+            f"attack=uap goal={goal} needs {'genuine' if genuine else 'impostor'} pairs in the training "
+            "split, which has none."
+        )
     pixels = to_pixels(images)
     references = torch.from_numpy(embed_images(net, images))
     rng = np.random.default_rng(seed)
@@ -100,23 +116,39 @@ def load_transfer(attack: UapAttack, preprocess: dict) -> LoadedModel | None:
     if attack.transfer_ckpt is None:
         return None
     if not Path(attack.transfer_ckpt).is_file():
-        raise ConfigError(f"attack.transfer_ckpt={attack.transfer_ckpt!r}: no such file. Give a second checkpoint "
-                          "written by metric.train (or a calibrated bundle), or null.")
+        raise ConfigError(
+            f"attack.transfer_ckpt={attack.transfer_ckpt!r}: no such file. Give a second checkpoint "
+            "written by metric.train (or a calibrated bundle), or null."
+        )
     other = load_for_eval(attack.transfer_ckpt, calibrated=True)
     check_transferable(preprocess, other.preprocess, attack.transfer_ckpt)
     return other
 
 
-def run_uap(attack: UapAttack, verifier: Verifier, train_images: np.ndarray, train_labels: np.ndarray,
-            test_images: np.ndarray, impostor: PairSet, genuine: PairSet, transfer: Transfer | None,
-            seed: int, out: Path) -> dict:
+def run_uap(
+    attack: UapAttack,
+    verifier: Verifier,
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    test_images: np.ndarray,
+    impostor: PairSet,
+    genuine: PairSet,
+    transfer: Transfer | None,
+    seed: int,
+    out: Path,
+) -> dict:
     """Every budget: a perturbation crafted on the training images alone, its success on the test pairs of the goal
     (and on the transfer model's, on its own crops, the perturbation carried into them), and uap.png,
     uap_probes.png and attack_success.png in `out`."""
     pairs = genuine if attack.genuine else impostor
     other = None
-    summary = {"goal": attack.goal, "steps": attack.steps, "batch": attack.batch,
-               "train_images": int(len(train_images)), "train_identities": int(np.unique(train_labels).size)}
+    summary = {
+        "goal": attack.goal,
+        "steps": attack.steps,
+        "batch": attack.batch,
+        "train_images": int(len(train_images)),
+        "train_identities": int(np.unique(train_labels).size),
+    }
     if transfer is not None:
         other = transfer.verifier
         sets = {}
@@ -125,24 +157,42 @@ def run_uap(attack: UapAttack, verifier: Verifier, train_images: np.ndarray, tra
             sets[kind] = PairSet.build(other, transfer.images, mapped, genuine=kind == "genuine")
             sets[f"{kind}_kept"] = int(kept.sum())
         other_pairs = sets["genuine" if attack.genuine else "impostor"]
-        summary["transfer"] = {"checkpoint": str(Path(transfer.checkpoint).resolve()), "matcher": other.matcher.name,
-                               "threshold": other.threshold,
-                               "clean_far": sets["impostor"].error_rate(sets["impostor"].clean, other.threshold),
-                               "clean_frr": sets["genuine"].error_rate(sets["genuine"].clean, other.threshold),
-                               "pairs_in_its_crops": sets["genuine_kept" if attack.genuine else "impostor_kept"],
-                               "attackable_pairs": other_pairs.attackable(other.threshold),
-                               "crop": "the same crops" if transfer.images.shape[1:] == test_images.shape[1:] and
-                               transfer.index.tolist() == list(range(len(test_images))) else
-                               "its own crops of the same photos (the perturbation carried by the eye points)"}
+        summary["transfer"] = {
+            "checkpoint": str(Path(transfer.checkpoint).resolve()),
+            "matcher": other.matcher.name,
+            "threshold": other.threshold,
+            "clean_far": sets["impostor"].error_rate(sets["impostor"].clean, other.threshold),
+            "clean_frr": sets["genuine"].error_rate(sets["genuine"].clean, other.threshold),
+            "pairs_in_its_crops": sets["genuine_kept" if attack.genuine else "impostor_kept"],
+            "attackable_pairs": other_pairs.attackable(other.threshold),
+            "crop": "the same crops"
+            if transfer.images.shape[1:] == test_images.shape[1:]
+            and transfer.index.tolist() == list(range(len(test_images)))
+            else "its own crops of the same photos (the perturbation carried by the eye points)",
+        }
     rows, last = [], None
     for eps in attack.eps:
-        delta = craft_uap(verifier.net, verifier.matcher, train_images, train_labels, eps, attack.goal, attack.steps,
-                          attack.batch, attack.step_size, seed)
+        delta = craft_uap(
+            verifier.net,
+            verifier.matcher,
+            train_images,
+            train_labels,
+            eps,
+            attack.goal,
+            attack.steps,
+            attack.batch,
+            attack.step_size,
+            seed,
+        )
         adv = apply(delta, pairs.probes)
         scores = verifier.scores(adv, pairs.targets)
-        row = {"eps": eps, "success": pairs.success(scores, verifier.threshold),
-               "error_rate": pairs.error_rate(scores, verifier.threshold),
-               "mean_score": float(scores.mean()) if len(scores) else 0.0, "max_perturbation": float(delta.abs().max())}
+        row = {
+            "eps": eps,
+            "success": pairs.success(scores, verifier.threshold),
+            "error_rate": pairs.error_rate(scores, verifier.threshold),
+            "mean_score": float(scores.mean()) if len(scores) else 0.0,
+            "max_perturbation": float(delta.abs().max()),
+        }
         if other is not None:
             other_scores = other.scores(apply(transfer.warp(delta), other_pairs.probes), other_pairs.targets)
             row["transfer_success"] = other_pairs.success(other_scores, other.threshold)
@@ -153,25 +203,39 @@ def run_uap(attack: UapAttack, verifier: Verifier, train_images: np.ndarray, tra
     plot_perturbation(delta.permute(1, 2, 0).numpy(), eps, out / "uap.png")
     shown = pairs.showcase(scores, verifier.threshold)
     if len(shown):
-        plot_probe_rows([("clean", pairs.probes[shown].permute(0, 2, 3, 1).numpy(), pairs.clean[shown]),
-                         (f"+ UAP eps {eps:g}", adv[shown].permute(0, 2, 3, 1).numpy(), scores[shown])],
-                        verifier.threshold, f"test {'genuine' if pairs.genuine else 'impostor'} probes decided right "
-                        f"when clean, with the universal perturbation (eps {eps:g}/255; those it turned first)",
-                        out / "uap_probes.png")
+        plot_probe_rows(
+            [
+                ("clean", pairs.probes[shown].permute(0, 2, 3, 1).numpy(), pairs.clean[shown]),
+                (f"+ UAP eps {eps:g}", adv[shown].permute(0, 2, 3, 1).numpy(), scores[shown]),
+            ],
+            verifier.threshold,
+            f"test {'genuine' if pairs.genuine else 'impostor'} probes decided right "
+            f"when clean, with the universal perturbation (eps {eps:g}/255; those it turned first)",
+            out / "uap_probes.png",
+        )
     curves = {f"{attack.goal} success": [r["success"] for r in rows]}
     if other is not None:
         curves[f"{attack.goal} success, transfer model"] = [r["transfer_success"] for r in rows]
-    plot_success_curves(attack.eps, curves, "eps (pixel values, of 255)",
-                        f"UAP ({attack.goal}) at threshold {verifier.threshold:.3f}", out / "attack_success.png")
+    plot_success_curves(
+        attack.eps,
+        curves,
+        "eps (pixel values, of 255)",
+        f"UAP ({attack.goal}) at threshold {verifier.threshold:.3f}",
+        out / "attack_success.png",
+    )
     return {**summary, "rows": rows}
 
 
 def format_uap_rows(summary: dict) -> list[str]:
     transfer = summary.get("transfer")
     rate = "FRR" if summary["goal"] == "dodging" else "FAR"
-    lines = [f"{'eps/255':>8} {summary['goal'] + ' success':>22} {rate:>7} {'max |delta|*255':>16}"
-             + (f" {'transfer success':>17} {'transfer ' + rate:>12}" if transfer else "")]
+    lines = [
+        f"{'eps/255':>8} {summary['goal'] + ' success':>22} {rate:>7} {'max |delta|*255':>16}"
+        + (f" {'transfer success':>17} {'transfer ' + rate:>12}" if transfer else "")
+    ]
     for r in summary["rows"]:
-        lines.append(f"{r['eps']:8g} {r['success']:22.4f} {r['error_rate']:7.4f} {r['max_perturbation']:16.3f}"
-                     + (f" {r['transfer_success']:17.4f} {r['transfer_error_rate']:12.4f}" if transfer else ""))
+        lines.append(
+            f"{r['eps']:8g} {r['success']:22.4f} {r['error_rate']:7.4f} {r['max_perturbation']:16.3f}"
+            + (f" {r['transfer_success']:17.4f} {r['transfer_error_rate']:12.4f}" if transfer else "")
+        )
     return lines

@@ -28,8 +28,10 @@ class Verifier:
     def embed(self, pixels: torch.Tensor) -> torch.Tensor:
         """Embeddings of float pixel values (N, C, H, W) after the purification, `batch` at a time."""
         with torch.no_grad():
-            parts = [embed_batch(self.net, normalise(self.purify(pixels[start : start + self.batch])))
-                     for start in range(0, len(pixels), self.batch)]
+            parts = [
+                embed_batch(self.net, normalise(self.purify(pixels[start : start + self.batch])))
+                for start in range(0, len(pixels), self.batch)
+            ]
         return torch.cat(parts) if parts else torch.zeros(0, 0)
 
     def purify(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -40,7 +42,9 @@ class Verifier:
         verifier purifies every image it embeds, enrolment included."""
         if self.purifier is None:
             return torch.from_numpy(embed_images(self.net, images))
-        parts = [self.embed(to_pixels(images[start : start + self.batch])) for start in range(0, len(images), self.batch)]
+        parts = [
+            self.embed(to_pixels(images[start : start + self.batch])) for start in range(0, len(images), self.batch)
+        ]
         return torch.cat(parts) if parts else torch.zeros(0, 0)
 
     def scores(self, probes: torch.Tensor, targets: torch.Tensor) -> np.ndarray:

@@ -82,10 +82,14 @@ class FisherProjection:
         rank = np.linalg.matrix_rank(features - features.mean(0)) if len(features) > classes.size else 0
         keep = min(self.pca_dim, len(features) - classes.size, int(rank))
         if keep < 1:
-            raise ConfigError(f"a Fisher projection needs pca_dim >= 1 (got {self.pca_dim}) and more training images "
-                              f"than identities (got {len(features)} images of {classes.size} identities).")
-        self.pipeline = make_pipeline(PCA(n_components=keep, whiten=True, svd_solver="full"),
-                                      LinearDiscriminantAnalysis(solver="eigen", shrinkage=self.shrinkage))
+            raise ConfigError(
+                f"a Fisher projection needs pca_dim >= 1 (got {self.pca_dim}) and more training images "
+                f"than identities (got {len(features)} images of {classes.size} identities)."
+            )
+        self.pipeline = make_pipeline(
+            PCA(n_components=keep, whiten=True, svd_solver="full"),
+            LinearDiscriminantAnalysis(solver="eigen", shrinkage=self.shrinkage),
+        )
         self.pipeline.fit(features, labels)
         return self
 

@@ -15,8 +15,12 @@ from metric.scoring.load import Pretrained, pretrained_model
 from metric.scoring.matchers import build_matcher
 
 
-def baseline_summary(cfg: DictConfig, fold: CVFold | None = None, features: FeatureCache | None = None,
-                     pretrained: Pretrained | None = None) -> dict:
+def baseline_summary(
+    cfg: DictConfig,
+    fold: CVFold | None = None,
+    features: FeatureCache | None = None,
+    pretrained: Pretrained | None = None,
+) -> dict:
     """The baseline fit on the training identities, calibrated on validation and scored on test; with `pretrained`
     (model=dlib|onnx|mobilefacenet) and its `features`, on its embeddings instead of pixels."""
     baseline: ClassicalBaseline = build_from_config(cfg.baseline)

@@ -40,8 +40,11 @@ def count_macs(net: torch.nn.Module, example: torch.Tensor) -> int:
         nonlocal total
         total += output[0].numel() * module.in_features
 
-    hooks = [m.register_forward_hook(conv if isinstance(m, torch.nn.Conv2d) else linear)
-             for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    hooks = [
+        m.register_forward_hook(conv if isinstance(m, torch.nn.Conv2d) else linear)
+        for m in net.modules()
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+    ]
     with torch.no_grad():
         net(example[:1])
     for h in hooks:
@@ -84,16 +87,29 @@ def prune_magnitude(net: torch.nn.Module, sparsity: float) -> dict:
             w.masked_fill_(~keep[start : start + w.numel()].view_as(w), 0.0)  # +0.0: -0.0 would not compress
             start += w.numel()
     zeros = sum(int((w == 0).sum()) for w in weights)
-    return {"prune_sparsity": zeros / magnitudes.numel(), "prunable_weights": int(magnitudes.numel()),
-            "nonzero_parameters": sum(int((p != 0).sum()) for p in net.parameters())}
+    return {
+        "prune_sparsity": zeros / magnitudes.numel(),
+        "prunable_weights": int(magnitudes.numel()),
+        "nonzero_parameters": sum(int((p != 0).sum()) for p in net.parameters()),
+    }
 
 
 def export_onnx(net: torch.nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter announces its successor
-        write_file_atomically(path, lambda tmp: torch.onnx.export(
-            net, (example,), str(tmp), input_names=["images"], output_names=["embeddings"],
-            dynamic_axes={"images": {0: "batch"}, "embeddings": {0: "batch"}}, opset_version=opset, dynamo=False))
+        write_file_atomically(
+            path,
+            lambda tmp: torch.onnx.export(
+                net,
+                (example,),
+                str(tmp),
+                input_names=["images"],
+                output_names=["embeddings"],
+                dynamic_axes={"images": {0: "batch"}, "embeddings": {0: "batch"}},
+                opset_version=opset,
+                dynamo=False,
+            ),
+        )
 
 
 def export_torchscript(net: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
@@ -113,21 +129,36 @@ def sidecar(loaded: LoadedModel, model_file: str, fmt: str, quantize: str | None
         "quantization": quantize or "none (float32)",
         "pruning": f"{prune:.0%} of conv/linear weights zeroed by magnitude" if prune else "none",
         "source_checkpoint": str(loaded.path.resolve()),
-        "input": {"name": "images", "shape": ["batch", preprocess["channels"], height, width], "dtype": "float32",
-                  "layout": "NCHW", "channels": "RGB" if preprocess["channels"] == 3 else "grey",
-                  "resize_to": [height, width], "normalisation": preprocess["normalisation"]},
-        "output": {"name": "embeddings", "shape": ["batch", record["net"]["embedding_dim"]],
-                   "note": "L2-normalised embedding"},
+        "input": {
+            "name": "images",
+            "shape": ["batch", preprocess["channels"], height, width],
+            "dtype": "float32",
+            "layout": "NCHW",
+            "channels": "RGB" if preprocess["channels"] == 3 else "grey",
+            "resize_to": [height, width],
+            "normalisation": preprocess["normalisation"],
+        },
+        "output": {
+            "name": "embeddings",
+            "shape": ["batch", record["net"]["embedding_dim"]],
+            "note": "L2-normalised embedding",
+        },
         "matcher": matcher_name(record),
         "threshold": calibration["threshold"] if calibration else None,
-        "threshold_note": (f"calibrated on validation identities at FAR {calibration.get('target_far')}"
-                           if calibration else "no calibrated threshold in the checkpoint: run metric.calibrate"),
+        "threshold_note": (
+            f"calibrated on validation identities at FAR {calibration.get('target_far')}"
+            if calibration
+            else "no calibrated threshold in the checkpoint: run metric.calibrate"
+        ),
     }
     info["face"] = face_steps(face_spec(preprocess), (height, width))
     if info["matcher"] == "logistic":  # the head is a few numbers: ship them instead of a second model
         state = loaded.checkpoint["state_dict"]
-        info["head"] = {**(record.get("head") or {}), "weight": state["head.weight"].tolist(),
-                        "bias": float(state["head.bias"])}
+        info["head"] = {
+            **(record.get("head") or {}),
+            "weight": state["head.weight"].tolist(),
+            "bias": float(state["head.bias"]),
+        }
     return info
 
 
@@ -138,21 +169,30 @@ def face_steps(spec: dict, size: tuple[int, int]) -> dict:
         return {**spec, "steps": "none: the model expects a face crop as in training, resized to the input size"}
     height, width = size
     which = "the one nearest the photo's centre" if spec.get("select") == "centre" else "the largest"
-    warp = ("warp the photo by the similarity transform (rotation, uniform scale, shift; least squares) that maps "
-            f"those points onto `template_points` in a {width}x{height} output, bilinear")
+    warp = (
+        "warp the photo by the similarity transform (rotation, uniform scale, shift; least squares) that maps "
+        f"those points onto `template_points` in a {width}x{height} output, bilinear"
+    )
     if spec["name"] == "mtcnn":
         names = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
         points = template_points(size, spec["margin"], range(5), TEMPLATES["arcface"])
-        steps = (f"detect faces with MTCNN (PNet, RNet, ONet of the weight store; faces from {spec['min_face']} px, "
-                 f"thresholds {spec['thresholds']}, pyramid factor {spec['factor']}) and take {which}; its 5 landmarks "
-                 f"are the eye centres, the nose tip and the mouth corners; {warp}")
+        steps = (
+            f"detect faces with MTCNN (PNet, RNet, ONet of the weight store; faces from {spec['min_face']} px, "
+            f"thresholds {spec['thresholds']}, pyramid factor {spec['factor']}) and take {which}; its 5 landmarks "
+            f"are the eye centres, the nose tip and the mouth corners; {warp}"
+        )
     else:
         names = ("left_eye", "right_eye", "nose")
         points = template_points(size, spec["margin"], TEMPLATE_ROWS, TEMPLATES[spec.get("template", "arcface")])
-        steps = (f"detect faces (dlib {spec['detector']}, upsample {spec['upsample']}) and take {which}; find dlib's "
-                 "5 landmarks; take the centre of each eye (the mean of its two corners) and the nose base; " + warp)
-    return {**spec, "steps": steps,
-            "template_points": {name: point.round(3).tolist() for name, point in zip(names, points)}}
+        steps = (
+            f"detect faces (dlib {spec['detector']}, upsample {spec['upsample']}) and take {which}; find dlib's "
+            "5 landmarks; take the centre of each eye (the mean of its two corners) and the nose base; " + warp
+        )
+    return {
+        **spec,
+        "steps": steps,
+        "template_points": {name: point.round(3).tolist() for name, point in zip(names, points)},
+    }
 
 
 def onnx_model(session) -> Model:
@@ -193,34 +233,60 @@ def check_calibration(method: str, percentile: float) -> None:
     if method not in CALIBRATIONS:
         raise ConfigError(f"int8_calibration={method!r} is not one of {', '.join(CALIBRATIONS)}.")
     if isinstance(percentile, bool) or not isinstance(percentile, (int, float)) or not 90 <= percentile < 100:
-        raise ConfigError(f"int8_percentile={percentile!r} must lie in [90, 100): the share of each activation's values "
-                          "the int8 range covers (99.99: the rarest 0.01% are clipped).")
+        raise ConfigError(
+            f"int8_percentile={percentile!r} must lie in [90, 100): the share of each activation's values "
+            "the int8 range covers (99.99: the rarest 0.01% are clipped)."
+        )
 
 
-def quantize_int8(fp32: Path, int8: Path, calibration_images: np.ndarray, method: str = "minmax",
-                  percentile: float = 99.99) -> None:
+def quantize_int8(
+    fp32: Path, int8: Path, calibration_images: np.ndarray, method: str = "minmax", percentile: float = 99.99
+) -> None:
     """Static int8 (ONNX Runtime, QDQ format, per-channel weights), activations calibrated on training images: each
     activation's range from its smallest to largest value (`minmax`), or clipped to its `percentile` (`percentile`:
     a few outliers then no longer squeeze every other value into a handful of levels)."""
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     # the percentile histogram stacks every batch's activations, so its batches must all have one shape
     size = 32 if method == "minmax" else 1
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.batches = iter([{"images": to_model_input(calibration_images[i : i + size]).numpy()}
-                                 for i in range(0, len(calibration_images), size)])
+            self.batches = iter(
+                [
+                    {"images": to_model_input(calibration_images[i : i + size]).numpy()}
+                    for i in range(0, len(calibration_images), size)
+                ]
+            )
 
         def get_next(self):
             return next(self.batches, None)
 
     check_calibration(method, percentile)
-    calibration = {"calibrate_method": CalibrationMethod.Percentile, "extra_options": {"CalibPercentile": percentile}} \
-        if method == "percentile" else {"calibrate_method": CalibrationMethod.MinMax}
-    write_file_atomically(int8, lambda tmp: quantize_static(
-        str(fp32), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, **calibration))
+    calibration = (
+        {"calibrate_method": CalibrationMethod.Percentile, "extra_options": {"CalibPercentile": percentile}}
+        if method == "percentile"
+        else {"calibrate_method": CalibrationMethod.MinMax}
+    )
+    write_file_atomically(
+        int8,
+        lambda tmp: quantize_static(
+            str(fp32),
+            str(tmp),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            **calibration,
+        ),
+    )
     compact_onnx(int8)
 
 
@@ -235,12 +301,17 @@ def run_export(cfg: DictConfig) -> dict:
     check_calibration(cfg.int8_calibration, cfg.int8_percentile)
     prune = cfg.get("prune")
     if prune is not None and (isinstance(prune, bool) or not isinstance(prune, (int, float)) or not 0 < prune < 1):
-        raise ConfigError(f"prune={prune!r}: give the share of weights to zero, between 0 and 1 (e.g. prune=0.5), "
-                          "or leave it null.")
+        raise ConfigError(
+            f"prune={prune!r}: give the share of weights to zero, between 0 and 1 (e.g. prune=0.5), or leave it null."
+        )
     # the datamodule only for int8 (training images calibrate it) and pruning (the test EER before and after)
     needs_data = bool(cfg.quantize) or prune is not None
-    loaded = load_for_eval(cfg.ckpt, datamodule=cfg.datamodule if needs_data else None, face_override=False,
-                           needs_torch=f"format={cfg.format} export (it traces a torch net)")
+    loaded = load_for_eval(
+        cfg.ckpt,
+        datamodule=cfg.datamodule if needs_data else None,
+        face_override=False,
+        needs_torch=f"format={cfg.format} export (it traces a torch net)",
+    )
     net = loaded.net.eval()
     example = torch.zeros(1, loaded.preprocess["channels"], *loaded.preprocess["image_size"])
     pruned = compare_pruned(net, loaded.datamodule, prune) if prune is not None else {}
@@ -251,15 +322,23 @@ def run_export(cfg: DictConfig) -> dict:
         export_onnx(net, example, model_path, cfg.opset)
     else:
         export_torchscript(net, example, model_path)
-    report = {"model": str(model_path), **size_report(net, example), "file_mb": model_path.stat().st_size / 2**20,
-              **pruned}
+    report = {
+        "model": str(model_path),
+        **size_report(net, example),
+        "file_mb": model_path.stat().st_size / 2**20,
+        **pruned,
+    }
     final = model_path
     if cfg.quantize:
         final = out_dir / "model.int8.onnx"
-        report.update(compare_int8(loaded.datamodule, model_path, final, cfg.calibration_images,
-                                   cfg.int8_calibration, cfg.int8_percentile))
+        report.update(
+            compare_int8(
+                loaded.datamodule, model_path, final, cfg.calibration_images, cfg.int8_calibration, cfg.int8_percentile
+            )
+        )
     (out_dir / f"{final.name}.json").write_text(
-        json.dumps(sidecar(loaded, final.name, cfg.format, cfg.quantize, prune), indent=2))
+        json.dumps(sidecar(loaded, final.name, cfg.format, cfg.quantize, prune), indent=2)
+    )
     (out_dir / "export_report.json").write_text(json.dumps(report, indent=2))
     return report
 
@@ -276,13 +355,26 @@ def compare_pruned(net: torch.nn.Module, datamodule: IdentityDataModule, sparsit
     dense_eer, dense_gzip = eer_on_test(net, datamodule), gzip_weight_mb(net)
     stats = prune_magnitude(net, sparsity)
     pruned_eer, pruned_gzip = eer_on_test(net, datamodule), gzip_weight_mb(net)
-    return {**stats, "prune_requested": sparsity, "test_eer_dense": dense_eer, "test_eer_pruned": pruned_eer,
-            "prune_eer_change_points": 100 * (pruned_eer - dense_eer), "gzip_mb_dense": dense_gzip,
-            "gzip_mb_pruned": pruned_gzip, "prune_gzip_ratio": dense_gzip / pruned_gzip}
+    return {
+        **stats,
+        "prune_requested": sparsity,
+        "test_eer_dense": dense_eer,
+        "test_eer_pruned": pruned_eer,
+        "prune_eer_change_points": 100 * (pruned_eer - dense_eer),
+        "gzip_mb_dense": dense_gzip,
+        "gzip_mb_pruned": pruned_gzip,
+        "prune_gzip_ratio": dense_gzip / pruned_gzip,
+    }
 
 
-def compare_int8(datamodule: IdentityDataModule, fp32: Path, int8: Path, calibration_images: int,
-                 method: str = "minmax", percentile: float = 99.99) -> dict:
+def compare_int8(
+    datamodule: IdentityDataModule,
+    fp32: Path,
+    int8: Path,
+    calibration_images: int,
+    method: str = "minmax",
+    percentile: float = 99.99,
+) -> dict:
     """Quantize on training images, then the size ratio and the test EER of both models under ONNX Runtime."""
     try:
         import onnxruntime as ort
@@ -308,19 +400,25 @@ def compare_int8(datamodule: IdentityDataModule, fp32: Path, int8: Path, calibra
 
 
 def format_report(report: dict) -> str:
-    lines = [f"parameters        : {report['parameters']:,}",
-             f"size (float32)    : {report['size_mb_float32']:.2f} MB (file {report['file_mb']:.2f} MB)",
-             f"MACs per image    : {report['macs_per_image'] / 1e6:.1f} M",
-             f"model             : {report['model']}"]
+    lines = [
+        f"parameters        : {report['parameters']:,}",
+        f"size (float32)    : {report['size_mb_float32']:.2f} MB (file {report['file_mb']:.2f} MB)",
+        f"MACs per image    : {report['macs_per_image'] / 1e6:.1f} M",
+        f"model             : {report['model']}",
+    ]
     if "prune_sparsity" in report:
-        lines += [f"pruned            : {report['prune_sparsity']:.1%} of {report['prunable_weights']:,} conv/linear "
-                  f"weights are zero; gzip {report['gzip_mb_dense']:.2f} -> {report['gzip_mb_pruned']:.2f} MB "
-                  f"({report['prune_gzip_ratio']:.2f}x smaller)",
-                  f"test EER          : dense {report['test_eer_dense']:.4f}, pruned {report['test_eer_pruned']:.4f} "
-                  f"({report['prune_eer_change_points']:+.2f} points)"]
+        lines += [
+            f"pruned            : {report['prune_sparsity']:.1%} of {report['prunable_weights']:,} conv/linear "
+            f"weights are zero; gzip {report['gzip_mb_dense']:.2f} -> {report['gzip_mb_pruned']:.2f} MB "
+            f"({report['prune_gzip_ratio']:.2f}x smaller)",
+            f"test EER          : dense {report['test_eer_dense']:.4f}, pruned {report['test_eer_pruned']:.4f} "
+            f"({report['prune_eer_change_points']:+.2f} points)",
+        ]
     if "int8_model" in report:
-        lines += [f"int8 model        : {report['int8_model']} ({report['int8_file_mb']:.2f} MB, "
-                  f"{report['size_ratio']:.2f}x smaller)",
-                  f"test EER          : float32 {report['test_eer_float32']:.4f}, int8 {report['test_eer_int8']:.4f} "
-                  f"({report['eer_change_points']:+.2f} points)"]
+        lines += [
+            f"int8 model        : {report['int8_model']} ({report['int8_file_mb']:.2f} MB, "
+            f"{report['size_ratio']:.2f}x smaller)",
+            f"test EER          : float32 {report['test_eer_float32']:.4f}, int8 {report['test_eer_int8']:.4f} "
+            f"({report['eer_change_points']:+.2f} points)",
+        ]
     return "\n".join(lines)

@@ -47,8 +47,10 @@ class SpoofDetected(BadImage):
     """An image the liveness gate rejected as a presentation attack (enrollment refuses it)."""
 
     def __init__(self, image, check: LivenessCheck):
-        super().__init__(f"{image}: rejected as a presentation attack ({' '.join(check.describe().split())}); "
-                         "nothing was matched or enrolled from it.")
+        super().__init__(
+            f"{image}: rejected as a presentation attack ({' '.join(check.describe().split())}); "
+            "nothing was matched or enrolled from it."
+        )
         self.check = check
 
 
@@ -66,8 +68,16 @@ PEER = "faceantispoofing"  # the pretrained liveness peer, given by name where a
 class LivenessGate(ProbeReader):
     """A liveness net, the threshold calibrated for it on validation, and the face front end it was trained with."""
 
-    def __init__(self, net: LivenessNet, threshold: float, preprocess: dict, front_end: FaceFrontEnd | None = None,
-                 detect: bool = True, note: Callable[[str], None] = print_note, path: Path | None = None):
+    def __init__(
+        self,
+        net: LivenessNet,
+        threshold: float,
+        preprocess: dict,
+        front_end: FaceFrontEnd | None = None,
+        detect: bool = True,
+        note: Callable[[str], None] = print_note,
+        path: Path | None = None,
+    ):
         super().__init__(preprocess, front_end, detect, note)
         self.net = net.eval()
         self.threshold = float(threshold)
@@ -91,8 +101,10 @@ class LivenessGate(ProbeReader):
         checkpoint = read_checkpoint(path, task="liveness", name="liveness")
         meta = checkpoint[CHECKPOINT_KEY]
         if not meta.get("threshold"):
-            raise ConfigError(f"liveness={str(path)!r} holds no calibrated threshold: use the best checkpoint of a "
-                              "finished `metric.train +experiment=liveness` run (it stores the threshold there).")
+            raise ConfigError(
+                f"liveness={str(path)!r} holds no calibrated threshold: use the best checkpoint of a "
+                "finished `metric.train +experiment=liveness` run (it stores the threshold there)."
+            )
         net = build_liveness_net(checkpoint)
         front_end = front_end_from_spec(face_spec(meta["preprocess"])) if detect else None
         return cls(net, meta["threshold"]["threshold"], meta["preprocess"], front_end, detect, path=path.resolve())

@@ -44,8 +44,13 @@ class ProbeReader:
     """A model's preprocessing record and face front end, applied to every image (detect=False: the images are
     already aligned face crops)."""
 
-    def __init__(self, preprocess: dict, front_end: FaceFrontEnd | None = None, detect: bool = True,
-                 note: Callable[[str], None] = print_note):
+    def __init__(
+        self,
+        preprocess: dict,
+        front_end: FaceFrontEnd | None = None,
+        detect: bool = True,
+        note: Callable[[str], None] = print_note,
+    ):
         self.preprocess = preprocess
         self.size = tuple(preprocess["image_size"])
         self.faces = FaceLoader(front_end or FaceFrontEnd(), preprocess["channels"], self.size)
@@ -55,8 +60,10 @@ class ProbeReader:
     def picture(self, image: np.ndarray) -> Image.Image:
         pixels = np.asarray(image)
         if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[-1] != self.preprocess["channels"]:
-            raise BadImage(f"{source_of(image)} must be uint8 (H, W, {self.preprocess['channels']}); got "
-                           f"{pixels.dtype} {pixels.shape}.")
+            raise BadImage(
+                f"{source_of(image)} must be uint8 (H, W, {self.preprocess['channels']}); got "
+                f"{pixels.dtype} {pixels.shape}."
+            )
         return Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
 
     def crops(self, image: ImageInput, all_faces: bool = False) -> list[FaceCrop]:
@@ -71,8 +78,10 @@ class ProbeReader:
                 raise BadImage(f"{source_of(image)}: {error}") from None
             crop = require_face(found, source_of(image), self.faces.front_end, getattr(image, "advice", None))
         if crop.faces > 1 and not all_faces:
-            self.note(f"{source_of(image)}: {crop.faces} faces found; using the largest (identify --all-faces "
-                      "identifies each).")
+            self.note(
+                f"{source_of(image)}: {crop.faces} faces found; using the largest (identify --all-faces "
+                "identifies each)."
+            )
         return [crop, *crop.others]
 
     def face(self, image: ImageInput) -> FaceCrop:
@@ -93,8 +102,10 @@ class ProbeReader:
         """As load(), but SeveralFaces for a photo with more than one face: enrollment must know whose face it is."""
         crop = self.face(image)
         if crop.faces > 1:
-            raise SeveralFaces(f"{source_of(image)}: {crop.faces} faces found; an enrollment photo must show one person "
-                               "only (which face would be enrolled?): crop it to the person, or send another photo.")
+            raise SeveralFaces(
+                f"{source_of(image)}: {crop.faces} faces found; an enrollment photo must show one person "
+                "only (which face would be enrolled?): crop it to the person, or send another photo."
+            )
         return crop.image
 
 

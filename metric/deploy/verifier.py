@@ -43,8 +43,11 @@ class Verification:
     def describe(self) -> str:
         """One line per stage, as the command line prints them."""
         gate = self.liveness.describe() if self.liveness is not None else "liveness  not checked (no liveness model)"
-        match = "match     not attempted: the image was rejected as a presentation attack" if self.spoof else \
-            f"match     score {self.score:.4f}  threshold {self.threshold:.4f}  ({self.matcher})"
+        match = (
+            "match     not attempted: the image was rejected as a presentation attack"
+            if self.spoof
+            else f"match     score {self.score:.4f}  threshold {self.threshold:.4f}  ({self.matcher})"
+        )
         return f"{gate}\n{match}\n-> {self.decision}"
 
 
@@ -52,9 +55,17 @@ class Verifier(ProbeReader):
     """A trained net, its matcher, the threshold calibrated for that matcher, and the face front end it was trained
     with, applied to every image (detect=False: the images are already aligned face crops)."""
 
-    def __init__(self, net: torch.nn.Module, matcher: Matcher, threshold: float, preprocess: dict,
-                 front_end: FaceFrontEnd | None = None, detect: bool = True,
-                 note: Callable[[str], None] = print_note, liveness: LivenessGate | None = None):
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        matcher: Matcher,
+        threshold: float,
+        preprocess: dict,
+        front_end: FaceFrontEnd | None = None,
+        detect: bool = True,
+        note: Callable[[str], None] = print_note,
+        liveness: LivenessGate | None = None,
+    ):
         super().__init__(preprocess, front_end, detect, note)
         self.net = net
         self.matcher = matcher
@@ -62,14 +73,22 @@ class Verifier(ProbeReader):
         self.liveness = liveness
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, matcher: str | None = None, detect: bool = True,
-                        liveness: str | Path | None = None) -> "Verifier":
+    def from_checkpoint(
+        cls, path: str | Path, matcher: str | None = None, detect: bool = True, liveness: str | Path | None = None
+    ) -> "Verifier":
         """The checkpoint's net with a calibrated matcher (the training one, or any added by metric.calibrate) and
         the checkpoint's face front end; with `liveness`, that liveness checkpoint gates every image first."""
         loaded = load_for_eval(path, matcher=matcher)
         gate = LivenessGate.from_checkpoint(liveness, detect) if liveness is not None else None
-        return cls(loaded.net, loaded.matcher, loaded.calibration()["threshold"], loaded.preprocess,
-                   loaded.front_end() if detect else None, detect, liveness=gate)
+        return cls(
+            loaded.net,
+            loaded.matcher,
+            loaded.calibration()["threshold"],
+            loaded.preprocess,
+            loaded.front_end() if detect else None,
+            detect,
+            liveness=gate,
+        )
 
     def check_liveness(self, image: ImageInput) -> LivenessCheck | None:
         """The gate's verdict on the image (None without a gate)."""
@@ -86,13 +105,21 @@ class Verifier(ProbeReader):
     def embed(self, images: list[ImageInput]) -> torch.Tensor:
         return torch.from_numpy(self.embed_pixels(np.stack([self.load(i) for i in images])))
 
-    def score(self, a: torch.Tensor, b: torch.Tensor, liveness: LivenessCheck | None = None,
-              face: FaceCrop | None = None) -> Verification:
+    def score(
+        self, a: torch.Tensor, b: torch.Tensor, liveness: LivenessCheck | None = None, face: FaceCrop | None = None
+    ) -> Verification:
         """The decision for one pair of embeddings (1 x D each) at the calibrated threshold; `face`: the probe's."""
         with torch.no_grad():
             value = float(self.matcher.score(a, b)[0])
-        return Verification(value, self.threshold, value >= self.threshold, self.matcher.name, liveness,
-                            face.faces if face else None, face.box if face else None)
+        return Verification(
+            value,
+            self.threshold,
+            value >= self.threshold,
+            self.matcher.name,
+            liveness,
+            face.faces if face else None,
+            face.box if face else None,
+        )
 
     def verify(self, image_a: ImageInput, image_b: ImageInput) -> Verification:
         """Behind a gate both images must be live; the least live one's check is reported."""

@@ -8,8 +8,13 @@ from metric.metrics import verification as V
 
 
 def eer_confidence_interval(
-    scores: np.ndarray, genuine: np.ndarray, first_id: np.ndarray, second_id: np.ndarray,
-    reps: int = 200, level: float = 0.95, seed: int = 0,
+    scores: np.ndarray,
+    genuine: np.ndarray,
+    first_id: np.ndarray,
+    second_id: np.ndarray,
+    reps: int = 200,
+    level: float = 0.95,
+    seed: int = 0,
 ) -> tuple[float, float]:
     """Percentile interval of the EER over bootstrap resamples of the *identities* (pairs sharing an identity
     are not independent): a pair's weight is the product of its two identities' resample counts."""
@@ -34,8 +39,12 @@ def eer_confidence_interval(
 
 
 def condition_breakdown(
-    scores: np.ndarray, genuine: np.ndarray, first: np.ndarray, second: np.ndarray,
-    factors: list[dict], threshold: float,
+    scores: np.ndarray,
+    genuine: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+    factors: list[dict],
+    threshold: float,
 ) -> list[dict]:
     """FAR, FRR and pair counts per (factor, value) at one global threshold; a pair counts for a value when
     either of its images has it."""
@@ -48,9 +57,14 @@ def condition_breakdown(
             has = values == value
             mask = has[first] | has[second]
             g, i = mask & genuine, mask & ~genuine
-            rows.append({
-                "factor": key, "value": value, "genuine_pairs": int(g.sum()), "impostor_pairs": int(i.sum()),
-                "far": float(accepted[i].mean()) if i.any() else None,
-                "frr": float((~accepted[g]).mean()) if g.any() else None,
-            })
+            rows.append(
+                {
+                    "factor": key,
+                    "value": value,
+                    "genuine_pairs": int(g.sum()),
+                    "impostor_pairs": int(i.sum()),
+                    "far": float(accepted[i].mean()) if i.any() else None,
+                    "frr": float((~accepted[g]).mean()) if g.any() else None,
+                }
+            )
     return rows

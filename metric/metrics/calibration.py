@@ -51,8 +51,15 @@ def calibrate(scores: np.ndarray, genuine: np.ndarray, target_far: float, matche
         )
     threshold, far, frr = V.threshold_at_far(curve, used)
     return Calibration(
-        matcher=matcher, threshold=threshold, target_far=target_far, calibrated_far=used, val_far=far, val_frr=frr,
-        val_genuine_pairs=curve.n_genuine, val_impostor_pairs=curve.n_impostor, warning=warning,
+        matcher=matcher,
+        threshold=threshold,
+        target_far=target_far,
+        calibrated_far=used,
+        val_far=far,
+        val_frr=frr,
+        val_genuine_pairs=curve.n_genuine,
+        val_impostor_pairs=curve.n_impostor,
+        warning=warning,
     )
 
 
@@ -68,8 +75,10 @@ def check_same_bundle(path: Path, checkpoint: dict) -> None:
     existing = read_checkpoint(path)[CHECKPOINT_KEY]
     new = checkpoint[CHECKPOINT_KEY]
     if existing["net"] != new["net"] or existing["preprocess"] != new["preprocess"]:
-        raise ConfigError(f"ckpt={str(path)!r} already holds another model (or one fed differently): it is left as it "
-                          "is. Give a new file name with ckpt=<bundle.ckpt>.")
+        raise ConfigError(
+            f"ckpt={str(path)!r} already holds another model (or one fed differently): it is left as it "
+            "is. Give a new file name with ckpt=<bundle.ckpt>."
+        )
 
 
 def calibrate_checkpoint(cfg) -> tuple[Calibration, Path]:
@@ -85,21 +94,31 @@ def calibrate_checkpoint(cfg) -> tuple[Calibration, Path]:
     if path is None:
         raise ConfigError("give ckpt=<checkpoint> to calibrate, or model=dlib|onnx to write a calibrated bundle.")
     # the threshold is stored in the checkpoint, which the Verifier uses with the training front end
-    loaded = load_for_eval(None if model is not None else path, matcher=cfg.matcher, datamodule=cfg.datamodule,
-                           stage="validate", face_override=False, model=model)
+    loaded = load_for_eval(
+        None if model is not None else path,
+        matcher=cfg.matcher,
+        datamodule=cfg.datamodule,
+        stage="validate",
+        face_override=False,
+        model=model,
+    )
     if model is not None and path.exists():
         check_same_bundle(path, loaded.checkpoint)
     val = loaded.datamodule.splits["val"]
-    scores, genuine = pair_scores(loaded.embed(val.images), val.labels,
-                                  max_impostor_pairs=loaded.datamodule.max_impostor_pairs,
-                                  score_block=loaded.matcher.numpy_block)
+    scores, genuine = pair_scores(
+        loaded.embed(val.images),
+        val.labels,
+        max_impostor_pairs=loaded.datamodule.max_impostor_pairs,
+        score_block=loaded.matcher.numpy_block,
+    )
     calibration = calibrate(scores, genuine, loaded.matcher.target_far, loaded.matcher.name)
     if calibration.warning and not allow:
         raise ConfigError(
             f"the validation split has {calibration.val_impostor_pairs} impostor pairs; FAR={calibration.target_far:g} "
             f"needs at least {math.ceil(3 / calibration.target_far)}: nothing was written. Add validation identities, "
             f"set matcher.target_far={calibration.calibrated_far:.2g} (the lowest these pairs support), or "
-            "allow_unsupported_far=true to store the threshold at that FAR with a warning.")
+            "allow_unsupported_far=true to store the threshold at that FAR with a warning."
+        )
     if model is not None and not path.exists():
         record = loaded.checkpoint[CHECKPOINT_KEY]
         record["calibrations"] = {calibration.matcher: calibration.to_dict()}

@@ -11,12 +11,25 @@ from scipy import stats
 
 from datamodules.folds import CrossValidation, CVFold
 
-AGGREGATED = ("best_val_eer", "test_eer", "test_far_at_threshold", "test_frr_at_threshold", "test_roc_auc",
-              "test_tar_at_far_0.01", "test_tar_at_far_0.001")
+AGGREGATED = (
+    "best_val_eer",
+    "test_eer",
+    "test_far_at_threshold",
+    "test_frr_at_threshold",
+    "test_roc_auc",
+    "test_tar_at_far_0.01",
+    "test_tar_at_far_0.001",
+)
 # reported only by datasets with official test pairs (LFW's pairs.txt) or by an adapt or finetune run: aggregated
 # when every fold has them, left out silently when none does
-OPTIONAL = ("test_pairs_accuracy", "test_pairs_eer", "frozen_test_pairs_accuracy", "frozen_test_pairs_eer",
-            "adapt_val_eer_frozen", "finetune_val_eer_pretrained")
+OPTIONAL = (
+    "test_pairs_accuracy",
+    "test_pairs_eer",
+    "frozen_test_pairs_accuracy",
+    "frozen_test_pairs_eer",
+    "adapt_val_eer_frozen",
+    "finetune_val_eer_pretrained",
+)
 
 
 def mean_std_ci(values: list[float]) -> dict[str, float | None]:
@@ -47,8 +60,21 @@ def aggregate_folds(per_fold: list[dict]) -> dict:
         summary[f"{key}_std"] = stats_["std"]
         summary[f"{key}_ci95"] = [stats_["ci95_low"], stats_["ci95_high"]]
     summary["per_fold"] = [
-        {k: fold.get(k) for k in ("fold", "test_identities", "test_images", *AGGREGATED, *OPTIONAL, "adapt_kept",
-                                  "finetune_kept", "threshold", "best_checkpoint") if k in fold or k in AGGREGATED}
+        {
+            k: fold.get(k)
+            for k in (
+                "fold",
+                "test_identities",
+                "test_images",
+                *AGGREGATED,
+                *OPTIONAL,
+                "adapt_kept",
+                "finetune_kept",
+                "threshold",
+                "best_checkpoint",
+            )
+            if k in fold or k in AGGREGATED
+        }
         for fold in per_fold
     ]
     return summary

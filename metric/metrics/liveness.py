@@ -95,9 +95,14 @@ def pad_rates(scores: np.ndarray, types: np.ndarray, threshold: float) -> PadRat
     bpcer = float((~accepted[~attack]).mean())
     apcer_max = max(apcer.values())
     return PadRates(
-        threshold=float(threshold), apcer_per_type=apcer, apcer_max=apcer_max,
-        apcer_pooled=float(accepted[attack].mean()), bpcer=bpcer, acer=(apcer_max + bpcer) / 2,
-        n_bona_fide=int((~attack).sum()), n_attacks=n_attacks,
+        threshold=float(threshold),
+        apcer_per_type=apcer,
+        apcer_max=apcer_max,
+        apcer_pooled=float(accepted[attack].mean()),
+        bpcer=bpcer,
+        acer=(apcer_max + bpcer) / 2,
+        n_bona_fide=int((~attack).sum()),
+        n_attacks=n_attacks,
     )
 
 
@@ -145,8 +150,13 @@ def pad_summary(scores: np.ndarray, types: np.ndarray, threshold: float, targets
     rates = pad_rates(scores, types, threshold)
     eer, eer_threshold = pad_eer(scores, types)
     out = {
-        "threshold": rates.threshold, "apcer_max": rates.apcer_max, "apcer_pooled": rates.apcer_pooled,
-        "bpcer": rates.bpcer, "acer": rates.acer, "eer": eer, "eer_threshold": eer_threshold,
+        "threshold": rates.threshold,
+        "apcer_max": rates.apcer_max,
+        "apcer_pooled": rates.apcer_pooled,
+        "bpcer": rates.bpcer,
+        "acer": rates.acer,
+        "eer": eer,
+        "eer_threshold": eer_threshold,
     }
     out.update({f"apcer_{k}": v for k, v in rates.apcer_per_type.items()})
     out.update({f"bpcer_at_apcer_{_target_name(x)}": bpcer_at_apcer(scores, types, x) for x in targets})
@@ -168,11 +178,13 @@ def condition_table(scores: np.ndarray, types: np.ndarray, conditions: list, thr
     for g, value in enumerate(values):
         in_g = group == g
         live, attack = in_g & bona_fide, in_g & ~bona_fide
-        rows.append({
-            "condition": value.item() if hasattr(value, "item") else value,
-            "n_bona_fide": int(live.sum()),
-            "n_attacks": int(attack.sum()),
-            "bpcer": float((~accepted[live]).mean()) if live.any() else None,
-            "apcer": float(accepted[attack].mean()) if attack.any() else None,
-        })
+        rows.append(
+            {
+                "condition": value.item() if hasattr(value, "item") else value,
+                "n_bona_fide": int(live.sum()),
+                "n_attacks": int(attack.sum()),
+                "bpcer": float((~accepted[live]).mean()) if live.any() else None,
+                "apcer": float(accepted[attack].mean()) if attack.any() else None,
+            }
+        )
     return rows

@@ -38,8 +38,12 @@ def kfold_accuracy(scores: np.ndarray, genuine: np.ndarray, fold: np.ndarray) ->
 
 
 def identification(
-    embeddings: np.ndarray, labels: np.ndarray, matcher: Matcher, gallery_images: int = 1,
-    unknown_fraction: float = 0.2, seed: int = 0,
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    matcher: Matcher,
+    gallery_images: int = 1,
+    unknown_fraction: float = 0.2,
+    seed: int = 0,
 ) -> dict:
     """Closed-set CMC (rank-1, rank-5) and open-set FNIR at FPIR = 1e-1, 1e-2.
 
@@ -68,7 +72,9 @@ def identification(
         raise ConfigError("identification needs at least 2 enrolled identities with images left to probe.")
     template_ids, probe_ids = np.array(template_ids), np.array(probe_ids)
     with torch.no_grad():
-        scores = matcher.score_matrix(torch.from_numpy(embeddings[probes]), torch.from_numpy(np.stack(templates).astype(np.float32))).numpy()
+        scores = matcher.score_matrix(
+            torch.from_numpy(embeddings[probes]), torch.from_numpy(np.stack(templates).astype(np.float32))
+        ).numpy()
     known = probe_ids >= 0
     mate_col = np.searchsorted(template_ids, probe_ids[known])
     mate_scores = scores[known][np.arange(known.sum()), mate_col]
@@ -102,23 +108,34 @@ def balanced_threshold(scores: np.ndarray, genuine: np.ndarray) -> float:
     return float(candidates[int(np.argmin(far + frr))])
 
 
-def official_pairs_summary(val: tuple[np.ndarray, np.ndarray], test_embeddings: np.ndarray,
-                           pairs: tuple[np.ndarray, np.ndarray, np.ndarray, int], matcher: Matcher,
-                           max_impostor_pairs: int, prefix: str = "test_pairs") -> dict:
+def official_pairs_summary(
+    val: tuple[np.ndarray, np.ndarray],
+    test_embeddings: np.ndarray,
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray, int],
+    matcher: Matcher,
+    max_impostor_pairs: int,
+    prefix: str = "test_pairs",
+) -> dict:
     """A dataset's official test pairs (LFW's fold of pairs.txt) scored at the threshold that balances FAR and FRR
     on the validation identities (never on the test fold): accuracy, EER, and the scores (kept in summary.json).
     Each fold has its own model, so its scores are not pooled with other folds' (their scales differ)."""
     first, second, genuine, dropped = pairs
-    val_scores, val_genuine = pair_scores(val[0], val[1], max_impostor_pairs=max_impostor_pairs,
-                                          score_block=matcher.numpy_block)
+    val_scores, val_genuine = pair_scores(
+        val[0], val[1], max_impostor_pairs=max_impostor_pairs, score_block=matcher.numpy_block
+    )
     threshold = balanced_threshold(val_scores, val_genuine)
     with torch.no_grad():
         scores = matcher.score(torch.from_numpy(test_embeddings[first]), torch.from_numpy(test_embeddings[second]))
     scores = scores.numpy()
-    return {f"{prefix}": int(len(scores)), f"{prefix}_dropped": dropped, f"{prefix}_threshold": threshold,
-            f"{prefix}_accuracy": float(((scores >= threshold) == genuine).mean()),
-            f"{prefix}_eer": V.eer(V.roc(scores, genuine))[0],
-            f"{prefix}_scores": scores.tolist(), f"{prefix}_genuine": genuine.tolist()}
+    return {
+        f"{prefix}": int(len(scores)),
+        f"{prefix}_dropped": dropped,
+        f"{prefix}_threshold": threshold,
+        f"{prefix}_accuracy": float(((scores >= threshold) == genuine).mean()),
+        f"{prefix}_eer": V.eer(V.roc(scores, genuine))[0],
+        f"{prefix}_scores": scores.tolist(),
+        f"{prefix}_genuine": genuine.tolist(),
+    }
 
 
 def official_test_pairs(datamodule) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
@@ -127,8 +144,12 @@ def official_test_pairs(datamodule) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return pairs() if callable(pairs) else None
 
 
-def embeddings_eer(embeddings: np.ndarray, labels: np.ndarray, max_impostor_pairs: int | None = None,
-                   score_block: ScoreBlock = cosine_block) -> float:
+def embeddings_eer(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    max_impostor_pairs: int | None = None,
+    score_block: ScoreBlock = cosine_block,
+) -> float:
     """The EER over every genuine pair and (up to max_impostor_pairs) impostor pair of labelled embeddings, scored
     by `score_block` (cosine, or a matcher's numpy_block)."""
     scores, genuine = pair_scores(embeddings, labels, max_impostor_pairs=max_impostor_pairs, score_block=score_block)

@@ -21,8 +21,9 @@ class Projection(nn.Module):
 
     KINDS = ("linear", "mlp")
 
-    def __init__(self, in_dim: int, out_dim: int | None = None, kind: str = "linear", hidden: int = 512,
-                 dropout: float = 0.0):
+    def __init__(
+        self, in_dim: int, out_dim: int | None = None, kind: str = "linear", hidden: int = 512, dropout: float = 0.0
+    ):
         super().__init__()
         out_dim = out_dim or in_dim
         if kind not in self.KINDS:
@@ -71,8 +72,10 @@ class AdaptedNet(nn.Module):
     def __init__(self, embedder: ExternalEmbedder, projection: Projection):
         super().__init__()
         if projection.in_dim != embedder.embedding_dim:
-            raise ConfigError(f"the projection reads {projection.in_dim}-d features but model={embedder.kind} gives "
-                              f"{embedder.embedding_dim}-d ones.")
+            raise ConfigError(
+                f"the projection reads {projection.in_dim}-d features but model={embedder.kind} gives "
+                f"{embedder.embedding_dim}-d ones."
+            )
         self.embedder = [embedder]  # a list: not a submodule (it holds no torch weights)
         self.projection = projection
 

@@ -29,11 +29,11 @@ CHECKPOINT_FORMAT = 5
 TASKS = ("verification", "liveness")  # what a checkpoint's model does; records without `task` verify faces
 WRONG_TASK = {
     "verification": "{name}={path!r} is a liveness (presentation-attack detection) checkpoint of +experiment=liveness, "
-                    "but this needs a face-verification checkpoint (+experiment=triplet, a calibrated bundle, ...). A "
-                    "liveness model guards verification: pass it as --liveness <ckpt> to metric.gallery, or "
-                    "Verifier.from_checkpoint(..., liveness=<ckpt>).",
+    "but this needs a face-verification checkpoint (+experiment=triplet, a calibrated bundle, ...). A "
+    "liveness model guards verification: pass it as --liveness <ckpt> to metric.gallery, or "
+    "Verifier.from_checkpoint(..., liveness=<ckpt>).",
     "liveness": "{name}={path!r} is a face-verification checkpoint, but the liveness gate needs a presentation-attack "
-                "detection checkpoint, written by `python -m metric.train +experiment=liveness`.",
+    "detection checkpoint, written by `python -m metric.train +experiment=liveness`.",
 }
 
 
@@ -62,8 +62,12 @@ def checkpoint_record(net, head: LogisticDistanceHead | None, preprocess: dict, 
 
 def liveness_record(net, preprocess: dict) -> dict:
     """A liveness model's record: its net spec and preprocessing; metric.train adds the calibrated threshold."""
-    return {"format": record_format(net.spec()), "task": "liveness", "net": net.spec(),
-            "preprocess": {**preprocess, "normalisation": NORMALISATION}}
+    return {
+        "format": record_format(net.spec()),
+        "task": "liveness",
+        "net": net.spec(),
+        "preprocess": {**preprocess, "normalisation": NORMALISATION},
+    }
 
 
 def read_checkpoint(path: str | Path, task: str = "verification", name: str = "ckpt") -> dict:
@@ -81,16 +85,22 @@ def read_checkpoint(path: str | Path, task: str = "verification", name: str = "c
         ) from None
     meta = checkpoint.get(CHECKPOINT_KEY) if isinstance(checkpoint, dict) else None
     if not isinstance(meta, dict) or "state_dict" not in checkpoint:
-        raise ConfigError(f"{name}={str(path)!r} was not written by metric.train (it has no '{CHECKPOINT_KEY}' record).")
+        raise ConfigError(
+            f"{name}={str(path)!r} was not written by metric.train (it has no '{CHECKPOINT_KEY}' record)."
+        )
     if meta.get("format", 0) > CHECKPOINT_FORMAT:
         raise ConfigError(
             f"{name}={str(path)!r} has checkpoint format {meta['format']}, newer than this version reads "
             f"({CHECKPOINT_FORMAT}); upgrade metric-faces."
         )
-    normalisation = meta.get("preprocess", {}).get("normalisation", NORMALISATION)  # absent only if built without preprocess; it is the only one there has been
+    normalisation = meta.get("preprocess", {}).get(
+        "normalisation", NORMALISATION
+    )  # absent only if built without preprocess; it is the only one there has been
     if normalisation != NORMALISATION:
-        raise ConfigError(f"{name}={str(path)!r} records the input normalisation {normalisation!r}, which this version "
-                          f"does not apply (it applies {NORMALISATION!r}).")
+        raise ConfigError(
+            f"{name}={str(path)!r} records the input normalisation {normalisation!r}, which this version "
+            f"does not apply (it applies {NORMALISATION!r})."
+        )
     if meta.get("task", "verification") != task:
         raise ConfigError(WRONG_TASK[task].format(name=name, path=str(path)))
     return checkpoint

@@ -24,10 +24,12 @@ from metric.errors import ConfigError
 DLIB_RESNET = "dlib_face_recognition_resnet_model_v1.dat"
 DLIB_CHIP = {"name": "dlib", "template": "dlib", "margin": 0.0}  # face=dlib settings that cut dlib's own chip
 ONNX_INSTALL = "pip install -e '.[export]' (onnx and onnxruntime)"
-NOT_DIFFERENTIABLE = ("model={kind} is a frozen outside model (not a torch net: it gives no gradients), so {what} "
-                      "cannot run through it. Adapt it instead (python -m metric.train +experiment=adapt "
-                      "model={kind}), or distil it into a trainable student (+experiment=distill teacher={kind}) "
-                      "and use that checkpoint.")
+NOT_DIFFERENTIABLE = (
+    "model={kind} is a frozen outside model (not a torch net: it gives no gradients), so {what} "
+    "cannot run through it. Adapt it instead (python -m metric.train +experiment=adapt "
+    "model={kind}), or distil it into a trainable student (+experiment=distill teacher={kind}) "
+    "and use that checkpoint."
+)
 
 
 @cache
@@ -56,9 +58,11 @@ class ExternalEmbedder:
 
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
         if tuple(inputs.shape[1:]) != (self.channels, *self.input_size):
-            raise ConfigError(f"model={self.kind} reads {self.channels}-channel {self.input_size[0]}x"
-                              f"{self.input_size[1]} images, but was given {tuple(inputs.shape[1:])}: set "
-                              f"datamodule.image_size={list(self.input_size)} datamodule.channels={self.channels}.")
+            raise ConfigError(
+                f"model={self.kind} reads {self.channels}-channel {self.input_size[0]}x"
+                f"{self.input_size[1]} images, but was given {tuple(inputs.shape[1:])}: set "
+                f"datamodule.image_size={list(self.input_size)} datamodule.channels={self.channels}."
+            )
         if not len(inputs):
             return torch.zeros(0, self.embedding_dim)
         embeddings = torch.from_numpy(np.asarray(self.embed_pixels(to_uint8_images(inputs)), dtype=np.float32))
@@ -117,16 +121,23 @@ class DlibEmbedder(ExternalEmbedder):
         return dict(DLIB_CHIP)
 
     def spec(self) -> dict:
-        return {"kind": self.kind, "file": DLIB_RESNET, "sha256": self.sha256, "num_jitters": self.num_jitters,
-                "embedding_dim": self.embedding_dim}
+        return {
+            "kind": self.kind,
+            "file": DLIB_RESNET,
+            "sha256": self.sha256,
+            "num_jitters": self.num_jitters,
+            "embedding_dim": self.embedding_dim,
+        }
 
 
 def check_pixel_stats(name: str, values, channels: int) -> np.ndarray:
     values = np.atleast_1d(np.asarray(values, dtype=np.float32))
     if values.size not in (1, channels) or not np.all(np.isfinite(values)) or (name == "std" and np.any(values <= 0)):
-        raise ConfigError(f"model.{name}={values.tolist()} must be one number or one per channel ({channels})"
-                          f"{', each > 0' if name == 'std' else ''}, in pixel units (0-255): model input = "
-                          "(pixel - mean) / std.")
+        raise ConfigError(
+            f"model.{name}={values.tolist()} must be one number or one per channel ({channels})"
+            f"{', each > 0' if name == 'std' else ''}, in pixel units (0-255): model input = "
+            "(pixel - mean) / std."
+        )
     return values.reshape(1, -1, 1, 1) if values.size > 1 else values.reshape(1, 1, 1, 1)
 
 
@@ -142,8 +153,10 @@ def open_onnx_session(path: Path):
         return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as error:  # InvalidProtobuf, InvalidGraph, ...
         message = str(error).splitlines()[0][:160]
-        raise ConfigError(f"model.path={str(path)!r} is not a readable ONNX model ({type(error).__name__}: "
-                          f"{message}). Give a .onnx file, e.g. one written by metric.export.") from None
+        raise ConfigError(
+            f"model.path={str(path)!r} is not a readable ONNX model ({type(error).__name__}: "
+            f"{message}). Give a .onnx file, e.g. one written by metric.export."
+        ) from None
 
 
 class OnnxEmbedder(ExternalEmbedder):
@@ -155,13 +168,23 @@ class OnnxEmbedder(ExternalEmbedder):
     COLOURS = ("rgb", "bgr")
     LAYOUTS = ("nchw", "nhwc")
 
-    def __init__(self, path: str, input_size: list[int] | tuple[int, int] = (112, 112), channels: int = 3,
-                 colour: str = "rgb", layout: str = "nchw", mean=127.5, std=127.5):
+    def __init__(
+        self,
+        path: str,
+        input_size: list[int] | tuple[int, int] = (112, 112),
+        channels: int = 3,
+        colour: str = "rgb",
+        layout: str = "nchw",
+        mean=127.5,
+        std=127.5,
+    ):
         if channels not in (1, 3):
             raise ConfigError(f"model.channels={channels!r} must be 3 (colour) or 1 (grey).")
         if colour not in self.COLOURS or layout not in self.LAYOUTS:
-            raise ConfigError(f"model.colour={colour!r} / model.layout={layout!r}: colour is one of "
-                              f"{', '.join(self.COLOURS)}, layout one of {', '.join(self.LAYOUTS)}.")
+            raise ConfigError(
+                f"model.colour={colour!r} / model.layout={layout!r}: colour is one of "
+                f"{', '.join(self.COLOURS)}, layout one of {', '.join(self.LAYOUTS)}."
+            )
         if len(input_size) != 2 or not all(isinstance(v, int) and v > 0 for v in input_size):
             raise ConfigError(f"model.input_size={list(input_size)!r} must be [height, width] in pixels.")
         self.path = Path(path).resolve()
@@ -180,24 +203,35 @@ class OnnxEmbedder(ExternalEmbedder):
         self.__init__(**state)
 
     def settings(self) -> dict:
-        return {"path": str(self.path), "input_size": list(self.input_size), "channels": self.channels,
-                "colour": self.colour, "layout": self.layout, "mean": self.mean_values, "std": self.std_values}
+        return {
+            "path": str(self.path),
+            "input_size": list(self.input_size),
+            "channels": self.channels,
+            "colour": self.colour,
+            "layout": self.layout,
+            "mean": self.mean_values,
+            "std": self.std_values,
+        }
 
     def check_input(self) -> str:
         """The model's one image input; its fixed dimensions must agree with the declared size and channels."""
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 4:
             shapes = [f"{i.name}{i.shape}" for i in inputs]
-            raise ConfigError(f"model.path={str(self.path)!r} takes inputs {shapes}; a face-embedding model takes one "
-                              "image batch of rank 4 (N, C, H, W or N, H, W, C).")
+            raise ConfigError(
+                f"model.path={str(self.path)!r} takes inputs {shapes}; a face-embedding model takes one "
+                "image batch of rank 4 (N, C, H, W or N, H, W, C)."
+            )
         expected = (self.channels, *self.input_size) if self.layout == "nchw" else (*self.input_size, self.channels)
         batch = inputs[0].shape[0]
         self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None  # an export with a fixed batch
         fixed = inputs[0].shape[1:]
         if any(isinstance(d, int) and d != e for d, e in zip(fixed, expected)):
-            raise ConfigError(f"model.path={str(self.path)!r} takes images of shape {inputs[0].shape}, but the config "
-                              f"declares {self.layout} {list(expected)}: set model.input_size, model.channels and "
-                              "model.layout to the model's input.")
+            raise ConfigError(
+                f"model.path={str(self.path)!r} takes images of shape {inputs[0].shape}, but the config "
+                f"declares {self.layout} {list(expected)}: set model.input_size, model.channels and "
+                "model.layout to the model's input."
+            )
         return inputs[0].name
 
     def check_output(self) -> int:
@@ -207,16 +241,20 @@ class OnnxEmbedder(ExternalEmbedder):
         except ConfigError:
             raise
         except Exception as error:
-            raise ConfigError(f"model.path={str(self.path)!r} fails on a {self.layout} batch of "
-                              f"{self.channels}x{self.input_size[0]}x{self.input_size[1]} images "
-                              f"({type(error).__name__}): check model.input_size, channels and layout.") from None
+            raise ConfigError(
+                f"model.path={str(self.path)!r} fails on a {self.layout} batch of "
+                f"{self.channels}x{self.input_size[0]}x{self.input_size[1]} images "
+                f"({type(error).__name__}): check model.input_size, channels and layout."
+            ) from None
         return out.shape[1]
 
     def run(self, pixels: np.ndarray) -> np.ndarray:
         if self.fixed_batch is not None and len(pixels) != self.fixed_batch:
             step = self.fixed_batch
-            chunks = [np.concatenate([chunk, np.repeat(chunk[-1:], step - len(chunk), 0)]) if len(chunk) < step
-                      else chunk for chunk in (pixels[i : i + step] for i in range(0, len(pixels), step))]
+            chunks = [
+                np.concatenate([chunk, np.repeat(chunk[-1:], step - len(chunk), 0)]) if len(chunk) < step else chunk
+                for chunk in (pixels[i : i + step] for i in range(0, len(pixels), step))
+            ]
             return np.concatenate([self.run(chunk) for chunk in chunks])[: len(pixels)]
         images = pixels.transpose(0, 3, 1, 2).astype(np.float32)  # (N, C, H, W), RGB or grey
         if self.colour == "bgr" and self.channels == 3:
@@ -228,8 +266,10 @@ class OnnxEmbedder(ExternalEmbedder):
         if out.ndim > 2 and all(d == 1 for d in out.shape[2:]):
             out = out.reshape(out.shape[0], -1)  # (N, D, 1, 1) from a convolutional last layer
         if out.ndim != 2 or out.shape[0] != len(pixels) or out.shape[1] < 2:
-            raise ConfigError(f"model.path={str(self.path)!r} gives an output of shape {list(out.shape)} for "
-                              f"{len(pixels)} images; an embedding model gives one vector per image (N, D).")
+            raise ConfigError(
+                f"model.path={str(self.path)!r} gives an output of shape {list(out.shape)} for "
+                f"{len(pixels)} images; an embedding model gives one vector per image (N, D)."
+            )
         return out
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
@@ -247,14 +287,18 @@ def embedder_from_spec(spec: dict) -> ExternalEmbedder:
     spec = dict(spec)
     kind, sha256 = spec.pop("kind"), spec.pop("sha256", None)
     if kind not in EMBEDDERS:
-        raise ConfigError(f"the checkpoint records an embedder of kind {kind!r}, which this version does not have "
-                          f"({', '.join(EMBEDDERS)}); upgrade metric-faces.")
+        raise ConfigError(
+            f"the checkpoint records an embedder of kind {kind!r}, which this version does not have "
+            f"({', '.join(EMBEDDERS)}); upgrade metric-faces."
+        )
     spec.pop("embedding_dim", None)
     spec.pop("file", None)
     path = models_dir() / DLIB_RESNET if kind == "dlib" else Path(spec["path"])
     found = fingerprint_file(path) if path.is_file() else None
     if sha256 is not None and found is not None and found != sha256:  # checked before the file is loaded
-        raise ConfigError(f"model={kind}: the model file {path} (sha256 {found[:12]}...) is not the one this "
-                          f"checkpoint was calibrated with ({sha256[:12]}...). Restore that file, or calibrate again "
-                          "(python -m metric.calibrate) and rebuild galleries made with the old one.")
+        raise ConfigError(
+            f"model={kind}: the model file {path} (sha256 {found[:12]}...) is not the one this "
+            f"checkpoint was calibrated with ({sha256[:12]}...). Restore that file, or calibrate again "
+            "(python -m metric.calibrate) and rebuild galleries made with the old one."
+        )
     return EMBEDDERS[kind](**spec)

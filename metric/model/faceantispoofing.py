@@ -27,9 +27,20 @@ MIN_SHARP_PIXELS = 50  # fewer sharp pixels than this: too blurry, an attack by 
 LAPLACE = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]])
 # the front end the authors crop with: MTCNN (their min face is a fifth of the photo's width; 40 px here), the
 # square box unaligned, 256 x 256 RGB
-PREPROCESS = {"image_size": [SIZE, SIZE], "channels": 3,
-              "face": {"name": "mtcnn", "min_face": 40, "thresholds": [0.6, 0.7, 0.7], "factor": 0.709,
-                       "margin": 0.0, "max_side": 1024, "template": "arcface", "crop": "box"}}
+PREPROCESS = {
+    "image_size": [SIZE, SIZE],
+    "channels": 3,
+    "face": {
+        "name": "mtcnn",
+        "min_face": 40,
+        "thresholds": [0.6, 0.7, 0.7],
+        "factor": 0.709,
+        "margin": 0.0,
+        "max_side": 1024,
+        "template": "arcface",
+        "crop": "box",
+    },
+}
 
 
 def sharp_pixels(grey: np.ndarray) -> int:
@@ -55,8 +66,9 @@ class FaceAntiSpoofing:
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:
-            raise ConfigError("the FaceAntiSpoofing peer runs with LiteRT: pip install ai-edge-litert (in .[dev]).") \
-                from None
+            raise ConfigError(
+                "the FaceAntiSpoofing peer runs with LiteRT: pip install ai-edge-litert (in .[dev])."
+            ) from None
         self.path, self.sha256 = path, file_sha256(path)
         self.interpreter = Interpreter(model_path=str(path), num_threads=torch.get_num_threads())
         self.interpreter.allocate_tensors()

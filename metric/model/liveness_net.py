@@ -21,7 +21,9 @@ class FourierHead(nn.Module):
     def __init__(self, channels: int, hidden: int = 64):
         super().__init__()
         self.layers = nn.Sequential(
-            nn.Conv2d(channels, hidden, 3, padding=1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, hidden, 3, padding=1, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU(inplace=True),
             nn.Conv2d(hidden, 1, 3, padding=1),
         )
 
@@ -44,8 +46,10 @@ def fourier_stage(backbone: nn.Module, name: str) -> tuple[int, int]:
     """(index, channels) of the backbone's deepest feature stage at stride <= 8, for the Fourier head."""
     info = getattr(backbone, "feature_info", None)
     if not info or not hasattr(backbone, "forward_intermediates"):
-        raise ConfigError(f"model.fourier_head=true needs a timm backbone with feature_info and forward_intermediates; "
-                         f"{name} has none: choose e.g. resnet10t or resnet18, or set model.fourier_head=false.")
+        raise ConfigError(
+            f"model.fourier_head=true needs a timm backbone with feature_info and forward_intermediates; "
+            f"{name} has none: choose e.g. resnet10t or resnet18, or set model.fourier_head=false."
+        )
     stages = [(i, stage["num_chs"]) for i, stage in enumerate(info) if stage["reduction"] <= FOURIER_REDUCTION]
     if not stages:
         raise ConfigError(f"model.fourier_head=true: {name} has no feature stage at stride <= {FOURIER_REDUCTION}.")
@@ -57,8 +61,15 @@ class LivenessNet(nn.Module):
     "illumination" (B, 5) logits (the semantic supervision of CelebA-Spoof's AENet), with fourier_head "spectrum"
     (B, 1, H/8, W/8), the predicted spectrum (Silent-Face's auxiliary target)}. Only "live" scores a face."""
 
-    def __init__(self, backbone: str = "resnet18", in_chans: int = 3, pretrained: bool = False,
-                 weights: str | None = None, aux_heads: bool = False, fourier_head: bool = False):
+    def __init__(
+        self,
+        backbone: str = "resnet18",
+        in_chans: int = 3,
+        pretrained: bool = False,
+        weights: str | None = None,
+        aux_heads: bool = False,
+        fourier_head: bool = False,
+    ):
         super().__init__()
         check_model_args(backbone, 1, pretrained, weights)  # no embedding here: any positive size passes
         self.backbone_name = backbone
@@ -97,11 +108,19 @@ class LivenessNet(nn.Module):
         return torch.sigmoid(self.forward(images)["live"].float())
 
     def spec(self) -> dict:
-        spec = {"kind": "liveness", "backbone": self.backbone_name, "in_chans": self.in_chans,
-                "aux_heads": self.aux_heads}
+        spec = {
+            "kind": "liveness",
+            "backbone": self.backbone_name,
+            "in_chans": self.in_chans,
+            "aux_heads": self.aux_heads,
+        }
         return {**spec, "fourier_head": True} if self.fourier_head else spec
 
     @classmethod
     def from_spec(cls, spec: dict) -> "LivenessNet":
-        return cls(backbone=spec["backbone"], in_chans=spec["in_chans"], aux_heads=spec.get("aux_heads", False),
-                   fourier_head=spec.get("fourier_head", False))
+        return cls(
+            backbone=spec["backbone"],
+            in_chans=spec["in_chans"],
+            aux_heads=spec.get("aux_heads", False),
+            fourier_head=spec.get("fourier_head", False),
+        )

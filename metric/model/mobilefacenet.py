@@ -27,15 +27,27 @@ BN_EPS = 1e-5
 # (expansion, output channels, blocks, first stride) of the bottleneck stages, as the file holds them
 STAGES = ((2, 64, 5, 2), (4, 128, 1, 2), (2, 128, 6, 1), (4, 128, 1, 2), (2, 128, 2, 1))
 # what the pretrained weights need: the weight store's model, 112 x 112 RGB faces on the ArcFace template, tight
-PRETRAINED_INPUT = {"weights": "mobilefacenet", "image_size": list(INPUT_SIZE), "channels": 3,
-                    "face": {"template": "arcface", "margin": 0.0}}
+PRETRAINED_INPUT = {
+    "weights": "mobilefacenet",
+    "image_size": list(INPUT_SIZE),
+    "channels": 3,
+    "face": {"template": "arcface", "margin": 0.0},
+}
 
 
 class ConvUnit(nn.Module):
     """convolution (TensorFlow SAME or VALID padding) -> BatchNorm -> PReLU (or linear)."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, depthwise: bool = False,
-                 act: bool = True, padding: str = "same"):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: int,
+        stride: int = 1,
+        depthwise: bool = False,
+        act: bool = True,
+        padding: str = "same",
+    ):
         super().__init__()
         self.kernel, self.stride, self.padding = kernel, stride, padding
         same = padding == "same" and kernel > 1
@@ -77,8 +89,9 @@ class MobileFaceNet(nn.Module):
         super().__init__()
         self.in_chans = in_chans
         self.num_features = EMBEDDING_DIM
-        self.stem = nn.Sequential(ConvUnit(in_chans, 64, 3, 2), ConvUnit(64, 64, 3, depthwise=True),
-                                  ConvUnit(64, 64, 1, act=False))
+        self.stem = nn.Sequential(
+            ConvUnit(in_chans, 64, 3, 2), ConvUnit(64, 64, 3, depthwise=True), ConvUnit(64, 64, 1, act=False)
+        )
         count = sum(n for _, _, n, _ in STAGES)
         rates = torch.linspace(0, drop_path_rate, count).tolist()
         blocks, cin = [], 64
@@ -108,8 +121,10 @@ class MobileFaceNet(nn.Module):
 
     def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if features.shape[-2:] != (7, 7):
-            raise ConfigError(f"MobileFaceNet reads 112x112 faces (its global depthwise layer is 7x7); it was given "
-                              f"images that give a {tuple(features.shape[-2:])} map: set datamodule.image_size=[112,112].")
+            raise ConfigError(
+                f"MobileFaceNet reads 112x112 faces (its global depthwise layer is 7x7); it was given "
+                f"images that give a {tuple(features.shape[-2:])} map: set datamodule.image_size=[112,112]."
+            )
         embedding = self.embedding(self.linear(self.gdc(features))).flatten(1)
         return embedding if pre_logits else self.classifier(embedding)
 
@@ -128,9 +143,15 @@ class MobileFaceNet(nn.Module):
         """Re-express every BatchNorm with the mean and variance its input has on `images` (scale and shift chosen so
         the function in eval mode is unchanged): then training-mode BN starts close to the pretrained function."""
         stats: dict[nn.BatchNorm2d, tuple[torch.Tensor, torch.Tensor]] = {}
-        hooks = [m.register_forward_hook(lambda m, inp, out: stats.__setitem__(
-            m, (inp[0].mean((0, 2, 3)), inp[0].var((0, 2, 3), unbiased=False))))
-            for m in self.modules() if isinstance(m, nn.BatchNorm2d)]
+        hooks = [
+            m.register_forward_hook(
+                lambda m, inp, out: stats.__setitem__(
+                    m, (inp[0].mean((0, 2, 3)), inp[0].var((0, 2, 3), unbiased=False))
+                )
+            )
+            for m in self.modules()
+            if isinstance(m, nn.BatchNorm2d)
+        ]
         was_training = self.training
         try:
             self.eval()(images)
@@ -163,8 +184,10 @@ def load_tflite_weights(net: MobileFaceNet, path) -> None:
     units = conv_units(net)
     prelus = [u.act for u in units if isinstance(u.act, nn.PReLU)]
     if len(convs) != len(units) or len(slopes) != len(prelus):
-        raise ConfigError(f"{path} holds {len(convs)} convolutions and {len(slopes)} PReLU slopes; the MobileFaceNet "
-                          f"port reads {len(units)} and {len(prelus)}: it is not the MobileFaceNet file expected.")
+        raise ConfigError(
+            f"{path} holds {len(convs)} convolutions and {len(slopes)} PReLU slopes; the MobileFaceNet "
+            f"port reads {len(units)} and {len(prelus)}: it is not the MobileFaceNet file expected."
+        )
     net.identity_batchnorm()  # each BN then carries only the folded bias copied below
     with torch.no_grad():
         for op, unit in zip(convs, units):
@@ -172,9 +195,11 @@ def load_tflite_weights(net: MobileFaceNet, path) -> None:
             weight = weight.permute(3, 0, 1, 2) if op.kind == "DEPTHWISE_CONV_2D" else weight.permute(0, 3, 1, 2)
             same = op.options.get("padding") == unit.padding or unit.kernel == 1  # 1x1: padding is moot
             if weight.shape != unit.conv.weight.shape or op.options.get("stride", (1, 1))[0] != unit.stride or not same:
-                raise ConfigError(f"{path}: layer {op.outputs[0]!r} has weights {tuple(weight.shape)}, stride "
-                                  f"{op.options.get('stride')}, padding {op.options.get('padding')}; the port expects "
-                                  f"{tuple(unit.conv.weight.shape)}: it is not the MobileFaceNet file expected.")
+                raise ConfigError(
+                    f"{path}: layer {op.outputs[0]!r} has weights {tuple(weight.shape)}, stride "
+                    f"{op.options.get('stride')}, padding {op.options.get('padding')}; the port expects "
+                    f"{tuple(unit.conv.weight.shape)}: it is not the MobileFaceNet file expected."
+                )
             unit.conv.weight.copy_(weight)
             unit.bn.bias.copy_(bias)
         for slope, prelu in zip(slopes, prelus):
@@ -189,8 +214,9 @@ def pretrained_weights_path():
 
 
 @register_model
-def mobilefacenet(pretrained: bool = False, in_chans: int = 3, num_classes: int = 0, drop_path_rate: float = 0.0,
-                  **kwargs) -> MobileFaceNet:
+def mobilefacenet(
+    pretrained: bool = False, in_chans: int = 3, num_classes: int = 0, drop_path_rate: float = 0.0, **kwargs
+) -> MobileFaceNet:
     """timm entry point: `timm.create_model("mobilefacenet", pretrained=True)` reads the weight store, never a hub."""
     for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):  # timm's create_model passes these along
         kwargs.pop(key, None)

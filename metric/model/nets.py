@@ -93,7 +93,9 @@ def check_model_args(backbone: str, embedding_dim: int, pretrained: bool, weight
     if pretrained and weights:
         raise ConfigError("set either model.pretrained=true or model.weights=<file>, not both.")
     if weights and not Path(weights).is_file():
-        raise ConfigError(f"model.weights={str(weights)!r}: no such file. Give the path of a .safetensors or .pth file.")
+        raise ConfigError(
+            f"model.weights={str(weights)!r}: no such file. Give the path of a .safetensors or .pth file."
+        )
     if pretrained and backbone in LOCAL_PRETRAINED:  # the weight store: present and verified, or the fetch command
         from datamodules.faces.weight_store import model_files
 
@@ -115,34 +117,44 @@ def check_face_input(backbone: str, pretrained: bool, image_size, channels: int,
         return
     height, width = need["image_size"]
     if [int(v) for v in image_size] != [height, width] or (pretrained and channels != need["channels"]):
-        raise ConfigError(f"model.backbone={backbone} reads {need['channels']}-channel {height}x{width} faces (got "
-                          f"{channels}-channel {list(image_size)}): set datamodule.image_size=[{height},{width}] "
-                          f"datamodule.channels={need['channels']}.")
+        raise ConfigError(
+            f"model.backbone={backbone} reads {need['channels']}-channel {height}x{width} faces (got "
+            f"{channels}-channel {list(image_size)}): set datamodule.image_size=[{height},{width}] "
+            f"datamodule.channels={need['channels']}."
+        )
     if not pretrained:
         return
     crop = need["face"]
     if face is None or face.get("name", "none") == "none":
-        raise ConfigError(f"model.backbone={backbone} was pretrained on faces aligned on the {crop['template']} "
-                          f"5-point template, tight, at {height}x{width}, but face=none passes whole images: add "
-                          f"face=mtcnn (the alignment it was trained with), or face=dlib face.template={crop['template']} "
-                          f"face.margin={crop['margin']:g}.")
+        raise ConfigError(
+            f"model.backbone={backbone} was pretrained on faces aligned on the {crop['template']} "
+            f"5-point template, tight, at {height}x{width}, but face=none passes whole images: add "
+            f"face=mtcnn (the alignment it was trained with), or face=dlib face.template={crop['template']} "
+            f"face.margin={crop['margin']:g}."
+        )
     wrong = {k: face.get(k) for k, v in crop.items() if face.get(k, v) != v}
     if wrong:
         asked = ", ".join(f"face.{k}={v}" for k, v in wrong.items())
         needed = " ".join(f"face.{k}={v}" for k, v in crop.items())
-        raise ConfigError(f"model.backbone={backbone} was pretrained on faces aligned on the {crop['template']} "
-                          f"template with no margin, but {asked} cuts another crop: set {needed}.")
+        raise ConfigError(
+            f"model.backbone={backbone} was pretrained on faces aligned on the {crop['template']} "
+            f"template with no margin, but {asked} cuts another crop: set {needed}."
+        )
     if face.get("name") == "dlib":
-        print(f"note: face=dlib puts dlib's nose base where the {crop['template']} template has the nose tip; "
-              f"face=mtcnn gives {backbone} the five points it was trained with (docs/pretrained.md measures both).")
+        print(
+            f"note: face=dlib puts dlib's nose base where the {crop['template']} template has the nose tip; "
+            f"face=mtcnn gives {backbone} the five points it was trained with (docs/pretrained.md measures both)."
+        )
 
 
 def check_head_args(pool: str, input_size, dropout: float) -> None:
     if pool not in EmbeddingNet.POOLS:
         raise ConfigError(f"model.pool={pool!r} is not one of {', '.join(EmbeddingNet.POOLS)}.")
     if pool == "flatten" and (input_size is None or len(input_size) != 2):
-        raise ConfigError(f"model.pool=flatten needs the input size as [height, width] (got {input_size!r}); "
-                          "metric.train passes the datamodule's image_size.")
+        raise ConfigError(
+            f"model.pool=flatten needs the input size as [height, width] (got {input_size!r}); "
+            "metric.train passes the datamodule's image_size."
+        )
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise ConfigError(f"model.dropout={dropout!r} must be a probability in [0, 1), e.g. 0.2.")
 
@@ -172,11 +184,16 @@ class EmbeddingNet(nn.Module):
         super().__init__()
         check_model_args(backbone, embedding_dim, pretrained, weights)
         if projection not in PROJECTIONS:
-            raise ConfigError(f"model.projection={projection!r} is not one of {', '.join(PROJECTIONS)} (none: the "
-                              "backbone's output is the embedding).")
+            raise ConfigError(
+                f"model.projection={projection!r} is not one of {', '.join(PROJECTIONS)} (none: the "
+                "backbone's output is the embedding)."
+            )
         check_head_args(pool, input_size, dropout)
-        if isinstance(drop_path_rate, bool) or not isinstance(drop_path_rate, (int, float)) \
-                or not 0 <= drop_path_rate < 1:
+        if (
+            isinstance(drop_path_rate, bool)
+            or not isinstance(drop_path_rate, (int, float))
+            or not 0 <= drop_path_rate < 1
+        ):
             raise ConfigError(f"model.drop_path_rate={drop_path_rate!r} must be a probability in [0, 1), e.g. 0.1.")
         self.backbone_name = backbone
         self.embedding_dim = embedding_dim
@@ -186,14 +203,17 @@ class EmbeddingNet(nn.Module):
         self.drop_path_rate = float(drop_path_rate)
         depth = {"drop_path_rate": self.drop_path_rate} if self.drop_path_rate else {}  # stochastic depth
         try:
-            self.backbone = timm.create_model(backbone, pretrained=pretrained, num_classes=0, in_chans=in_chans,
-                                              **depth)
+            self.backbone = timm.create_model(
+                backbone, pretrained=pretrained, num_classes=0, in_chans=in_chans, **depth
+            )
         except TypeError as error:
             if not depth:
                 raise
-            raise ConfigError(f"model.backbone={backbone} has no stochastic depth ({error}): set "
-                              "model.drop_path_rate=0, or pick a backbone that has it (resnet*, efficientnet_*, "
-                              "convnext_*, vit_*).") from None
+            raise ConfigError(
+                f"model.backbone={backbone} has no stochastic depth ({error}): set "
+                "model.drop_path_rate=0, or pick a backbone that has it (resnet*, efficientnet_*, "
+                "convnext_*, vit_*)."
+            ) from None
         if weights:
             load_backbone_weights(self.backbone, weights)
         if pool == "flatten":
@@ -207,9 +227,11 @@ class EmbeddingNet(nn.Module):
         self.projection_kind = projection
         if projection == "none":  # a backbone pretrained to give face embeddings: its output is the embedding
             if pool != "avg" or features != embedding_dim:
-                raise ConfigError(f"model.projection=none uses the backbone's own output ({features}-d with pool=avg) "
-                                  f"as the embedding: set model.embedding_dim={features} model.pool=avg, or "
-                                  "model.projection=linear.")
+                raise ConfigError(
+                    f"model.projection=none uses the backbone's own output ({features}-d with pool=avg) "
+                    f"as the embedding: set model.embedding_dim={features} model.pool=avg, or "
+                    "model.projection=linear."
+                )
             self.projection = nn.Identity()
         else:
             self.projection = nn.Linear(features, embedding_dim)

@@ -71,8 +71,9 @@ class FeatureDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         split = self.images.splits["train"]
-        sampler = PKBatchSampler(split.labels, self.images.batch_identities, self.images.batch_images_per_identity,
-                                 seed=self.images.seed)
+        sampler = PKBatchSampler(
+            split.labels, self.images.batch_identities, self.images.batch_images_per_identity, seed=self.images.seed
+        )
         return DataLoader(FeatureRows(self.features["train"], split.labels), batch_sampler=sampler)
 
     def eval_dataloader(self, split: str) -> DataLoader:
@@ -105,8 +106,14 @@ class AdaptModule(MetricLossModule):
         self.run_notes["adapt_val_eer_frozen"] = self.frozen_val_eer
         pairs = official_test_pairs(datamodule)
         if pairs is not None:  # the frozen embedder on the official pairs (LFW)
-            frozen_pairs = official_pairs_summary((frozen, val.labels), datamodule.features["test"], pairs, matcher,
-                                                  self.max_impostor_pairs, prefix="frozen_test_pairs")
+            frozen_pairs = official_pairs_summary(
+                (frozen, val.labels),
+                datamodule.features["test"],
+                pairs,
+                matcher,
+                self.max_impostor_pairs,
+                prefix="frozen_test_pairs",
+            )
             self.run_notes.update({k: v for k, v in frozen_pairs.items() if not k.endswith(("_scores", "_genuine"))})
         print(f"adapt: the frozen embedder's validation EER is {self.frozen_val_eer:.4f}")
 
@@ -120,33 +127,45 @@ class AdaptModule(MetricLossModule):
         self.run_notes["adapt_val_eer_head"] = head_eer
         if head_eer < self.frozen_val_eer:
             self.run_notes["adapt_kept"] = "head"
-            print(f"adapt: the head beats the frozen embedder on validation ({head_eer:.4f} < "
-                  f"{self.frozen_val_eer:.4f}): it is kept")
+            print(
+                f"adapt: the head beats the frozen embedder on validation ({head_eer:.4f} < "
+                f"{self.frozen_val_eer:.4f}): it is kept"
+            )
             return
         self.run_notes["adapt_kept"] = "frozen embedder"
-        print(f"adapt: the head does not beat the frozen embedder on validation ({head_eer:.4f} >= "
-              f"{self.frozen_val_eer:.4f}): the run keeps the frozen embedder (the head is bypassed)")
+        print(
+            f"adapt: the head does not beat the frozen embedder on validation ({head_eer:.4f} >= "
+            f"{self.frozen_val_eer:.4f}): the run keeps the frozen embedder (the head is bypassed)"
+        )
         if self.trainer.is_global_zero:
             checkpoint = read_checkpoint(best.best_model_path)
             checkpoint["state_dict"]["net.bypass"] = torch.tensor(True)
-            checkpoint[CHECKPOINT_KEY]["adapt"] = {"kept": "frozen embedder", "val_eer_head": head_eer,
-                                                   "val_eer_frozen": self.frozen_val_eer}
+            checkpoint[CHECKPOINT_KEY]["adapt"] = {
+                "kept": "frozen embedder",
+                "val_eer_head": head_eer,
+                "val_eer_frozen": self.frozen_val_eer,
+            }
             write_checkpoint(best.best_model_path, checkpoint)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint[CHECKPOINT_KEY] = checkpoint_record(AdaptedNet(self.embedder[0], self.net), self.head,
-                                                       self.preprocess, self.default_matcher)
+        checkpoint[CHECKPOINT_KEY] = checkpoint_record(
+            AdaptedNet(self.embedder[0], self.net), self.head, self.preprocess, self.default_matcher
+        )
 
 
 def adapt_inputs(cfg, fold=None) -> tuple[FeatureDataModule, Projection, ExternalEmbedder]:
     """The embedder (`model`), the datamodule of its cached features (set up, on cross-validation fold `fold`),
     and the head (`adapt`) to train on them."""
     if cfg.get("augment"):
-        raise ConfigError("adapt trains on the embedder's outputs, computed once per image, so image augmentation "
-                          "does not apply: remove augment (~augment on the command line).")
+        raise ConfigError(
+            "adapt trains on the embedder's outputs, computed once per image, so image augmentation "
+            "does not apply: remove augment (~augment on the command line)."
+        )
     if cfg.get("adversarial"):
-        raise ConfigError("adapt trains a head on cached embeddings; adversarial training needs images and "
-                          "gradients through the embedder: remove adversarial.")
+        raise ConfigError(
+            "adapt trains a head on cached embeddings; adversarial training needs images and "
+            "gradients through the embedder: remove adversarial."
+        )
     embedder = build_embedder(cfg.model)
     images = embedder_datamodule(cfg.datamodule, embedder, embedder_front_end(embedder, cfg.datamodule.get("face")))
     if fold is not None:
@@ -154,6 +173,7 @@ def adapt_inputs(cfg, fold=None) -> tuple[FeatureDataModule, Projection, Externa
     datamodule = FeatureDataModule(images, FeatureCache(embedder, embedder.spec(), cfg.adapt.cache_dir))
     datamodule.setup("fit")
     settings = cfg.adapt
-    head = Projection(embedder.embedding_dim, settings.get("embedding_dim"), settings.head, settings.hidden,
-                      settings.dropout)
+    head = Projection(
+        embedder.embedding_dim, settings.get("embedding_dim"), settings.head, settings.hidden, settings.dropout
+    )
     return datamodule, head, embedder

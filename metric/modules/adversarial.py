@@ -53,11 +53,14 @@ class AdversarialTraining:
             if not 0.0 <= float(getattr(self, key)) <= 1.0:
                 raise ConfigError(f"adversarial.{key}={getattr(self, key)} must be between 0 and 1.")
         if self.attack in LINF_ATTACKS and (self.eps is None or float(self.eps) <= 0):
-            raise ConfigError(f"adversarial.eps={self.eps} must be > 0 for attack={self.attack} (pixel values of 255, "
-                              "e.g. 4).")
+            raise ConfigError(
+                f"adversarial.eps={self.eps} must be > 0 for attack={self.attack} (pixel values of 255, e.g. 4)."
+            )
         if self.attack == "patch" and self.eps is not None:
-            raise ConfigError(f"adversarial.eps={self.eps} does not apply to attack=patch (the pattern is free in the "
-                              "pixel range inside its mask): remove it with ~adversarial.eps.")
+            raise ConfigError(
+                f"adversarial.eps={self.eps} does not apply to attack=patch (the pattern is free in the "
+                "pixel range inside its mask): remove it with ~adversarial.eps."
+            )
         if self.steps is None:
             object.__setattr__(self, "steps", DEFAULT_STEPS[self.attack])
         if isinstance(self.steps, bool) or int(self.steps) != self.steps or self.steps < 1:
@@ -69,12 +72,16 @@ class AdversarialTraining:
         if self.step_size is None:
             object.__setattr__(self, "step_size", PATCH_STEP_SIZE)
         if isinstance(self.step_size, bool) or not isinstance(self.step_size, (int, float)) or self.step_size <= 0:
-            raise ConfigError(f"adversarial.step_size={self.step_size!r} must be a number > 0 (pixel values of 255, "
-                              f"e.g. {PATCH_STEP_SIZE:g}).")
+            raise ConfigError(
+                f"adversarial.step_size={self.step_size!r} must be a number > 0 (pixel values of 255, "
+                f"e.g. {PATCH_STEP_SIZE:g})."
+            )
         check_mask(self.mask, "adversarial")
         if isinstance(self.mask_scale, bool) or not isinstance(self.mask_scale, (int, float)) or self.mask_scale <= 0:
-            raise ConfigError(f"adversarial.mask_scale={self.mask_scale!r} must be one number > 0 (a multiple of the "
-                              "mask's size at scale 1, set by the eye distance), e.g. 1.0.")
+            raise ConfigError(
+                f"adversarial.mask_scale={self.mask_scale!r} must be one number > 0 (a multiple of the "
+                "mask's size at scale 1, set by the eye distance), e.g. 1.0."
+            )
         if not isinstance(self.assume_aligned, bool):
             raise ConfigError(f"adversarial.assume_aligned={self.assume_aligned!r} must be true or false.")
 
@@ -85,16 +92,19 @@ class AdversarialTraining:
         if self.attack != "patch":
             return self
         if "image_size" not in preprocess:
-            raise ConfigError("adversarial.attack=patch draws its mask on the training crops, but the module got no "
-                              "preprocessing record (image_size, face front end): pass the datamodule's "
-                              "`preprocessing` as the module's `preprocess`.")
+            raise ConfigError(
+                "adversarial.attack=patch draws its mask on the training crops, but the module got no "
+                "preprocessing record (image_size, face front end): pass the datamodule's "
+                "`preprocessing` as the module's `preprocess`."
+            )
         (mask,) = build_masks(preprocess, self.mask, [float(self.mask_scale)], self.assume_aligned, "adversarial")
         prepared = dataclasses.replace(self)
         object.__setattr__(prepared, "region", torch.from_numpy(mask))
         return prepared
 
-    def perturb(self, net: torch.nn.Module, loss_of: Callable[[torch.Tensor], torch.Tensor],
-                inputs: torch.Tensor) -> torch.Tensor:
+    def perturb(
+        self, net: torch.nn.Module, loss_of: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor
+    ) -> torch.Tensor:
         """The batch of model inputs with a `ratio` share of its images perturbed to raise `loss_of` (computed with
         the net in eval mode, so the attack does not move BatchNorm statistics); inputs stay in range."""
         chosen = torch.rand(len(inputs), device=inputs.device) < self.ratio
@@ -105,21 +115,32 @@ class AdversarialTraining:
                 return self._patch(loss_of, inputs.detach(), chosen)
             step_size = input_units(self.step_size) if self.step_size is not None else None  # PGD only
             mask = chosen.view(-1, *([1] * (inputs.dim() - 1))).to(inputs.dtype)
-            return linf_ascent(loss_of, inputs.detach(), input_units(self.eps), *INPUT_RANGE, self.attack,
-                               int(self.steps), step_size, mask)
+            return linf_ascent(
+                loss_of,
+                inputs.detach(),
+                input_units(self.eps),
+                *INPUT_RANGE,
+                self.attack,
+                int(self.steps),
+                step_size,
+                mask,
+            )
         finally:
             net.train(was_training)
 
-    def _patch(self, loss_of: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
-               chosen: torch.Tensor) -> torch.Tensor:
+    def _patch(
+        self, loss_of: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, chosen: torch.Tensor
+    ) -> torch.Tensor:
         """The chosen images wearing a pattern inside the mask: uniform random in range, then `steps` signed-gradient
         steps of `step_size` on the loss, clamped to range; torch.where keeps every other pixel bit for bit."""
         if self.region is None:
             raise RuntimeError("adversarial.attack=patch has no mask yet: call prepare(preprocess) before perturb.")
         if tuple(self.region.shape) != tuple(inputs.shape[-2:]):
-            raise ConfigError(f"adversarial.attack=patch drew its mask for {tuple(self.region.shape)} crops, but the "
-                              f"batch holds {tuple(inputs.shape[-2:])} images: prepare it with this datamodule's "
-                              "preprocessing record.")
+            raise ConfigError(
+                f"adversarial.attack=patch drew its mask for {tuple(self.region.shape)} crops, but the "
+                f"batch holds {tuple(inputs.shape[-2:])} images: prepare it with this datamodule's "
+                "preprocessing record."
+            )
         low, high = INPUT_RANGE
         region = self.region.to(inputs.device) & chosen.view(-1, 1, 1, 1)  # (N, 1, H, W)
         pattern = torch.rand_like(inputs) * (high - low) + low

@@ -26,22 +26,36 @@ class IdentityClassLoss(nn.Module):
     and `embedding_size` (the config checks recognise this class and refuse a miner with it); the rest comes from config (pytorch-metric-learning's margin is in degrees for
     ArcFace and a cosine offset for CosFace)."""
 
-    def __init__(self, kind: str, train_labels: np.ndarray | torch.Tensor, embedding_size: int,
-                 margin: float | None = None, scale: float = 64.0, sub_centers: int = 3, init: str = "random"):
+    def __init__(
+        self,
+        kind: str,
+        train_labels: np.ndarray | torch.Tensor,
+        embedding_size: int,
+        margin: float | None = None,
+        scale: float = 64.0,
+        sub_centers: int = 3,
+        init: str = "random",
+    ):
         super().__init__()
         if kind not in KINDS:
             raise ConfigError(f"loss.kind={kind!r} is not one of {', '.join(KINDS)}.")
         if init not in INITS:
-            raise ConfigError(f"loss.init={init!r} is not one of {', '.join(INITS)} (imprint: each identity's centre "
-                              "starts at its mean embedding, for fine-tuning a pretrained net).")
+            raise ConfigError(
+                f"loss.init={init!r} is not one of {', '.join(INITS)} (imprint: each identity's centre "
+                "starts at its mean embedding, for fine-tuning a pretrained net)."
+            )
         self.init = init
         identities = torch.as_tensor(np.unique(np.asarray(train_labels)), dtype=torch.long)
         if identities.numel() < 2:
-            raise ConfigError(f"loss.kind={kind}: classification needs at least 2 training identities, "
-                              f"the train split has {identities.numel()}.")
+            raise ConfigError(
+                f"loss.kind={kind}: classification needs at least 2 training identities, "
+                f"the train split has {identities.numel()}."
+            )
         if kind == "cosface" and margin is not None and not 0 <= margin < 1:
-            raise ConfigError(f"loss.margin={margin} for cosface: it is a cosine offset in [0, 1), e.g. 0.35 "
-                              "(ArcFace's margin is in degrees), or null for the default.")
+            raise ConfigError(
+                f"loss.margin={margin} for cosface: it is a cosine offset in [0, 1), e.g. 0.35 "
+                "(ArcFace's margin is in degrees), or null for the default."
+            )
         self.register_buffer("identities", identities, persistent=False)  # sorted: class i is identities[i]
         options = {"scale": scale} | ({"margin": margin} if margin is not None else {})
         if kind == "subcenter_arcface":
@@ -67,6 +81,8 @@ class IdentityClassLoss(nn.Module):
         known = self.identities[classes] == labels
         if not known.all():
             unknown = sorted(set(labels[~known].tolist()))[:5]
-            raise ValueError(f"identities {unknown} are not among the {self.num_classes} training identities "
-                             "this classification loss was built for.")
+            raise ValueError(
+                f"identities {unknown} are not among the {self.num_classes} training identities "
+                "this classification loss was built for."
+            )
         return self.loss(embeddings, classes)

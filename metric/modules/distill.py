@@ -25,8 +25,14 @@ from metric.scoring.load import LoadedModel, build_embedder, load_for_eval
 class Teacher:
     """A frozen model and the cache of its embeddings: `targets(images)` for a batch of model inputs."""
 
-    def __init__(self, model: Model, spec: dict, embedding_dim: int, cache_dir: str | None = None,
-                 loaded: LoadedModel | None = None):
+    def __init__(
+        self,
+        model: Model,
+        spec: dict,
+        embedding_dim: int,
+        cache_dir: str | None = None,
+        loaded: LoadedModel | None = None,
+    ):
         self.model, self.embedding_dim, self.loaded = model, embedding_dim, loaded
         self.cache = FeatureCache(model, spec, cache_dir)
         self.looked_up = self.computed_online = 0
@@ -53,8 +59,10 @@ def build_teacher(node) -> Teacher:
     if isinstance(loaded.net, ExternalEmbedder):  # a calibrated bundle: the outside embedder it holds teaches
         return Teacher(loaded.net, loaded.net.spec(), loaded.net.embedding_dim, cache_dir)
     if outside_embedder(loaded.net) is not None:
-        raise ConfigError(f"teacher.ckpt={node.ckpt}: an adapted embedder cannot teach yet; use its embedder "
-                          "(teacher=dlib or teacher=onnx), or a metric.train checkpoint.")
+        raise ConfigError(
+            f"teacher.ckpt={node.ckpt}: an adapted embedder cannot teach yet; use its embedder "
+            "(teacher=dlib or teacher=onnx), or a metric.train checkpoint."
+        )
     for p in loaded.net.parameters():
         p.requires_grad_(False)
     spec = {"ckpt_sha256": fingerprint_file(loaded.path), "net": loaded.record["net"]}
@@ -69,8 +77,10 @@ class DistillModule(MetricLossModule):
     def __init__(self, net, teacher: Teacher, embedding_weight: float, relation_weight: float, **kwargs):
         super().__init__(net, **kwargs)
         if teacher.embedding_dim != net.embedding_dim:
-            raise ConfigError(f"the teacher embeds in {teacher.embedding_dim} dimensions but model.embedding_dim="
-                              f"{net.embedding_dim}: set model.embedding_dim={teacher.embedding_dim}.")
+            raise ConfigError(
+                f"the teacher embeds in {teacher.embedding_dim} dimensions but model.embedding_dim="
+                f"{net.embedding_dim}: set model.embedding_dim={teacher.embedding_dim}."
+            )
         if teacher.loaded is not None and self.preprocess:
             try:
                 check_same_preprocessing(teacher.loaded.checkpoint, self.preprocess)

@@ -76,9 +76,13 @@ def _child_command(local_rank: int) -> tuple[list[str], str]:
     hydra = HydraConfig.get()
     entry = [sys.executable, "-m", __main__.__spec__.name] if __main__.__spec__ else [sys.executable, sys.argv[0]]
     overrides = [o for o in hydra.overrides.task if not o.startswith("hydra.")]
-    command = entry + overrides + [
-        f'hydra.run.dir="{hydra.runtime.output_dir}"',
-        f"hydra.job.name={hydra.job.name}_rank{local_rank}",
-        "hydra.output_subdir=null",
-    ]
+    command = (
+        entry
+        + overrides
+        + [
+            f'hydra.run.dir="{hydra.runtime.output_dir}"',
+            f"hydra.job.name={hydra.job.name}_rank{local_rank}",
+            "hydra.output_subdir=null",
+        ]
+    )
     return command, get_original_cwd()

@@ -78,8 +78,7 @@ class EmbeddingModule(pl.LightningModule):
     def _gathered(self, split: str) -> Embedded:
         """This split's embeddings and labels from every rank, in dataset order (under DDP each rank had a shard)."""
         embeddings, labels = self._collected.pop(split)
-        return (gather_in_order(self, torch.cat(embeddings)).numpy(),
-                gather_in_order(self, torch.cat(labels)).numpy())
+        return (gather_in_order(self, torch.cat(embeddings)).numpy(), gather_in_order(self, torch.cat(labels)).numpy())
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._collect("val", batch)
@@ -90,11 +89,14 @@ class EmbeddingModule(pl.LightningModule):
         if np.unique(labels).size < 2 or count_pairs(labels)[0] == 0:
             return  # a truncated debug run (fast_dev_run) may see too little to score
         matcher = make_matcher(self.default_matcher, head=self.head)
-        scores, genuine = pair_scores(embeddings, labels, max_impostor_pairs=self.max_impostor_pairs,
-                                      score_block=matcher.numpy_block)
+        scores, genuine = pair_scores(
+            embeddings, labels, max_impostor_pairs=self.max_impostor_pairs, score_block=matcher.numpy_block
+        )
         if not np.isfinite(scores).all():  # a diverged net: the epoch counts as the worst (checkpoints skip NaN)
-            print(f"warning: epoch {self.current_epoch} gives non-finite validation scores (the training diverged: "
-                  "lower optimizer.lr); its val_eer is NaN")
+            print(
+                f"warning: epoch {self.current_epoch} gives non-finite validation scores (the training diverged: "
+                "lower optimizer.lr); its val_eer is NaN"
+            )
             self.log("val_eer", torch.tensor(float("nan"), dtype=torch.float64, device=self.device), prog_bar=True)
             return
         curve = V.roc(scores, genuine)

@@ -33,14 +33,22 @@ class FineTuning:
     in which only the new layers train; keep_pretrained: keep the pretrained net when the best validation EER of the
     fine-tuning does not beat it (the checkpoint and the summary say so)."""
 
-    def __init__(self, backbone_lr_scale: float = 0.1, freeze_blocks: int = 0, batchnorm: str = "eval",
-                 warmup_epochs: int = 0, keep_pretrained: bool = True):
+    def __init__(
+        self,
+        backbone_lr_scale: float = 0.1,
+        freeze_blocks: int = 0,
+        batchnorm: str = "eval",
+        warmup_epochs: int = 0,
+        keep_pretrained: bool = True,
+    ):
         check_number(backbone_lr_scale, "finetune.backbone_lr_scale", 0)
         check_number(freeze_blocks, "finetune.freeze_blocks", 0, integer=True)
         check_number(warmup_epochs, "finetune.warmup_epochs", 0, integer=True)
         if batchnorm not in BATCHNORM:
-            raise ConfigError(f"finetune.batchnorm={batchnorm!r} is not one of {', '.join(BATCHNORM)} (eval: running "
-                              "statistics kept; train: batch statistics).")
+            raise ConfigError(
+                f"finetune.batchnorm={batchnorm!r} is not one of {', '.join(BATCHNORM)} (eval: running "
+                "statistics kept; train: batch statistics)."
+            )
         self.backbone_lr_scale, self.freeze_blocks = float(backbone_lr_scale), int(freeze_blocks)
         self.batchnorm, self.warmup_epochs, self.keep_pretrained = batchnorm, int(warmup_epochs), bool(keep_pretrained)
         self.frozen: set[str] = set()  # backbone parameter names that never train
@@ -51,8 +59,10 @@ class FineTuning:
         backbone = backbone_of(net)
         groups = list(group_parameters(backbone, backbone.group_matcher(coarse=False)).values())
         if self.freeze_blocks >= len(groups):
-            raise ConfigError(f"finetune.freeze_blocks={self.freeze_blocks}: the backbone has {len(groups)} parameter "
-                              f"groups (stem, blocks, head), so at most {len(groups) - 1} can be frozen.")
+            raise ConfigError(
+                f"finetune.freeze_blocks={self.freeze_blocks}: the backbone has {len(groups)} parameter "
+                f"groups (stem, blocks, head), so at most {len(groups) - 1} can be frozen."
+            )
         self.frozen = {name for group in groups[: self.freeze_blocks] for name in group}
         for name, parameter in backbone.named_parameters():
             if name in self.frozen:
@@ -63,8 +73,10 @@ class FineTuning:
         their gradients), every other trainable parameter (projection, head, loss centres) at lr."""
         backbone = dict(backbone_of(module.net).named_parameters())
         ids = {id(p) for p in backbone.values()}
-        return [{"params": [p for n, p in backbone.items() if n not in self.frozen], "lr": lr * self.backbone_lr_scale},
-                {"params": [p for p in module.parameters() if id(p) not in ids and p.requires_grad], "lr": lr}]
+        return [
+            {"params": [p for n, p in backbone.items() if n not in self.frozen], "lr": lr * self.backbone_lr_scale},
+            {"params": [p for p in module.parameters() if id(p) not in ids and p.requires_grad], "lr": lr},
+        ]
 
     def start_epoch(self, net: nn.Module, epoch: int) -> None:
         """During warm-up the whole backbone is frozen; afterwards every group but the frozen ones trains."""
@@ -90,8 +102,10 @@ class FineTuning:
 def backbone_of(net: nn.Module) -> nn.Module:
     backbone = getattr(net, "backbone", None)
     if backbone is None or not hasattr(backbone, "group_matcher"):
-        raise ConfigError("finetune fine-tunes a timm backbone (model=mobilefacenet, or model=embedding_net with a "
-                          "pretrained backbone); this model has none.")
+        raise ConfigError(
+            "finetune fine-tunes a timm backbone (model=mobilefacenet, or model=embedding_net with a "
+            "pretrained backbone); this model has none."
+        )
     return backbone
 
 
@@ -115,8 +129,9 @@ class PretrainedFallback:
         pairs = official_test_pairs(datamodule)
         if pairs is not None:  # the pretrained net on the official pairs (LFW), scored by the same rule
             test = embed_images(module.net, datamodule.splits["test"].images)
-            frozen = official_pairs_summary((embeddings, val.labels), test, pairs, matcher, module.max_impostor_pairs,
-                                            prefix="frozen_test_pairs")
+            frozen = official_pairs_summary(
+                (embeddings, val.labels), test, pairs, matcher, module.max_impostor_pairs, prefix="frozen_test_pairs"
+            )
             notes.update({k: v for k, v in frozen.items() if not k.endswith(("_scores", "_genuine"))})
         print(f"finetune: the pretrained net's validation EER is {self.val_eer:.4f}")
         return notes
@@ -127,19 +142,26 @@ class PretrainedFallback:
         tuned = float(best_score) if best_score is not None else float("inf")
         notes = {"finetune_val_eer_best": tuned if np.isfinite(tuned) else None}  # None: every epoch diverged
         if tuned < self.val_eer:
-            print(f"finetune: the fine-tuned net beats the pretrained one on validation ({tuned:.4f} < "
-                  f"{self.val_eer:.4f}): it is kept")
+            print(
+                f"finetune: the fine-tuned net beats the pretrained one on validation ({tuned:.4f} < "
+                f"{self.val_eer:.4f}): it is kept"
+            )
             return {**notes, "finetune_kept": "fine-tuned"}
-        print(f"finetune: the fine-tuned net does not beat the pretrained one on validation ({tuned:.4f} >= "
-              f"{self.val_eer:.4f}): the checkpoint keeps the pretrained net")
+        print(
+            f"finetune: the fine-tuned net does not beat the pretrained one on validation ({tuned:.4f} >= "
+            f"{self.val_eer:.4f}): the checkpoint keeps the pretrained net"
+        )
         if self.module.trainer.is_global_zero:
             checkpoint = read_checkpoint(best_path)
             state = checkpoint["state_dict"]
             state.update({f"net.{k}": v for k, v in self.state.items()})
             module = self.module
             checkpoint[CHECKPOINT_KEY] = checkpoint_record(self.net, None, module.preprocess, "cosine")
-            checkpoint[CHECKPOINT_KEY]["finetune"] = {"kept": "pretrained", "val_eer_best": notes["finetune_val_eer_best"],
-                                                      "val_eer_pretrained": self.val_eer}
+            checkpoint[CHECKPOINT_KEY]["finetune"] = {
+                "kept": "pretrained",
+                "val_eer_best": notes["finetune_val_eer_best"],
+                "val_eer_pretrained": self.val_eer,
+            }
             write_checkpoint(best_path, checkpoint)
         return {**notes, "finetune_kept": "pretrained"}
 

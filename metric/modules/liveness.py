@@ -18,7 +18,9 @@ from metric.model.liveness_net import LivenessNet, fourier_target
 from metric.modules.distributed import gather_in_order
 from metric.modules.trainer_build import optimizer_config
 
-Scored = tuple[np.ndarray, np.ndarray]  # (liveness scores, (N, 4) targets: spoof, spoof type, illumination, environment)
+Scored = tuple[
+    np.ndarray, np.ndarray
+]  # (liveness scores, (N, 4) targets: spoof, spoof type, illumination, environment)
 
 
 class LivenessModule(pl.LightningModule):
@@ -26,9 +28,15 @@ class LivenessModule(pl.LightningModule):
     type and of the illumination (CelebA-Spoof's semantic labels); with its Fourier head, `fourier_weight` x the mean
     squared error of the predicted spectrum. Logs val_eer, the pooled liveness EER."""
 
-    def __init__(self, net: LivenessNet, optimizer: Callable[..., torch.optim.Optimizer],
-                 scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
-                 aux_weight: float = 0.5, fourier_weight: float = 1.0, preprocess: dict | None = None):
+    def __init__(
+        self,
+        net: LivenessNet,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        aux_weight: float = 0.5,
+        fourier_weight: float = 1.0,
+        preprocess: dict | None = None,
+    ):
         super().__init__()
         check_number(aux_weight, "module.aux_weight", 0)
         check_number(fourier_weight, "module.fourier_weight", 0)
@@ -50,8 +58,9 @@ class LivenessModule(pl.LightningModule):
         loss = F.binary_cross_entropy_with_logits(out["live"].float(), (1 - targets[:, 0]).float())
         self.log("train_live_loss", loss, prog_bar=True)
         if self.net.aux_heads and self.aux_weight:
-            aux = F.cross_entropy(out["spoof_type"].float(), targets[:, 1]) + \
-                F.cross_entropy(out["illumination"].float(), targets[:, 2])
+            aux = F.cross_entropy(out["spoof_type"].float(), targets[:, 1]) + F.cross_entropy(
+                out["illumination"].float(), targets[:, 2]
+            )
             self.log("train_aux_loss", aux)
             loss = loss + self.aux_weight * aux
         if "spectrum" in out and self.fourier_weight:
@@ -71,8 +80,10 @@ class LivenessModule(pl.LightningModule):
 
     def _gathered(self, split: str) -> Scored:
         scores, targets = self._collected.pop(split)
-        return (gather_in_order(self, torch.cat(scores)).numpy().astype(np.float64),
-                gather_in_order(self, torch.cat(targets)).numpy())
+        return (
+            gather_in_order(self, torch.cat(scores)).numpy().astype(np.float64),
+            gather_in_order(self, torch.cat(targets)).numpy(),
+        )
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._collect("val", batch)

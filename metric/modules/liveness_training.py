@@ -20,24 +20,30 @@ from metric.report.summary import write_summary
 
 def check_target_apcer(value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise ConfigError(f"target_apcer={value!r} must lie in (0, 1), e.g. 0.05: the share of attacks of the worst "
-                          "type that the calibrated threshold may let through on validation.")
+        raise ConfigError(
+            f"target_apcer={value!r} must lie in (0, 1), e.g. 0.05: the share of attacks of the worst "
+            "type that the calibrated threshold may let through on validation."
+        )
     return float(value)
 
 
 def check_liveness_config(cfg: DictConfig) -> None:
     """A liveness run needs a liveness datamodule and net, and takes none of the verification-only groups."""
     if not issubclass(locate_class(cfg.datamodule, "datamodule"), LivenessData):
-        raise ConfigError(f"+experiment=liveness needs live/spoof data: datamodule=celeba_spoof or "
-                          f"datamodule=simulated_spoof, not {cfg.datamodule._target_}.")
+        raise ConfigError(
+            f"+experiment=liveness needs live/spoof data: datamodule=celeba_spoof or "
+            f"datamodule=simulated_spoof, not {cfg.datamodule._target_}."
+        )
     if not issubclass(locate_class(cfg.model, "model"), LivenessNet):
         raise ConfigError(f"+experiment=liveness trains a LivenessNet (model=liveness_net), not {cfg.model._target_}.")
     for group in ("loss", "miner", "matcher", "adversarial", "teacher"):
         if cfg.get(group) is not None:
             raise ConfigError(f"+experiment=liveness takes no {group}: remove it (~{group} on the command line).")
     if cfg.get("cv") is not None and build_from_config(cfg.cv).enabled:
-        raise ConfigError("+experiment=liveness does not cross-validate: remove cv.folds; its validation and test "
-                          "subjects are already disjoint from train.")
+        raise ConfigError(
+            "+experiment=liveness does not cross-validate: remove cv.folds; its validation and test "
+            "subjects are already disjoint from train."
+        )
     check_target_apcer(cfg.target_apcer)
     check_torch_settings(cfg)
 
@@ -52,12 +58,14 @@ def train_liveness(cfg: DictConfig) -> dict | None:
     out.mkdir(parents=True, exist_ok=True)
     augment = build_from_config(cfg.augment) if cfg.get("augment") else None
     if getattr(augment, "batch_mix", None) is not None:
-        raise ConfigError("augment.mix is for identity losses; the liveness model learns live vs attack: set "
-                          "augment.mix=null.")
+        raise ConfigError(
+            "augment.mix is for identity losses; the liveness model learns live vs attack: set augment.mix=null."
+        )
     datamodule = build_from_config(cfg.datamodule, augment=augment)
     datamodule.setup("fit")
     module = build_from_config(
-        cfg.module, net=build_from_config(cfg.model, in_chans=datamodule.channels),
+        cfg.module,
+        net=build_from_config(cfg.model, in_chans=datamodule.channels),
         optimizer=build_from_config(cfg.optimizer),
         scheduler=build_from_config(cfg.scheduler) if cfg.get("scheduler") else None,
         preprocess=datamodule.preprocessing,
@@ -71,15 +79,23 @@ def train_liveness(cfg: DictConfig) -> dict | None:
     threshold = threshold_at_apcer(val[0], val[1][:, 1], target)
     if best_path:
         calibrated = pad_rates(val[0], val[1][:, 1], threshold)
-        store_liveness_threshold(best_path, {"threshold": threshold, "target_apcer": target,
-                                             "val_apcer_max": calibrated.apcer_max, "val_bpcer": calibrated.bpcer})
+        store_liveness_threshold(
+            best_path,
+            {
+                "threshold": threshold,
+                "target_apcer": target,
+                "val_apcer_max": calibrated.apcer_max,
+                "val_bpcer": calibrated.bpcer,
+            },
+        )
     summary = liveness_summary(val, test, threshold, target)
     split = datamodule.splits["test"]
     tables = breakdown_tables(test, threshold, datamodule.breakdowns(split))
     write_liveness_report(out, test, split.images, split.sources, threshold, tables)
     summary.update({f"data_{key}": value for key, value in datamodule.notes.items()})
-    summary["best_val_eer"] = float(best.best_model_score) if best is not None and best.best_model_score is not None \
-        else None
+    summary["best_val_eer"] = (
+        float(best.best_model_score) if best is not None and best.best_model_score is not None else None
+    )
     summary["best_checkpoint"] = best_path or None
     write_summary(summary, out / "summary.json")
     print(format_liveness_summary(summary, tables))

@@ -21,8 +21,15 @@ class MetricLossModule(EmbeddingModule):
     loss to the embeddings and identity labels. With `mix`, a batch it mixes adds the interpolated loss of the mixed
     samples against this rank's clean embeddings (metric.modules.mixing.interpolated_metric_loss)."""
 
-    def __init__(self, net, loss: nn.Module, miner: nn.Module | None = None,
-                 adversarial: AdversarialTraining | None = None, mix: BatchMix | None = None, **kwargs):
+    def __init__(
+        self,
+        net,
+        loss: nn.Module,
+        miner: nn.Module | None = None,
+        adversarial: AdversarialTraining | None = None,
+        mix: BatchMix | None = None,
+        **kwargs,
+    ):
         super().__init__(net, **kwargs)
         self.loss_fn = loss
         self.miner = miner
@@ -56,17 +63,31 @@ class MetricLossModule(EmbeddingModule):
             self.log("train_adversarial_loss", adv_loss, on_step=False, on_epoch=True, batch_size=labels.numel())
             weight = self.adversarial.weight
             loss = (1.0 - weight) * loss + weight * adv_loss
-        mix_loss = mixed_term(self, images, labels, lambda mixed, mix: interpolated_metric_loss(
-            self.loss_fn, self.miner, local, labels, mixed, mix))
+        mix_loss = mixed_term(
+            self,
+            images,
+            labels,
+            lambda mixed, mix: interpolated_metric_loss(self.loss_fn, self.miner, local, labels, mixed, mix),
+        )
         labels = labels_all
         batch_size = labels.numel()
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
         if triplets is not None and len(triplets) == 3:  # (anchor, positive, negative) from a triplet miner
-            self.log("train_active_triplet_fraction", active_fraction(triplets, labels), on_step=False,
-                     on_epoch=True, batch_size=batch_size)
+            self.log(
+                "train_active_triplet_fraction",
+                active_fraction(triplets, labels),
+                on_step=False,
+                on_epoch=True,
+                batch_size=batch_size,
+            )
         elif triplets is not None:  # (anchor, positive, anchor, negative) pairs from a pair miner
-            self.log("train_active_pair_fraction", active_pair_fraction(triplets, labels), on_step=False,
-                     on_epoch=True, batch_size=batch_size)
+            self.log(
+                "train_active_pair_fraction",
+                active_pair_fraction(triplets, labels),
+                on_step=False,
+                on_epoch=True,
+                batch_size=batch_size,
+            )
         return loss + mix_loss + self.extra_loss(images, local)
 
     def extra_loss(self, images: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor | float:

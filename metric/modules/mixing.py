@@ -31,8 +31,12 @@ from metric.modules.class_losses import IdentityClassLoss
 SOFT_TARGET_LOSSES = (nn.BCEWithLogitsLoss,)  # the pair module gives logits, so BCELoss (probabilities) is out
 
 
-def mixed_term(module: pl.LightningModule, images: torch.Tensor, labels: torch.Tensor,
-               loss_of: Callable[[torch.Tensor, MixedBatch], torch.Tensor]) -> torch.Tensor | float:
+def mixed_term(
+    module: pl.LightningModule,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    loss_of: Callable[[torch.Tensor, MixedBatch], torch.Tensor],
+) -> torch.Tensor | float:
     """A training step's mixed-sample term: 0 when `module.mix` leaves the batch alone, else `loss_of(the mixed
     samples' embeddings by module.net, the mixed batch)`, logged as train_mix_loss. The mixed samples index this
     rank's rows (`images`, `labels`)."""
@@ -44,8 +48,14 @@ def mixed_term(module: pl.LightningModule, images: torch.Tensor, labels: torch.T
     return loss
 
 
-def interpolated_metric_loss(loss_fn: nn.Module, miner: nn.Module | None, clean: torch.Tensor, labels: torch.Tensor,
-                             mixed: torch.Tensor, mix: MixedBatch) -> torch.Tensor:
+def interpolated_metric_loss(
+    loss_fn: nn.Module,
+    miner: nn.Module | None,
+    clean: torch.Tensor,
+    labels: torch.Tensor,
+    mixed: torch.Tensor,
+    mix: MixedBatch,
+) -> torch.Tensor:
     """lam * L(mixed labelled y_first) + (1 - lam) * L(mixed labelled y_second): the mixed embeddings as anchors
     against the clean ones (`ref_emb`; a classification loss takes the mixed embeddings alone)."""
     total = None
@@ -70,8 +80,9 @@ def soft_pair_targets(labels_clean: torch.Tensor, mix: MixedBatch) -> torch.Tens
     return mix.lam * same_first + (1.0 - mix.lam) * same_second
 
 
-def soft_pair_loss(head: nn.Module, loss_fn: nn.Module, clean: torch.Tensor, labels: torch.Tensor,
-                   mixed: torch.Tensor, mix: MixedBatch) -> torch.Tensor:
+def soft_pair_loss(
+    head: nn.Module, loss_fn: nn.Module, clean: torch.Tensor, labels: torch.Tensor, mixed: torch.Tensor, mix: MixedBatch
+) -> torch.Tensor:
     """The pair objective over every (clean, mixed) pair: loss_fn(head logits, soft targets)."""
     targets = soft_pair_targets(labels, mix).to(clean.dtype)
     rows, cols = targets.shape
@@ -83,5 +94,7 @@ def check_soft_targets(loss: nn.Module) -> None:
     """module=pair with mixing needs a loss defined for targets between 0 and 1."""
     if not isinstance(loss, SOFT_TARGET_LOSSES):
         name = f"{type(loss).__module__}.{type(loss).__qualname__}"
-        raise ConfigError("augment.mix with module=pair needs a loss that takes soft (interpolated) targets: loss=bce "
-                          f"(torch.nn.BCEWithLogitsLoss); {name} takes 0/1 labels only.")
+        raise ConfigError(
+            "augment.mix with module=pair needs a loss that takes soft (interpolated) targets: loss=bce "
+            f"(torch.nn.BCEWithLogitsLoss); {name} takes 0/1 labels only."
+        )

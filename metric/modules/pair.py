@@ -16,9 +16,11 @@ from metric.modules.mixing import check_soft_targets, mixed_term, soft_pair_loss
 from metric.scoring.pairs import label_pairs
 
 IMPOSTOR_STRATEGIES = ("random", "hard")
-ADVERSARIAL_NEEDS_METRIC_LOSS = ("adversarial=fgsm|pgd|patch perturbs the batches of an embedding loss: use it with "
-                                 "module=metric_loss (e.g. +experiment=triplet_adversarial), or remove it with "
-                                 "~adversarial.")
+ADVERSARIAL_NEEDS_METRIC_LOSS = (
+    "adversarial=fgsm|pgd|patch perturbs the batches of an embedding loss: use it with "
+    "module=metric_loss (e.g. +experiment=triplet_adversarial), or remove it with "
+    "~adversarial."
+)
 PAIR_TAKES_NO_MINER = "module=pair picks its own impostor pairs (module.impostors): remove the miner with ~miner."
 
 
@@ -58,7 +60,9 @@ class PairModule(EmbeddingModule):
         self.impostors = impostors
         self.mix = mix
 
-    def select_pairs(self, embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def select_pairs(
+        self, embeddings: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(first, second, target) indices: every genuine pair, plus as many impostor pairs."""
         first, second, same = label_pairs(labels)
         gen_a, gen_b = first[same], second[same]
@@ -81,8 +85,12 @@ class PairModule(EmbeddingModule):
         a, b, target = self.select_pairs(embeddings, labels)
         logits = self.head.logits(embeddings[a], embeddings[b])
         loss = self.loss_fn(logits, target)
-        mix_loss = mixed_term(self, images, local_labels, lambda mixed, mix: soft_pair_loss(
-            self.head, self.loss_fn, local, local_labels, mixed, mix))
+        mix_loss = mixed_term(
+            self,
+            images,
+            local_labels,
+            lambda mixed, mix: soft_pair_loss(self.head, self.loss_fn, local, local_labels, mixed, mix),
+        )
         accuracy = ((logits > 0).float() == target).float().mean()
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=labels.numel())
         self.log("train_pair_accuracy", accuracy, on_step=False, on_epoch=True, batch_size=labels.numel())

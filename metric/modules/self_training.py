@@ -37,6 +37,7 @@ from metric.scoring.feature_cache import pixel_key
 from metric.scoring.matchers import make_matcher
 from metric.scoring.pairs import pair_scores
 
+
 @dataclass
 class SelfTraining:
     """The `self_train` config node."""
@@ -65,20 +66,29 @@ class SelfTraining:
 def check_self_train_config(cfg: DictConfig) -> None:
     """What self-training cannot run with, before any image is read."""
     if cfg.get("teacher") is None:
-        raise ConfigError("self-training needs a teacher to pseudo-label with: teacher=dlib, teacher=onnx "
-                          "teacher.model.path=<file>, or teacher=ckpt teacher.ckpt=<metric.train checkpoint>.")
+        raise ConfigError(
+            "self-training needs a teacher to pseudo-label with: teacher=dlib, teacher=onnx "
+            "teacher.model.path=<file>, or teacher=ckpt teacher.ckpt=<metric.train checkpoint>."
+        )
     teacher = cfg.teacher
     if "ckpt" in teacher.keys() and OmegaConf.is_missing(teacher, "ckpt"):
         raise ConfigError("teacher=ckpt needs its checkpoint: add teacher.ckpt=<file>.")
     trainer = cfg.trainer
-    if str(trainer.get("strategy", "auto")) not in ("auto", "single_device") or str(trainer.get("devices", 1)) != "1" \
-            or int(trainer.get("num_nodes", 1)) != 1:
-        raise ConfigError("self-training runs its rounds in one process (the pseudo-labelling between rounds is not "
-                          "sharded): use trainer=cpu or trainer=gpu with trainer.devices=1, not a DDP trainer.")
+    if (
+        str(trainer.get("strategy", "auto")) not in ("auto", "single_device")
+        or str(trainer.get("devices", 1)) != "1"
+        or int(trainer.get("num_nodes", 1)) != 1
+    ):
+        raise ConfigError(
+            "self-training runs its rounds in one process (the pseudo-labelling between rounds is not "
+            "sharded): use trainer=cpu or trainer=gpu with trainer.devices=1, not a DDP trainer."
+        )
     module_cls = locate_class(cfg.module, "module")
     if issubclass(module_cls, (AdaptModule, DistillModule)):
-        raise ConfigError(f"module={cfg.module._target_.rsplit('.', 1)[-1]}: self-training trains a timm student "
-                          "with its own loss: use module=metric_loss (the experiment's) or module=pair.")
+        raise ConfigError(
+            f"module={cfg.module._target_.rsplit('.', 1)[-1]}: self-training trains a timm student "
+            "with its own loss: use module=metric_loss (the experiment's) or module=pair."
+        )
 
 
 def student_config(cfg: DictConfig, output_dir: Path) -> DictConfig:
@@ -106,68 +116,94 @@ def check_teacher_front_end(teacher: Teacher, datamodule: IdentityDataModule, na
     if teacher.loaded is not None:
         theirs = face_spec(teacher.loaded.preprocess)
         if theirs != ours:
-            raise ConfigError(f"{name} was trained on faces cut by the front end {theirs}, but this datamodule cuts "
-                              f"them with {ours}: set `face` as in the teacher's training, so that its pseudo-labels "
-                              "describe the crops the student learns from.")
+            raise ConfigError(
+                f"{name} was trained on faces cut by the front end {theirs}, but this datamodule cuts "
+                f"them with {ours}: set `face` as in the teacher's training, so that its pseudo-labels "
+                "describe the crops the student learns from."
+            )
     else:
         required = teacher.model.required_face() or {}
         wrong = {k: v for k, v in required.items() if ours.get(k) != v}
         if wrong:
             settings = " ".join(f"face={v}" if k == "name" else f"face.{k}={v}" for k, v in required.items())
-            raise ConfigError(f"teacher={teacher.model.kind} reads faces cut by {settings}, but this datamodule cuts "
-                              f"them with {ours}: add {settings} so that teacher and student see the same crops.")
+            raise ConfigError(
+                f"teacher={teacher.model.kind} reads faces cut by {settings}, but this datamodule cuts "
+                f"them with {ours}: add {settings} so that teacher and student see the same crops."
+            )
     channels = teacher_size(teacher)[1]
     if channels != datamodule.channels:
-        raise ConfigError(f"{name} reads {channels}-channel images, but this datamodule gives {datamodule.channels}: "
-                          f"set datamodule.channels={channels}.")
+        raise ConfigError(
+            f"{name} reads {channels}-channel images, but this datamodule gives {datamodule.channels}: "
+            f"set datamodule.channels={channels}."
+        )
 
 
 def teacher_embeddings(teacher: Teacher, images: np.ndarray) -> np.ndarray:
     """The teacher's embeddings of these student-sized uint8 images, resized to its input size when it differs."""
     size, _ = teacher_size(teacher)
     if images.shape[1:3] != size:
-        images = np.stack([as_array(resize(Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image), size))
-                           for image in images])
+        images = np.stack(
+            [
+                as_array(resize(Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image), size))
+                for image in images
+            ]
+        )
     return teacher.cache.embed(images)
 
 
-def teacher_threshold(teacher: Teacher, val: IdentitySplit, settings: SelfTraining,
-                      max_pairs: int | None = None) -> tuple[float, dict]:
+def teacher_threshold(
+    teacher: Teacher, val: IdentitySplit, settings: SelfTraining, max_pairs: int | None = None
+) -> tuple[float, dict]:
     """The cosine threshold to cluster at: self_train.threshold, or the teacher's calibrated at target_far on the
     labelled validation identities (with its calibration record)."""
     if settings.threshold is not None:
         return float(settings.threshold), {"threshold_from": "self_train.threshold"}
     scores, genuine = pair_scores(teacher_embeddings(teacher, val.images), val.labels, max_impostor_pairs=max_pairs)
     calibration = calibrate(scores, genuine, settings.target_far, "cosine")
-    note = {"threshold_from": f"teacher calibrated at FAR {calibration.calibrated_far:g} on validation",
-            "teacher_val_frr": calibration.val_frr}
+    note = {
+        "threshold_from": f"teacher calibrated at FAR {calibration.calibrated_far:g} on validation",
+        "teacher_val_frr": calibration.val_frr,
+    }
     if calibration.warning:
         note["calibration_warning"] = calibration.warning
     return calibration.threshold, note
 
 
-def no_confident_cluster(pseudo: PseudoLabels, threshold: float, settings: SelfTraining, pool: int,
-                         min_size: int) -> ConfigError:
-    smaller = ("lower self_train.min_cluster_size" if min_size == settings.min_cluster_size else
-               f"lower datamodule.batch_images_per_identity (K={min_size} sets the smallest usable cluster)")
+def no_confident_cluster(
+    pseudo: PseudoLabels, threshold: float, settings: SelfTraining, pool: int, min_size: int
+) -> ConfigError:
+    smaller = (
+        "lower self_train.min_cluster_size"
+        if min_size == settings.min_cluster_size
+        else f"lower datamodule.batch_images_per_identity (K={min_size} sets the smallest usable cluster)"
+    )
     return ConfigError(
         f"no confident pseudo-identity among {pool} unlabeled images: {pseudo.clusters} clusters at cosine "
         f"threshold {threshold:.3f}, {pseudo.too_small} with fewer than {min_size} images, {pseudo.too_loose} with "
         f"a member below the threshold of its centroid. Relax the filter: {smaller}, or lower the threshold "
         "(self_train.threshold=<cosine below the current one>, or a higher self_train.target_far), or give more "
-        "unlabeled images.")
+        "unlabeled images."
+    )
 
 
 def with_pseudo_identities(labelled: np.ndarray, pool: IdentitySplit, pseudo: PseudoLabels, first_label: int):
     """The train_override of a round: the labelled identities of the train split, plus the kept pool images under
     pseudo-identity labels first_label, first_label + 1, ..."""
-    extra = IdentitySplit(pool.images[pseudo.kept], pseudo.labels + first_label,
-                          [pool.sources[i] for i in pseudo.kept], [{"pseudo_label": True} for _ in pseudo.kept])
+    extra = IdentitySplit(
+        pool.images[pseudo.kept],
+        pseudo.labels + first_label,
+        [pool.sources[i] for i in pseudo.kept],
+        [{"pseudo_label": True} for _ in pseudo.kept],
+    )
 
     def override(train: IdentitySplit) -> IdentitySplit:
         own = train.select(labelled)
-        return IdentitySplit(np.concatenate([own.images, extra.images]), np.concatenate([own.labels, extra.labels]),
-                             own.sources + extra.sources, own.factors + extra.factors)
+        return IdentitySplit(
+            np.concatenate([own.images, extra.images]),
+            np.concatenate([own.labels, extra.labels]),
+            own.sources + extra.sources,
+            own.factors + extra.factors,
+        )
 
     return override
 
@@ -188,32 +224,50 @@ def teacher_test_figures(teacher: Teacher, datamodule: IdentityDataModule, max_p
 def round_row(index: int, teacher_name: str, student: dict | None, **figures) -> dict:
     row = {"round": index, "teacher": teacher_name, **figures}
     if student is not None:
-        row.update({key: student.get(key) for key in ("test_eer", "test_pairs_accuracy", "best_val_eer",
-                                                      "best_checkpoint")})
+        row.update(
+            {key: student.get(key) for key in ("test_eer", "test_pairs_accuracy", "best_val_eer", "best_checkpoint")}
+        )
     return row
 
 
-def pseudo_label_round(index: int, teacher: Teacher, datamodule: IdentityDataModule, data: UnlabeledData,
-                       settings: SelfTraining, seed: int) -> tuple[PseudoLabels, dict]:
+def pseudo_label_round(
+    index: int, teacher: Teacher, datamodule: IdentityDataModule, data: UnlabeledData, settings: SelfTraining, seed: int
+) -> tuple[PseudoLabels, dict]:
     """One round's pseudo-identities from this teacher, and the round's figures (before its student trains). The
     filter's K is at least the batches' images per identity: a smaller pseudo-identity would never be drawn."""
     min_size = max(settings.min_cluster_size, datamodule.batch_images_per_identity)
     threshold, note = teacher_threshold(teacher, datamodule.splits["val"], settings, datamodule.max_impostor_pairs)
-    pseudo = pseudo_identities(teacher_embeddings(teacher, data.pool.images), threshold, settings.method, min_size,
-                               settings.linkage, settings.k, seed)
+    pseudo = pseudo_identities(
+        teacher_embeddings(teacher, data.pool.images),
+        threshold,
+        settings.method,
+        min_size,
+        settings.linkage,
+        settings.k,
+        seed,
+    )
     if pseudo.num_identities == 0:
         raise no_confident_cluster(pseudo, threshold, settings, len(data.pool.labels), min_size)
-    figures = {"threshold": threshold, **note, "min_cluster_size_used": min_size,
-               "pool_images": int(len(data.pool.labels)), "clusters": pseudo.clusters,
-               "clusters_too_small": pseudo.too_small, "clusters_too_loose": pseudo.too_loose,
-               "pseudo_identities": pseudo.num_identities, "images_kept": int(pseudo.kept.size),
-               "training_identities": int(data.labelled.size) + pseudo.num_identities,
-               **teacher_test_figures(teacher, datamodule, datamodule.max_impostor_pairs)}
+    figures = {
+        "threshold": threshold,
+        **note,
+        "min_cluster_size_used": min_size,
+        "pool_images": int(len(data.pool.labels)),
+        "clusters": pseudo.clusters,
+        "clusters_too_small": pseudo.too_small,
+        "clusters_too_loose": pseudo.too_loose,
+        "pseudo_identities": pseudo.num_identities,
+        "images_kept": int(pseudo.kept.size),
+        "training_identities": int(data.labelled.size) + pseudo.num_identities,
+        **teacher_test_figures(teacher, datamodule, datamodule.max_impostor_pairs),
+    }
     if data.truth is not None:
         figures.update(pseudo_label_quality(pseudo.labels, data.truth[pseudo.kept], data.truth, min_size))
-    print(f"round {index}: {pseudo.num_identities} pseudo-identities, {pseudo.kept.size} of {len(data.pool.labels)} "
-          f"unlabeled images kept (cosine threshold {threshold:.3f}, at least {min_size} images each)"
-          + (f", purity {figures['purity']:.3f}" if figures.get("purity") is not None else ""))
+    print(
+        f"round {index}: {pseudo.num_identities} pseudo-identities, {pseudo.kept.size} of {len(data.pool.labels)} "
+        f"unlabeled images kept (cosine threshold {threshold:.3f}, at least {min_size} images each)"
+        + (f", purity {figures['purity']:.3f}" if figures.get("purity") is not None else "")
+    )
     return pseudo, figures
 
 
@@ -225,8 +279,12 @@ def without_eval_images(data: UnlabeledData, datamodule: IdentityDataModule) -> 
     if keep.all():
         return data, 0
     pool = data.pool
-    kept = IdentitySplit(pool.images[keep], pool.labels[keep], [s for s, k in zip(pool.sources, keep) if k],
-                         [f for f, k in zip(pool.factors, keep) if k])
+    kept = IdentitySplit(
+        pool.images[keep],
+        pool.labels[keep],
+        [s for s, k in zip(pool.sources, keep) if k],
+        [f for f, k in zip(pool.factors, keep) if k],
+    )
     truth = data.truth[keep] if data.truth is not None else None
     print(f"note: {int((~keep).sum())} unlabeled images are also validation or test images; they are left out.")
     return UnlabeledData(data.labelled, kept, truth), int((~keep).sum())
@@ -262,8 +320,9 @@ def train_self(cfg: DictConfig, train_once: Callable[..., dict | None], fold: CV
     figures["pool_images_in_eval_splits"] = overlap
     rows: list[dict] = []
     if settings.baseline:
-        labelled_only = with_pseudo_identities(data.labelled, data.pool, PseudoLabels(
-            np.zeros(0, np.int64), np.zeros(0, np.int64), 0, 0, 0), first_label)
+        labelled_only = with_pseudo_identities(
+            data.labelled, data.pool, PseudoLabels(np.zeros(0, np.int64), np.zeros(0, np.int64), 0, 0, 0), first_label
+        )
         student = train_student("round_0", labelled_only)
         rows.append(round_row(0, "-", student, training_identities=int(data.labelled.size), pool_images=0))
     for index in range(1, settings.rounds + 1):
@@ -274,8 +333,10 @@ def train_self(cfg: DictConfig, train_once: Callable[..., dict | None], fold: CV
         write_summary({"self_training_rounds": rows, "settings": asdict(settings)}, output_dir / "summary.json")
         if index < settings.rounds:
             if not student.get("best_checkpoint"):
-                raise ConfigError("the round's student saved no checkpoint, so it cannot teach the next round: keep "
-                                  "the checkpoint callback (callbacks=default).")
+                raise ConfigError(
+                    "the round's student saved no checkpoint, so it cannot teach the next round: keep "
+                    "the checkpoint callback (callbacks=default)."
+                )
             node = OmegaConf.create({"ckpt": student["best_checkpoint"], "cache_dir": cfg.teacher.get("cache_dir")})
             teacher, teacher_name = build_teacher(node), f"round {index} student"
     summary = {**student, "self_training_rounds": rows, "settings": asdict(settings)}

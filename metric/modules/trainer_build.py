@@ -21,8 +21,10 @@ def made_or_refused(node: DictConfig, group: str, make):
         return make(build_from_config(node))
     except (ValueError, TypeError) as error:
         settings = ", ".join(f"{k}={v}" for k, v in node.items() if not k.startswith("_"))
-        raise ConfigError(f"{group} settings ({settings}) are refused by {node._target_}: {error}. "
-                          f"Fix the value with {group}.<key>=<value>.") from None
+        raise ConfigError(
+            f"{group} settings ({settings}) are refused by {node._target_}: {error}. "
+            f"Fix the value with {group}.<key>=<value>."
+        ) from None
 
 
 class ParameterSummary(pl.callbacks.ModelSummary):
@@ -30,13 +32,24 @@ class ParameterSummary(pl.callbacks.ModelSummary):
     which only misleads."""
 
     @staticmethod
-    def summarize(summary_data, total_parameters: int, trainable_parameters: int, model_size: float,
-                  total_training_modes, total_flops: int = 0, **kwargs) -> None:
+    def summarize(
+        summary_data,
+        total_parameters: int,
+        trainable_parameters: int,
+        model_size: float,
+        total_training_modes,
+        total_flops: int = 0,
+        **kwargs,
+    ) -> None:
         columns = dict(summary_data)
-        parts = ", ".join(f"{name} ({kind}, {count.strip()})" for name, kind, count in
-                          zip(columns.get("Name", []), columns.get("Type", []), columns.get("Params", [])))
-        print(f"model: {parts}; {total_parameters / 1e6:.2f} M parameters, {trainable_parameters / 1e6:.2f} M "
-              f"trainable, {model_size:.1f} MB")
+        parts = ", ".join(
+            f"{name} ({kind}, {count.strip()})"
+            for name, kind, count in zip(columns.get("Name", []), columns.get("Type", []), columns.get("Params", []))
+        )
+        print(
+            f"model: {parts}; {total_parameters / 1e6:.2f} M parameters, {trainable_parameters / 1e6:.2f} M "
+            f"trainable, {model_size:.1f} MB"
+        )
 
 
 def check_torch_settings(cfg: DictConfig) -> None:
@@ -57,8 +70,11 @@ def build_trainer(cfg: DictConfig) -> pl.Trainer:
     return trainer
 
 
-def optimizer_config(parameters, optimizer: Callable[..., torch.optim.Optimizer],
-                     scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None):
+def optimizer_config(
+    parameters,
+    optimizer: Callable[..., torch.optim.Optimizer],
+    scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None,
+):
     """A LightningModule's configure_optimizers answer: the optimizer, with its per-epoch scheduler when there is one."""
     built = optimizer(params=parameters)
     if scheduler is None:

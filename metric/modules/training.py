@@ -45,10 +45,16 @@ def check_config(cfg: DictConfig) -> None:
     config groups name (their types and class attributes), never `_target_` strings, and builds nothing heavy."""
     teacher = cfg.get("teacher")
     if teacher is not None and "ckpt" in teacher.keys() and OmegaConf.is_missing(teacher, "ckpt"):
-        raise ConfigError("distillation needs its teacher: add teacher.ckpt=<ckpt>, for example the best checkpoint "
-                          "of `python -m metric.train +experiment=triplet`, or teacher=dlib.")
-    if teacher is not None and teacher.get("model") is not None and "path" in teacher.model.keys() \
-            and OmegaConf.is_missing(teacher.model, "path"):
+        raise ConfigError(
+            "distillation needs its teacher: add teacher.ckpt=<ckpt>, for example the best checkpoint "
+            "of `python -m metric.train +experiment=triplet`, or teacher=dlib."
+        )
+    if (
+        teacher is not None
+        and teacher.get("model") is not None
+        and "path" in teacher.model.keys()
+        and OmegaConf.is_missing(teacher.model, "path")
+    ):
         raise ConfigError("teacher=onnx needs its model file: add teacher.model.path=<file.onnx>.")
     if "pretrained_checkpoint" in cfg.keys() and OmegaConf.is_missing(cfg, "pretrained_checkpoint"):
         raise ConfigError(
@@ -60,33 +66,48 @@ def check_config(cfg: DictConfig) -> None:
     if not issubclass(module_cls, EmbeddingModule):
         raise ConfigError(f"module._target_={cfg.module._target_!r} is not an EmbeddingModule.")
     if issubclass(module_cls, AdaptModule) and cfg.get("augment") and cfg.augment.get("mix"):
-        raise ConfigError("augment.mix mixes images, but +experiment=adapt trains a head on cached embedder features: "
-                          "remove it with ~augment.mix or augment.mix=null.")
+        raise ConfigError(
+            "augment.mix mixes images, but +experiment=adapt trains a head on cached embedder features: "
+            "remove it with ~augment.mix or augment.mix=null."
+        )
     model_cls = locate_class(model, "model")
     if issubclass(module_cls, AdaptModule) != issubclass(model_cls, ExternalEmbedder):
         if issubclass(model_cls, ExternalEmbedder):
             raise ConfigError(NOT_DIFFERENTIABLE.format(kind=model_cls.kind, what="training"))
-        raise ConfigError("+experiment=adapt trains a head on a frozen pretrained embedder: set model=dlib or "
-                          "model=onnx model.path=<file>.")
+        raise ConfigError(
+            "+experiment=adapt trains a head on a frozen pretrained embedder: set model=dlib or "
+            "model=onnx model.path=<file>."
+        )
     if not issubclass(module_cls, AdaptModule):
         if not issubclass(model_cls, EmbeddingNet):
             raise ConfigError(f"model._target_={model._target_!r} is not an EmbeddingNet.")
         check_model_args(model.backbone, model.embedding_dim, model.get("pretrained", False), model.get("weights"))
         check_head_args(model.get("pool", "avg"), [1, 1], model.get("dropout", 0.0))  # input_size comes from the data
-        check_face_input(model.backbone, model.get("pretrained", False), cfg.datamodule.get("image_size", [0, 0]),
-                         cfg.datamodule.get("channels", 3), face_settings(cfg.get("face")))
+        check_face_input(
+            model.backbone,
+            model.get("pretrained", False),
+            cfg.datamodule.get("image_size", [0, 0]),
+            cfg.datamodule.get("channels", 3),
+            face_settings(cfg.get("face")),
+        )
     check_finetune(cfg, module_cls)
     loss = cfg.get("loss")
     if loss is not None and issubclass(locate_class(loss, "loss"), IdentityClassLoss):
         if issubclass(module_cls, AdaptModule):
-            raise ConfigError(f"loss.kind={loss.kind} is a classification loss; adapt trains its head with a metric "
-                              "loss: loss=multi_similarity (the default) or loss=triplet_margin miner=semihard.")
+            raise ConfigError(
+                f"loss.kind={loss.kind} is a classification loss; adapt trains its head with a metric "
+                "loss: loss=multi_similarity (the default) or loss=triplet_margin miner=semihard."
+            )
         if not issubclass(module_cls, MetricLossModule):
-            raise ConfigError(f"loss.kind={loss.kind} learns from embeddings and identity labels: use it with "
-                              "module=metric_loss (or distill), not the pair objective of module=pair.")
+            raise ConfigError(
+                f"loss.kind={loss.kind} learns from embeddings and identity labels: use it with "
+                "module=metric_loss (or distill), not the pair objective of module=pair."
+            )
         if cfg.get("miner") is not None:
-            raise ConfigError(f"loss.kind={loss.kind} is a classification loss and uses no miner: remove it with "
-                              "~miner on the command line (or `- override /miner: null` in an experiment).")
+            raise ConfigError(
+                f"loss.kind={loss.kind} is a classification loss and uses no miner: remove it with "
+                "~miner on the command line (or `- override /miner: null` in an experiment)."
+            )
     if issubclass(module_cls, PairModule):
         if cfg.get("adversarial") is not None:
             raise ConfigError(ADVERSARIAL_NEEDS_METRIC_LOSS)
@@ -111,8 +132,11 @@ def face_settings(face: DictConfig | None) -> dict | None:
     """The front end a `face` node names, as the name, template and margin its crops are cut with (nothing built)."""
     if face is None:
         return None
-    return {"name": locate_class(face, "face").name, "template": face.get("template", "arcface"),
-            "margin": face.get("margin", 0.0)}
+    return {
+        "name": locate_class(face, "face").name,
+        "template": face.get("template", "arcface"),
+        "margin": face.get("margin", 0.0),
+    }
 
 
 def check_finetune(cfg: DictConfig, module_cls: type) -> None:
@@ -120,27 +144,34 @@ def check_finetune(cfg: DictConfig, module_cls: type) -> None:
     if cfg.get("finetune") is None:
         return
     if issubclass(module_cls, AdaptModule):
-        raise ConfigError("finetune trains the backbone itself; +experiment=adapt trains a head on a frozen outside "
-                          "embedder: remove finetune (~finetune), or fine-tune a torch backbone (model=mobilefacenet).")
+        raise ConfigError(
+            "finetune trains the backbone itself; +experiment=adapt trains a head on a frozen outside "
+            "embedder: remove finetune (~finetune), or fine-tune a torch backbone (model=mobilefacenet)."
+        )
     model = cfg.model
     if not model.get("pretrained", False) and not model.get("weights"):
-        raise ConfigError(f"finetune starts from pretrained weights, but model.backbone={model.get('backbone')} has "
-                          "none (model.pretrained=false, no model.weights): use model=mobilefacenet (python -m "
-                          "metric.weights fetch mobilefacenet), set model.weights=<file>, or drop finetune (~finetune) "
-                          "to train from scratch.")
+        raise ConfigError(
+            f"finetune starts from pretrained weights, but model.backbone={model.get('backbone')} has "
+            "none (model.pretrained=false, no model.weights): use model=mobilefacenet (python -m "
+            "metric.weights fetch mobilefacenet), set model.weights=<file>, or drop finetune (~finetune) "
+            "to train from scratch."
+        )
     settings = build_from_config(cfg.finetune)  # its own checks, before any data is read
     if settings.keep_pretrained and module_cls.default_matcher != "cosine":
-        raise ConfigError(f"finetune.keep_pretrained=true compares the fine-tuned net with the pretrained one by cosine, "
-                          f"but module={module_cls.__name__} scores with its {module_cls.default_matcher} head: set "
-                          "finetune.keep_pretrained=false.")
+        raise ConfigError(
+            f"finetune.keep_pretrained=true compares the fine-tuned net with the pretrained one by cosine, "
+            f"but module={module_cls.__name__} scores with its {module_cls.default_matcher} head: set "
+            "finetune.keep_pretrained=false."
+        )
 
 
 def build_loss(cfg: DictConfig, datamodule: IdentityDataModule):
     """The configured loss; a classification loss also gets the training identities and the embedding size, which
     only the data and the model know."""
     if issubclass(locate_class(cfg.loss, "loss"), IdentityClassLoss):
-        return build_from_config(cfg.loss, train_labels=datamodule.splits["train"].labels,
-                                 embedding_size=cfg.model.embedding_dim)
+        return build_from_config(
+            cfg.loss, train_labels=datamodule.splits["train"].labels, embedding_size=cfg.model.embedding_dim
+        )
     return build_from_config(cfg.loss)
 
 
@@ -169,8 +200,9 @@ def build(cfg: DictConfig, fold: CVFold | None = None, train_override: TrainOver
             datamodule.use_fold(fold)
         datamodule.train_override = train_override
         datamodule.setup("fit")  # parses data and checks P x K before any training
-        net = build_from_config(cfg.model, in_chans=datamodule.channels,
-                                input_size=list(datamodule.preprocessing["image_size"]))
+        net = build_from_config(
+            cfg.model, in_chans=datamodule.channels, input_size=list(datamodule.preprocessing["image_size"])
+        )
     module = build_from_config(
         cfg.module,
         net=net,
@@ -187,8 +219,12 @@ def build(cfg: DictConfig, fold: CVFold | None = None, train_override: TrainOver
     trainer = build_trainer(cfg)
     ranks = trainer.num_nodes * trainer.num_devices
     if ranks > 1:  # each rank draws its own P identities per step: P x ranks must fit the train split
-        check_pk_fits(datamodule.splits["train"].labels, datamodule.batch_identities,
-                      datamodule.batch_images_per_identity, replicas=ranks)
+        check_pk_fits(
+            datamodule.splits["train"].labels,
+            datamodule.batch_identities,
+            datamodule.batch_images_per_identity,
+            replicas=ranks,
+        )
     return datamodule, module, trainer
 
 
@@ -240,24 +276,30 @@ def train_once(cfg: DictConfig, fold: CVFold | None = None, train_override: Trai
         return None
     val, test = module.final_embeddings["val"], module.final_embeddings["test"]
     summary, calibration, test_pairs = verification_summary(
-        val, test, build_matcher(cfg.matcher, head=module.head), datamodule.max_impostor_pairs)
+        val, test, build_matcher(cfg.matcher, head=module.head), datamodule.max_impostor_pairs
+    )
     if best_path:
         store_calibration(best_path, calibration.to_dict(), make_default=True)
     pairs = official_test_pairs(datamodule)
     if pairs is not None:  # the dataset's official test pairs (LFW)
-        summary.update(official_pairs_summary(val, test[0], pairs, build_matcher(cfg.matcher, head=module.head),
-                                              datamodule.max_impostor_pairs))
+        summary.update(
+            official_pairs_summary(
+                val, test[0], pairs, build_matcher(cfg.matcher, head=module.head), datamodule.max_impostor_pairs
+            )
+        )
     summary.update({f"data_{key}": value for key, value in datamodule.notes.items()})
     summary.update(module.run_notes)
-    summary["best_val_eer"] = float(best.best_model_score) if best is not None and best.best_model_score is not None \
-        else None
+    summary["best_val_eer"] = (
+        float(best.best_model_score) if best is not None and best.best_model_score is not None else None
+    )
     summary["best_checkpoint"] = best_path or None
     write_summary(summary, output_dir / "summary.json")
     print(format_summary(summary))
     wandb_logger = find_wandb_logger(trainer)
     if wandb_logger is not None:
         images = datamodule.splits["test"].images
-        wandb_logger.log_verification_report(images, test[0], test[1], test_pairs, calibration.threshold, summary,
-                                             best_path or None)
+        wandb_logger.log_verification_report(
+            images, test[0], test[1], test_pairs, calibration.threshold, summary, best_path or None
+        )
         wandb_logger.experiment.finish()
     return summary

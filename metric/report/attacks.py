@@ -36,19 +36,25 @@ def read_run(label: str, run_dir: Path) -> AttackRun:
     """The run in `run_dir` (its summary.json), or one error naming the file and what is wrong with it."""
     path = Path(run_dir) / "summary.json"
     if not path.is_file():
-        raise ConfigError(f"{path}: no such file. Give the run directories of metric.attack runs (each holds the "
-                          "summary.json it wrote).")
+        raise ConfigError(
+            f"{path}: no such file. Give the run directories of metric.attack runs (each holds the "
+            "summary.json it wrote)."
+        )
     try:
         summary = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: not valid JSON ({error}); rerun metric.attack to write it again.") from None
     if not isinstance(summary, dict) or summary.get("attack") not in KINDS or "rows" not in summary:
-        raise ConfigError(f"{path}: not the summary of a metric.attack run (it needs 'attack', one of "
-                          f"{', '.join(KINDS)}, and 'rows'); metric.train and metric.evaluate summaries do not belong "
-                          "in an attack report.")
+        raise ConfigError(
+            f"{path}: not the summary of a metric.attack run (it needs 'attack', one of "
+            f"{', '.join(KINDS)}, and 'rows'); metric.train and metric.evaluate summaries do not belong "
+            "in an attack report."
+        )
     if "attackable_impostor_pairs" not in summary:
-        raise ConfigError(f"{path}: written by an older metric.attack whose success rates were post-attack accept "
-                          "rates, not the share of pairs the attack turns; rerun metric.attack on that checkpoint.")
+        raise ConfigError(
+            f"{path}: written by an older metric.attack whose success rates were post-attack accept "
+            "rates, not the share of pairs the attack turns; rerun metric.attack on that checkpoint."
+        )
     return AttackRun(label, summary)
 
 
@@ -63,8 +69,10 @@ def parse_runs(arguments: list[str]) -> list[AttackRun]:
     labels = [run.label for run in runs]
     repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
-        raise ConfigError(f"the run label(s) {', '.join(repeated)} name more than one run; label each run, e.g. "
-                          "baseline=<dir> patch_trained=<dir>.")
+        raise ConfigError(
+            f"the run label(s) {', '.join(repeated)} name more than one run; label each run, e.g. "
+            "baseline=<dir> patch_trained=<dir>."
+        )
     if not runs:
         raise ConfigError("give at least one metric.attack run directory.")
     return runs
@@ -78,8 +86,9 @@ def panels(runs: list[AttackRun]) -> list[tuple[str, str, dict[str, tuple[list[f
         if run.kind == "patch":
             area = [r["mask_area_share"] for r in rows]
             for goal, key in (("impersonation", "impersonation_success"), ("dodging", "dodging_success")):
-                curves = grouped.setdefault((f"patch ({run.summary['mask']}): {goal}", "mask area (share of pixels)"),
-                                            {})
+                curves = grouped.setdefault(
+                    (f"patch ({run.summary['mask']}): {goal}", "mask area (share of pixels)"), {}
+                )
                 curves[name] = (area, [r[key] for r in rows])
                 curves[f"{name}, random views"] = (area, [r[f"{key}_eot"] for r in rows])
         elif run.kind == "uap":
@@ -109,52 +118,76 @@ def checkpoint_name(path: str) -> str:
 def run_table(runs: list[AttackRun]) -> list[str]:
     """One line per run: what was attacked and its clean figures (a patch run's also under random views), then one
     line per transfer model."""
-    lines = ["| run | attack | checkpoint | purify | clean EER | threshold | clean FAR | clean FRR | pairs turnable "
-             "(impostor / genuine) |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| run | attack | checkpoint | purify | clean EER | threshold | clean FAR | clean FRR | pairs turnable "
+        "(impostor / genuine) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for run in runs:
         s = run.summary
-        views = (f" ({pct(s['clean_far_eot'])} under random views)" if "clean_far_eot" in s else "",
-                 f" ({pct(s['clean_frr_eot'])} under random views)" if "clean_frr_eot" in s else "")
-        lines.append(f"| {run.label} | {run.kind} | {checkpoint_name(s['checkpoint'])} | {run.purify} "
-                     f"| {pct(s['clean_eer'])} | {s['threshold']:.4f} | {pct(s['clean_far'])}{views[0]} "
-                     f"| {pct(s['clean_frr'])}{views[1]} "
-                     f"| {s['attackable_impostor_pairs']} / {s['attackable_genuine_pairs']} |")
+        views = (
+            f" ({pct(s['clean_far_eot'])} under random views)" if "clean_far_eot" in s else "",
+            f" ({pct(s['clean_frr_eot'])} under random views)" if "clean_frr_eot" in s else "",
+        )
+        lines.append(
+            f"| {run.label} | {run.kind} | {checkpoint_name(s['checkpoint'])} | {run.purify} "
+            f"| {pct(s['clean_eer'])} | {s['threshold']:.4f} | {pct(s['clean_far'])}{views[0]} "
+            f"| {pct(s['clean_frr'])}{views[1]} "
+            f"| {s['attackable_impostor_pairs']} / {s['attackable_genuine_pairs']} |"
+        )
     transfers = [(run.label, run.summary["transfer"]) for run in runs if run.summary.get("transfer")]
     if transfers:
-        lines += ["", "| run | transfer checkpoint | threshold | clean FAR | clean FRR | pairs turnable |",
-                  "|---|---|---|---|---|---|"]
-        lines += [f"| {label} | {checkpoint_name(t['checkpoint'])} | {t['threshold']:.4f} | {pct(t['clean_far'])} "
-                  f"| {pct(t['clean_frr'])} | {t.get('attackable_pairs', 'n/a')} |" for label, t in transfers]
+        lines += [
+            "",
+            "| run | transfer checkpoint | threshold | clean FAR | clean FRR | pairs turnable |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {label} | {checkpoint_name(t['checkpoint'])} | {t['threshold']:.4f} | {pct(t['clean_far'])} "
+            f"| {pct(t['clean_frr'])} | {t.get('attackable_pairs', 'n/a')} |"
+            for label, t in transfers
+        ]
     return lines
 
 
 def kind_table(kind: str, runs: list[AttackRun]) -> list[str]:
     """Every budget row of every run of one attack kind."""
     if kind == "patch":
-        lines = ["| run | mask | scale | area | impersonation | imp., random views | dodging | dodg., random views "
-                 "| FAR after | FRR after | NPS | TV |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines = [
+            "| run | mask | scale | area | impersonation | imp., random views | dodging | dodg., random views "
+            "| FAR after | FRR after | NPS | TV |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for run in runs:
             for r in run.summary["rows"]:
-                lines.append(f"| {run.label} | {run.summary['mask']} | {r['mask_scale']:g} | {pct(r['mask_area_share'])} "
-                             f"| {pct(r['impersonation_success'])} | {pct(r['impersonation_success_eot'])} "
-                             f"| {pct(r['dodging_success'])} | {pct(r['dodging_success_eot'])} | {pct(r['far'])} "
-                             f"| {pct(r['frr'])} | {r['mean_nps']:.3f} | {r['mean_tv']:.3f} |")
+                lines.append(
+                    f"| {run.label} | {run.summary['mask']} | {r['mask_scale']:g} | {pct(r['mask_area_share'])} "
+                    f"| {pct(r['impersonation_success'])} | {pct(r['impersonation_success_eot'])} "
+                    f"| {pct(r['dodging_success'])} | {pct(r['dodging_success_eot'])} | {pct(r['far'])} "
+                    f"| {pct(r['frr'])} | {r['mean_nps']:.3f} | {r['mean_tv']:.3f} |"
+                )
         return lines
     if kind == "uap":
-        lines = ["| run | goal | eps | success | FAR or FRR after | transfer success | transfer FAR or FRR after |",
-                 "|---|---|---|---|---|---|---|"]
+        lines = [
+            "| run | goal | eps | success | FAR or FRR after | transfer success | transfer FAR or FRR after |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for run in runs:
             transfer = "transfer" in run.summary
             for r in run.summary["rows"]:
-                lines.append(f"| {run.label} | {run.summary['goal']} | {r['eps']:g} | {pct(r['success'])} "
-                             f"| {pct(r['error_rate'])} | {pct(r['transfer_success']) if transfer else '-'} "
-                             f"| {pct(r['transfer_error_rate']) if transfer else '-'} |")
+                lines.append(
+                    f"| {run.label} | {run.summary['goal']} | {r['eps']:g} | {pct(r['success'])} "
+                    f"| {pct(r['error_rate'])} | {pct(r['transfer_success']) if transfer else '-'} "
+                    f"| {pct(r['transfer_error_rate']) if transfer else '-'} |"
+                )
         return lines
     lines = ["| run | eps | impersonation | dodging | FAR after | FRR after |", "|---|---|---|---|---|---|"]
     for run in runs:
         for r in run.summary["rows"]:
-            lines.append(f"| {run.label} | {r['eps']:g} | {pct(r['impersonation_success'])} "
-                         f"| {pct(r['dodging_success'])} | {pct(r['far'])} | {pct(r['frr'])} |")
+            lines.append(
+                f"| {run.label} | {r['eps']:g} | {pct(r['impersonation_success'])} "
+                f"| {pct(r['dodging_success'])} | {pct(r['far'])} | {pct(r['frr'])} |"
+            )
     return lines
 
 
@@ -163,9 +196,14 @@ def write_report(runs: list[AttackRun], out: Path) -> tuple[Path, Path, str]:
     out.mkdir(parents=True, exist_ok=True)
     figure, table = out / "attack_report.png", out / "attack_report.md"
     plot_success_panels(panels(runs), figure)
-    lines = ["# Attack report", "",
-             "Success: the share of the pairs decided right when clean (impostors rejected, genuines accepted) that "
-             "the attack turns. Each run is judged at its checkpoint's calibrated threshold.", "", *run_table(runs)]
+    lines = [
+        "# Attack report",
+        "",
+        "Success: the share of the pairs decided right when clean (impostors rejected, genuines accepted) that "
+        "the attack turns. Each run is judged at its checkpoint's calibrated threshold.",
+        "",
+        *run_table(runs),
+    ]
     for kind in KINDS:
         chosen = [run for run in runs if run.kind == kind]
         if chosen:

@@ -39,9 +39,12 @@ def threshold_for(cfg: DictConfig, loaded: LoadedModel) -> tuple[Calibration, st
         stored = Calibration(**loaded.calibration())
         return stored, f"stored in the checkpoint (calibrated at FAR {stored.calibrated_far:g})"
     val = loaded.datamodule.splits["val"]
-    scores, genuine = pair_scores(loaded.embed(val.images, flip=cfg.flip_tta), val.labels,
-                                  max_impostor_pairs=loaded.datamodule.max_impostor_pairs,
-                                  score_block=loaded.matcher.numpy_block)
+    scores, genuine = pair_scores(
+        loaded.embed(val.images, flip=cfg.flip_tta),
+        val.labels,
+        max_impostor_pairs=loaded.datamodule.max_impostor_pairs,
+        score_block=loaded.matcher.numpy_block,
+    )
     fresh = calibrate(scores, genuine, loaded.matcher.target_far, loaded.matcher.name)
     return fresh, f"recalibrated on the val split at FAR {fresh.calibrated_far:g}"
 
@@ -57,8 +60,13 @@ def verification_report(cfg: DictConfig, loaded: LoadedModel, out: Path) -> dict
     threshold = calibration.threshold
     embeddings = loaded.embed(split.images, flip=cfg.flip_tta)
     matcher, name = loaded.matcher, cfg.split
-    summary = {"protocol": "verification", "checkpoint": cfg.get("ckpt"), "split": name, "flip_tta": bool(cfg.flip_tta),
-               **calibration_fields(calibration, source)}
+    summary = {
+        "protocol": "verification",
+        "checkpoint": cfg.get("ckpt"),
+        "split": name,
+        "flip_tta": bool(cfg.flip_tta),
+        **calibration_fields(calibration, source),
+    }
     if cfg.bins:
         low, high = matcher.score_range(embeddings.shape[1])
         grid = grid_from_embeddings(embeddings, split.labels, matcher.numpy_block, low, high, cfg.bins)
@@ -69,25 +77,58 @@ def verification_report(cfg: DictConfig, loaded: LoadedModel, out: Path) -> dict
         summary.update(split_metrics(name, curve, far, frr, split.labels))
         summary.update({"score_grid_bins": int(cfg.bins), "impostor_pairs_sampled": False})
     else:
-        pairs = ScoredPairs(*pair_scores(embeddings, split.labels, max_impostor_pairs=loaded.datamodule.max_impostor_pairs,
-                                         seed=cfg.seed, score_block=matcher.numpy_block, return_pairs=True))
+        pairs = ScoredPairs(
+            *pair_scores(
+                embeddings,
+                split.labels,
+                max_impostor_pairs=loaded.datamodule.max_impostor_pairs,
+                seed=cfg.seed,
+                score_block=matcher.numpy_block,
+                return_pairs=True,
+            )
+        )
         curve = V.roc(pairs.scores, pairs.genuine)
         summary.update(split_metrics(name, curve, *V.far_frr_at(pairs.scores, pairs.genuine, threshold), split.labels))
         summary[f"{name}_eer_ci95"] = eer_confidence_interval(
-            pairs.scores, pairs.genuine, split.labels[pairs.first], split.labels[pairs.second],
-            reps=cfg.bootstrap_reps, seed=cfg.seed)
+            pairs.scores,
+            pairs.genuine,
+            split.labels[pairs.first],
+            split.labels[pairs.second],
+            reps=cfg.bootstrap_reps,
+            seed=cfg.seed,
+        )
         summary["impostor_pairs_sampled"] = count_pairs(split.labels)[1] > curve.n_impostor
-        write_scores_csv(out / "scores.csv", pairs.scores, pairs.genuine, pairs.first, pairs.second, split.sources,
-                         loaded.datamodule.identity_names(split), threshold)
-        summary["conditions"] = condition_breakdown(pairs.scores, pairs.genuine, pairs.first, pairs.second,
-                                                    split.factors, threshold)
+        write_scores_csv(
+            out / "scores.csv",
+            pairs.scores,
+            pairs.genuine,
+            pairs.first,
+            pairs.second,
+            split.sources,
+            loaded.datamodule.identity_names(split),
+            threshold,
+        )
+        summary["conditions"] = condition_breakdown(
+            pairs.scores, pairs.genuine, pairs.first, pairs.second, split.factors, threshold
+        )
         write_rows_csv(out / "conditions.csv", summary["conditions"])
         plots.plot_histograms(pairs.scores, pairs.genuine, threshold, out / "score_histograms.png")
-        plots.plot_worst_pairs(split.images, pairs.scores, pairs.genuine, pairs.first, pairs.second, threshold,
-                               out / "worst_pairs.png", cfg.worst_pairs)
+        plots.plot_worst_pairs(
+            split.images,
+            pairs.scores,
+            pairs.genuine,
+            pairs.first,
+            pairs.second,
+            threshold,
+            out / "worst_pairs.png",
+            cfg.worst_pairs,
+        )
     plots.plot_roc(curve, out / "roc.png")
-    plots.plot_det(curve, out / "det.png", operating_point=(summary[f"{name}_far_at_threshold"],
-                                                           summary[f"{name}_frr_at_threshold"]))
+    plots.plot_det(
+        curve,
+        out / "det.png",
+        operating_point=(summary[f"{name}_far_at_threshold"], summary[f"{name}_frr_at_threshold"]),
+    )
     return summary
 
 
@@ -108,23 +149,36 @@ def pairs_report(cfg: DictConfig, loaded: LoadedModel, out: Path) -> dict:
     crops = loader.load_many(unique, desc="pairs")
     unreadable = [str(c) for c in crops if isinstance(c, BadImage)]
     if unreadable:
-        raise ConfigError(f"protocol=pairs: {len(unreadable)} photo(s) of {cfg.pairs_file} cannot be read, e.g. "
-                          f"{unreadable[0]}. Every pair is scored, so every photo must be readable.")
+        raise ConfigError(
+            f"protocol=pairs: {len(unreadable)} photo(s) of {cfg.pairs_file} cannot be read, e.g. "
+            f"{unreadable[0]}. Every pair is scored, so every photo must be readable."
+        )
     images = np.stack([c.image for c in crops])
     if isinstance(loaded.net, ExternalEmbedder) and not cfg.flip_tta:  # a frozen model: each crop embedded once, ever
         emb = torch.from_numpy(FeatureCache(loaded.net, loaded.net.spec(), cfg.cache_dir).embed(images))
     else:
         emb = torch.from_numpy(loaded.embed(images, flip=cfg.flip_tta))
     with torch.no_grad():
-        scores = loaded.matcher.score(emb[[index[p] for p in pairs.first]], emb[[index[p] for p in pairs.second]]).numpy()
-    summary = {"protocol": "pairs", "checkpoint": cfg.get("ckpt"), "matcher": loaded.matcher.name,
-               "pairs_file": str(cfg.pairs_file), "face": front_end.spec(), "face_trained": face_spec(loaded.preprocess),
-               **kfold_accuracy(scores, pairs.genuine, pairs.fold)}
+        scores = loaded.matcher.score(
+            emb[[index[p] for p in pairs.first]], emb[[index[p] for p in pairs.second]]
+        ).numpy()
+    summary = {
+        "protocol": "pairs",
+        "checkpoint": cfg.get("ckpt"),
+        "matcher": loaded.matcher.name,
+        "pairs_file": str(cfg.pairs_file),
+        "face": front_end.spec(),
+        "face_trained": face_spec(loaded.preprocess),
+        **kfold_accuracy(scores, pairs.genuine, pairs.fold),
+    }
     if front_end.active:
         summary["face_detection_rate"] = float(np.mean([c.found for c in crops]))
         summary["faces_missed_used_whole"] = int(sum(not c.found for c in crops))
-        plots.plot_faces([{"source": str(p), **c.record()} for p, c in zip(unique, crops)],
-                         {str(p): c.image for p, c in zip(unique, crops)}, out / "faces.png")
+        plots.plot_faces(
+            [{"source": str(p), **c.record()} for p, c in zip(unique, crops)],
+            {str(p): c.image for p, c in zip(unique, crops)},
+            out / "faces.png",
+        )
     return summary
 
 
@@ -140,8 +194,14 @@ def plot_datamodule_faces(loaded: LoadedModel, split: str, out: Path) -> None:
 
 def identification_report(cfg: DictConfig, loaded: LoadedModel) -> dict:
     split = loaded.datamodule.splits[cfg.split]
-    result = identification(loaded.embed(split.images, flip=cfg.flip_tta), split.labels, loaded.matcher,
-                            cfg.identification.gallery_images, cfg.identification.unknown_fraction, cfg.seed)
+    result = identification(
+        loaded.embed(split.images, flip=cfg.flip_tta),
+        split.labels,
+        loaded.matcher,
+        cfg.identification.gallery_images,
+        cfg.identification.unknown_fraction,
+        cfg.seed,
+    )
     return {"protocol": "identification", "checkpoint": cfg.get("ckpt"), "matcher": loaded.matcher.name, **result}
 
 
@@ -151,28 +211,38 @@ def evaluate(cfg: DictConfig, out: Path) -> dict:
         raise ConfigError(f"protocol={cfg.protocol!r} is not one of {', '.join(PROTOCOLS)}.")
     if cfg.threshold_from not in THRESHOLD_SOURCES:
         raise ConfigError(f"threshold_from={cfg.threshold_from!r} is not one of {', '.join(THRESHOLD_SOURCES)}.")
-    if cfg.get("ckpt") is not None and (str(cfg.ckpt) == "faceantispoofing" or
-                                        Path(cfg.ckpt).is_file() and checkpoint_task(cfg.ckpt) == "liveness"):
+    if cfg.get("ckpt") is not None and (
+        str(cfg.ckpt) == "faceantispoofing" or Path(cfg.ckpt).is_file() and checkpoint_task(cfg.ckpt) == "liveness"
+    ):
         summary, _ = liveness_report(cfg, out)  # cross-dataset liveness: the checkpoint's own threshold
         write_summary(summary, out / "summary.json")
         return summary
     needs_data = cfg.protocol != "pairs"
     if needs_data and getattr(locate_class(cfg.datamodule, "datamodule"), "task", None) == "liveness":
-        raise ConfigError(f"datamodule={cfg.datamodule._target_.rsplit('.', 1)[-1]} is a liveness dataset (live or "
-                          "attack, no identities to match): evaluate a liveness checkpoint on it (ckpt=<metric.train "
-                          "+experiment=liveness checkpoint> or ckpt=faceantispoofing).")
+        raise ConfigError(
+            f"datamodule={cfg.datamodule._target_.rsplit('.', 1)[-1]} is a liveness dataset (live or "
+            "attack, no identities to match): evaluate a liveness checkpoint on it (ckpt=<metric.train "
+            "+experiment=liveness checkpoint> or ckpt=faceantispoofing)."
+        )
     if cfg.get("model") is not None:
         if cfg.get("ckpt") is not None:
-            raise ConfigError("give either ckpt=<checkpoint or calibrated bundle> or model=<pretrained embedder>, "
-                              "not both.")
+            raise ConfigError(
+                "give either ckpt=<checkpoint or calibrated bundle> or model=<pretrained embedder>, not both."
+            )
         if cfg.threshold_from == "checkpoint":
-            print(f"note: model={model_label(cfg.model)} has no stored threshold: it is "
-                  "calibrated on the validation split (threshold_from=val).")
+            print(
+                f"note: model={model_label(cfg.model)} has no stored threshold: it is "
+                "calibrated on the validation split (threshold_from=val)."
+            )
             cfg.threshold_from = "val"
-    loaded = load_for_eval(cfg.get("ckpt"), matcher=cfg.get("matcher"),
-                           datamodule=cfg.datamodule if needs_data else None,
-                           calibrated=cfg.protocol == "verification" and cfg.threshold_from == "checkpoint",
-                           model=cfg.get("model"), face=cfg.get("face"))
+    loaded = load_for_eval(
+        cfg.get("ckpt"),
+        matcher=cfg.get("matcher"),
+        datamodule=cfg.datamodule if needs_data else None,
+        calibrated=cfg.protocol == "verification" and cfg.threshold_from == "checkpoint",
+        model=cfg.get("model"),
+        face=cfg.get("face"),
+    )
     out.mkdir(parents=True, exist_ok=True)
     if cfg.protocol == "verification":
         summary = verification_report(cfg, loaded, out)
@@ -182,8 +252,13 @@ def evaluate(cfg: DictConfig, out: Path) -> dict:
         summary = identification_report(cfg, loaded)
     if needs_data:
         plot_datamodule_faces(loaded, cfg.split, out)
-        summary.update({"face": loaded.datamodule.face.spec(), "face_trained": face_spec(loaded.preprocess),
-                        **{f"data_{key}": value for key, value in loaded.datamodule.notes.items()}})
+        summary.update(
+            {
+                "face": loaded.datamodule.face.spec(),
+                "face_trained": face_spec(loaded.preprocess),
+                **{f"data_{key}": value for key, value in loaded.datamodule.notes.items()},
+            }
+        )
     if "kind" in loaded.record["net"] or loaded.path is None:  # a pretrained model, or one adapted by adapt
         summary["model"] = loaded.record["net"]
     write_summary(summary, out / "summary.json")

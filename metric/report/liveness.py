@@ -13,7 +13,9 @@ from metric.metrics.liveness import BONA_FIDE, condition_table, pad_summary
 from metric.report.files import write_rows_csv
 from metric.report.plots import LIVENESS_RATES, plot_det, plot_roc, plot_worst_presentations
 
-Scored = tuple[np.ndarray, np.ndarray]  # (liveness scores, (N, 4) targets: spoof, spoof type, illumination, environment)
+Scored = tuple[
+    np.ndarray, np.ndarray
+]  # (liveness scores, (N, 4) targets: spoof, spoof type, illumination, environment)
 BREAKDOWNS = {"spoof_type": (1, SPOOF_TYPES), "illumination": (2, ILLUMINATIONS), "environment": (3, ENVIRONMENTS)}
 TARGET_APCERS = (0.01, 0.05)
 
@@ -27,7 +29,9 @@ def liveness_summary(val: Scored, test: Scored, threshold: float, target_apcer: 
     return summary
 
 
-def breakdown_tables(scored: Scored, threshold: float, conditions: dict[str, list] | None = None) -> dict[str, list[dict]]:
+def breakdown_tables(
+    scored: Scored, threshold: float, conditions: dict[str, list] | None = None
+) -> dict[str, list[dict]]:
     """Rates per condition: the dataset's own (`conditions`: a name -> one value per presentation, e.g. NUAA's
     glasses, pos and session), else CelebA-Spoof's attack type, illumination and environment from the targets."""
     scores, targets = scored
@@ -45,8 +49,11 @@ def format_table(name: str, rows: list[dict]) -> str:
         return "-" if value is None else f"{100 * value:.2f}%"
 
     lines = [f"{name:>16}  {'bona fide':>9}  {'attacks':>7}  {'BPCER':>7}  {'APCER':>7}"]
-    lines += [f"{row['condition']:>16}  {row['n_bona_fide']:>9}  {row['n_attacks']:>7}  {rate(row['bpcer']):>7}  "
-              f"{rate(row['apcer']):>7}" for row in rows]
+    lines += [
+        f"{row['condition']:>16}  {row['n_bona_fide']:>9}  {row['n_attacks']:>7}  {rate(row['bpcer']):>7}  "
+        f"{rate(row['apcer']):>7}"
+        for row in rows
+    ]
     return "\n".join(lines)
 
 
@@ -61,6 +68,7 @@ def threshold_origin(summary: dict) -> str:
 
 def format_liveness_summary(summary: dict, tables: dict[str, list[dict]]) -> str:
     """The test rates at the validation threshold, then the per-condition tables."""
+
     def pct(key: str) -> str:
         value = summary.get(key)
         return "not supported (too few attacks per type)" if value is None else f"{100 * value:.2f}%"
@@ -77,8 +85,9 @@ def format_liveness_summary(summary: dict, tables: dict[str, list[dict]]) -> str
     return "\n".join(lines)
 
 
-def write_liveness_report(out: Path, test: Scored, images: np.ndarray, sources: list[str], threshold: float,
-                          tables: dict[str, list[dict]]) -> None:
+def write_liveness_report(
+    out: Path, test: Scored, images: np.ndarray, sources: list[str], threshold: float, tables: dict[str, list[dict]]
+) -> None:
     """roc.png, det.png, worst_errors.png, the breakdown CSVs and scores.csv (one row per test presentation)."""
     scores, targets = test
     bona_fide = targets[:, 1] == BONA_FIDE
@@ -89,9 +98,17 @@ def write_liveness_report(out: Path, test: Scored, images: np.ndarray, sources: 
     plot_worst_presentations(images, scores, bona_fide, labels, threshold, out / "worst_errors.png")
     for name, rows in tables.items():
         write_rows_csv(out / f"test_by_{name}.csv", rows)
-    write_rows_csv(out / "scores.csv", [
-        {"image": source, "spoof_type": SPOOF_TYPES.get(row[1], row[1]),
-         "illumination": ILLUMINATIONS.get(row[2], row[2]), "environment": ENVIRONMENTS.get(row[3], row[3]),
-         "liveness_score": f"{score:.9g}",
-         "accepted_as_live": int(score >= threshold)}
-        for source, score, row in zip(sources, scores.tolist(), targets.tolist())])
+    write_rows_csv(
+        out / "scores.csv",
+        [
+            {
+                "image": source,
+                "spoof_type": SPOOF_TYPES.get(row[1], row[1]),
+                "illumination": ILLUMINATIONS.get(row[2], row[2]),
+                "environment": ENVIRONMENTS.get(row[3], row[3]),
+                "liveness_score": f"{score:.9g}",
+                "accepted_as_live": int(score >= threshold),
+            }
+            for source, score, row in zip(sources, scores.tolist(), targets.tolist())
+        ],
+    )

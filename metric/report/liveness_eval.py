@@ -34,8 +34,9 @@ def checkpoint_task(path: str | Path) -> str:
 
 def liveness_scores(net, images: np.ndarray, batch: int = 256) -> np.ndarray:
     with torch.no_grad():
-        return np.concatenate([net.liveness(to_model_input(images[i : i + batch])).numpy()
-                               for i in range(0, len(images), batch)]).astype(np.float64)
+        return np.concatenate(
+            [net.liveness(to_model_input(images[i : i + batch])).numpy() for i in range(0, len(images), batch)]
+        ).astype(np.float64)
 
 
 def liveness_report(cfg: DictConfig, out: Path) -> tuple[dict, dict[str, list[dict]]]:
@@ -48,8 +49,10 @@ def liveness_report(cfg: DictConfig, out: Path) -> tuple[dict, dict[str, list[di
         checkpoint = read_checkpoint(cfg.ckpt, task="liveness", name="ckpt")
         meta = checkpoint[CHECKPOINT_KEY]
         if not meta.get("threshold"):
-            raise ConfigError(f"ckpt={cfg.ckpt!r} holds no calibrated liveness threshold: use the best checkpoint of "
-                              "a finished `metric.train +experiment=liveness` run.")
+            raise ConfigError(
+                f"ckpt={cfg.ckpt!r} holds no calibrated liveness threshold: use the best checkpoint of "
+                "a finished `metric.train +experiment=liveness` run."
+            )
         net, preprocess = build_liveness_net(checkpoint), meta["preprocess"]
         threshold, target_apcer = float(meta["threshold"]["threshold"]), meta["threshold"].get("target_apcer")
     front_end = front_end_from_spec(face_spec(preprocess))
@@ -58,10 +61,13 @@ def liveness_report(cfg: DictConfig, out: Path) -> tuple[dict, dict[str, list[di
         if front_end.describe() != own:
             print(f"note: the images are read through {front_end.describe()}, not the model's own {own}.")
     if getattr(locate_class(cfg.datamodule, "datamodule"), "task", None) != "liveness":
-        raise ConfigError(f"ckpt={cfg.ckpt!r} is a liveness model: evaluate it on a liveness dataset (datamodule=nuaa, "
-                          "celeba_spoof or simulated_spoof), not on an identity one.")
-    datamodule = build_from_config(cfg.datamodule, face=front_end, image_size=list(preprocess["image_size"]),
-                                   channels=preprocess["channels"])
+        raise ConfigError(
+            f"ckpt={cfg.ckpt!r} is a liveness model: evaluate it on a liveness dataset (datamodule=nuaa, "
+            "celeba_spoof or simulated_spoof), not on an identity one."
+        )
+    datamodule = build_from_config(
+        cfg.datamodule, face=front_end, image_size=list(preprocess["image_size"]), channels=preprocess["channels"]
+    )
     datamodule.setup("test")
     split = datamodule.splits[cfg.split]
     scored = (liveness_scores(net, split.images), liveness_targets(split))
@@ -69,9 +75,17 @@ def liveness_report(cfg: DictConfig, out: Path) -> tuple[dict, dict[str, list[di
     tables = breakdown_tables(scored, threshold, datamodule.breakdowns(split))
     out.mkdir(parents=True, exist_ok=True)
     write_liveness_report(out, scored, split.images, split.sources, threshold, tables)
-    summary = {"protocol": "liveness", "task": "liveness", "checkpoint": str(cfg.ckpt), "split": cfg.split,
-               "threshold": threshold, "threshold_source": "checkpoint",
-               "target_apcer": target_apcer, **({"model": net.spec()} if str(cfg.ckpt) == PEER else {}),
-               **{f"test_{key}": value for key, value in rates.items() if key != "threshold"},
-               **{f"data_{key}": value for key, value in datamodule.notes.items()}, "breakdowns": tables}
+    summary = {
+        "protocol": "liveness",
+        "task": "liveness",
+        "checkpoint": str(cfg.ckpt),
+        "split": cfg.split,
+        "threshold": threshold,
+        "threshold_source": "checkpoint",
+        "target_apcer": target_apcer,
+        **({"model": net.spec()} if str(cfg.ckpt) == PEER else {}),
+        **{f"test_{key}": value for key, value in rates.items() if key != "threshold"},
+        **{f"data_{key}": value for key, value in datamodule.notes.items()},
+        "breakdowns": tables,
+    }
     return summary, tables

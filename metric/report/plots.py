@@ -31,8 +31,12 @@ def plot_roc(curve: V.Roc, path: Path, rates: tuple[str, str, str] = VERIFICATIO
     plt.close(fig)
 
 
-def plot_det(curve: V.Roc, path: Path, rates: tuple[str, str, str] = VERIFICATION_RATES,
-             operating_point: tuple[float, float] | None = None) -> None:
+def plot_det(
+    curve: V.Roc,
+    path: Path,
+    rates: tuple[str, str, str] = VERIFICATION_RATES,
+    operating_point: tuple[float, float] | None = None,
+) -> None:
     """The DET curve on log axes, with the EER point, the FAR = FRR diagonal and, when given, the operating point
     (FAR, FRR) at the threshold the report uses; a rate of 0 is drawn at half the curve's smallest rate."""
     fig, ax = plt.subplots(figsize=(5, 4))
@@ -45,8 +49,13 @@ def plot_det(curve: V.Roc, path: Path, rates: tuple[str, str, str] = VERIFICATIO
     ax.plot([max(rate, floor)], [max(rate, floor)], "o", color="tab:orange", label=f"EER {rate:.2%}")
     if operating_point is not None:
         at_far, at_frr = operating_point
-        ax.plot([max(at_far, floor)], [max(at_frr, floor)], "s", color="tab:red",
-                label=f"threshold: {rates[0].split(' ')[0]} {at_far:.2%}, {rates[1].split(' ')[0]} {at_frr:.2%}")
+        ax.plot(
+            [max(at_far, floor)],
+            [max(at_frr, floor)],
+            "s",
+            color="tab:red",
+            label=f"threshold: {rates[0].split(' ')[0]} {at_far:.2%}, {rates[1].split(' ')[0]} {at_frr:.2%}",
+        )
     ax.legend(fontsize=7, loc="upper right")
     ax.set(xlabel=rates[0], ylabel=rates[1], title="DET")
     ax.grid(True, which="both", alpha=0.3)
@@ -94,25 +103,52 @@ def plot_image_rows(rows: list[list[tuple[np.ndarray, str, bool]]], title: str, 
 
 
 def plot_worst_pairs(
-    images: np.ndarray, scores: np.ndarray, genuine: np.ndarray, first: np.ndarray, second: np.ndarray,
-    threshold: float, path: Path, count: int = 6,
+    images: np.ndarray,
+    scores: np.ndarray,
+    genuine: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+    threshold: float,
+    path: Path,
+    count: int = 6,
 ) -> None:
     """Top row pairs: the highest-scoring impostors (false accepts when >= threshold); bottom: the lowest genuines."""
     rows = []
     for picks, kind in zip(worst_pairs(scores, genuine, count), ("impostor", "genuine")):
         wrong = [(scores[k] >= threshold) != (kind == "genuine") for k in picks]
-        rows.append([(np.concatenate([images[first[k]], images[second[k]]], axis=1),
-                      f"{kind} {scores[k]:.3f}{' (error)' if w else ''}", w) for k, w in zip(picks, wrong)])
+        rows.append(
+            [
+                (
+                    np.concatenate([images[first[k]], images[second[k]]], axis=1),
+                    f"{kind} {scores[k]:.3f}{' (error)' if w else ''}",
+                    w,
+                )
+                for k, w in zip(picks, wrong)
+            ]
+        )
     plot_image_rows(rows, "Worst false accepts (top) and false rejects (bottom)", path, 2.2)
 
 
-def plot_worst_presentations(images: np.ndarray, scores: np.ndarray, bona_fide: np.ndarray, labels: list[str],
-                              threshold: float, path: Path, count: int = 8) -> None:
+def plot_worst_presentations(
+    images: np.ndarray,
+    scores: np.ndarray,
+    bona_fide: np.ndarray,
+    labels: list[str],
+    threshold: float,
+    path: Path,
+    count: int = 8,
+) -> None:
     """Top row: the most live-looking attacks (accepted when >= threshold); bottom: the least live-looking bona fide."""
-    rows = [[(images[k], f"{labels[k]} {scores[k]:.3f}", (scores[k] >= threshold) != live) for k in picks]
-            for picks, live in zip(worst_pairs(scores, bona_fide, count), (False, True))]
-    plot_image_rows(rows, f"Worst attacks (top, accepted in red) and bona fide (bottom, rejected in red); threshold "
-                          f"{threshold:.3g}", path, 1.6)
+    rows = [
+        [(images[k], f"{labels[k]} {scores[k]:.3f}", (scores[k] >= threshold) != live) for k in picks]
+        for picks, live in zip(worst_pairs(scores, bona_fide, count), (False, True))
+    ]
+    plot_image_rows(
+        rows,
+        f"Worst attacks (top, accepted in red) and bona fide (bottom, rejected in red); threshold {threshold:.3g}",
+        path,
+        1.6,
+    )
 
 
 def identity_and_file(source: str) -> str:
@@ -154,10 +190,22 @@ def plot_faces(entries: list[dict], crops: dict[str, np.ndarray], path: Path, co
             aligned.imshow(crop[..., 0] if crop.shape[-1] == 1 else crop, cmap="gray", vmin=0, vmax=255)
             aligned.set_title("aligned", fontsize=6)
         else:
-            aligned.text(0.5, 0.5, (entry["reason"] or "?")[:40], ha="center", va="center", fontsize=6, wrap=True,
-                         color="red", transform=aligned.transAxes)
-    fig.suptitle(f"face front end: {sum(e['reason'] is not None for e in entries)} of {len(entries)} without a face "
-                 "(shown first)", fontsize=8)
+            aligned.text(
+                0.5,
+                0.5,
+                (entry["reason"] or "?")[:40],
+                ha="center",
+                va="center",
+                fontsize=6,
+                wrap=True,
+                color="red",
+                transform=aligned.transAxes,
+            )
+    fig.suptitle(
+        f"face front end: {sum(e['reason'] is not None for e in entries)} of {len(entries)} without a face "
+        "(shown first)",
+        fontsize=8,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -166,12 +214,18 @@ def plot_faces(entries: list[dict], crops: dict[str, np.ndarray], path: Path, co
 def plot_probe_rows(rows: list[tuple[str, np.ndarray, np.ndarray]], threshold: float, title: str, path: Path) -> None:
     """One row per (label, probes as float or uint8 pixel values N x H x W x C, their scores): each probe with its
     score, ACCEPT in red at or above the threshold (e.g. probes before and after a patch or a perturbation)."""
+
     def shown(image: np.ndarray) -> np.ndarray:  # [0, 1] RGB, so grey probes are drawn on the absolute scale too
         pixels = (np.asarray(image, dtype=np.float32) / PIXEL_RANGE[1]).clip(0, 1)
         return np.repeat(pixels, 3, -1) if pixels.shape[-1] == 1 else pixels
 
-    grid = [[(shown(image), f"{label}\n{score:.3f}{' ACCEPT' if score >= threshold else ''}", score >= threshold)
-             for image, score in zip(images, scores)] for label, images, scores in rows]
+    grid = [
+        [
+            (shown(image), f"{label}\n{score:.3f}{' ACCEPT' if score >= threshold else ''}", score >= threshold)
+            for image, score in zip(images, scores)
+        ]
+        for label, images, scores in rows
+    ]
     plot_image_rows(grid, title, path, 1.8)
 
 
@@ -200,22 +254,23 @@ def plot_perturbation(delta: np.ndarray, eps: float, path: Path) -> None:
     shown = (0.5 + 0.5 * np.asarray(delta, dtype=np.float32) * gain).clip(0, 1)
     fig, ax = plt.subplots(figsize=(3, 3.2))
     ax.imshow(shown.squeeze(-1) if shown.shape[-1] == 1 else shown, cmap="gray", vmin=0, vmax=1)
-    ax.set_title(f"universal perturbation, eps {eps:g}/255\n(amplified {gain * 127.5:.3g}x around mid-grey)",
-                 fontsize=7)
+    ax.set_title(
+        f"universal perturbation, eps {eps:g}/255\n(amplified {gain * 127.5:.3g}x around mid-grey)", fontsize=7
+    )
     ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def plot_success_curves(budgets: list[float], curves: dict[str, list[float]], xlabel: str, title: str,
-                        path: Path) -> None:
+def plot_success_curves(
+    budgets: list[float], curves: dict[str, list[float]], xlabel: str, title: str, path: Path
+) -> None:
     """Attack success rates against a budget (eps, mask area, ...): one line per named curve."""
     plot_success_panels([(title, xlabel, {label: (budgets, values) for label, values in curves.items()})], path)
 
 
-def plot_success_panels(panels: list[tuple[str, str, dict[str, tuple[list[float], list[float]]]]],
-                        path: Path) -> None:
+def plot_success_panels(panels: list[tuple[str, str, dict[str, tuple[list[float], list[float]]]]], path: Path) -> None:
     """One panel per (title, x label, {curve label: (budgets, rates)}), in rows of up to three, each with its legend
     below it. A curve labelled "<run>, <variant>" (random views, transfer) is dashed in its run's colour; every run
     keeps one colour across panels."""
@@ -227,13 +282,20 @@ def plot_success_panels(panels: list[tuple[str, str, dict[str, tuple[list[float]
     most = max((len(curves) for _, _, curves in panels), default=1)
     legend_height = 0.2 * -(-most // 2)
     fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, (3.2 + legend_height) * rows), squeeze=False)
-    for ax in axes.ravel()[len(panels):]:
+    for ax in axes.ravel()[len(panels) :]:
         ax.axis("off")
     for ax, (title, xlabel, curves) in zip(axes.ravel(), panels):
         for label, (budgets, values) in curves.items():
             variant = ", " in label
-            ax.plot(budgets, values, "s--" if variant else "o-", color=colour[label.split(", ")[0]], label=label,
-                    markersize=4, alpha=0.8 if variant else 1.0)
+            ax.plot(
+                budgets,
+                values,
+                "s--" if variant else "o-",
+                color=colour[label.split(", ")[0]],
+                label=label,
+                markersize=4,
+                alpha=0.8 if variant else 1.0,
+            )
         ax.set_xlabel(xlabel)
         ax.set_ylabel("success rate")
         ax.set_ylim(-0.02, 1.02)

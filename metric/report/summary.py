@@ -58,17 +58,20 @@ def split_metrics(split: str, curve: V.Roc, far: float, frr: float, labels: np.n
     }
     for target in REPORT_FARS:
         metrics[f"{split}_tar_at_far_{target:g}"] = V.tar_at_far(curve, target)
-    metrics.update({
-        f"{split}_genuine_pairs": curve.n_genuine,
-        f"{split}_impostor_pairs": curve.n_impostor,
-        f"{split}_identities": int(np.unique(labels).size),
-        f"{split}_images": int(np.asarray(labels).size),
-    })
+    metrics.update(
+        {
+            f"{split}_genuine_pairs": curve.n_genuine,
+            f"{split}_impostor_pairs": curve.n_impostor,
+            f"{split}_identities": int(np.unique(labels).size),
+            f"{split}_images": int(np.asarray(labels).size),
+        }
+    )
     return metrics
 
 
-def scored_split_metrics(split: str, scores: np.ndarray, genuine: np.ndarray, threshold: float,
-                         labels: np.ndarray) -> dict:
+def scored_split_metrics(
+    split: str, scores: np.ndarray, genuine: np.ndarray, threshold: float, labels: np.ndarray
+) -> dict:
     """split_metrics from the pair scores themselves."""
     return split_metrics(split, V.roc(scores, genuine), *V.far_frr_at(scores, genuine, threshold), labels)
 
@@ -80,9 +83,9 @@ def verification_summary(
     pairs come back too (for plots and reports, without scoring them again)."""
     val_scores, val_genuine = pair_scores(*val, max_impostor_pairs=max_impostor_pairs, score_block=matcher.numpy_block)
     calibration = calibrate(val_scores, val_genuine, matcher.target_far, matcher.name)
-    test_pairs = ScoredPairs(*pair_scores(
-        *test, max_impostor_pairs=max_impostor_pairs, score_block=matcher.numpy_block, return_pairs=True
-    ))
+    test_pairs = ScoredPairs(
+        *pair_scores(*test, max_impostor_pairs=max_impostor_pairs, score_block=matcher.numpy_block, return_pairs=True)
+    )
     summary = {
         **calibration_fields(calibration, "calibrated on the validation identities"),
         **scored_split_metrics("val", val_scores, val_genuine, calibration.threshold, val[1]),
@@ -104,7 +107,8 @@ def format_summary(summary: dict, title: str = "Verification summary (test ident
         if value is None and "_tar_at_far_" in key:
             impostors = summary.get(f"{key.split('_tar_at_far_')[0]}_impostor_pairs")
             text = f"not supported (< {3 / float(key.rsplit('_', 1)[1]):.0f} impostor pairs" + (
-                f"; {impostors} here)" if impostors is not None else ")")
+                f"; {impostors} here)" if impostors is not None else ")"
+            )
         elif isinstance(value, float):
             text = f"{value:.4g}" if key.endswith("far") else f"{value:.4f}"
         elif isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, float) for v in value):
@@ -117,8 +121,10 @@ def format_summary(summary: dict, title: str = "Verification summary (test ident
     body = "\n".join(f"{k.ljust(width)} : {t}" for k, t in rows)
     table = f"{line}\n{title}\n{line}\n{body}\n{line}"
     for row in summary.get("conditions", []):
-        table += (f"\n  {row['factor']}={row['value']}: FAR {row['far']} FRR {row['frr']} "
-                  f"({row['genuine_pairs']} genuine, {row['impostor_pairs']} impostor pairs)")
+        table += (
+            f"\n  {row['factor']}={row['value']}: FAR {row['far']} FRR {row['frr']} "
+            f"({row['genuine_pairs']} genuine, {row['impostor_pairs']} impostor pairs)"
+        )
     if summary.get("calibration_warning"):
         table += f"\nWARNING: {summary['calibration_warning']}"
     return table
@@ -140,7 +146,11 @@ def format_cv_table(summary: dict) -> str:
             spread = f" +- {std:.4f}  [95% CI {low:.4f}, {high:.4f}]" if std is not None else ""
             lines.append(f"{key}: {summary[key]:.4f}{spread}")
     bar = "-" * max(len(line) for line in lines)
-    return f"{bar}\nCross-validation over {summary['folds']} identity-disjoint folds\n{bar}\n" + "\n".join(lines) + f"\n{bar}"
+    return (
+        f"{bar}\nCross-validation over {summary['folds']} identity-disjoint folds\n{bar}\n"
+        + "\n".join(lines)
+        + f"\n{bar}"
+    )
 
 
 def write_summary(summary: dict, path: Path) -> None:

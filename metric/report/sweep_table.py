@@ -11,8 +11,14 @@ import yaml
 from metric.errors import ConfigError
 
 # cross-validated jobs (cv.folds=k) report fold means, plus the std of the test EER across folds
-RESULT_COLUMNS = ("best_val_eer", "test_eer", "test_eer_std", "test_far_at_threshold", "test_frr_at_threshold",
-                  "threshold")
+RESULT_COLUMNS = (
+    "best_val_eer",
+    "test_eer",
+    "test_eer_std",
+    "test_far_at_threshold",
+    "test_frr_at_threshold",
+    "threshold",
+)
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -28,11 +34,14 @@ def parse_override(text: str) -> tuple[str, str]:
 def collect(sweep_dir: Path) -> list[dict]:
     """One row per job: its overrides, its results (None where the job left no summary), and its directory."""
     if not sweep_dir.is_dir():
-        raise ConfigError(f"{sweep_dir}: no such directory. Give the multirun directory of a sweep "
-                          "(outputs/train/multiruns/<time>).")
+        raise ConfigError(
+            f"{sweep_dir}: no such directory. Give the multirun directory of a sweep (outputs/train/multiruns/<time>)."
+        )
     rows = []
     for job in job_dirs(sweep_dir):
-        overrides = dict(parse_override(o) for o in yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) or [])
+        overrides = dict(
+            parse_override(o) for o in yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) or []
+        )
         summary_path = job / "summary.json"
         status, summary = "no summary (failed or still running)", {}
         if summary_path.is_file():
@@ -44,8 +53,10 @@ def collect(sweep_dir: Path) -> list[dict]:
         row.update({column: summary.get(column) for column in RESULT_COLUMNS})
         rows.append(row)
     if not rows:
-        raise ConfigError(f"{sweep_dir}: no Hydra jobs found (no */.hydra/overrides.yaml). "
-                          "Give the directory that `python -m metric.train -m ...` printed.")
+        raise ConfigError(
+            f"{sweep_dir}: no Hydra jobs found (no */.hydra/overrides.yaml). "
+            "Give the directory that `python -m metric.train -m ...` printed."
+        )
     return sorted(rows, key=lambda r: (r["best_val_eer"] is None, r["best_val_eer"] or 0.0, r["job"]))
 
 
@@ -69,8 +80,14 @@ def write_tables(rows: list[dict], sweep_dir: Path) -> tuple[Path, Path, str]:
         writer = csv.writer(f)
         writer.writerow(["job", *all_keys, *RESULT_COLUMNS, "status"])
         for r in rows:
-            writer.writerow([r["job"], *(r["overrides"].get(k, "") for k in all_keys),
-                             *("" if r[c] is None else r[c] for c in RESULT_COLUMNS), r["status"]])
+            writer.writerow(
+                [
+                    r["job"],
+                    *(r["overrides"].get(k, "") for k in all_keys),
+                    *("" if r[c] is None else r[c] for c in RESULT_COLUMNS),
+                    r["status"],
+                ]
+            )
     shown = varying_keys(rows)
     header = ["job", *shown, *RESULT_COLUMNS]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]

@@ -33,15 +33,30 @@ class MetricWandbLogger(WandbLogger):
     tables with thumbnails.
     """
 
-    def __init__(self, mode: str = "offline", group: str | None = None, checkpoint_artifact: bool | None = None,
-                 report_pairs: int = 16, embedding_rows: int = 1000, **kwargs):
+    def __init__(
+        self,
+        mode: str = "offline",
+        group: str | None = None,
+        checkpoint_artifact: bool | None = None,
+        report_pairs: int = 16,
+        embedding_rows: int = 1000,
+        **kwargs,
+    ):
         super().__init__(mode=mode, group=group or sweep_group(), log_model=False, **kwargs)
         self.checkpoint_artifact = mode == "online" if checkpoint_artifact is None else checkpoint_artifact
         self.report_pairs = report_pairs
         self.embedding_rows = embedding_rows
 
-    def log_verification_report(self, images: np.ndarray, embeddings: np.ndarray, labels: np.ndarray,
-                                pairs: ScoredPairs, threshold: float, summary: dict, best_checkpoint: str | None) -> None:
+    def log_verification_report(
+        self,
+        images: np.ndarray,
+        embeddings: np.ndarray,
+        labels: np.ndarray,
+        pairs: ScoredPairs,
+        threshold: float,
+        summary: dict,
+        best_checkpoint: str | None,
+    ) -> None:
         """ROC and DET curves, score histograms, worst-pair and embedding tables, summary, best checkpoint; from
         the test pairs the summary scored (the same pairs, the same impostor sample)."""
         import wandb
@@ -51,8 +66,10 @@ class MetricWandbLogger(WandbLogger):
         far, frr = V.det_points(curve)
         roc = wandb.Table(columns=["far", "tar"], data=[[float(a), float(1 - b)] for a, b in zip(far, frr)])
         floor = 1.0 / max(curve.n_impostor, curve.n_genuine, 1)  # log axes: zero rates drawn at one pair's share
-        det = wandb.Table(columns=["log10_far", "log10_frr"],
-                          data=[[float(np.log10(max(a, floor))), float(np.log10(max(b, floor)))] for a, b in zip(far, frr)])
+        det = wandb.Table(
+            columns=["log10_far", "log10_frr"],
+            data=[[float(np.log10(max(a, floor))), float(np.log10(max(b, floor)))] for a, b in zip(far, frr)],
+        )
         log = {
             "test/roc": wandb.plot.line(roc, "far", "tar", title="ROC (test identities)"),
             "test/det": wandb.plot.line(det, "log10_far", "log10_frr", title="DET, log10 axes (test identities)"),
@@ -66,22 +83,34 @@ class MetricWandbLogger(WandbLogger):
             {f"summary/{key}": value for key, value in summary.items() if isinstance(value, (int, float, str))}
         )
         if self.checkpoint_artifact and best_checkpoint:
-            artifact = wandb.Artifact(f"model-{self.experiment.id}", type="model",
-                                      metadata={k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
+            artifact = wandb.Artifact(
+                f"model-{self.experiment.id}",
+                type="model",
+                metadata={k: v for k, v in summary.items() if isinstance(v, (int, float, str))},
+            )
             artifact.add_file(best_checkpoint, name="best.ckpt")
             self.experiment.log_artifact(artifact, aliases=["best"])
 
     def _worst_pairs_table(self, images, labels, scores, genuine, first, second, threshold: float):
         import wandb
 
-        table = wandb.Table(columns=["kind", "error", "score", "threshold", "identity_a", "image_a",
-                                     "identity_b", "image_b"])
+        table = wandb.Table(
+            columns=["kind", "error", "score", "threshold", "identity_a", "image_a", "identity_b", "image_b"]
+        )
         for kind, picks in zip(("false accept", "false reject"), worst_pairs(scores, genuine, self.report_pairs)):
             for k in picks:
                 wrong = bool((scores[k] >= threshold) != genuine[k])
                 a, b = int(first[k]), int(second[k])
-                table.add_data(kind, wrong, float(scores[k]), float(threshold), int(labels[a]), thumbnail(images[a]),
-                               int(labels[b]), thumbnail(images[b]))
+                table.add_data(
+                    kind,
+                    wrong,
+                    float(scores[k]),
+                    float(threshold),
+                    int(labels[a]),
+                    thumbnail(images[a]),
+                    int(labels[b]),
+                    thumbnail(images[b]),
+                )
         return table
 
     def _embedding_table(self, images, embeddings, labels):

@@ -12,8 +12,10 @@ from metric.errors import ConfigError
 
 METHODS = ("agglomerative", "kmeans")
 LINKAGES = ("average", "complete", "single")
-FAISS_MISSING = ("self_train.method=kmeans uses FAISS: pip install -e '.[faiss]' (faiss-cpu), or use "
-                 "self_train.method=agglomerative.")
+FAISS_MISSING = (
+    "self_train.method=kmeans uses FAISS: pip install -e '.[faiss]' (faiss-cpu), or use "
+    "self_train.method=agglomerative."
+)
 
 
 @dataclass(frozen=True)
@@ -45,14 +47,19 @@ def check_cluster_settings(method: str, min_size: int, linkage: str, threshold: 
     if method not in METHODS:
         raise ConfigError(f"self_train.method={method!r} is not one of {', '.join(METHODS)}.")
     if isinstance(min_size, bool) or not isinstance(min_size, int) or min_size < 2:
-        raise ConfigError(f"self_train.min_cluster_size={min_size!r} must be a whole number >= 2: a pseudo-identity "
-                          "needs two images to give a genuine pair.")
+        raise ConfigError(
+            f"self_train.min_cluster_size={min_size!r} must be a whole number >= 2: a pseudo-identity "
+            "needs two images to give a genuine pair."
+        )
     if linkage not in LINKAGES:
         raise ConfigError(f"self_train.linkage={linkage!r} is not one of {', '.join(LINKAGES)}.")
-    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-                                  or not -1.0 <= threshold <= 1.0):
-        raise ConfigError(f"self_train.threshold={threshold!r} must be a cosine similarity in [-1, 1], or null for "
-                          "the teacher's calibrated threshold.")
+    if threshold is not None and (
+        isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not -1.0 <= threshold <= 1.0
+    ):
+        raise ConfigError(
+            f"self_train.threshold={threshold!r} must be a cosine similarity in [-1, 1], or null for "
+            "the teacher's calibrated threshold."
+        )
     if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 2):
         raise ConfigError(f"self_train.k={k!r} must be a whole number >= 2 (the number of k-means clusters).")
     if method == "kmeans" and importlib.util.find_spec("faiss") is None:
@@ -68,11 +75,14 @@ def agglomerative(embeddings: np.ndarray, threshold: float, linkage: str = "aver
     if len(embeddings) < 2:
         return np.zeros(len(embeddings), np.int64)
     if len(embeddings) > MAX_AGGLOMERATIVE:
-        raise ConfigError(f"{len(embeddings)} unlabeled images are too many for agglomerative clustering (its "
-                          f"memory grows as N^2; at most {MAX_AGGLOMERATIVE:,}): use self_train.method=kmeans "
-                          "self_train.k=<n>, or unlabeled.max_images.")
-    model = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage=linkage,
-                                    distance_threshold=1.0 - threshold)
+        raise ConfigError(
+            f"{len(embeddings)} unlabeled images are too many for agglomerative clustering (its "
+            f"memory grows as N^2; at most {MAX_AGGLOMERATIVE:,}): use self_train.method=kmeans "
+            "self_train.k=<n>, or unlabeled.max_images."
+        )
+    model = AgglomerativeClustering(
+        n_clusters=None, metric="cosine", linkage=linkage, distance_threshold=1.0 - threshold
+    )
     return model.fit_predict(embeddings).astype(np.int64)
 
 
@@ -83,23 +93,33 @@ def kmeans(embeddings: np.ndarray, k: int, seed: int = 0, iterations: int = 25, 
     except ImportError:
         raise ConfigError(FAISS_MISSING) from None
     if isinstance(k, bool) or not isinstance(k, int) or not 2 <= k <= len(embeddings):
-        raise ConfigError(f"self_train.k={k!r} must be a whole number from 2 to the number of unlabeled images "
-                          f"({len(embeddings)}).")
+        raise ConfigError(
+            f"self_train.k={k!r} must be a whole number from 2 to the number of unlabeled images ({len(embeddings)})."
+        )
     data = np.ascontiguousarray(unit_rows(embeddings))
-    model = faiss.Kmeans(data.shape[1], k, niter=iterations, nredo=restarts, seed=seed, spherical=True,
-                         verbose=False, min_points_per_centroid=1)  # few points per centroid is the normal case here
+    model = faiss.Kmeans(
+        data.shape[1],
+        k,
+        niter=iterations,
+        nredo=restarts,
+        seed=seed,
+        spherical=True,
+        verbose=False,
+        min_points_per_centroid=1,
+    )  # few points per centroid is the normal case here
     model.train(data)
     _, assignment = model.index.search(data, 1)
     return assignment[:, 0].astype(np.int64)
 
 
-def confident_clusters(embeddings: np.ndarray, assignment: np.ndarray, threshold: float,
-                       min_size: int) -> PseudoLabels:
+def confident_clusters(embeddings: np.ndarray, assignment: np.ndarray, threshold: float, min_size: int) -> PseudoLabels:
     """Keep a cluster only when it has at least `min_size` images and every member's cosine similarity to the
     cluster's (unit) centroid is at least `threshold`; the kept clusters are numbered 0..n-1 by first image."""
     if isinstance(min_size, bool) or not isinstance(min_size, int) or min_size < 2:
-        raise ConfigError(f"self_train.min_cluster_size={min_size!r} must be a whole number >= 2: a pseudo-identity "
-                          "needs two images to give a genuine pair.")
+        raise ConfigError(
+            f"self_train.min_cluster_size={min_size!r} must be a whole number >= 2: a pseudo-identity "
+            "needs two images to give a genuine pair."
+        )
     unit = unit_rows(embeddings)
     kept, labels = [], []
     too_small = too_loose = 0
@@ -120,8 +140,15 @@ def confident_clusters(embeddings: np.ndarray, assignment: np.ndarray, threshold
     return PseudoLabels(np.concatenate(kept), np.concatenate(labels), len(ids), too_small, too_loose)
 
 
-def pseudo_identities(embeddings: np.ndarray, threshold: float, method: str = "agglomerative", min_size: int = 3,
-                      linkage: str = "average", k: int | None = None, seed: int = 0) -> PseudoLabels:
+def pseudo_identities(
+    embeddings: np.ndarray,
+    threshold: float,
+    method: str = "agglomerative",
+    min_size: int = 3,
+    linkage: str = "average",
+    k: int | None = None,
+    seed: int = 0,
+) -> PseudoLabels:
     """Cluster the embeddings (`method`) and keep the confident clusters (see confident_clusters)."""
     if method not in METHODS:
         raise ConfigError(f"self_train.method={method!r} is not one of {', '.join(METHODS)}.")

@@ -37,8 +37,10 @@ def embed_images(model: Model, images: np.ndarray, flip: bool = False, batch: in
         module.eval()
     parameter = next(module.parameters(), None) if module is not None else None
     device = parameter.device if parameter is not None else torch.device("cpu")
-    out = [embed_batch(model, to_model_input(images[start : start + batch]).to(device), flip)
-           for start in range(0, len(images), batch)]
+    out = [
+        embed_batch(model, to_model_input(images[start : start + batch]).to(device), flip)
+        for start in range(0, len(images), batch)
+    ]
     if was_training:
         module.train()
     dim = out[0].shape[1] if out else 0

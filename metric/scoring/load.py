@@ -22,8 +22,17 @@ from datamodules.faces.frontend import FaceFrontEnd
 from datamodules.faces.registry import front_end_from_spec
 from metric.errors import ConfigError, build_from_config, locate_class
 from metric.model.adapted import AdaptedNet, outside_embedder, require_gradients
-from metric.model.checkpoint import (CHECKPOINT_KEY, build_model, bundle_checkpoint, check_same_preprocessing,
-                                     checkpoint_record, face_spec, matcher_name, read_checkpoint, stored_calibration)
+from metric.model.checkpoint import (
+    CHECKPOINT_KEY,
+    build_model,
+    bundle_checkpoint,
+    check_same_preprocessing,
+    checkpoint_record,
+    face_spec,
+    matcher_name,
+    read_checkpoint,
+    stored_calibration,
+)
 from metric.model.embedders import ExternalEmbedder
 from metric.model.heads import LogisticDistanceHead
 from metric.model.nets import LOCAL_PRETRAINED, EmbeddingNet, check_face_input
@@ -54,9 +63,11 @@ class LoadedModel:
         """The threshold stored for this matcher, with what it achieved on validation; a clear error when none is."""
         if self.path is None:
             kind = self.record["net"].get("kind") or self.record["net"]["backbone"]
-            raise ConfigError(f"model={kind} has no threshold until it is calibrated on your people: run python -m "
-                              f"metric.calibrate model={kind} datamodule=<data> ckpt=<bundle to write> (then use "
-                              "ckpt=<bundle>), or evaluate with threshold_from=val.")
+            raise ConfigError(
+                f"model={kind} has no threshold until it is calibrated on your people: run python -m "
+                f"metric.calibrate model={kind} datamodule=<data> ckpt=<bundle to write> (then use "
+                "ckpt=<bundle>), or evaluate with threshold_from=val."
+            )
         return stored_calibration(self.checkpoint, self.matcher.name, self.path)
 
     def embed(self, images: np.ndarray, flip: bool = False) -> np.ndarray:
@@ -87,8 +98,9 @@ def note_face_override(loaded: LoadedModel, front_end: FaceFrontEnd) -> None:
     """Say so when images are prepared by another face front end than the checkpoint's training used."""
     trained = face_spec(loaded.preprocess)
     if front_end.spec() != trained:
-        print(f"note: images go through {front_end.describe()}; the checkpoint was trained with the front end "
-              f"{trained}.")
+        print(
+            f"note: images go through {front_end.describe()}; the checkpoint was trained with the front end {trained}."
+        )
 
 
 def model_label(model: Mapping) -> str:
@@ -101,17 +113,25 @@ def pretrained_net_checkpoint(model: Mapping, face: Mapping | None) -> tuple[Emb
     weights (metric.calibrate writes it as a bundle); its input size and alignment are checked first."""
     backbone = model.get("backbone")
     if backbone not in LOCAL_PRETRAINED or not model.get("pretrained"):
-        raise ConfigError(f"model.backbone={backbone} without pretrained face weights is not a face model yet: use "
-                          "its training checkpoint (ckpt=<file>), or a pretrained one: model=mobilefacenet, model=dlib "
-                          "or model=onnx model.path=<file>.")
+        raise ConfigError(
+            f"model.backbone={backbone} without pretrained face weights is not a face model yet: use "
+            "its training checkpoint (ckpt=<file>), or a pretrained one: model=mobilefacenet, model=dlib "
+            "or model=onnx model.path=<file>."
+        )
     need = LOCAL_PRETRAINED[backbone]
     front_end = build_from_config(face) if face is not None else FaceFrontEnd()
     check_face_input(backbone, True, need["image_size"], need["channels"], front_end.spec())
     net = build_from_config(model, in_chans=need["channels"], input_size=list(need["image_size"])).eval()
-    preprocess = {"image_size": list(need["image_size"]), "channels": need["channels"],
-                  "normalisation": NORMALISATION, "face": front_end.spec()}
-    checkpoint = {"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
-                  CHECKPOINT_KEY: checkpoint_record(net, None, preprocess, "cosine")}
+    preprocess = {
+        "image_size": list(need["image_size"]),
+        "channels": need["channels"],
+        "normalisation": NORMALISATION,
+        "face": front_end.spec(),
+    }
+    checkpoint = {
+        "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+        CHECKPOINT_KEY: checkpoint_record(net, None, preprocess, "cosine"),
+    }
     return net, front_end, checkpoint
 
 
@@ -137,8 +157,11 @@ def pretrained_model(model: Mapping, face: Mapping | None) -> Pretrained:
         net, front_end, checkpoint = pretrained_net_checkpoint(model, face)
         preprocess = checkpoint[CHECKPOINT_KEY]["preprocess"]
         backbone = net.backbone_name
-        spec = {"net": net.spec(), "pretrained": LOCAL_PRETRAINED[backbone]["weights"],
-                "sha256": pretrained_weights_sha256(backbone)}
+        spec = {
+            "net": net.spec(),
+            "pretrained": LOCAL_PRETRAINED[backbone]["weights"],
+            "sha256": pretrained_weights_sha256(backbone),
+        }
         size = {"image_size": preprocess["image_size"], "channels": preprocess["channels"]}
         return Pretrained(net, spec, model_label(model), front_end, size)
     embedder = build_embedder(model)
@@ -156,8 +179,10 @@ def pretrained_weights_sha256(backbone: str) -> dict:
 def build_embedder(model: Mapping) -> ExternalEmbedder:
     """The outside embedder a `model` config node names (model=dlib, model=onnx model.path=...)."""
     if not issubclass(locate_class(model, "model"), ExternalEmbedder):
-        raise ConfigError(f"model._target_={model['_target_']!r} is not a pretrained embedder (model=dlib or "
-                          "model=onnx): a trained net is used through its checkpoint, ckpt=<file>.")
+        raise ConfigError(
+            f"model._target_={model['_target_']!r} is not a pretrained embedder (model=dlib or "
+            "model=onnx): a trained net is used through its checkpoint, ckpt=<file>."
+        )
     return build_from_config(model)
 
 
@@ -169,14 +194,19 @@ def embedder_front_end(embedder: ExternalEmbedder, face: Mapping | None) -> Face
     if required is None:
         return front_end
     if front_end.spec()["name"] != required["name"]:
-        raise ConfigError(f"model={embedder.kind} embeds the aligned {embedder.input_size[0]}x{embedder.input_size[1]} "
-                          f"face chip that face={required['name']} cuts, so it cannot read images prepared by "
-                          f"face={front_end.spec()['name']}: add face={required['name']}.")
+        raise ConfigError(
+            f"model={embedder.kind} embeds the aligned {embedder.input_size[0]}x{embedder.input_size[1]} "
+            f"face chip that face={required['name']} cuts, so it cannot read images prepared by "
+            f"face={front_end.spec()['name']}: add face={required['name']}."
+        )
     spec = front_end.spec()
     changed = {k: v for k, v in required.items() if k != "name" and spec.get(k) != v}
     if changed:
-        print(f"note: model={embedder.kind} reads its own face chip: face." +
-              ", face.".join(f"{k}={v}" for k, v in changed.items()) + " is used.")
+        print(
+            f"note: model={embedder.kind} reads its own face chip: face."
+            + ", face.".join(f"{k}={v}" for k, v in changed.items())
+            + " is used."
+        )
         front_end = copy.copy(front_end)  # keeps the run-time settings (on_miss, min_detection_rate)
         for key, value in changed.items():
             setattr(front_end, key, value)
@@ -185,8 +215,12 @@ def embedder_front_end(embedder: ExternalEmbedder, face: Mapping | None) -> Face
 
 def embedder_checkpoint(embedder: ExternalEmbedder, front_end: FaceFrontEnd) -> dict:
     """An outside embedder as an in-memory checkpoint (no thresholds yet: metric.calibrate writes them)."""
-    preprocess = {"image_size": list(embedder.input_size), "channels": embedder.channels,
-                  "normalisation": NORMALISATION, "face": front_end.spec()}
+    preprocess = {
+        "image_size": list(embedder.input_size),
+        "channels": embedder.channels,
+        "normalisation": NORMALISATION,
+        "face": front_end.spec(),
+    }
     return bundle_checkpoint(embedder, preprocess)
 
 
@@ -204,19 +238,29 @@ def sized_datamodule(datamodule: Mapping, kind: str, size: Mapping, front_end: F
     if "channels" in datamodule:
         fixed["channels"] = size["channels"]
     elif size["channels"] != 3:
-        raise ConfigError(f"model={kind} reads {size['channels']}-channel images; this datamodule gives colour images "
-                          "only.")
+        raise ConfigError(
+            f"model={kind} reads {size['channels']}-channel images; this datamodule gives colour images only."
+        )
     asked = {k: list(datamodule[k]) if k == "image_size" else datamodule[k] for k in fixed}
     if asked != fixed:
-        print(f"note: model={kind} reads {size['channels']}-channel {height}x{width} images: the datamodule "
-              "prepares them at that size.")
+        print(
+            f"note: model={kind} reads {size['channels']}-channel {height}x{width} images: the datamodule "
+            "prepares them at that size."
+        )
     return build_from_config(datamodule, face=front_end, **fixed, **kwargs)
 
 
-def load_for_eval(ckpt: str | Path | None, matcher: Mapping | str | None = None, datamodule: Mapping | None = None,
-                  stage: str = "test", calibrated: bool = False, face_override: bool = True,
-                  model: Mapping | None = None, face: Mapping | None = None,
-                  needs_torch: str | None = None) -> LoadedModel:
+def load_for_eval(
+    ckpt: str | Path | None,
+    matcher: Mapping | str | None = None,
+    datamodule: Mapping | None = None,
+    stage: str = "test",
+    calibrated: bool = False,
+    face_override: bool = True,
+    model: Mapping | None = None,
+    face: Mapping | None = None,
+    needs_torch: str | None = None,
+) -> LoadedModel:
     """The checkpoint's model with a matcher: a `matcher` config node, a matcher name, or None for the rule of
     metric.model.checkpoint.matcher_name (then at the target FAR it was calibrated at). With a `datamodule`
     config node, the datamodule is built, set up for `stage` and checked against the checkpoint's preprocessing;
@@ -230,7 +274,9 @@ def load_for_eval(ckpt: str | Path | None, matcher: Mapping | str | None = None,
     `face` (or the datamodule's `face`) at its own input size. `needs_torch` names what needs a differentiable torch net
     (an attack, export): an outside embedder is then refused before any data is read."""
     if model is not None and ckpt is None and issubclass(locate_class(model, "model"), EmbeddingNet):
-        net, front_end, checkpoint = pretrained_net_checkpoint(model, face if datamodule is None else datamodule.get("face"))
+        net, front_end, checkpoint = pretrained_net_checkpoint(
+            model, face if datamodule is None else datamodule.get("face")
+        )
         loaded = LoadedModel(None, checkpoint, net, None, load_matcher(checkpoint, matcher, None))
         if calibrated:
             loaded.calibration()
@@ -252,8 +298,10 @@ def load_for_eval(ckpt: str | Path | None, matcher: Mapping | str | None = None,
             loaded.datamodule.setup(stage)
         return loaded
     if ckpt is None:
-        raise ConfigError("give a checkpoint, ckpt=<file> (a metric.train checkpoint or a calibrated bundle), or a "
-                          "pretrained embedder, model=dlib or model=onnx model.path=<file>.")
+        raise ConfigError(
+            "give a checkpoint, ckpt=<file> (a metric.train checkpoint or a calibrated bundle), or a "
+            "pretrained embedder, model=dlib or model=onnx model.path=<file>."
+        )
     checkpoint = read_checkpoint(ckpt)
     net, head = build_model(checkpoint)
     if needs_torch:
@@ -288,14 +336,19 @@ def adopted_input(datamodule: Mapping, preprocess: Mapping) -> dict:
             if value != preprocess[key]:
                 adopted[key] = list(preprocess[key]) if key == "image_size" else preprocess[key]
     if adopted:
-        print("note: the datamodule reads images as the checkpoint was trained: "
-              + ", ".join(f"datamodule.{k}={v}" for k, v in adopted.items()).replace(" ", "")
-              .replace(",datamodule.", ", datamodule.") + ".")
+        print(
+            "note: the datamodule reads images as the checkpoint was trained: "
+            + ", ".join(f"datamodule.{k}={v}" for k, v in adopted.items())
+            .replace(" ", "")
+            .replace(",datamodule.", ", datamodule.")
+            + "."
+        )
     return adopted
 
 
-def attach_datamodule(loaded: LoadedModel, datamodule: Mapping, stage: str = "test",
-                      face_override: bool = True) -> LoadedModel:
+def attach_datamodule(
+    loaded: LoadedModel, datamodule: Mapping, stage: str = "test", face_override: bool = True
+) -> LoadedModel:
     """A checkpoint's model (load_for_eval without a datamodule) given the datamodule of the `datamodule` node, set
     up for `stage` and checked against the checkpoint's preprocessing, as load_for_eval(..., datamodule=) does."""
     front_end = loaded.front_end() if datamodule.get("face") is None else asked_front_end(loaded, datamodule.face)
@@ -303,7 +356,9 @@ def attach_datamodule(loaded: LoadedModel, datamodule: Mapping, stage: str = "te
     if outside is not None:  # an outside (or adapted) embedder reads one fixed input size
         loaded.datamodule = sized_datamodule(datamodule, outside.kind, loaded.preprocess, front_end)
     else:
-        loaded.datamodule = build_from_config(datamodule, face=front_end, **adopted_input(datamodule, loaded.preprocess))
+        loaded.datamodule = build_from_config(
+            datamodule, face=front_end, **adopted_input(datamodule, loaded.preprocess)
+        )
     if face_override:
         note_face_override(loaded, loaded.datamodule.face)
     else:

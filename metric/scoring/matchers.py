@@ -13,8 +13,10 @@ import torch.nn.functional as F
 from metric.errors import ConfigError, build_from_config, locate_class
 from metric.model.heads import LogisticDistanceHead
 
-NEEDS_HEAD = ("matcher=logistic needs a model trained with a logistic-distance head (+experiment=siamese); this one "
-              "has none. Use matcher=cosine, matcher=euclidean or matcher=mse.")
+NEEDS_HEAD = (
+    "matcher=logistic needs a model trained with a logistic-distance head (+experiment=siamese); this one "
+    "has none. Use matcher=cosine, matcher=euclidean or matcher=mse."
+)
 
 
 def check_target_far(target_far: float) -> float:

@@ -17,8 +17,14 @@ LINT_IMPORTS = str(Path(sys.executable).with_name("lint-imports"))
 def lint_imports(root: Path) -> subprocess.CompletedProcess:
     """`lint-imports` on the packages under `root`, with the contracts of this project's pyproject.toml."""
     env = {"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"}
-    return subprocess.run([LINT_IMPORTS, "--config", str(REPO_ROOT / "pyproject.toml"), "--no-cache"],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [LINT_IMPORTS, "--config", str(REPO_ROOT / "pyproject.toml"), "--no-cache"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_the_rooms_keep_their_contracts():
@@ -27,11 +33,18 @@ def test_the_rooms_keep_their_contracts():
     assert "2 kept, 0 broken" in result.stdout
 
 
-@pytest.mark.parametrize("module,line,broken", [
-    ("metric/model/heads.py", "import metric.deploy.verifier", "a lower room never imports a higher one BROKEN"),
-    ("datamodules/base.py", "import metric.scoring.embed", "a lower room never imports a higher one BROKEN"),
-    ("datamodules/split.py", "import datamodules.base", "No import cycles between the modules of any package BROKEN"),
-])
+@pytest.mark.parametrize(
+    "module,line,broken",
+    [
+        ("metric/model/heads.py", "import metric.deploy.verifier", "a lower room never imports a higher one BROKEN"),
+        ("datamodules/base.py", "import metric.scoring.embed", "a lower room never imports a higher one BROKEN"),
+        (
+            "datamodules/split.py",
+            "import datamodules.base",
+            "No import cycles between the modules of any package BROKEN",
+        ),
+    ],
+)
 def test_a_forbidden_import_breaks_a_contract(tmp_path, module, line, broken):
     """The same contracts on a copy of the code with one bad import added: lint-imports must fail, naming it."""
     for package in ("metric", "datamodules"):

@@ -31,8 +31,16 @@ def other_model(tiny_triplet_run, tmp_path_factory, data_dir):
     path = tmp_path_factory.mktemp("other_model") / "other.ckpt"
     write_checkpoint(path, checkpoint)
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        cfg = compose(config_name="calibrate", overrides=[f"paths.output_dir={path.parent}",
-                                                          f"paths.data_dir={data_dir}", *TINY_DATA, f"ckpt={path}",
-                                                          "matcher.target_far=0.01", "allow_unsupported_far=true"])
+        cfg = compose(
+            config_name="calibrate",
+            overrides=[
+                f"paths.output_dir={path.parent}",
+                f"paths.data_dir={data_dir}",
+                *TINY_DATA,
+                f"ckpt={path}",
+                "matcher.target_far=0.01",
+                "allow_unsupported_far=true",
+            ],
+        )
     calibrate_checkpoint(cfg)
     return path

@@ -21,14 +21,19 @@ from tests.conftest import CONF_DIR, TINY_DATA
 
 def compose_attack(overrides: list[str], output_dir: Path, data_dir: Path):
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        return compose(config_name="attack", overrides=[f"paths.output_dir={output_dir}",
-                                                        f"paths.data_dir={data_dir}", *TINY_DATA, *overrides])
+        return compose(
+            config_name="attack",
+            overrides=[f"paths.output_dir={output_dir}", f"paths.data_dir={data_dir}", *TINY_DATA, *overrides],
+        )
 
 
 def test_pgd_success_starts_at_zero_at_the_clean_far_and_grows(tiny_triplet_run, tmp_path, data_dir):
     ckpt = tiny_triplet_run[1]["best_checkpoint"]
-    summary = run_attack(compose_attack([f"ckpt={ckpt}", "attack=pgd", "attack.eps=[0,2,8]", "attack.steps=5",
-                                         "max_pairs=120"], tmp_path, data_dir))
+    summary = run_attack(
+        compose_attack(
+            [f"ckpt={ckpt}", "attack=pgd", "attack.eps=[0,2,8]", "attack.steps=5", "max_pairs=120"], tmp_path, data_dir
+        )
+    )
     rates = [r["impersonation_success"] for r in summary["rows"]]
     assert rates[0] == 0.0 and summary["rows"][0]["dodging_success"] == 0.0  # eps 0 turns no pair
     assert rates == sorted(rates) and rates[-1] > rates[0]
@@ -88,16 +93,27 @@ def test_purifiers_keep_shape_and_range_and_remove_noise():
     assert Purifier("jpeg", quality=50).spec() == {"name": "jpeg", "quality": 50}
 
 
-
 def test_pgd_turns_decisions_of_the_pretrained_mobilefacenet(mobilefacenet_bundle, tmp_path, data_dir):
     """MobileFaceNet is a torch net: gradients flow through it, so PGD (8/255) turns pairs it decided right."""
     people = mobilefacenet_bundle.parent / "people"
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        cfg = compose(config_name="attack", overrides=[
-            f"paths.output_dir={tmp_path}", f"paths.data_dir={data_dir}", f"ckpt={mobilefacenet_bundle}",
-            "datamodule=folder", f"datamodule.root={people}", "datamodule.split=ordered",
-            "datamodule.split_counts=[4,4,4]", "datamodule.image_size=[112,112]", "attack=pgd",
-            "attack.eps=[0,8]", "attack.steps=5", "max_pairs=30"])
+        cfg = compose(
+            config_name="attack",
+            overrides=[
+                f"paths.output_dir={tmp_path}",
+                f"paths.data_dir={data_dir}",
+                f"ckpt={mobilefacenet_bundle}",
+                "datamodule=folder",
+                f"datamodule.root={people}",
+                "datamodule.split=ordered",
+                "datamodule.split_counts=[4,4,4]",
+                "datamodule.image_size=[112,112]",
+                "attack=pgd",
+                "attack.eps=[0,8]",
+                "attack.steps=5",
+                "max_pairs=30",
+            ],
+        )
     summary = run_attack(cfg)
     clean, attacked = summary["rows"]
     assert clean["impersonation_success"] == 0.0 and clean["dodging_success"] == 0.0

@@ -10,8 +10,15 @@ import pytest
 import torch
 
 from metric.attacks.masks import MASKS, build_masks, draw_mask, eye_points
-from metric.attacks.patch import (PatchAttack, attack_set, composite, non_printability, palette, random_views,
-                                  total_variation)
+from metric.attacks.patch import (
+    PatchAttack,
+    attack_set,
+    composite,
+    non_printability,
+    palette,
+    random_views,
+    total_variation,
+)
 from metric.attacks.verifier import PairSet, Verifier
 from metric.attacks.run import format_rows, run_attack
 from metric.errors import ConfigError
@@ -86,7 +93,8 @@ def test_masks_follow_the_face_front_end_the_run_asks_for(tmp_path, data_dir):
     cfg = compose_attack(["ckpt=x.ckpt", "attack=patch", "face=dlib"], tmp_path, data_dir)
     assert crop_preprocess(ALIGNED, cfg.datamodule)["face"]["name"] == "dlib"  # aligned: no assume_aligned needed
     assert eye_points(crop_preprocess(ALIGNED, cfg.datamodule), "glasses")[0] == pytest.approx(
-        (np.array([38.29, 51.70]) / 112 + 0.1) / 1.2 * 32)
+        (np.array([38.29, 51.70]) / 112 + 0.1) / 1.2 * 32
+    )
     plain = compose_attack(["ckpt=x.ckpt", "attack=patch"], tmp_path, data_dir)
     assert crop_preprocess(ALIGNED, plain.datamodule) == ALIGNED
 
@@ -108,9 +116,20 @@ def test_printability_and_variation_penalties():
 def test_patch_run_grows_with_mask_area_and_keeps_the_clean_far(tiny_triplet_run, tmp_path, data_dir):
     ckpt = tiny_triplet_run[1]["best_checkpoint"]
     common = [f"ckpt={ckpt}", "max_pairs=40"]
-    cfg = compose_attack([*common, "attack=patch", "attack.assume_aligned=true", "attack.mask_scale=[0,0.5,1.25]",
-                          "attack.steps=10", "attack.lr=24", "attack.eot=false", "attack.eot_samples=2"],
-                         tmp_path / "patch", data_dir)
+    cfg = compose_attack(
+        [
+            *common,
+            "attack=patch",
+            "attack.assume_aligned=true",
+            "attack.mask_scale=[0,0.5,1.25]",
+            "attack.steps=10",
+            "attack.lr=24",
+            "attack.eot=false",
+            "attack.eot_samples=2",
+        ],
+        tmp_path / "patch",
+        data_dir,
+    )
     summary = run_attack(cfg)
     fgsm = run_attack(compose_attack([*common, "attack=fgsm", "attack.eps=[0]"], tmp_path / "fgsm", data_dir))
     # with the attack off, the clean rates are the fgsm eps=0 row's, exactly
@@ -142,18 +161,28 @@ def no_data_read(monkeypatch):
     monkeypatch.setattr(IdentityDataModule, "setup", refuse)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["attack.mask_scale=[1.0,3.0]"], r"attack.mask_scale=\[1.0, 3.0\]: the glasses mask at scale 3 reaches "
-                                      r"outside the 32x32 image; the largest scale that fits is 1.32\."),
-    (["attack.assume_aligned=false"], r"assumes faces aligned to the 5-point template.*face=dlib.*"
-                                      r"attack.assume_aligned=true.*arcface template with margin 0"),
-    (["attack.mask=hat"], r"attack.mask='hat' is not one of glasses, eyes_band, square\."),
-    (["attack.mask_scale=[-1,1]"], r"attack.mask_scale=\[-1, 1\] must be a list of sizes >= 0"),
-    (["attack.eot_samples=0"], r"attack.eot_samples=0 must be an integer >= 1\."),
-    (["purify=gif"], r"purify='gif' is not one of null, jpeg, median\."),
-])
-def test_bad_patch_settings_are_clear_errors_before_any_data(overrides, message, tiny_triplet_run, tmp_path, data_dir,
-                                                             no_data_read):
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            ["attack.mask_scale=[1.0,3.0]"],
+            r"attack.mask_scale=\[1.0, 3.0\]: the glasses mask at scale 3 reaches "
+            r"outside the 32x32 image; the largest scale that fits is 1.32\.",
+        ),
+        (
+            ["attack.assume_aligned=false"],
+            r"assumes faces aligned to the 5-point template.*face=dlib.*"
+            r"attack.assume_aligned=true.*arcface template with margin 0",
+        ),
+        (["attack.mask=hat"], r"attack.mask='hat' is not one of glasses, eyes_band, square\."),
+        (["attack.mask_scale=[-1,1]"], r"attack.mask_scale=\[-1, 1\] must be a list of sizes >= 0"),
+        (["attack.eot_samples=0"], r"attack.eot_samples=0 must be an integer >= 1\."),
+        (["purify=gif"], r"purify='gif' is not one of null, jpeg, median\."),
+    ],
+)
+def test_bad_patch_settings_are_clear_errors_before_any_data(
+    overrides, message, tiny_triplet_run, tmp_path, data_dir, no_data_read
+):
     ckpt = tiny_triplet_run[1]["best_checkpoint"]
     cfg = compose_attack([f"ckpt={ckpt}", "attack=patch", "attack.assume_aligned=true", *overrides], tmp_path, data_dir)
     with pytest.raises(ConfigError, match=message):
@@ -168,11 +197,21 @@ def test_a_non_differentiable_embedder_is_refused_before_any_data(kind, tmp_path
 
     path = tmp_path / "frozen.onnx"
     frozen = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
-    torch.onnx.export(frozen, (torch.zeros(1, 3, 8, 8),), str(path), input_names=["images"],
-                      dynamic_axes={"images": {0: "batch"}}, dynamo=False)
+    torch.onnx.export(
+        frozen,
+        (torch.zeros(1, 3, 8, 8),),
+        str(path),
+        input_names=["images"],
+        dynamic_axes={"images": {0: "batch"}},
+        dynamo=False,
+    )
     bundle = tmp_path / "bundle.ckpt"
-    write_checkpoint(bundle, bundle_checkpoint(OnnxEmbedder(str(path), [8, 8]), {"image_size": [8, 8], "channels": 3,
-                                                                                 "face": {"name": "none"}}))
+    write_checkpoint(
+        bundle,
+        bundle_checkpoint(
+            OnnxEmbedder(str(path), [8, 8]), {"image_size": [8, 8], "channels": 3, "face": {"name": "none"}}
+        ),
+    )
     cfg = compose_attack([f"ckpt={bundle}", f"attack={kind}"], tmp_path, data_dir)
     with pytest.raises(ConfigError, match=f"model=onnx is a frozen outside model .* so attack={kind} "):
         run_attack(cfg)
@@ -181,8 +220,13 @@ def test_a_non_differentiable_embedder_is_refused_before_any_data(kind, tmp_path
 def test_the_grids_show_pairs_decided_right_when_clean_turned_ones_first():
     clean = np.array([0.9, 0.1, 0.2, 0.3, 0.1, 0.2])  # impostor pairs; pair 0 is already accepted at 0.5
     after = np.array([0.9, 0.8, 0.2, 0.7, 0.9, 0.1])  # pairs 1, 3 and 4 turned; pair 4 repeats pair 1's probe
-    pairs = PairSet(np.array([[0, 9], [1, 9], [2, 9], [3, 9], [1, 8], [5, 9]]), torch.zeros(6, 3, 4, 4),
-                    torch.zeros(6, 2), clean, genuine=False)
+    pairs = PairSet(
+        np.array([[0, 9], [1, 9], [2, 9], [3, 9], [1, 8], [5, 9]]),
+        torch.zeros(6, 3, 4, 4),
+        torch.zeros(6, 2),
+        clean,
+        genuine=False,
+    )
     assert pairs.showcase(after, 0.5).tolist() == [1, 3, 2, 5]
     assert pairs.success(after, 0.5) == pytest.approx(3 / 5) and pairs.attackable(0.5) == 5
     assert pairs.error_rate(after, 0.5) == pytest.approx(4 / 6)

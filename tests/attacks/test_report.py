@@ -26,13 +26,20 @@ def attack_runs(tiny_triplet_run, other_model, tmp_path_factory, data_dir):
     ckpt = tiny_triplet_run[1]["best_checkpoint"]
     root = tmp_path_factory.mktemp("attack_runs")
     settings = {
-        "patch": ["attack=patch", "attack.assume_aligned=true", "attack.mask_scale=[0,1.0]", "attack.steps=3",
-                  "attack.eot_samples=1"],
+        "patch": [
+            "attack=patch",
+            "attack.assume_aligned=true",
+            "attack.mask_scale=[0,1.0]",
+            "attack.steps=3",
+            "attack.eot_samples=1",
+        ],
         "uap": ["attack=uap", "attack.eps=[0,8]", "attack.steps=3", f"attack.transfer_ckpt={other_model}"],
         "pgd": ["attack=pgd", "attack.eps=[0,4]", "attack.steps=2", "purify=median"],
     }
-    summaries = {name: run_attack(compose_attack([f"ckpt={ckpt}", "max_pairs=20", *extra], root / name, data_dir))
-                 for name, extra in settings.items()}
+    summaries = {
+        name: run_attack(compose_attack([f"ckpt={ckpt}", "max_pairs=20", *extra], root / name, data_dir))
+        for name, extra in settings.items()
+    }
     return root, summaries
 
 
@@ -53,8 +60,9 @@ def test_one_report_holds_every_run(attack_runs, tmp_path, capsys):
     transfer = summaries["uap"]["transfer"]  # both models' figures are in the report
     assert f"| universal | other.ckpt | {transfer['threshold']:.4f} |" in markdown
     uap_rows = [line.split("|") for line in markdown.splitlines() if line.startswith("| universal | impersonation |")]
-    assert [row[6].strip() for row in uap_rows] == [f"{100 * r['transfer_success']:.1f}%"
-                                                   for r in summaries["uap"]["rows"]]
+    assert [row[6].strip() for row in uap_rows] == [
+        f"{100 * r['transfer_success']:.1f}%" for r in summaries["uap"]["rows"]
+    ]
     assert "wrote" in capsys.readouterr().out
 
 
@@ -84,7 +92,6 @@ def test_bad_run_directories_are_one_clear_error(attack_runs, tmp_path, capsys):
         assert error.startswith("error: ") and error.count("\n") == 1, error
         assert re.search(message, error), error
     assert not (tmp_path / "out").exists()  # nothing is written for a bad report
-
 
 
 def test_clean_eer_is_measured_through_the_purification(attack_runs, tiny_triplet_run):

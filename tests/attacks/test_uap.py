@@ -22,8 +22,20 @@ from tests.conftest import CONF_DIR
 
 def test_eps_zero_is_the_clean_frr_and_dodging_grows_with_eps(tiny_triplet_run, tmp_path, data_dir):
     ckpt = tiny_triplet_run[1]["best_checkpoint"]
-    summary = run_attack(compose_attack([f"ckpt={ckpt}", "attack=uap", "attack.goal=dodging", "attack.eps=[0,4,32]",
-                                         "attack.steps=15", "max_pairs=60"], tmp_path, data_dir))
+    summary = run_attack(
+        compose_attack(
+            [
+                f"ckpt={ckpt}",
+                "attack=uap",
+                "attack.goal=dodging",
+                "attack.eps=[0,4,32]",
+                "attack.steps=15",
+                "max_pairs=60",
+            ],
+            tmp_path,
+            data_dir,
+        )
+    )
     rows = summary["rows"]
     assert rows[0]["success"] == 0.0  # exactly: eps 0 adds nothing, so it turns no pair
     assert rows[0]["error_rate"] == summary["clean_frr"]  # and the FRR after it is the clean FRR
@@ -48,8 +60,9 @@ def test_crafting_reads_the_training_identities_only(tiny_triplet_run, tmp_path,
 
     monkeypatch.setattr(uap, "craft_uap", spy)
     ckpt = tiny_triplet_run[1]["best_checkpoint"]
-    cfg = compose_attack([f"ckpt={ckpt}", "attack=uap", "attack.eps=[0,8]", "attack.steps=2", "max_pairs=20"],
-                         tmp_path, data_dir)
+    cfg = compose_attack(
+        [f"ckpt={ckpt}", "attack=uap", "attack.eps=[0,8]", "attack.steps=2", "max_pairs=20"], tmp_path, data_dir
+    )
     run_attack(cfg)
     splits = load_for_eval(ckpt, datamodule=cfg.datamodule).datamodule.splits
     assert len(seen) == 2
@@ -60,8 +73,20 @@ def test_crafting_reads_the_training_identities_only(tiny_triplet_run, tmp_path,
 
 def test_a_perturbation_transfers_to_a_second_model(tiny_triplet_run, other_model, tmp_path, data_dir):
     ckpt = tiny_triplet_run[1]["best_checkpoint"]
-    summary = run_attack(compose_attack([f"ckpt={ckpt}", "attack=uap", "attack.eps=[0,16]", "attack.steps=5",
-                                         f"attack.transfer_ckpt={other_model}", "max_pairs=60"], tmp_path, data_dir))
+    summary = run_attack(
+        compose_attack(
+            [
+                f"ckpt={ckpt}",
+                "attack=uap",
+                "attack.eps=[0,16]",
+                "attack.steps=5",
+                f"attack.transfer_ckpt={other_model}",
+                "max_pairs=60",
+            ],
+            tmp_path,
+            data_dir,
+        )
+    )
     transfer = summary["transfer"]
     assert transfer["checkpoint"] == str(other_model.resolve()) and transfer["threshold"] != summary["threshold"]
     assert summary["rows"][0]["success"] == 0.0 and summary["rows"][0]["transfer_success"] == 0.0
@@ -76,10 +101,24 @@ def test_a_perturbation_transfers_to_a_second_model(tiny_triplet_run, other_mode
 
 def test_purification_applies_to_every_probe_and_is_reported(tiny_triplet_run, tmp_path, data_dir):
     ckpt = tiny_triplet_run[1]["best_checkpoint"]
-    plain = run_attack(compose_attack([f"ckpt={ckpt}", "attack=uap", "attack.eps=[0]", "max_pairs=40"],
-                                      tmp_path / "plain", data_dir))
-    summary = run_attack(compose_attack([f"ckpt={ckpt}", "attack=uap", "attack.eps=[0,8]", "attack.steps=3",
-                                         "max_pairs=40", "purify=jpeg", "purify_quality=50"], tmp_path, data_dir))
+    plain = run_attack(
+        compose_attack([f"ckpt={ckpt}", "attack=uap", "attack.eps=[0]", "max_pairs=40"], tmp_path / "plain", data_dir)
+    )
+    summary = run_attack(
+        compose_attack(
+            [
+                f"ckpt={ckpt}",
+                "attack=uap",
+                "attack.eps=[0,8]",
+                "attack.steps=3",
+                "max_pairs=40",
+                "purify=jpeg",
+                "purify_quality=50",
+            ],
+            tmp_path,
+            data_dir,
+        )
+    )
     assert summary["purify"] == {"name": "jpeg", "quality": 50} and "non-adaptive" in summary["purify_note"]
     assert plain["purify"] is None and "purify_note" not in plain
     assert summary["rows"][0]["success"] == 0.0
@@ -87,14 +126,18 @@ def test_purification_applies_to_every_probe_and_is_reported(tiny_triplet_run, t
     assert "purified by" in format_rows(summary)
 
 
-def test_a_transfer_model_of_other_crops_is_refused_when_the_crops_are_not_aligned(tiny_triplet_run, tmp_path,
-                                                                                   data_dir):
+def test_a_transfer_model_of_other_crops_is_refused_when_the_crops_are_not_aligned(
+    tiny_triplet_run, tmp_path, data_dir
+):
     checkpoint = torch.load(tiny_triplet_run[1]["best_checkpoint"], map_location="cpu", weights_only=True)
     checkpoint[CHECKPOINT_KEY]["preprocess"]["image_size"] = [48, 48]
     other = tmp_path / "other48.ckpt"
     write_checkpoint(other, checkpoint)
-    cfg = compose_attack([f"ckpt={tiny_triplet_run[1]['best_checkpoint']}", "attack=uap",
-                          f"attack.transfer_ckpt={other}"], tmp_path, data_dir)
+    cfg = compose_attack(
+        [f"ckpt={tiny_triplet_run[1]['best_checkpoint']}", "attack=uap", f"attack.transfer_ckpt={other}"],
+        tmp_path,
+        data_dir,
+    )
     with pytest.raises(ConfigError, match=r"reads other crops than the attacked checkpoint.*not aligned \(face=none\)"):
         run_attack(cfg)
 
@@ -106,8 +149,11 @@ def test_a_perturbation_is_carried_into_another_aligned_crop_by_the_eye_points()
     from metric.attacks.transfer import crop_warp
 
     mine = {"image_size": [112, 112], "channels": 3, "face": {"name": "mtcnn", "template": "arcface", "margin": 0.0}}
-    dlib = {"image_size": [150, 150], "channels": 3, "face": {"name": "dlib", "template": "dlib", "margin": 0.0,
-                                                               "detector": "hog", "upsample": 1, "max_side": 1024}}
+    dlib = {
+        "image_size": [150, 150],
+        "channels": 3,
+        "face": {"name": "dlib", "template": "dlib", "margin": 0.0, "detector": "hog", "upsample": 1, "max_side": 1024},
+    }
     eye = template_points((112, 112), 0.0, (0, 1), TEMPLATES["arcface"])[0]
     delta = torch.zeros(3, 112, 112)
     delta[:, int(eye[1]) - 1 : int(eye[1]) + 2, int(eye[0]) - 1 : int(eye[0]) + 2] = 10.0
@@ -120,15 +166,30 @@ def test_a_perturbation_is_carried_into_another_aligned_crop_by_the_eye_points()
 
 
 @pytest.mark.slow  # about 45 s on 2 cores: two real-face bundles and a UAP; the warp itself is tested above
-def test_a_perturbation_on_mobilefacenet_is_tried_on_dlib_on_its_own_crops(mobilefacenet_bundle, dlib_bundle,
-                                                                          tmp_path, data_dir):
+def test_a_perturbation_on_mobilefacenet_is_tried_on_dlib_on_its_own_crops(
+    mobilefacenet_bundle, dlib_bundle, tmp_path, data_dir
+):
     people = mobilefacenet_bundle.parent / "people"
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        cfg = compose(config_name="attack", overrides=[
-            f"paths.output_dir={tmp_path}", f"paths.data_dir={data_dir}", f"ckpt={mobilefacenet_bundle}",
-            "datamodule=folder", f"datamodule.root={people}", "datamodule.split=ordered",
-            "datamodule.split_counts=[4,4,4]", "datamodule.image_size=[112,112]", "attack=uap", "attack.eps=[0,16]",
-            "attack.steps=3", "attack.goal=dodging", f"attack.transfer_ckpt={dlib_bundle}", "max_pairs=40"])
+        cfg = compose(
+            config_name="attack",
+            overrides=[
+                f"paths.output_dir={tmp_path}",
+                f"paths.data_dir={data_dir}",
+                f"ckpt={mobilefacenet_bundle}",
+                "datamodule=folder",
+                f"datamodule.root={people}",
+                "datamodule.split=ordered",
+                "datamodule.split_counts=[4,4,4]",
+                "datamodule.image_size=[112,112]",
+                "attack=uap",
+                "attack.eps=[0,16]",
+                "attack.steps=3",
+                "attack.goal=dodging",
+                f"attack.transfer_ckpt={dlib_bundle}",
+                "max_pairs=40",
+            ],
+        )
     summary = run_attack(cfg)
     transfer = summary["transfer"]
     assert "its own crops" in transfer["crop"] and 0 < transfer["pairs_in_its_crops"] <= summary["genuine_pairs"]
@@ -136,22 +197,27 @@ def test_a_perturbation_on_mobilefacenet_is_tried_on_dlib_on_its_own_crops(mobil
     assert summary["rows"][0]["transfer_error_rate"] == transfer["clean_frr"]
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["attack.eps=[-1,2]"], r"attack.eps=\[-1, 2\]: budgets are numbers from 0 to 255"),
-    (["attack.eps=[0,300]"], r"attack.eps=\[0, 300\]: budgets are numbers from 0 to 255"),
-    (["attack.eps=[a]"], r"attack.eps=\['a'\]: budgets are numbers from 0 to 255"),
-    (["attack.goal=both"], r"attack.goal='both' is not one of impersonation, dodging\."),
-    (["attack.transfer_ckpt=missing.ckpt"], r"attack.transfer_ckpt='missing.ckpt': no such file"),
-    (["split=train"], r"attack=uap learns its perturbation on the training identities.*split=test"),
-    (["purify=jpeg", "purify_quality=0"], r"purify_quality=0 must be an integer from 1 to 95"),
-    (["purify=median", "purify_kernel=4"], r"purify_kernel=4 must be an odd integer >= 3"),
-])
-def test_bad_uap_settings_are_clear_errors_before_any_data(overrides, message, tiny_triplet_run, tmp_path, data_dir,
-                                                           monkeypatch):
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["attack.eps=[-1,2]"], r"attack.eps=\[-1, 2\]: budgets are numbers from 0 to 255"),
+        (["attack.eps=[0,300]"], r"attack.eps=\[0, 300\]: budgets are numbers from 0 to 255"),
+        (["attack.eps=[a]"], r"attack.eps=\['a'\]: budgets are numbers from 0 to 255"),
+        (["attack.goal=both"], r"attack.goal='both' is not one of impersonation, dodging\."),
+        (["attack.transfer_ckpt=missing.ckpt"], r"attack.transfer_ckpt='missing.ckpt': no such file"),
+        (["split=train"], r"attack=uap learns its perturbation on the training identities.*split=test"),
+        (["purify=jpeg", "purify_quality=0"], r"purify_quality=0 must be an integer from 1 to 95"),
+        (["purify=median", "purify_kernel=4"], r"purify_kernel=4 must be an odd integer >= 3"),
+    ],
+)
+def test_bad_uap_settings_are_clear_errors_before_any_data(
+    overrides, message, tiny_triplet_run, tmp_path, data_dir, monkeypatch
+):
     from datamodules.base import IdentityDataModule
 
     monkeypatch.setattr(IdentityDataModule, "setup", lambda self, stage=None: pytest.fail("data read first"))
-    cfg = compose_attack([f"ckpt={tiny_triplet_run[1]['best_checkpoint']}", "attack=uap", *overrides], tmp_path,
-                         data_dir)
+    cfg = compose_attack(
+        [f"ckpt={tiny_triplet_run[1]['best_checkpoint']}", "attack=uap", *overrides], tmp_path, data_dir
+    )
     with pytest.raises(ConfigError, match=message):
         run_attack(cfg)

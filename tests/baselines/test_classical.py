@@ -52,14 +52,17 @@ def test_fisher_projection_separates_identities_that_pixels_confuse():
 
 def compose_baseline(overrides, tmp_path, data_dir):
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        return compose(config_name="raw_pixels", overrides=[f"paths.output_dir={tmp_path}",
-                                                             f"paths.data_dir={data_dir}", *TINY_DATA, *overrides])
+        return compose(
+            config_name="raw_pixels",
+            overrides=[f"paths.output_dir={tmp_path}", f"paths.data_dir={data_dir}", *TINY_DATA, *overrides],
+        )
 
 
 @pytest.mark.parametrize("features", ["pixels", "lbp"])
 def test_baselines_score_unseen_identities(features, tmp_path, data_dir):
-    summary = baseline_summary(compose_baseline([f"baseline.features={features}", "baseline.projection=fisher"],
-                                                 tmp_path, data_dir))
+    summary = baseline_summary(
+        compose_baseline([f"baseline.features={features}", "baseline.projection=fisher"], tmp_path, data_dir)
+    )
     assert 0 <= summary["test_eer"] < 0.5 and summary["test_identities"] == 6
     assert "Fisher projection" in summary["matcher"]
 

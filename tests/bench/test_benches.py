@@ -20,8 +20,18 @@ TINY_RUNS = {
     "landmarks_pasted.py": ["--images", "6"],
     "detection_rate.py": [str(ORL / "s1"), "--out", "OUT"],
     "dlib_chip_template.py": ["--photos", str(ORL / "s1"), "--count", "3"],
-    "export_throughput.py": ["--rounds", "1", "--seconds", "0.2", "--backbone", "mobilenetv3_small_100", "--size",
-                             "150", "--teacher", "dlib"],
+    "export_throughput.py": [
+        "--rounds",
+        "1",
+        "--seconds",
+        "0.2",
+        "--backbone",
+        "mobilenetv3_small_100",
+        "--size",
+        "150",
+        "--teacher",
+        "dlib",
+    ],
     "paste_faces.py": [str(ORL), "OUT"],
     "gallery_orl.py": ["--ckpt", "tests/model/fixtures/siamese_test_efficientnet.ckpt", "--faces", str(ORL)],
     "gallery_search.py": ["--count", "5000", "--dim", "32", "--repeats", "1"],
@@ -41,15 +51,26 @@ def test_every_bench_script_is_covered():
 def test_bench_runs(script, tmp_path):
     if script == "gallery_orl.py" and not ORL.is_dir():
         pytest.skip(f"ORL faces not found at {ORL}")
-    if script in ("face_frontend.py", "face_pipeline.py", "paste_faces.py", "detection_rate.py",
-                  "dlib_chip_template.py", "landmarks_pasted.py") and not ORL.is_dir():
+    if (
+        script
+        in (
+            "face_frontend.py",
+            "face_pipeline.py",
+            "paste_faces.py",
+            "detection_rate.py",
+            "dlib_chip_template.py",
+            "landmarks_pasted.py",
+        )
+        and not ORL.is_dir()
+    ):
         pytest.skip(f"ORL faces not found at {ORL}")
     if script in ("face_pipeline.py", "landmarks_pasted.py"):
         require_weights("mobilefacenet", "mtcnn")
     arguments = [str(tmp_path / "pasted") if a == "OUT" else a for a in TINY_RUNS[script]]
     if script in ("face_frontend.py", "face_pipeline.py", "landmarks_pasted.py"):
         arguments += ["--photos", str(ORL)]
-    result = subprocess.run([sys.executable, f"bench/{script}", *arguments], cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, f"bench/{script}", *arguments], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     assert result.stdout.strip(), "a bench prints its figures"

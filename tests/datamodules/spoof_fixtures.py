@@ -31,8 +31,14 @@ def face_image(rng: np.random.Generator, size: tuple[int, int], spoof_type: int)
     return image
 
 
-def build_celeba_spoof(root: Path, train_subjects: int = 8, test_subjects: int = 4, seed: int = 0,
-                       presentations=PRESENTATIONS, size: tuple[int, int] = (150, 180)) -> dict[str, dict]:
+def build_celeba_spoof(
+    root: Path,
+    train_subjects: int = 8,
+    test_subjects: int = 4,
+    seed: int = 0,
+    presentations=PRESENTATIONS,
+    size: tuple[int, int] = (150, 180),
+) -> dict[str, dict]:
     """Write the tree; returns {split: {label key: 44 labels}} as written. Subject ids are disjoint across splits;
     images alternate between .jpg and .png, and between two sizes, so the box must be scaled per image."""
     rng = np.random.default_rng(seed)

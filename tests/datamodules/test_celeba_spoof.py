@@ -22,8 +22,13 @@ def spoof_root(tmp_path):
 
 
 def datamodule(root, tmp_path, **kwargs) -> CelebASpoofDataModule:
-    settings = {"image_size": (32, 32), "val_subjects": 2, "cache_dir": str(tmp_path / "cache"),
-                "bad_files_report": str(tmp_path / "bad.txt"), **kwargs}
+    settings = {
+        "image_size": (32, 32),
+        "val_subjects": 2,
+        "cache_dir": str(tmp_path / "cache"),
+        "bad_files_report": str(tmp_path / "bad.txt"),
+        **kwargs,
+    }
     return CelebASpoofDataModule(root=str(root), **settings)
 
 
@@ -79,8 +84,12 @@ def test_the_labels_json_wins_over_the_folder_and_disagreements_are_counted(spoo
 
 
 def test_condition_filters_make_a_cross_attack_protocol(spoof_root, tmp_path):
-    dm = datamodule(spoof_root, tmp_path, train_conditions={"spoof_types": ["print"]},
-                    test_conditions={"spoof_types": ["replay"], "illumination": ["back"]})
+    dm = datamodule(
+        spoof_root,
+        tmp_path,
+        train_conditions={"spoof_types": ["print"]},
+        test_conditions={"spoof_types": ["replay"], "illumination": ["back"]},
+    )
     dm.setup("fit")
     for name in ("train", "val"):
         types = set(liveness_targets(dm.splits[name])[:, 1].tolist())
@@ -154,14 +163,26 @@ def test_the_cache_gives_the_same_splits(spoof_root, tmp_path):
         assert first.splits[name].factors == second.splits[name].factors
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda root: (root / "metas/intra_test/test_label.json").unlink(), "test_label.json is missing.*Expected"),
-    (lambda root: (root / "metas/intra_test/train_label.json").write_text("{"), "train_label.json is not valid JSON"),
-    (lambda root: (root / "metas/intra_test/train_label.json").write_text('{"Data/train/1/live/1.jpg": [1, 2]}'),
-     "must be a list of 44 integers"),
-    (lambda root: (root / "metas/intra_test/train_label.json").write_text('{"Data/1.jpg": ' + str([0] * 44) + "}"),
-     "is not 'Data/<split>/<subject>/<live|spoof>/<image>'"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda root: (root / "metas/intra_test/test_label.json").unlink(), "test_label.json is missing.*Expected"),
+        (
+            lambda root: (root / "metas/intra_test/train_label.json").write_text("{"),
+            "train_label.json is not valid JSON",
+        ),
+        (
+            lambda root: (root / "metas/intra_test/train_label.json").write_text('{"Data/train/1/live/1.jpg": [1, 2]}'),
+            "must be a list of 44 integers",
+        ),
+        (
+            lambda root: (root / "metas/intra_test/train_label.json").write_text(
+                '{"Data/1.jpg": ' + str([0] * 44) + "}"
+            ),
+            "is not 'Data/<split>/<subject>/<live|spoof>/<image>'",
+        ),
+    ],
+)
 def test_a_root_not_in_the_layout_gets_one_clear_message(spoof_root, tmp_path, damage, message):
     damage(spoof_root)
     with pytest.raises(ConfigError, match=message):
@@ -177,4 +198,3 @@ def test_a_subject_in_train_and_test_is_refused(spoof_root, tmp_path):
     test_file.write_text(json.dumps(test))
     with pytest.raises(ConfigError, match="appear in both"):
         datamodule(spoof_root, tmp_path).setup("fit")
-

@@ -50,8 +50,14 @@ def make_celeba(root: Path, identities=8, per_identity=4, leak: bool = False) ->
 
 
 def celeba(root, tmp_path, **kw):
-    args = dict(root=str(root), image_size=(32, 28), batch_identities=2, batch_images_per_identity=2,
-                cache_dir=str(tmp_path / "cache"), bad_files_report=str(tmp_path / "run" / "bad_files.txt"))
+    args = dict(
+        root=str(root),
+        image_size=(32, 28),
+        batch_identities=2,
+        batch_images_per_identity=2,
+        cache_dir=str(tmp_path / "cache"),
+        bad_files_report=str(tmp_path / "run" / "bad_files.txt"),
+    )
     args.update(kw)
     return CelebADataModule(**args)
 
@@ -106,8 +112,14 @@ def make_kface(root: Path, ids=("19062421", "19062512", "19070101", "19070202", 
 
 
 def kface(root, tmp_path, **kw):
-    args = dict(root=str(root), image_size=(24, 20), batch_identities=2, batch_images_per_identity=2,
-                split_fractions=[0.5, 0.25, 0.25], cache_dir=str(tmp_path / "cache"))
+    args = dict(
+        root=str(root),
+        image_size=(24, 20),
+        batch_identities=2,
+        batch_images_per_identity=2,
+        split_fractions=[0.5, 0.25, 0.25],
+        cache_dir=str(tmp_path / "cache"),
+    )
     args.update(kw)
     return KFaceDataModule(**args)
 
@@ -158,8 +170,13 @@ def make_us10k(root: Path, photos=12) -> Path:
 
 def test_us10k_self_supervised_views_and_needs_augmentation(tmp_path):
     root = make_us10k(tmp_path / "us10k")
-    args = dict(root=str(root), image_size=(24, 20), batch_identities=2, batch_images_per_identity=2,
-                split_fractions=[0.5, 0.25, 0.25])
+    args = dict(
+        root=str(root),
+        image_size=(24, 20),
+        batch_identities=2,
+        batch_images_per_identity=2,
+        split_fractions=[0.5, 0.25, 0.25],
+    )
     with pytest.raises(ConfigError, match="set augment=basic or augment=randaug"):
         US10kDataModule(**args).setup()
     dm = US10kDataModule(augment=BasicAugment(), **args)
@@ -171,10 +188,17 @@ def test_us10k_self_supervised_views_and_needs_augmentation(tmp_path):
 
 def test_us10k_as_distractors_adds_impostor_identities(tmp_path):
     root = make_us10k(tmp_path / "us10k", photos=10)
-    dm = SyntheticFacesDataModule(cache_dir=str(tmp_path / "cache"), train_identities=6, val_identities=3,
-                                  test_identities=3, images_per_identity=3, image_size=(24, 24),
-                                  batch_identities=2, batch_images_per_identity=2,
-                                  distractors=US10kDistractors(root=str(root)))
+    dm = SyntheticFacesDataModule(
+        cache_dir=str(tmp_path / "cache"),
+        train_identities=6,
+        val_identities=3,
+        test_identities=3,
+        images_per_identity=3,
+        image_size=(24, 24),
+        batch_identities=2,
+        batch_images_per_identity=2,
+        distractors=US10kDistractors(root=str(root)),
+    )
     dm.setup()
     assert dm.splits["val"].num_identities == 3 + 5 and dm.splits["test"].num_identities == 3 + 5
     assert sum(f.get("distractor", False) for f in dm.splits["test"].factors) == 5
@@ -230,9 +254,17 @@ def test_half_written_split_cache_is_not_trusted(tmp_path):
 def test_every_loader_trains_with_both_experiments(make_cfg, tmp_path, dataset, experiment):
     root = make_celeba(tmp_path / "celeba") if dataset == "celeba" else make_kface(tmp_path / "kface")
     split = ["datamodule.split=official"] if dataset == "celeba" else ["datamodule.split_fractions=[0.5,0.25,0.25]"]
-    cfg = make_cfg(f"experiment={experiment}", f"datamodule={dataset}", f"datamodule.root={root}",
-                   "datamodule.image_size=[24,20]", "datamodule.batch_identities=2",
-                   "datamodule.batch_images_per_identity=2", "debug=fast", *split, tiny=False)
+    cfg = make_cfg(
+        f"experiment={experiment}",
+        f"datamodule={dataset}",
+        f"datamodule.root={root}",
+        "datamodule.image_size=[24,20]",
+        "datamodule.batch_identities=2",
+        "datamodule.batch_images_per_identity=2",
+        "debug=fast",
+        *split,
+        tiny=False,
+    )
     summary = train(cfg)
     assert 0 <= summary["test_eer"] <= 1
     assert summary["data_bad_files"] >= 1  # each fixture holds a corrupt file

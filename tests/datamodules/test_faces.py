@@ -41,8 +41,11 @@ def require_orl() -> None:
 @pytest.fixture(scope="module")
 def front_end():
     """One DlibFaces (its model files load once) for the module: hog, upsample 1, margin 0.1, on_miss skip."""
-    require(importlib.util.find_spec("dlib") is not None and importlib.util.find_spec("face_recognition_models")
-            is not None, "the faces extra (dlib, face-recognition-models) is not installed")
+    require(
+        importlib.util.find_spec("dlib") is not None
+        and importlib.util.find_spec("face_recognition_models") is not None,
+        "the faces extra (dlib, face-recognition-models) is not installed",
+    )
     from datamodules.faces.dlib_faces import DlibFaces
 
     return DlibFaces()
@@ -80,9 +83,16 @@ def pasted(tmp_path_factory, front_end):
             photo, placement = paste(open_image(source, 3), rng)
             path = root / identity / f"{Path(name).stem}.png"
             photo.save(path, format="PNG", compress_level=1)
-            rows.append({"source": source, "photo": path, "affine": np.array(placement["affine"]),
-                         "scale": placement["scale"], "original": front_end.crop(open_image(source, 1), SIZE),
-                         "pasted": loader.load(path)})
+            rows.append(
+                {
+                    "source": source,
+                    "photo": path,
+                    "affine": np.array(placement["affine"]),
+                    "scale": placement["scale"],
+                    "original": front_end.crop(open_image(source, 1), SIZE),
+                    "pasted": loader.load(path),
+                }
+            )
     return {"root": root, "cache": cache, "rows": rows}
 
 
@@ -145,8 +155,11 @@ def truncated_png() -> bytes:
     return buffer.getvalue()[:200]
 
 
-@pytest.mark.parametrize("content", [b"\x89PNG\r\n\x1a\n this is not really a png", b"", "truncated", None],
-                         ids=["corrupt", "empty", "truncated", "missing"])
+@pytest.mark.parametrize(
+    "content",
+    [b"\x89PNG\r\n\x1a\n this is not really a png", b"", "truncated", None],
+    ids=["corrupt", "empty", "truncated", "missing"],
+)
 def test_unreadable_files_are_bad_image_naming_the_path(tmp_path, content):
     path = tmp_path / "photo.png"
     if content is not None:
@@ -165,8 +178,12 @@ def test_decompression_bomb_is_a_bad_image(tmp_path):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     path = tmp_path / "bomb.png"  # a 20000 x 20000 header (400 Mpixel, over PIL's 179 Mpixel refusal) in 60 bytes
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0))
-                     + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\0" * 10))
+        + chunk(b"IEND", b"")
+    )
     with pytest.raises(BadImage):
         open_image(path, 1)
 
@@ -233,8 +250,9 @@ def test_dlib_finds_pasted_faces_and_their_landmarks(pasted, front_end):
         original = np.array(r["original"].landmarks)
         mapped = original @ r["affine"][:, :2].T + r["affine"][:, 2]
         errors.append(np.linalg.norm(np.array(r["pasted"].landmarks) - mapped, axis=1).mean() / r["scale"])
-        inside = align_to_template(Image.new("L", open_image(r["source"], 1).size, 255), original, SIZE,
-                                   front_end.margin, TEMPLATE_ROWS)
+        inside = align_to_template(
+            Image.new("L", open_image(r["source"], 1).size, 255), original, SIZE, front_end.margin, TEMPLATE_ROWS
+        )
         mask = np.asarray(inside) == 255
         diff = np.abs(r["pasted"].image[..., 0].astype(float) - r["original"].image[..., 0].astype(float))
         maes.append(diff[mask].mean())
@@ -354,9 +372,18 @@ def test_face_none_only_resizes(tmp_path):
 
 # 6. the datamodule ------------------------------------------------------------------------------------------------
 def folder_datamodule(root: Path, out: Path, cache: Path | None, face, **kw) -> FolderDataModule:
-    args = dict(root=str(root), image_size=SIZE, channels=1, split="ordered", split_counts=[2, 2, 2],
-                batch_identities=2, batch_images_per_identity=2, cache_dir=str(cache) if cache else None,
-                bad_files_report=str(out / "bad_files.txt"), face=face)
+    args = dict(
+        root=str(root),
+        image_size=SIZE,
+        channels=1,
+        split="ordered",
+        split_counts=[2, 2, 2],
+        batch_identities=2,
+        batch_images_per_identity=2,
+        cache_dir=str(cache) if cache else None,
+        bad_files_report=str(out / "bad_files.txt"),
+        face=face,
+    )
     args.update(kw)
     return FolderDataModule(**args)
 
@@ -372,8 +399,9 @@ def test_datamodule_skips_and_lists_photos_without_a_face(pasted, front_end, tmp
         listed = (tmp_path / "run" / "bad_files.txt").read_text()
         assert f"{faceless}: no face" in listed
         assert f"{len(pasted['rows']) + 1 - len(found)} without a face" in capsys.readouterr().out
-        assert dm.notes["face_detection_rate_train"] == round(sum(
-            r["pasted"].found for r in pasted["rows"] if r["photo"].parent.name in ("s1", "s2")) / 9, 4)
+        assert dm.notes["face_detection_rate_train"] == round(
+            sum(r["pasted"].found for r in pasted["rows"] if r["photo"].parent.name in ("s1", "s2")) / 9, 4
+        )
         assert dm.notes["face_detection_rate_train"] < 1
         assert {"face_detection_rate_val", "face_detection_rate_test"} <= set(dm.notes)
         assert dm.preprocessing["face"] == {"name": "dlib", **front_end.spec()}
@@ -442,8 +470,11 @@ def test_the_face_group_configures_the_datamodule(tmp_path, data_dir, front_end)
 # 7. without the faces extra ---------------------------------------------------------------------------------
 def test_missing_model_package_names_the_install(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a, **kw: None if name == "face_recognition_models" else real(name, *a, **kw))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a, **kw: None if name == "face_recognition_models" else real(name, *a, **kw),
+    )
     from datamodules.faces.dlib_faces import DlibFaces
 
     with pytest.raises(ConfigError) as error:
@@ -461,11 +492,19 @@ def test_missing_dlib_names_the_install(monkeypatch):
         front_end_from_spec({"name": "dlib", "margin": 0.1})
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"detector": "mtcnn"}, "face.detector"), ({"upsample": 4}, "face.upsample"), ({"upsample": True}, "face.upsample"),
-    ({"margin": 1.0}, "face.margin"), ({"margin": -0.3}, "face.margin"), ({"max_side": 50}, "face.max_side"),
-    ({"on_miss": "drop"}, "face.on_miss"), ({"min_detection_rate": 1.5}, "face.min_detection_rate"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"detector": "mtcnn"}, "face.detector"),
+        ({"upsample": 4}, "face.upsample"),
+        ({"upsample": True}, "face.upsample"),
+        ({"margin": 1.0}, "face.margin"),
+        ({"margin": -0.3}, "face.margin"),
+        ({"max_side": 50}, "face.max_side"),
+        ({"on_miss": "drop"}, "face.on_miss"),
+        ({"min_detection_rate": 1.5}, "face.min_detection_rate"),
+    ],
+)
 def test_bad_settings_are_config_errors(kwargs, message):
     from datamodules.faces.dlib_faces import DlibFaces
 

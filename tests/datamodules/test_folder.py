@@ -33,8 +33,14 @@ def make_tree(root: Path, identities: int = 8, images: int = 5) -> Path:
 
 
 def make(root, tmp_path, **kw):
-    args = dict(root=str(root), image_size=(24, 20), channels=1, batch_identities=3, batch_images_per_identity=2,
-                bad_files_report=str(tmp_path / "run" / "bad_files.txt"))
+    args = dict(
+        root=str(root),
+        image_size=(24, 20),
+        channels=1,
+        batch_identities=3,
+        batch_images_per_identity=2,
+        bad_files_report=str(tmp_path / "run" / "bad_files.txt"),
+    )
     args.update(kw)
     return FolderDataModule(**args)
 
@@ -68,10 +74,13 @@ def test_corrupt_image_is_skipped_counted_and_listed(tmp_path, capsys):
     assert len(dm.splits["train"].labels) == 4 * 5  # every good image, the broken one left out
 
 
-@pytest.mark.parametrize("setup,message", [
-    (lambda root: None, "is not a folder"),
-    (lambda root: root.mkdir(), "holds no identity folder with images"),
-])
+@pytest.mark.parametrize(
+    "setup,message",
+    [
+        (lambda root: None, "is not a folder"),
+        (lambda root: root.mkdir(), "holds no identity folder with images"),
+    ],
+)
 def test_missing_or_empty_root_names_the_path_and_the_tree(tmp_path, setup, message):
     root = tmp_path / "nowhere"
     setup(root)
@@ -86,10 +95,18 @@ def test_trains_and_evaluates_on_real_orl_faces(make_cfg):
             pytest.fail(f"CI is set but the ORL faces are missing at {ORL}")
         pytest.skip(f"the ORL faces are not at {ORL}")
     cfg = make_cfg(
-        "experiment=triplet", "datamodule=folder", f"datamodule.root={ORL}", "datamodule.split=ordered",
-        "datamodule.split_counts=[30,5,5]", "datamodule.image_size=[28,24]", "datamodule.channels=1",
-        "datamodule.batch_identities=8", "datamodule.batch_images_per_identity=5", "trainer.max_epochs=3",
-        "trainer.enable_progress_bar=false", tiny=False,
+        "experiment=triplet",
+        "datamodule=folder",
+        f"datamodule.root={ORL}",
+        "datamodule.split=ordered",
+        "datamodule.split_counts=[30,5,5]",
+        "datamodule.image_size=[28,24]",
+        "datamodule.channels=1",
+        "datamodule.batch_identities=8",
+        "datamodule.batch_images_per_identity=5",
+        "trainer.max_epochs=3",
+        "trainer.enable_progress_bar=false",
+        tiny=False,
     )
     summary = train(cfg)
     assert summary["test_identities"] == 5 and summary["test_images"] == 50

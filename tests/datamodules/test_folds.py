@@ -13,10 +13,13 @@ from metric.errors import ConfigError
 
 def fake_splits(identities: int = 23, images: int = 3) -> dict[str, IdentitySplit]:
     labels = np.repeat(np.arange(identities), images)
+
     def split(ids):
         keep = np.isin(labels, ids)
-        return IdentitySplit(np.zeros((keep.sum(), 4, 4, 1), np.uint8), labels[keep],
-                             [f"{i}.png" for i in np.flatnonzero(keep)])
+        return IdentitySplit(
+            np.zeros((keep.sum(), 4, 4, 1), np.uint8), labels[keep], [f"{i}.png" for i in np.flatnonzero(keep)]
+        )
+
     return {"train": split(np.arange(0, 15)), "val": split(np.arange(15, 19)), "test": split(np.arange(19, 23))}
 
 

@@ -36,8 +36,9 @@ def lfw_tree(root, overlap: bool = False):
 
 
 def datamodule(root, **kwargs) -> LFWDataModule:
-    return LFWDataModule(str(root), image_size=(16, 16), val_identities=4, batch_identities=2,
-                         batch_images_per_identity=2, **kwargs)
+    return LFWDataModule(
+        str(root), image_size=(16, 16), val_identities=4, batch_identities=2, batch_images_per_identity=2, **kwargs
+    )
 
 
 def names(split) -> set[str]:
@@ -76,8 +77,9 @@ def test_folds_that_share_a_person_are_refused(tmp_path):
 
 def test_official_folds_need_the_lfw_datamodule(tmp_path):
     lfw_tree(tmp_path)
-    dm = FolderDataModule(str(tmp_path / "lfw-deepfunneled"), image_size=(16, 16), batch_identities=2,
-                          batch_images_per_identity=2)
+    dm = FolderDataModule(
+        str(tmp_path / "lfw-deepfunneled"), image_size=(16, 16), batch_identities=2, batch_images_per_identity=2
+    )
     with pytest.raises(ConfigError, match="cv.folds=lfw .* datamodule=lfw"):  # refused before any image is read
         dm.use_fold(CrossValidation(folds="lfw").requested()[0])
     with pytest.raises(ConfigError, match="cv.folds='five'"):

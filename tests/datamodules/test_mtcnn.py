@@ -16,8 +16,12 @@ from datamodules.sources.pasted import paste
 from metric.errors import ConfigError
 from tests.conftest import LFW, ORL, require_weights
 
-PHOTOS = ["Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "Colin_Powell/Colin_Powell_0003.jpg",
-          "George_W_Bush/George_W_Bush_0010.jpg", "Serena_Williams/Serena_Williams_0002.jpg"]
+PHOTOS = [
+    "Aaron_Peirsol/Aaron_Peirsol_0001.jpg",
+    "Colin_Powell/Colin_Powell_0003.jpg",
+    "George_W_Bush/George_W_Bush_0010.jpg",
+    "Serena_Williams/Serena_Williams_0002.jpg",
+]
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +56,10 @@ class LiteRTNet:
     def __call__(self, images: torch.Tensor):
         out = self.run(images)
         if self.name == "pnet":  # (N, W', H', 2) and (N, W', H', 4), back to (N, H', W') and (N, 4, H', W')
-            return (torch.from_numpy(out["prob1"][..., 1]).transpose(1, 2),
-                    torch.from_numpy(out["conv4-2"]).permute(0, 3, 2, 1))
+            return (
+                torch.from_numpy(out["prob1"][..., 1]).transpose(1, 2),
+                torch.from_numpy(out["conv4-2"]).permute(0, 3, 2, 1),
+            )
         keys = ["prob1", "conv5-2"] if self.name == "rnet" else ["prob1", "conv6-2", "conv6-3"]
         outputs = [torch.from_numpy(out[k]) for k in keys]
         outputs[0] = outputs[0][:, 1]
@@ -140,10 +146,15 @@ def test_the_front_end_travels_through_the_checkpoint_record_and_the_cache(nets,
     assert isinstance(front_end_from_spec({"name": "none"}), FaceFrontEnd)
 
 
-@pytest.mark.parametrize("settings, message", [({"min_face": 5}, "face.min_face=5 must be an integer >= 12"),
-                                               ({"thresholds": [0.6, 1.2, 0.7]}, "three face probabilities"),
-                                               ({"factor": 0.2}, "face.factor=0.2"),
-                                               ({"margin": 2}, "face.margin=2")])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"min_face": 5}, "face.min_face=5 must be an integer >= 12"),
+        ({"thresholds": [0.6, 1.2, 0.7]}, "three face probabilities"),
+        ({"factor": 0.2}, "face.factor=0.2"),
+        ({"margin": 2}, "face.margin=2"),
+    ],
+)
 def test_bad_settings_are_one_line(settings, message):
     from datamodules.faces.mtcnn_faces import MtcnnFaces
 

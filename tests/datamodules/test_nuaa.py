@@ -44,8 +44,13 @@ def build_nuaa(root: Path, variant: str = "face", missing_subject: str | None = 
 
 
 def datamodule(root: Path, tmp_path: Path, **kwargs) -> NUAADataModule:
-    settings = {"image_size": (32, 32), "val_subjects": 2, "cache_dir": str(tmp_path / "cache"),
-                "bad_files_report": str(tmp_path / "bad.txt"), **kwargs}
+    settings = {
+        "image_size": (32, 32),
+        "val_subjects": 2,
+        "cache_dir": str(tmp_path / "cache"),
+        "bad_files_report": str(tmp_path / "bad.txt"),
+        **kwargs,
+    }
     dm = NUAADataModule(root=str(root), **settings)
     dm.setup("fit")
     return dm
@@ -91,8 +96,10 @@ def test_a_split_with_no_attack_left_is_one_clear_error(tmp_path):
 @pytest.mark.parametrize("variant", ["raw", "normalized"])
 def test_the_variants_read_their_own_folders_and_index_files(tmp_path, variant):
     dm = datamodule(build_nuaa(tmp_path / "NUAA", variant=variant), tmp_path, variant=variant)
-    assert all(Path(s).parts[-3].endswith({"raw": "Raw", "normalized": "Normalized"}[variant])
-               for s in dm.splits["test"].sources)
+    assert all(
+        Path(s).parts[-3].endswith({"raw": "Raw", "normalized": "Normalized"}[variant])
+        for s in dm.splits["test"].sources
+    )
 
 
 def test_the_breakdowns_are_glasses_position_and_session(tmp_path):
@@ -102,10 +109,15 @@ def test_the_breakdowns_are_glasses_position_and_session(tmp_path):
     assert set(columns["glasses"]) == {"with glasses", "without glasses"} and set(columns["session"]) == {"session 3"}
 
 
-@pytest.mark.parametrize("damage, message", [
-    ("index", "client_train_face.txt is missing"), ("name", "line 2"), ("outside", "line 2"),
-    ("variant", "variant='rgb'"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("index", "client_train_face.txt is missing"),
+        ("name", "line 2"),
+        ("outside", "line 2"),
+        ("variant", "variant='rgb'"),
+    ],
+)
 def test_a_tree_not_in_the_layout_gets_one_clear_message(tmp_path, damage, message):
     root = build_nuaa(tmp_path / "NUAA")
     kwargs = {}
@@ -125,14 +137,27 @@ def test_liveness_training_reports_the_nuaa_breakdowns(tmp_path, data_dir):
     from metric.modules.training import train
 
     root = build_nuaa(tmp_path / "NUAA")
-    cfg = compose_train(["experiment=liveness", "datamodule=nuaa", f"datamodule.root={root}",
-                         "datamodule.image_size=[32,32]", "datamodule.val_subjects=2", "debug=fast",
-                         "trainer.enable_progress_bar=false"], tmp_path / "run", data_dir)
+    cfg = compose_train(
+        [
+            "experiment=liveness",
+            "datamodule=nuaa",
+            f"datamodule.root={root}",
+            "datamodule.image_size=[32,32]",
+            "datamodule.val_subjects=2",
+            "debug=fast",
+            "trainer.enable_progress_bar=false",
+        ],
+        tmp_path / "run",
+        data_dir,
+    )
     summary = train(cfg)
     assert summary["task"] == "liveness"
     out = Path(cfg.paths.output_dir)
-    assert {p.name for p in out.glob("test_by_*.csv")} == {"test_by_glasses.csv", "test_by_pos.csv",
-                                                            "test_by_session.csv"}
+    assert {p.name for p in out.glob("test_by_*.csv")} == {
+        "test_by_glasses.csv",
+        "test_by_pos.csv",
+        "test_by_session.csv",
+    }
 
 
 def test_a_liveness_checkpoint_is_evaluated_on_another_dataset_at_its_own_threshold(tmp_path, data_dir, capsys):
@@ -146,34 +171,75 @@ def test_a_liveness_checkpoint_is_evaluated_on_another_dataset_at_its_own_thresh
     from metric.report.evaluation import evaluate
     from metric.report.liveness import format_liveness_summary
 
-    cfg = compose_train(["experiment=liveness", "datamodule=nuaa", f"datamodule.root={build_nuaa(tmp_path / 'A')}",
-                         "datamodule.image_size=[32,32]", "datamodule.val_subjects=2", "datamodule.batch_size=16",
-                         "trainer.max_epochs=1", "trainer.enable_progress_bar=false"], tmp_path / "run", data_dir)
+    cfg = compose_train(
+        [
+            "experiment=liveness",
+            "datamodule=nuaa",
+            f"datamodule.root={build_nuaa(tmp_path / 'A')}",
+            "datamodule.image_size=[32,32]",
+            "datamodule.val_subjects=2",
+            "datamodule.batch_size=16",
+            "trainer.max_epochs=1",
+            "trainer.enable_progress_bar=false",
+        ],
+        tmp_path / "run",
+        data_dir,
+    )
     trained = train(cfg)
     other = build_nuaa(tmp_path / "B", variant="normalized")
     out = tmp_path / "eval"
-    evaluated = evaluate(compose_evaluate([f"ckpt={trained['best_checkpoint']}", "datamodule=nuaa",
-                                           f"datamodule.root={other}", "datamodule.variant=normalized",
-                                           "datamodule.val_subjects=2"], out, data_dir), out)
+    evaluated = evaluate(
+        compose_evaluate(
+            [
+                f"ckpt={trained['best_checkpoint']}",
+                "datamodule=nuaa",
+                f"datamodule.root={other}",
+                "datamodule.variant=normalized",
+                "datamodule.val_subjects=2",
+            ],
+            out,
+            data_dir,
+        ),
+        out,
+    )
     print(format_liveness_summary(evaluated, evaluated["breakdowns"]))
     summary = json.loads((out / "summary.json").read_text())
     assert summary["threshold"] == pytest.approx(trained["threshold"]) and summary["threshold_source"] == "checkpoint"
-    for key in ("test_apcer_max", "test_bpcer", "test_acer", "test_eer", "test_bpcer_at_apcer_1pct",
-                "test_bpcer_at_apcer_5pct"):
+    for key in (
+        "test_apcer_max",
+        "test_bpcer",
+        "test_acer",
+        "test_eer",
+        "test_bpcer_at_apcer_1pct",
+        "test_bpcer_at_apcer_5pct",
+    ):
         assert key in summary, key
     assert set(summary["breakdowns"]) == {"glasses", "pos", "session"} and (out / "test_by_session.csv").is_file()
     with open(out / "scores.csv") as f:  # every figure recomputable from the per-presentation scores
         rows = list(csv.DictReader(f))
-    again = pad_summary(np.array([float(r["liveness_score"]) for r in rows]),
-                        np.array([0 if r["spoof_type"] == "live" else 1 for r in rows]), summary["threshold"])
+    again = pad_summary(
+        np.array([float(r["liveness_score"]) for r in rows]),
+        np.array([0 if r["spoof_type"] == "live" else 1 for r in rows]),
+        summary["threshold"],
+    )
     for key in ("apcer_max", "bpcer", "acer", "eer", "bpcer_at_apcer_5pct"):
         assert summary[f"test_{key}"] == pytest.approx(again[key]), key
     assert "Liveness summary" in capsys.readouterr().out
     with pytest.raises(ConfigError, match="evaluate it on a liveness dataset"):
         evaluate(compose_evaluate([f"ckpt={trained['best_checkpoint']}", "datamodule=synthetic"], out, data_dir), out)
     with pytest.raises(ConfigError, match="is a liveness dataset"):  # and the reverse: a recognition model on it
-        evaluate(compose_evaluate(["ckpt=tests/model/fixtures/siamese_test_efficientnet.ckpt", "datamodule=nuaa",
-                                   f"datamodule.root={other}"], out, data_dir), out)
+        evaluate(
+            compose_evaluate(
+                [
+                    "ckpt=tests/model/fixtures/siamese_test_efficientnet.ckpt",
+                    "datamodule=nuaa",
+                    f"datamodule.root={other}",
+                ],
+                out,
+                data_dir,
+            ),
+            out,
+        )
 
 
 def test_the_faceantispoofing_peer_is_scored_as_its_authors_run_it(tmp_path, data_dir):
@@ -220,16 +286,43 @@ def test_trained_on_colour_renders_tested_on_nuaa_through_evaluate(tmp_path, dat
     from tests.datamodules.test_spoof_renderer import lfw_like_tree
 
     renders = lfw_like_tree(tmp_path / "lfw-deepfunneled", people=10, photos=2)
-    cfg = compose_train(["experiment=liveness", "datamodule=simulated_spoof", f"datamodule.root={renders}",
-                         "datamodule.channels=3", "datamodule.capture_style=true", "datamodule.image_size=[32,32]",
-                         "model.fourier_head=true", "datamodule.batch_size=16", "trainer.max_epochs=1",
-                         "trainer.enable_progress_bar=false"], tmp_path / "run", data_dir)
+    cfg = compose_train(
+        [
+            "experiment=liveness",
+            "datamodule=simulated_spoof",
+            f"datamodule.root={renders}",
+            "datamodule.channels=3",
+            "datamodule.capture_style=true",
+            "datamodule.image_size=[32,32]",
+            "model.fourier_head=true",
+            "datamodule.batch_size=16",
+            "trainer.max_epochs=1",
+            "trainer.enable_progress_bar=false",
+        ],
+        tmp_path / "run",
+        data_dir,
+    )
     trained = train(cfg)
     out = tmp_path / "eval"
     nuaa = build_nuaa(tmp_path / "nuaa", variant="normalized")
-    evaluated = evaluate(compose_evaluate([f"ckpt={trained['best_checkpoint']}", "datamodule=nuaa",
-                                           f"datamodule.root={nuaa}", "datamodule.variant=normalized",
-                                           "datamodule.val_subjects=2"], out, data_dir), out)
+    evaluated = evaluate(
+        compose_evaluate(
+            [
+                f"ckpt={trained['best_checkpoint']}",
+                "datamodule=nuaa",
+                f"datamodule.root={nuaa}",
+                "datamodule.variant=normalized",
+                "datamodule.val_subjects=2",
+            ],
+            out,
+            data_dir,
+        ),
+        out,
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["threshold"] == pytest.approx(trained["threshold"]) and 0 <= evaluated["test_eer"] <= 1
-    assert set(summary["breakdowns"]) == {"glasses", "pos", "session"} and (out / "scores.csv").is_file() and (out / "det.png").is_file()
+    assert (
+        set(summary["breakdowns"]) == {"glasses", "pos", "session"}
+        and (out / "scores.csv").is_file()
+        and (out / "det.png").is_file()
+    )

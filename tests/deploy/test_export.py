@@ -20,11 +20,11 @@ from metric.deploy.export import count_macs, prune_magnitude, run_export
 from tests.conftest import CONF_DIR, ORL, TINY_DATA
 
 
-
 def compose_export(overrides: list[str], output_dir: Path, data_dir: Path):
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        return compose(config_name="export",
-                       overrides=[f"paths.output_dir={output_dir}", f"paths.data_dir={data_dir}", *overrides])
+        return compose(
+            config_name="export", overrides=[f"paths.output_dir={output_dir}", f"paths.data_dir={data_dir}", *overrides]
+        )
 
 
 def real_faces(preprocess: dict, count: int = 24) -> np.ndarray:
@@ -59,7 +59,8 @@ def test_exported_model_matches_the_checkpoint_on_real_faces(fmt, tiny_triplet_r
     side = json.loads(Path(report["model"] + ".json").read_text())
     assert side["input"]["shape"][1:] == [preprocess["channels"], *preprocess["image_size"]]
     assert side["matcher"] == "cosine" and side["threshold"] == pytest.approx(
-        checkpoint["metric_faces"]["calibrations"]["cosine"]["threshold"])
+        checkpoint["metric_faces"]["calibrations"]["cosine"]["threshold"]
+    )
     assert report["parameters"] == sum(p.numel() for p in net.parameters())
 
 
@@ -72,8 +73,9 @@ def test_macs_of_a_known_network():
 def test_int8_is_smaller_and_keeps_the_eer(tiny_triplet_run, tmp_path, data_dir):
     pytest.importorskip("onnxruntime")
     _, summary = tiny_triplet_run
-    cfg = compose_export([f"ckpt={summary['best_checkpoint']}", "quantize=int8", "calibration_images=64",
-                          *TINY_DATA], tmp_path, data_dir)
+    cfg = compose_export(
+        [f"ckpt={summary['best_checkpoint']}", "quantize=int8", "calibration_images=64", *TINY_DATA], tmp_path, data_dir
+    )
     report = run_export(cfg)
     assert report["size_ratio"] >= 3.0
     assert abs(report["eer_change_points"]) <= 2.0  # a 2-epoch model on 6 test identities: a loose bound
@@ -120,8 +122,9 @@ def test_pruned_export_reports_sparsity_size_and_eer(tiny_triplet_run, tmp_path,
     from onnx import numpy_helper
 
     _, summary = tiny_triplet_run
-    report = run_export(compose_export([f"ckpt={summary['best_checkpoint']}", "prune=0.6", *TINY_DATA],
-                                       tmp_path, data_dir))
+    report = run_export(
+        compose_export([f"ckpt={summary['best_checkpoint']}", "prune=0.6", *TINY_DATA], tmp_path, data_dir)
+    )
     assert report["prune_sparsity"] == pytest.approx(0.6, abs=1e-3)
     assert report["prune_gzip_ratio"] > 1.5  # 60% zeros compress away
     assert 0 <= report["test_eer_pruned"] <= 1 and 0 <= report["test_eer_dense"] <= 1
@@ -143,10 +146,26 @@ def test_mobilefacenet_exports_to_onnx_and_int8_on_real_faces(mobilefacenet_bund
     """The pretrained MobileFaceNet bundle (face=mtcnn, 12 ORL people) through ONNX: the same embeddings as torch,
     an int8 model under 1.5 MB whose test EER stays close, and a sidecar that says how to find and align the face."""
     people = mobilefacenet_bundle.parent / "people"
-    data = ["datamodule=folder", f"datamodule.root={people}", "datamodule.split=ordered",
-            "datamodule.split_counts=[4,4,4]", "datamodule.image_size=[112,112]"]
-    report = run_export(compose_export([f"ckpt={mobilefacenet_bundle}", "quantize=int8", "calibration_images=64",
-                                        "int8_calibration=percentile", *data], tmp_path, data_dir))
+    data = [
+        "datamodule=folder",
+        f"datamodule.root={people}",
+        "datamodule.split=ordered",
+        "datamodule.split_counts=[4,4,4]",
+        "datamodule.image_size=[112,112]",
+    ]
+    report = run_export(
+        compose_export(
+            [
+                f"ckpt={mobilefacenet_bundle}",
+                "quantize=int8",
+                "calibration_images=64",
+                "int8_calibration=percentile",
+                *data,
+            ],
+            tmp_path,
+            data_dir,
+        )
+    )
     import onnxruntime as ort
 
     net, _ = build_model(read_checkpoint(mobilefacenet_bundle))

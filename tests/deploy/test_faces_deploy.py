@@ -45,8 +45,10 @@ def rewrite_face(ckpt: str, out: Path, face: dict | None) -> Path:
 def dlib_spec() -> dict:
     from importlib.util import find_spec
 
-    require(find_spec("dlib") is not None and find_spec("face_recognition_models") is not None,
-            "the faces extra (dlib, face-recognition-models) is not installed")
+    require(
+        find_spec("dlib") is not None and find_spec("face_recognition_models") is not None,
+        "the faces extra (dlib, face-recognition-models) is not installed",
+    )
     from datamodules.faces.dlib_faces import DlibFaces
 
     return DlibFaces(margin=0.2).spec()
@@ -133,8 +135,10 @@ def test_gallery_cli_exits_2_on_a_photo_without_a_face(dlib_gallery, photos, cap
     assert str(photos["noise"]) in err[0] and "no face" in err[0] and "--no-detect" in err[0]
     assert captured.out == ""
     # --no-detect: the photo is taken as an aligned crop, scored, and the decision is the exit code
-    assert cli(["verify", "--gallery", str(dlib_gallery), "--identity", "s1", "--no-detect",
-                str(photos["noise"])]) in (0, 1)
+    assert cli(["verify", "--gallery", str(dlib_gallery), "--identity", "s1", "--no-detect", str(photos["noise"])]) in (
+        0,
+        1,
+    )
     assert "score" in capsys.readouterr().out
 
 
@@ -209,8 +213,17 @@ def test_lfw_pairs_protocol_runs_the_front_end_and_draws_faces_png(dlib_ckpt, da
     noise((120, 120), seed=3, mode="RGB").save(root / "s2" / "s2_0002.png")  # no face: used whole
     pairs = tmp_path / "pairs.txt"
     pairs.write_text("2\t1\ns1\t1\t2\ns1\t1\ts2\t1\ns2\t1\t2\ns1\t2\ts2\t2\n")
-    cfg = compose_evaluate([f"ckpt={dlib_ckpt}", "protocol=pairs", f"pairs_file={pairs}", f"root={root}",
-                            f"cache_dir={tmp_path / 'cache'}"], tmp_path / "report", data_dir)
+    cfg = compose_evaluate(
+        [
+            f"ckpt={dlib_ckpt}",
+            "protocol=pairs",
+            f"pairs_file={pairs}",
+            f"root={root}",
+            f"cache_dir={tmp_path / 'cache'}",
+        ],
+        tmp_path / "report",
+        data_dir,
+    )
     summary = evaluate(cfg, tmp_path / "report")
     assert summary["face"]["name"] == "dlib" and summary["face_trained"] == summary["face"]
     assert summary["faces_missed_used_whole"] == 1 and summary["face_detection_rate"] == 0.75
@@ -227,8 +240,10 @@ def test_calibrate_refuses_another_front_end_than_trainings(ckpt, data_dir, tmp_
     from tests.conftest import CONF_DIR
 
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        cfg = compose(config_name="calibrate", overrides=[f"ckpt={ckpt}", "face=dlib", f"paths.data_dir={data_dir}",
-                                                          f"paths.output_dir={tmp_path}"])
+        cfg = compose(
+            config_name="calibrate",
+            overrides=[f"ckpt={ckpt}", "face=dlib", f"paths.data_dir={data_dir}", f"paths.output_dir={tmp_path}"],
+        )
     with pytest.raises(ConfigError, match="set `face` as in that training"):
         calibrate_checkpoint(cfg)
 
@@ -280,9 +295,11 @@ def test_thin_images_get_one_clear_400_and_one_cli_line(dlib_api, dlib_spec, tmp
             front_end.crop(thin, (112, 112))
     client, headers = dlib_api
     data = png_bytes(thin)
-    answers = [client.post("/v1/verify", headers=headers, data={"identity": "s1"}, files={"image": ("thin.png", data)}),
-               client.post("/v1/identify", headers=headers, files={"image": ("thin.png", data)}),
-               client.post("/v1/identities/newcomer/images", headers=headers, files=[("images", ("thin.png", data))])]
+    answers = [
+        client.post("/v1/verify", headers=headers, data={"identity": "s1"}, files={"image": ("thin.png", data)}),
+        client.post("/v1/identify", headers=headers, files={"image": ("thin.png", data)}),
+        client.post("/v1/identities/newcomer/images", headers=headers, files=[("images", ("thin.png", data))]),
+    ]
     for answer in answers:
         assert answer.status_code == 400 and answer.json()["error"]["code"] == "bad_image", answer.text
         assert "'thin.png'" in answer.json()["error"]["message"] and "too thin" in answer.json()["error"]["message"]
@@ -302,14 +319,18 @@ def test_two_faces_are_refused_at_enrollment_and_reported_at_verify(dlib_api, ph
     answer = client.post("/v1/identities/newcomer/images", headers=headers, files=[("images", ("two.png", two))])
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "several_faces"
     assert "2 faces found" in answer.json()["error"]["message"]
-    verified = client.post("/v1/verify", headers=headers, data={"identity": "s1"},
-                           files={"image": ("two.png", two)}).json()
+    verified = client.post(
+        "/v1/verify", headers=headers, data={"identity": "s1"}, files={"image": ("two.png", two)}
+    ).json()
     identified = client.post("/v1/identify", headers=headers, files={"image": ("two.png", two)}).json()
     for face in (verified["face"], identified["face"]):
         assert face["faces_found"] == 2 and len(face["box"]) == 4
     good = (ORL / "s3" / "1.pgm").read_bytes()
-    answer = client.post("/v1/identities/s3/images", headers=headers, files=[
-        ("images", ("s3.pgm", good)), ("images", ("noise.png", photos["noise"].read_bytes()))])
+    answer = client.post(
+        "/v1/identities/s3/images",
+        headers=headers,
+        files=[("images", ("s3.pgm", good)), ("images", ("noise.png", photos["noise"].read_bytes()))],
+    )
     message = answer.json()["error"]["message"]
     assert answer.json()["error"]["code"] == "no_face" and message.startswith("image 2 of 2 (upload 'noise.png')")
     assert "--no-detect" not in message and "Send a photo" in message

@@ -49,7 +49,9 @@ def test_enroll_verify_identify_list_remove(ckpt, faces, tmp_path, capsys):
     db = tmp_path / "g.db"
     people = sorted(p.name for p in faces.iterdir())
     alice, bob = people[:2]
-    assert cli(["enroll", "--gallery", str(db), "--ckpt", ckpt, "--identity", alice, str(images_of(faces, alice)[0])]) == 0
+    assert (
+        cli(["enroll", "--gallery", str(db), "--ckpt", ckpt, "--identity", alice, str(images_of(faces, alice)[0])]) == 0
+    )
     gallery = Gallery.open(db)
     gallery.enroll(bob, images_of(faces, bob)[:2])
     # verify: the stored threshold decides; the CLI exit code follows the decision
@@ -128,8 +130,10 @@ for batch in range(100000):
 
 def test_enrollment_throughput_into_sqlite(tmp_path):
     """Writes only (embedding left out): at least 10,000 identities per second, 1000 per transaction."""
-    store = GalleryStore(tmp_path / "g.db", create={"checkpoint": "x", "fingerprint": "f", "matcher": "cosine",
-                                                    "threshold": "0.5", "embedding_dim": 128})
+    store = GalleryStore(
+        tmp_path / "g.db",
+        create={"checkpoint": "x", "fingerprint": "f", "matcher": "cosine", "threshold": "0.5", "embedding_dim": 128},
+    )
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(20_000, 128)).astype(np.float32)
     start = time.perf_counter()
@@ -146,8 +150,15 @@ def test_other_checkpoint_is_refused_naming_both(ckpt, tmp_path, make_cfg):
 
     db = tmp_path / "g.db"
     Gallery.open(db, ckpt=ckpt).close()
-    other = train(make_cfg("experiment=triplet", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
-                           "matcher.target_far=0.01", "seed=7"))["best_checkpoint"]
+    other = train(
+        make_cfg(
+            "experiment=triplet",
+            "trainer.max_epochs=1",
+            "trainer.enable_progress_bar=false",
+            "matcher.target_far=0.01",
+            "seed=7",
+        )
+    )["best_checkpoint"]
     with pytest.raises(ConfigError, match="fingerprint mismatch") as error:
         Gallery.open(db, ckpt=other)
     assert str(Path(ckpt).resolve()) in str(error.value) and str(Path(other).resolve()) in str(error.value)
@@ -157,7 +168,9 @@ def test_other_checkpoint_is_refused_naming_both(ckpt, tmp_path, make_cfg):
 def test_bad_input_exits_2_with_one_message(case, ckpt, faces, tmp_path, capsys):
     db = tmp_path / "g.db"
     name = sorted(p.name for p in faces.iterdir())[0]
-    assert cli(["enroll", "--gallery", str(db), "--ckpt", ckpt, "--identity", name, str(images_of(faces, name)[0])]) == 0
+    assert (
+        cli(["enroll", "--gallery", str(db), "--ckpt", ckpt, "--identity", name, str(images_of(faces, name)[0])]) == 0
+    )
     capsys.readouterr()
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG truncated")

@@ -39,8 +39,10 @@ def with_threshold(ckpt: str, threshold: float, path: Path) -> str:
 
 @pytest.fixture
 def gates(liveness_ckpt, tmp_path) -> dict[str, str]:
-    return {"live": with_threshold(liveness_ckpt, -1.0, tmp_path / "all_live.ckpt"),
-            "spoof": with_threshold(liveness_ckpt, 2.0, tmp_path / "all_spoof.ckpt")}
+    return {
+        "live": with_threshold(liveness_ckpt, -1.0, tmp_path / "all_live.ckpt"),
+        "spoof": with_threshold(liveness_ckpt, 2.0, tmp_path / "all_spoof.ckpt"),
+    }
 
 
 @pytest.fixture
@@ -109,8 +111,22 @@ def test_enrollment_refuses_spoofs_and_nothing_is_stored(verify_ckpt, gates, fac
 def test_the_gallery_records_its_guard_and_uses_it(verify_ckpt, gates, faces, tmp_path, capsys):
     db = tmp_path / "g.db"
     people = sorted(p.name for p in faces.iterdir())
-    assert cli(["enroll", "--gallery", str(db), "--ckpt", verify_ckpt, "--liveness", gates["live"],
-                "--from-folder", str(faces)]) == 0
+    assert (
+        cli(
+            [
+                "enroll",
+                "--gallery",
+                str(db),
+                "--ckpt",
+                verify_ckpt,
+                "--liveness",
+                gates["live"],
+                "--from-folder",
+                str(faces),
+            ]
+        )
+        == 0
+    )
     assert cli(["info", "--gallery", str(db)]) == 0
     assert f"liveness        {Path(gates['live']).resolve()} (sha256" in capsys.readouterr().out
     probe = str(images(faces, people[0])[1])
@@ -133,8 +149,12 @@ def test_the_gallery_records_its_guard_and_uses_it(verify_ckpt, gates, faces, tm
 def test_a_changed_guard_is_refused_and_an_unguarded_gallery_says_so(verify_ckpt, gates, faces, tmp_path, capsys):
     db = tmp_path / "g.db"
     person = sorted(p.name for p in faces.iterdir())[0]
-    assert cli(["enroll", "--gallery", str(db), "--ckpt", verify_ckpt, "--identity", person,
-                str(images(faces, person)[0])]) == 0
+    assert (
+        cli(
+            ["enroll", "--gallery", str(db), "--ckpt", verify_ckpt, "--identity", person, str(images(faces, person)[0])]
+        )
+        == 0
+    )
     assert cli(["verify", "--gallery", str(db), "--identity", person, str(images(faces, person)[1])]) in (0, 1)
     assert "not checked (no liveness model" in capsys.readouterr().out
     Gallery.open(db, liveness=gates["live"], enrolling=True)  # guarded from now on

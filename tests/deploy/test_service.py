@@ -60,8 +60,9 @@ def enroll(client, headers, name: str, *seeds: int, **params):
 
 
 def verify(client, headers, name: str, seed: int):
-    return client.post("/v1/verify", headers=headers, data={"identity": name},
-                       files={"image": ("probe.png", png(seed), "image/png")})
+    return client.post(
+        "/v1/verify", headers=headers, data={"identity": name}, files={"image": ("probe.png", png(seed), "image/png")}
+    )
 
 
 def test_every_endpoint_answers(api):
@@ -70,20 +71,28 @@ def test_every_endpoint_answers(api):
     assert client.get("/readyz").json()["status"] == "ready"
     assert "<html" in client.get("/").text.lower()
     assert client.get("/openapi.json").json()["info"]["title"] and client.get("/docs").status_code == 404  # no CDN
-    assert enroll(client, key["enroll"], "alice", 1, 2).json() == {**client.get(
-        "/v1/identities/alice", headers=key["verify"]).json(), "images": 2}
+    assert enroll(client, key["enroll"], "alice", 1, 2).json() == {
+        **client.get("/v1/identities/alice", headers=key["verify"]).json(),
+        "images": 2,
+    }
     assert enroll(client, key["enroll"], "bob", 3).status_code == 200
     assert enroll(client, key["admin"], "alice", 4, replace="true").json()["images"] == 1
     result = verify(client, key["verify"], "alice", 4).json()
     assert result["decision"] in ("ACCEPT", "REJECT") and result["liveness"] is None and result["face"] is None
     assert result["accepted"] == (result["score"] >= result["threshold"])
     assert result["score"] == pytest.approx(svc.gallery.verify("alice", svc.decode(png(4), "p.png")).score, abs=1e-6)
-    found = client.post("/v1/identify", headers={"X-API-Key": key["verify"]["Authorization"][7:]},
-                        data={"top_k": "2"}, files={"image": ("p.png", png(4), "image/png")}).json()
+    found = client.post(
+        "/v1/identify",
+        headers={"X-API-Key": key["verify"]["Authorization"][7:]},
+        data={"top_k": "2"},
+        files={"image": ("p.png", png(4), "image/png")},
+    ).json()
     assert [m["identity"] for m in found["matches"]][:1] == ["alice"] and len(found["matches"]) == 2
     assert found["identity"] == ("alice" if found["known"] else "unknown")
-    assert [i["name"] for i in client.get("/v1/identities", headers=key["verify"]).json()["identities"]] == \
-        ["alice", "bob"]
+    assert [i["name"] for i in client.get("/v1/identities", headers=key["verify"]).json()["identities"]] == [
+        "alice",
+        "bob",
+    ]
     info = client.get("/v1/info", headers=key["verify"]).json()
     assert info["identities"] == 2 and info["format_version"] == 1 and info["front_end"] and info["matcher"] == "cosine"
     assert "checkpoint" not in info and client.get("/v1/info", headers=key["admin"]).json()["checkpoint"]
@@ -95,17 +104,26 @@ def test_every_endpoint_answers(api):
     assert set(logged) == {"score", "threshold", "accepted", "liveness"}  # the decision, never the probe
 
 
-@pytest.mark.parametrize("scope, call, status", [
-    (None, "verify", 401), ("wrong", "verify", 401), ("verify", "enroll", 403), ("enroll", "remove", 403),
-    ("enroll", "verify", 200), ("admin", "remove", 204),
-])
+@pytest.mark.parametrize(
+    "scope, call, status",
+    [
+        (None, "verify", 401),
+        ("wrong", "verify", 401),
+        ("verify", "enroll", 403),
+        ("enroll", "remove", 403),
+        ("enroll", "verify", 200),
+        ("admin", "remove", 204),
+    ],
+)
 def test_keys_and_scopes(api, scope, call, status):
     client, _, key = api
     enroll(client, key["admin"], "alice", 1)
     headers = key.get(scope, {"Authorization": "Bearer mf_not_a_real_key"} if scope else {})
-    response = {"verify": lambda: verify(client, headers, "alice", 2),
-                "enroll": lambda: enroll(client, headers, "carol", 5),
-                "remove": lambda: client.delete("/v1/identities/alice", headers=headers)}[call]()
+    response = {
+        "verify": lambda: verify(client, headers, "alice", 2),
+        "enroll": lambda: enroll(client, headers, "carol", 5),
+        "remove": lambda: client.delete("/v1/identities/alice", headers=headers),
+    }[call]()
     assert response.status_code == status
     if status >= 400:
         error = response.json()["error"]
@@ -137,15 +155,22 @@ def test_bad_uploads_get_400_and_413(tmp_path, ckpt):
         "too_many_files": enroll(client, headers, "x", 1, 2, 3),
     }
     assert {code: (r.status_code, r.json()["error"]["code"]) for code, r in cases.items()} == {
-        "not_an_image": (400, "not_an_image"), "corrupt_image": (400, "corrupt_image"),
-        "too_many_pixels": (413, "too_many_pixels"), "too_many_files": (413, "too_many_files")}
+        "not_an_image": (400, "not_an_image"),
+        "corrupt_image": (400, "corrupt_image"),
+        "too_many_pixels": (413, "too_many_pixels"),
+        "too_many_files": (413, "too_many_files"),
+    }
     huge = upload("a.png", b"\0" * 50_000)
     assert huge.status_code == 413 and huge.json()["error"]["code"] == "too_large"
     missing = client.post("/v1/verify", headers=headers, files={"image": ("p.png", png(1), "image/png")})
     assert missing.status_code == 400 and "identity" in missing.json()["error"]["message"]
     assert verify(client, headers, "nobody", 1).status_code == 404
-    assert client.post("/v1/identities/%20x/images", headers=headers,
-                       files=[("images", ("a.png", png(1), "image/png"))]).status_code == 400
+    assert (
+        client.post(
+            "/v1/identities/%20x/images", headers=headers, files=[("images", ("a.png", png(1), "image/png"))]
+        ).status_code
+        == 400
+    )
     assert "/" not in cases["not_an_image"].json()["error"]["message"].split("'")[1]  # the client's name, no path
     assert svc.gallery.store.list() == []  # nothing half-enrolled
 
@@ -222,8 +247,13 @@ def free_port() -> int:
 def start_server(db: Path, ckpt: str | None = None) -> tuple[subprocess.Popen, str]:
     port = free_port()
     command = [sys.executable, "-m", "metric.serve", "--gallery", str(db), "--port", str(port)]
-    process = subprocess.Popen(command + (["--ckpt", ckpt] if ckpt else []), cwd=REPO_ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command + (["--ckpt", ckpt] if ckpt else []),
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -239,8 +269,13 @@ def start_server(db: Path, ckpt: str | None = None) -> tuple[subprocess.Popen, s
 
 
 def new_key(db: Path, scope: str = "admin") -> dict:
-    out = subprocess.run([sys.executable, "-m", "metric.serve", "keys", "create", "--gallery", str(db), "--scope",
-                          scope], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "metric.serve", "keys", "create", "--gallery", str(db), "--scope", scope],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return {"Authorization": f"Bearer {out.strip().splitlines()[-1]}"}
 
 
@@ -271,8 +306,13 @@ def test_sigkill_mid_enrollment_leaves_a_valid_gallery_and_a_second_server_share
         worker.start()
         while len(confirmed) < 15:
             time.sleep(0.05)
-        seen = httpx.post(f"{other_url}/v1/identify", headers=headers,
-                          files={"image": ("p.png", png(0))}, data={"top_k": "1"}, timeout=30).json()
+        seen = httpx.post(
+            f"{other_url}/v1/identify",
+            headers=headers,
+            files={"image": ("p.png", png(0))},
+            data={"top_k": "1"},
+            timeout=30,
+        ).json()
         assert seen["matches"], "the second server sees what the first enrolled"
         os.kill(server.pid, signal.SIGKILL)
         server.wait()
@@ -285,8 +325,13 @@ def test_sigkill_mid_enrollment_leaves_a_valid_gallery_and_a_second_server_share
         assert len(counts) - len(confirmed) <= 1  # at most the one whose answer the kill cut off
         store.close()
         server, url = start_server(db)  # restarts on the same file
-        answer = httpx.post(f"{url}/v1/verify", headers=headers, data={"identity": confirmed[0]},
-                            files={"image": ("p.png", png(0))}, timeout=30)
+        answer = httpx.post(
+            f"{url}/v1/verify",
+            headers=headers,
+            data={"identity": confirmed[0]},
+            files={"image": ("p.png", png(0))},
+            timeout=30,
+        )
         assert answer.status_code == 200 and answer.json()["decision"] in ("ACCEPT", "REJECT")
     finally:
         for process in (server, other):

@@ -85,27 +85,51 @@ def server(chromium, dlib_bundle, tmp_path) -> Server:
     stdout_path, stderr_path = tmp_path / "server.out", tmp_path / "server.err"
     with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
         process = subprocess.Popen(
-            [sys.executable, "-m", "metric.serve", "--gallery", str(gallery), "--ckpt", str(dlib_bundle),
-             "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO_ROOT, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "metric.serve",
+                "--gallery",
+                str(gallery),
+                "--ckpt",
+                str(dlib_bundle),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+        )
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
             if process.poll() is not None:
-                pytest.fail(f"the server exited with {process.returncode} before it was ready:\n"
-                            f"{stderr_path.read_text(errors='replace')}")
+                pytest.fail(
+                    f"the server exited with {process.returncode} before it was ready:\n"
+                    f"{stderr_path.read_text(errors='replace')}"
+                )
             try:
                 if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"the server was not ready within {READY_TIMEOUT_S} s:\n"
-                            f"{stderr_path.read_text(errors='replace')}")
+                pytest.fail(
+                    f"the server was not ready within {READY_TIMEOUT_S} s:\n{stderr_path.read_text(errors='replace')}"
+                )
             time.sleep(0.5)
         created = subprocess.run(
             [sys.executable, "-m", "metric.serve", "keys", "create", "--gallery", str(gallery), "--scope", "admin"],
-            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert created.returncode == 0, created.stderr
         key = created.stdout.strip().splitlines()[-1]
         yield Server(url, key, process, stderr_path)
@@ -144,8 +168,15 @@ def test_enroll_verify_identify_through_the_page(server, chromium, tmp_path):
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             page.goto(server.url + "/")
             assert page.title()
-            for control in ("key", "enroll-name", "enroll-files", "verify-identity", "verify-file", "identify-file",
-                            "identify-topk"):  # every control has a label
+            for control in (
+                "key",
+                "enroll-name",
+                "enroll-files",
+                "verify-identity",
+                "verify-file",
+                "identify-file",
+                "identify-topk",
+            ):  # every control has a label
                 assert page.locator(f"label[for='{control}']").count() == 1, control
 
             page.fill("#key", server.key)
@@ -181,8 +212,10 @@ def test_enroll_verify_identify_through_the_page(server, chromium, tmp_path):
 
             # no camera here (headless, no device): the page says so instead of failing silently
             page.click("#verify-camera")
-            page.wait_for_function("() => /camera/i.test(document.getElementById('verify-camera-note').textContent)",
-                                   timeout=ACTION_TIMEOUT_MS)
+            page.wait_for_function(
+                "() => /camera/i.test(document.getElementById('verify-camera-note').textContent)",
+                timeout=ACTION_TIMEOUT_MS,
+            )
             assert page.is_disabled("#verify-capture")
 
             # an API error is shown with its message

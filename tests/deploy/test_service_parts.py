@@ -56,8 +56,19 @@ def test_check_accepts_the_key_and_refuses_everything_else(db):
     assert keys.check(key) == record
     assert keys.check(other).scope == "admin"
     wrong = key[:-1] + ("A" if key[-1] != "A" else "B")
-    for bad in (None, "", "mf_", key[:-1], key + "x", " " + key, key.upper(), "Bearer " + key, wrong,
-                "mf_" + "A" * 43, key[3:]):
+    for bad in (
+        None,
+        "",
+        "mf_",
+        key[:-1],
+        key + "x",
+        " " + key,
+        key.upper(),
+        "Bearer " + key,
+        wrong,
+        "mf_" + "A" * 43,
+        key[3:],
+    ):
         assert keys.check(bad) is None, bad
     keys.revoke(record.key_id)
     assert keys.check(key) is None
@@ -78,8 +89,14 @@ def test_keys_persist_and_table_creation_is_idempotent(db, tmp_path):
 def test_scopes_are_ordered():
     assert SCOPES == ("verify", "enroll", "admin")
     granted = {(have, need) for have in SCOPES for need in SCOPES if allows(have, need)}
-    assert granted == {("verify", "verify"), ("enroll", "verify"), ("enroll", "enroll"),
-                       ("admin", "verify"), ("admin", "enroll"), ("admin", "admin")}
+    assert granted == {
+        ("verify", "verify"),
+        ("enroll", "verify"),
+        ("enroll", "enroll"),
+        ("admin", "verify"),
+        ("admin", "enroll"),
+        ("admin", "admin"),
+    }
     assert not allows("root", "verify")  # a scope the table should never hold allows nothing
     with pytest.raises(ConfigError, match="verify, enroll, admin"):
         allows("admin", "superuser")
@@ -153,8 +170,13 @@ def test_a_failed_write_leaves_nothing(db):
 def test_audit_round_trip_newest_first(db):
     log = AuditLog(db)
     log.record("enroll", "abcd1234", "alice", "ok", {"images": 2})
-    log.record("verify", "abcd1234", "alice", "accepted",
-               {"score": np.float32(0.75), "threshold": 0.5, "accepted": np.bool_(True), "liveness": {"live": True}})
+    log.record(
+        "verify",
+        "abcd1234",
+        "alice",
+        "accepted",
+        {"score": np.float32(0.75), "threshold": 0.5, "accepted": np.bool_(True), "liveness": {"live": True}},
+    )
     log.record("remove", None, "bob", "not_found")
     entries = log.recent()
     assert [entry["action"] for entry in entries] == ["remove", "verify", "enroll"]
@@ -207,11 +229,16 @@ def noise(width: int, height: int, mode: str = "RGB") -> Image.Image:
 
 def png_header(width: int, height: int) -> bytes:
     """A tiny PNG that claims width x height 1-bit pixels (its pixel data is a stub: decoding it would fail)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\x00")) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00"))
+        + chunk(b"IEND", b"")
+    )
 
 
 def refused(data: bytes, filename: str | None = "face.png", channels: int = 3, limits=UploadLimits()) -> UploadError:
@@ -221,10 +248,19 @@ def refused(data: bytes, filename: str | None = "face.png", channels: int = 3, l
     return caught.value
 
 
-@pytest.mark.parametrize("kind, mode, channels, name", [
-    ("PNG", "RGB", 3, "a.png"), ("PNG", "RGBA", 3, "a.png"), ("JPEG", "RGB", 3, "a.jpg"), ("JPEG", "RGB", 1, "a.jpg"),
-    ("PPM", "L", 1, "a.pgm"), ("PPM", "L", 3, "a.pgm"), ("WEBP", "RGB", 3, None), ("BMP", "RGB", 3, "a.bmp"),
-])
+@pytest.mark.parametrize(
+    "kind, mode, channels, name",
+    [
+        ("PNG", "RGB", 3, "a.png"),
+        ("PNG", "RGBA", 3, "a.png"),
+        ("JPEG", "RGB", 3, "a.jpg"),
+        ("JPEG", "RGB", 1, "a.jpg"),
+        ("PPM", "L", 1, "a.pgm"),
+        ("PPM", "L", 3, "a.pgm"),
+        ("WEBP", "RGB", 3, None),
+        ("BMP", "RGB", 3, "a.bmp"),
+    ],
+)
 def test_images_decode_to_uint8_with_the_channels_asked(kind, mode, channels, name):
     image = noise(20, 12, mode)
     array = decode_upload(encode(image, kind), name, channels, UploadLimits())

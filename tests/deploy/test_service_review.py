@@ -56,8 +56,9 @@ def test_d4_an_enroll_key_creates_identities_only(api):
         svc.gallery.store.enroll_many([("alice", np.ones(8, np.float32), 1)], create_only=True)
 
 
-@pytest.mark.parametrize("name", ["alice\u200b", "\u202ealice", "al\x85ice", "alice\x7f", "a/b", "\ufffd", " alice",
-                                  "alice ", "al  ice"])
+@pytest.mark.parametrize(
+    "name", ["alice\u200b", "\u202ealice", "al\x85ice", "alice\x7f", "a/b", "\ufffd", " alice", "alice ", "al  ice"]
+)
 def test_d8_confusable_and_lossy_names_get_a_400_quoting_the_rule(api, name, tmp_path, capsys):
     client, svc, key = api
     answer = enroll(client, key["enroll"], name, 1)
@@ -128,8 +129,12 @@ def test_d12_an_upload_is_read_exactly_as_the_command_line_reads_the_file(api, t
     assert enroll(client, key["enroll"], "alice", 1).status_code == 200
     scores = []
     for path in files:
-        answer = client.post("/v1/verify", headers=key["verify"], data={"identity": "alice"},
-                             files={"image": (path.name, path.read_bytes(), "image/png")})
+        answer = client.post(
+            "/v1/verify",
+            headers=key["verify"],
+            data={"identity": "alice"},
+            files={"image": (path.name, path.read_bytes(), "image/png")},
+        )
         assert answer.status_code == 200, answer.text
         scores.append(answer.json()["score"])
     svc.gallery.close()
@@ -146,16 +151,23 @@ def run_asgi(app, path: str, headers: dict, chunks: list, stall: asyncio.Event |
     async def receive():
         calls[0] += 1
         if calls[0] <= len(chunks):
-            return {"type": "http.request", "body": chunks[calls[0] - 1], "more_body": calls[0] < len(chunks) or
-                    stall is not None}
+            return {
+                "type": "http.request",
+                "body": chunks[calls[0] - 1],
+                "more_body": calls[0] < len(chunks) or stall is not None,
+            }
         await (stall.wait() if stall is not None else asyncio.sleep(3600))
         return {"type": "http.disconnect"}
 
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": path,
-             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+    }
     return receive, send, scope, sent, calls
 
 
@@ -170,8 +182,9 @@ def test_d3_no_body_is_read_without_a_key_a_stalled_body_times_out_and_uploads_a
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    limit = BodyLimit(app, max_bytes=1000, key_valid=lambda k: svc.keys.check(k) is not None, timeout_s=0.2,
-                      max_uploads=1)
+    limit = BodyLimit(
+        app, max_bytes=1000, key_valid=lambda k: svc.keys.check(k) is not None, timeout_s=0.2, max_uploads=1
+    )
 
     async def scenario():
         # no key: 401 before any body is read
@@ -179,8 +192,9 @@ def test_d3_no_body_is_read_without_a_key_a_stalled_body_times_out_and_uploads_a
         await limit(scope, receive, send)
         assert sent[0]["status"] == 401 and calls[0] == 0
         # a body that stalls: 408, and the slot is freed
-        receive, send, scope, sent, calls = run_asgi(limit, "/v1/verify", key["verify"], [b"x" * 500],
-                                                     stall=asyncio.Event())
+        receive, send, scope, sent, calls = run_asgi(
+            limit, "/v1/verify", key["verify"], [b"x" * 500], stall=asyncio.Event()
+        )
         await limit(scope, receive, send)
         assert sent[0]["status"] == 408 and limit.uploads == 0
         # one upload in flight (max_uploads=1): the next gets 503 with Retry-After at once

@@ -1,6 +1,5 @@
 """A checkpoint carries its calibrated threshold; loading it gives the same score and decision as training did."""
 
-
 import pytest
 import torch
 
@@ -40,8 +39,9 @@ def check_round_trip(cfg, summary, matcher):
 
 
 def test_round_trip_triplet_cosine_then_another_matcher(make_cfg, tmp_path, data_dir):
-    cfg = make_cfg("experiment=triplet", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
-                   "matcher.target_far=0.01")
+    cfg = make_cfg(
+        "experiment=triplet", "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "matcher.target_far=0.01"
+    )
     summary = train(cfg)
     check_round_trip(cfg, summary, "cosine")
     best = summary["best_checkpoint"]
@@ -63,8 +63,17 @@ def test_round_trip_triplet_cosine_then_another_matcher(make_cfg, tmp_path, data
 
 def compose_calibrate(ckpt, matcher, data_dir):
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        return compose("calibrate", overrides=[f"ckpt={ckpt}", f"matcher={matcher}", "matcher.target_far=0.01", "allow_unsupported_far=true",
-                                               f"paths.data_dir={data_dir}", *TINY_DATA])
+        return compose(
+            "calibrate",
+            overrides=[
+                f"ckpt={ckpt}",
+                f"matcher={matcher}",
+                "matcher.target_far=0.01",
+                "allow_unsupported_far=true",
+                f"paths.data_dir={data_dir}",
+                *TINY_DATA,
+            ],
+        )
 
 
 @pytest.mark.slow  # a multi-minute run on 2 cores: `pytest -m slow`

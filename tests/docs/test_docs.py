@@ -19,8 +19,13 @@ from tests.conftest import CONF_DIR, REPO_ROOT
 
 PAGES = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 HYDRA_ENTRIES = ("train", "evaluate", "calibrate", "attack", "export", "raw_pixels")  # config name = entry name
-ARGPARSE_ENTRIES = {"gallery": gallery.parser, "sweep_summary": sweep_summary.parser, "serve": serve.CommandParser,
-                    "attack_report": attack_report.parser, "weights": weights.parser}
+ARGPARSE_ENTRIES = {
+    "gallery": gallery.parser,
+    "sweep_summary": sweep_summary.parser,
+    "serve": serve.CommandParser,
+    "attack_report": attack_report.parser,
+    "weights": weights.parser,
+}
 COMMAND = re.compile(r"python -m metric\.(\w+)(.*)")
 VARIABLE = re.compile(r"\$\{?(\w+)\}?")
 ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Z][A-Z0-9_]*)=(\"[^\"]*\"|'[^']*'|\S+)")
@@ -70,8 +75,10 @@ def first_of_each_sweep(arguments: list[str]) -> list[str]:
     """A multirun's overrides as one job of it: `-m` dropped, each sweep (a,b / range / choice) at its first value."""
     overrides = [a for a in arguments if a not in ("-m", "--multirun")]
     parsed = OverridesParser.create().parse_overrides(overrides)
-    return [f"{o.get_key_element()}={next(o.sweep_string_iterator())}" if o.is_sweep_override() else o.input_line
-            for o in parsed]
+    return [
+        f"{o.get_key_element()}={next(o.sweep_string_iterator())}" if o.is_sweep_override() else o.input_line
+        for o in parsed
+    ]
 
 
 def test_the_docs_quote_every_entry_point():
@@ -108,8 +115,13 @@ def test_readme_is_a_short_front_door():
 def test_the_site_builds_strictly(tmp_path):
     """mkdocs --strict turns a broken link or anchor, or a page left out of the nav, into a failure."""
     mkdocs = str(Path(sys.executable).with_name("mkdocs"))
-    result = subprocess.run([mkdocs, "build", "--strict", "-f", str(REPO_ROOT / "mkdocs.yml"), "-d", str(tmp_path)],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [mkdocs, "build", "--strict", "-f", str(REPO_ROOT / "mkdocs.yml"), "-d", str(tmp_path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "architecture" / "index.html").exists()
 
@@ -153,7 +165,10 @@ def quoted_paths() -> list[tuple[str, int, str]]:
 
 def test_every_path_in_the_docs_commands_exists_or_is_a_named_placeholder():
     """Issue 33, point 6: `pairs_file=/data/lfw/pairs.txt` sent users to a folder no one has."""
-    missing = [(page, line, path) for page, line, path in quoted_paths()
-               if not (REPO_ROOT / path).exists() and not Path(path).is_absolute()]
+    missing = [
+        (page, line, path)
+        for page, line, path in quoted_paths()
+        if not (REPO_ROOT / path).exists() and not Path(path).is_absolute()
+    ]
     absolute = [(page, line, path) for page, line, path in quoted_paths() if Path(path).is_absolute()]
     assert not missing and not absolute, missing + absolute

@@ -21,7 +21,10 @@ from tests.conftest import REPO_ROOT
         ("model.weights=/nonexistent/w.pth", r"model\.weights='/nonexistent/w\.pth': no such file"),
         ("matcher=logistic", r"matcher=logistic needs a model trained with a logistic-distance head"),
         ("experiment=siamese module.impostors=easy", r"module\.impostors='easy' is not one of random, hard"),
-        ("optimizer.lr=-1", r"optimizer settings \(lr=-1,.*\) are refused by torch\.optim\.AdamW: Invalid learning rate"),
+        (
+            "optimizer.lr=-1",
+            r"optimizer settings \(lr=-1,.*\) are refused by torch\.optim\.AdamW: Invalid learning rate",
+        ),
         ("matcher.target_far=2", r"matcher\.target_far=2 must lie between 0 and 1"),
         ("datamodule.image_size=[0,0]", r"datamodule\.image_size=\[0, 0\] must be \[height, width\]"),
         ("experiment=siamese adversarial=fgsm", r"adversarial=fgsm\|pgd\|patch perturbs .* module=metric_loss"),
@@ -33,9 +36,18 @@ def test_bad_values_are_named(make_cfg, override, message):
         build(make_cfg(*override.split()))
 
 
-@pytest.mark.parametrize("override", ["optimizer.lr=-1", "matcher.target_far=2", "datamodule.image_size=[0,0]",
-                                      "optimizer.weight_decay=-1", "model.backbone=resnet1800",
-                                      "experiment=siamese adversarial=fgsm", "experiment=siamese miner=semihard"])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "optimizer.lr=-1",
+        "matcher.target_far=2",
+        "datamodule.image_size=[0,0]",
+        "optimizer.weight_decay=-1",
+        "model.backbone=resnet1800",
+        "experiment=siamese adversarial=fgsm",
+        "experiment=siamese miner=semihard",
+    ],
+)
 def test_bad_values_stop_before_any_data_is_read(make_cfg, monkeypatch, override):
     from datamodules.base import IdentityDataModule
 
@@ -51,7 +63,11 @@ def run_cli(*args: str, tmp_path) -> subprocess.CompletedProcess:
     env = {**os.environ, "METRIC_ROOT": str(tmp_path)}
     return subprocess.run(
         [sys.executable, "-m", "metric.train", *args],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -71,13 +87,18 @@ def test_cli_unknown_miner_lists_the_choices(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
         "error: miner=sometimes: no such option in the miner group; the options are: "
-        + ", ".join(sorted(p.stem for p in (REPO_ROOT / "conf" / "miner").glob("*.yaml"))) + "."]
+        + ", ".join(sorted(p.stem for p in (REPO_ROOT / "conf" / "miner").glob("*.yaml")))
+        + "."
+    ]
 
 
-@pytest.mark.parametrize("override,message", [
-    ("optimizer.lr=-1", "error: optimizer settings (lr=-1, weight_decay=0.0005) are refused by torch.optim.AdamW"),
-    ("datamodule.image_size=[0,0]", "error: datamodule.image_size=[0, 0] must be [height, width] in pixels"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("optimizer.lr=-1", "error: optimizer settings (lr=-1, weight_decay=0.0005) are refused by torch.optim.AdamW"),
+        ("datamodule.image_size=[0,0]", "error: datamodule.image_size=[0, 0] must be [height, width] in pixels"),
+    ],
+)
 def test_cli_bad_values_are_one_line(override, message, tmp_path):
     result = run_cli("+experiment=triplet", override, tmp_path=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -88,16 +109,29 @@ def test_cli_bad_values_are_one_line(override, message, tmp_path):
 def test_calibrate_with_a_target_far_outside_zero_one_is_one_line(tiny_triplet_run, tmp_path, data_dir):
     ckpt = tiny_triplet_run[1]["best_checkpoint"]
     result = subprocess.run(
-        [sys.executable, "-m", "metric.calibrate", f"ckpt={ckpt}", "matcher.target_far=2", f"paths.data_dir={data_dir}"],
-        cwd=REPO_ROOT, env={**os.environ, "METRIC_ROOT": str(tmp_path)}, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "metric.calibrate",
+            f"ckpt={ckpt}",
+            "matcher.target_far=2",
+            f"paths.data_dir={data_dir}",
+        ],
+        cwd=REPO_ROOT,
+        env={**os.environ, "METRIC_ROOT": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == ["error: matcher.target_far=2 must lie between 0 and 1, e.g. 0.001."]
 
 
 REQUIRED = sorted(  # every config-group option with a required key (`???`), found in conf/ itself
-    (path.parent.name, path.stem) for path in (REPO_ROOT / "conf").glob("*/*.yaml")
-    if "???" in path.read_text() and path.parent.name not in ("experiment", "hydra"))
+    (path.parent.name, path.stem)
+    for path in (REPO_ROOT / "conf").glob("*/*.yaml")
+    if "???" in path.read_text() and path.parent.name not in ("experiment", "hydra")
+)
 
 
 def test_the_required_options_are_found():
@@ -121,8 +155,9 @@ def test_a_missing_required_key_is_one_line_naming_it(group, option):
         build_from_config(cfg[group])
 
 
-@pytest.mark.parametrize("argv, key", [(["-m", "metric.train", "datamodule=folder"], "datamodule.root"),
-                                       (["-m", "metric.attack"], "ckpt")])
+@pytest.mark.parametrize(
+    "argv, key", [(["-m", "metric.train", "datamodule=folder"], "datamodule.root"), (["-m", "metric.attack"], "ckpt")]
+)
 def test_the_cli_says_which_required_key_is_missing(argv, key):
     result = subprocess.run([sys.executable, *argv], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -136,15 +171,26 @@ def test_a_checkpoints_input_size_travels_into_a_datamodule_that_does_not_set_it
     from tests.conftest import orl_subset
 
     people = orl_subset(tmp_path / "people", 15, images=4)
-    base = [sys.executable, "-m", "metric.evaluate", "ckpt=tests/model/fixtures/siamese_test_efficientnet.ckpt",
-            "datamodule=folder", f"datamodule.root={people}", "threshold_from=val",
-            f"paths.output_dir={tmp_path / 'out'}", f"paths.data_dir={tmp_path / 'data'}"]
+    base = [
+        sys.executable,
+        "-m",
+        "metric.evaluate",
+        "ckpt=tests/model/fixtures/siamese_test_efficientnet.ckpt",
+        "datamodule=folder",
+        f"datamodule.root={people}",
+        "threshold_from=val",
+        f"paths.output_dir={tmp_path / 'out'}",
+        f"paths.data_dir={tmp_path / 'data'}",
+    ]
     adopted = subprocess.run(base, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert adopted.returncode == 0, adopted.stderr[-2000:]
-    assert "note: the datamodule reads images as the checkpoint was trained: datamodule.image_size=[32,32]." in \
-        adopted.stdout
-    refused = subprocess.run([*base, "datamodule.image_size=[64,64]"], cwd=REPO_ROOT, capture_output=True, text=True,
-                             timeout=300)
+    assert (
+        "note: the datamodule reads images as the checkpoint was trained: datamodule.image_size=[32,32]."
+        in adopted.stdout
+    )
+    refused = subprocess.run(
+        [*base, "datamodule.image_size=[64,64]"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+    )
     assert refused.returncode == 2 and "trained on 3-channel images of size [32, 32]" in refused.stderr
 
 
@@ -162,9 +208,20 @@ def test_calibrate_refuses_a_target_far_its_pairs_cannot_support(tmp_path, tiny_
     shutil.copy(tiny_triplet_run[1]["best_checkpoint"], ckpt)
     before = ckpt.read_bytes()
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        strict, allowed = (compose(config_name="calibrate", overrides=[
-            f"ckpt={ckpt}", "matcher.target_far=0.00001", f"paths.data_dir={data_dir}", f"paths.output_dir={tmp_path}",
-            *[o for o in TINY_DATA if o.startswith("datamodule.")], *extra]) for extra in ([], ["allow_unsupported_far=true"]))
+        strict, allowed = (
+            compose(
+                config_name="calibrate",
+                overrides=[
+                    f"ckpt={ckpt}",
+                    "matcher.target_far=0.00001",
+                    f"paths.data_dir={data_dir}",
+                    f"paths.output_dir={tmp_path}",
+                    *[o for o in TINY_DATA if o.startswith("datamodule.")],
+                    *extra,
+                ],
+            )
+            for extra in ([], ["allow_unsupported_far=true"])
+        )
     with pytest.raises(ConfigError, match="needs at least 300000: nothing was written.*allow_unsupported_far=true"):
         calibrate_checkpoint(strict)
     assert ckpt.read_bytes() == before

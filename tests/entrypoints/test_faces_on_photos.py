@@ -9,8 +9,13 @@ import pytest
 from tests.conftest import ORL, compose_evaluate, compose_train
 from tests.datamodules.test_faces import require_orl
 
-SPLIT = ["datamodule=folder", "datamodule.split=ordered", "datamodule.split_counts=[20,5,15]",
-         "datamodule.channels=1", "datamodule.image_size=[32,32]"]
+SPLIT = [
+    "datamodule=folder",
+    "datamodule.split=ordered",
+    "datamodule.split_counts=[20,5,15]",
+    "datamodule.channels=1",
+    "datamodule.image_size=[32,32]",
+]
 
 
 @pytest.mark.slow
@@ -22,14 +27,26 @@ def test_eer_on_pasted_photos_is_within_a_point_of_the_crops(tmp_path, data_dir)
 
     photos = tmp_path / "photos"
     paste_tree(ORL, photos, seed=0)
-    cfg = compose_train(["experiment=small_real", *SPLIT, f"datamodule.root={ORL}", "face=dlib", "face.margin=-0.1",
-                         "trainer.enable_progress_bar=false"], tmp_path / "train", data_dir)
+    cfg = compose_train(
+        [
+            "experiment=small_real",
+            *SPLIT,
+            f"datamodule.root={ORL}",
+            "face=dlib",
+            "face.margin=-0.1",
+            "trainer.enable_progress_bar=false",
+        ],
+        tmp_path / "train",
+        data_dir,
+    )
     ckpt = train(cfg)["best_checkpoint"]
     eer = {}
     for name, root in (("crops", ORL), ("photos", photos)):
         out = tmp_path / name
-        summary = evaluate(compose_evaluate([f"ckpt={ckpt}", *SPLIT, f"datamodule.root={root}", "threshold_from=val"],
-                                            out, data_dir), out)
+        summary = evaluate(
+            compose_evaluate([f"ckpt={ckpt}", *SPLIT, f"datamodule.root={root}", "threshold_from=val"], out, data_dir),
+            out,
+        )
         assert summary["face"]["name"] == "dlib" and (out / "faces.png").exists()
         eer[name] = summary["test_eer"]
     assert abs(eer["photos"] - eer["crops"]) <= 0.01, eer

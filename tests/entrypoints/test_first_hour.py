@@ -25,32 +25,58 @@ def run(*args: str, tmp_path, importtime: bool = False) -> subprocess.CompletedP
     """`python [-X importtime] <args>` from the repository, its outputs under tmp_path."""
     env = {**os.environ, "METRIC_ROOT": str(tmp_path)}
     flags = ["-X", "importtime"] if importtime else []
-    return subprocess.run([sys.executable, *flags, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, *flags, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def imported(stderr: str, module: str) -> bool:
     """Whether `-X importtime` output shows the module imported, at any depth."""
-    return any(line.startswith("import time:") and line.split("|")[-1].strip() == module
-               for line in stderr.splitlines())
+    return any(
+        line.startswith("import time:") and line.split("|")[-1].strip() == module for line in stderr.splitlines()
+    )
 
 
 def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if not line.startswith("import time:")]
 
 
-@pytest.mark.parametrize("entry, argv, message", [
-    ("train", ["datamodul=folder"], "error: datamodul is not a setting or a config group (did you mean datamodule?)"),
-    ("train", ["+datamodul=folder"], "error: +datamodul=folder: 'datamodul' is not a config group or setting "
-                                     "(did you mean datamodule?)"),
-    ("train", ["optimizer.lrr=0.01"], "error: optimizer.lrr is not a setting of optimizer (did you mean lr?); "
-                                      "optimizer takes: lr, weight_decay."),
-    ("train", ["+experiment=triplt"], "error: experiment=triplt: no such option in the experiment group (did you mean "
-                                      "triplet?); the options are: adapt, distill"),
-    ("evaluate", ["ckpt=x.ckpt", "protocl=pairs"], "error: protocl is not a setting or a config group (did you mean "
-                                                   "protocol?)"),
-    ("calibrate", ["matcher=cosin"], "error: matcher=cosin: no such option in the matcher group (did you mean cosine?)"),
-])
+@pytest.mark.parametrize(
+    "entry, argv, message",
+    [
+        (
+            "train",
+            ["datamodul=folder"],
+            "error: datamodul is not a setting or a config group (did you mean datamodule?)",
+        ),
+        (
+            "train",
+            ["+datamodul=folder"],
+            "error: +datamodul=folder: 'datamodul' is not a config group or setting (did you mean datamodule?)",
+        ),
+        (
+            "train",
+            ["optimizer.lrr=0.01"],
+            "error: optimizer.lrr is not a setting of optimizer (did you mean lr?); optimizer takes: lr, weight_decay.",
+        ),
+        (
+            "train",
+            ["+experiment=triplt"],
+            "error: experiment=triplt: no such option in the experiment group (did you mean "
+            "triplet?); the options are: adapt, distill",
+        ),
+        (
+            "evaluate",
+            ["ckpt=x.ckpt", "protocl=pairs"],
+            "error: protocl is not a setting or a config group (did you mean protocol?)",
+        ),
+        (
+            "calibrate",
+            ["matcher=cosin"],
+            "error: matcher=cosin: no such option in the matcher group (did you mean cosine?)",
+        ),
+    ],
+)
 def test_a_typo_is_one_line_with_a_suggestion_before_torch_is_imported(entry, argv, message, tmp_path):
     result = run("-m", f"metric.{entry}", *argv, tmp_path=tmp_path, importtime=True)
     lines = error_lines(result.stderr)
@@ -84,8 +110,18 @@ def gallery_db(tmp_path) -> str:
     from metric.deploy.service.keys import KeyStore
 
     path = tmp_path / "people.db"
-    store = GalleryStore(path, create={"checkpoint": "best.ckpt", "fingerprint": "f" * 64, "matcher": "cosine",
-                                       "threshold": "0.5", "embedding_dim": 4, "storage": "float32", "index": "exact"})
+    store = GalleryStore(
+        path,
+        create={
+            "checkpoint": "best.ckpt",
+            "fingerprint": "f" * 64,
+            "matcher": "cosine",
+            "threshold": "0.5",
+            "embedding_dim": 4,
+            "storage": "float32",
+            "index": "exact",
+        },
+    )
     store.enroll_many([("alice", np.ones(4, np.float32), 1)])
     _, record = KeyStore(store.db, store.lock).create("enroll", "door")
     AuditLog(store.db, store.lock).record("key_create", None, None, "ok", {"key_id": record.key_id})
@@ -93,8 +129,15 @@ def gallery_db(tmp_path) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("argv", [["metric.gallery", "list"], ["metric.gallery", "info"],
-                                  ["metric.serve", "audit"], ["metric.serve", "keys", "list"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["metric.gallery", "list"],
+        ["metric.gallery", "info"],
+        ["metric.serve", "audit"],
+        ["metric.serve", "keys", "list"],
+    ],
+)
 def test_read_only_commands_import_no_model_library_and_print_iso_times(argv, gallery_db, tmp_path):
     result = run("-m", *argv, "--gallery", gallery_db, tmp_path=tmp_path, importtime=True)
     assert result.returncode == 0, error_lines(result.stderr)
@@ -118,8 +161,9 @@ def test_raw_pixels_writes_its_summary_and_the_log_holds_the_console(tmp_path):
 
 def test_a_training_run_logs_its_console_without_library_noise(tmp_path):
     out = tmp_path / "run"
-    result = run("-m", "metric.train", "debug=fast", "datamodule.train_identities=40", f"hydra.run.dir={out}",
-                 tmp_path=tmp_path)
+    result = run(
+        "-m", "metric.train", "debug=fast", "datamodule.train_identities=40", f"hydra.run.dir={out}", tmp_path=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     console = result.stdout + result.stderr
     for noise in ("litlogger", "LeafSpec", "Total FLOPs", "WARNING:root:"):
@@ -134,8 +178,9 @@ def test_progress_off_a_terminal_is_a_line_with_rate_and_eta():
 
     ticks = iter(range(0, 1000, 10))  # 10 s per item
     stream = io.StringIO()
-    assert list(progress_lines(list(range(7)), "faces", "img", stream, every_s=25, clock=lambda: next(ticks))) \
-        == list(range(7))
+    assert list(progress_lines(list(range(7)), "faces", "img", stream, every_s=25, clock=lambda: next(ticks))) == list(
+        range(7)
+    )
     lines = stream.getvalue().splitlines()
     assert lines[0] == "faces: 3/7 (43%), 0.1 img/s, ETA 40s"
     assert lines[-1] == "faces: 7/7 (100%), 0.1 img/s, done in 1m10s"
@@ -145,5 +190,6 @@ def test_progress_off_a_terminal_is_a_line_with_rate_and_eta():
 def test_a_key_appended_inside_a_group_that_its_class_refuses_is_one_line(tmp_path):
     result = run("-m", "metric.train", "+datamodule.rooot=x", "debug=fast", tmp_path=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert error_lines(result.stderr)[-1].startswith("error: datamodule.rooot is not a setting of "
-                                                     "datamodules.sources.synthetic.SyntheticFacesDataModule")
+    assert error_lines(result.stderr)[-1].startswith(
+        "error: datamodule.rooot is not a setting of datamodules.sources.synthetic.SyntheticFacesDataModule"
+    )

@@ -32,7 +32,9 @@ def test_summary_matches_a_hand_computation():
 
 def test_the_fold_loop_runs_the_folds_asked_for_and_stops_on_a_silent_rank():
     seen = []
-    summary = cross_validate(CrossValidation(folds=3), lambda fold: seen.append(fold.fold) or {"test_eer": 0.1 * fold.fold})
+    summary = cross_validate(
+        CrossValidation(folds=3), lambda fold: seen.append(fold.fold) or {"test_eer": 0.1 * fold.fold}
+    )
     assert seen == [0, 1, 2] and summary["folds"] == 3 and summary["test_eer"] == pytest.approx(0.1)
     assert cross_validate(CrossValidation(folds=3, fold=1), lambda fold: {"test_eer": 0.5})["per_fold"][0]["fold"] == 1
     assert cross_validate(CrossValidation(folds=2), lambda fold: None) is None  # a DDP rank other than 0
@@ -45,8 +47,16 @@ def test_raw_pixel_baseline_runs_only_the_fold_asked_for(tmp_path, data_dir):
     from tests.conftest import CONF_DIR, TINY_DATA
 
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        cfg = compose(config_name="raw_pixels", overrides=[f"paths.output_dir={tmp_path}", f"paths.data_dir={data_dir}",
-                                                           *TINY_DATA, "cv.folds=3", "cv.fold=2"])
+        cfg = compose(
+            config_name="raw_pixels",
+            overrides=[
+                f"paths.output_dir={tmp_path}",
+                f"paths.data_dir={data_dir}",
+                *TINY_DATA,
+                "cv.folds=3",
+                "cv.fold=2",
+            ],
+        )
     summary = run_baseline(cfg)
     assert [f["fold"] for f in summary["per_fold"]] == [2]
 

@@ -166,17 +166,20 @@ def test_condition_table_by_hand():
         L.condition_table(SCORES, TYPES, conditions[:-1], 0.7)
 
 
-@pytest.mark.parametrize("scores,types,message", [
-    ([0.1, 0.2], [0, 0, 1], "differ in length"),
-    ([0.1, np.nan], [0, 1], "NaN or inf"),
-    ([0.1, np.inf], [0, 1], "NaN or inf"),
-    ([0.1, 0.2], [0, 0], "no attack presentation"),
-    ([0.1, 0.2], [1, 9], "no bona fide presentation"),
-    ([0.1, 0.2], [0, -1], "negative"),
-    ([0.1, 0.2], [0, 1.5], "whole numbers"),
-    ([0.1, 0.2], [False, True], "integers"),
-    ([0.1, 0.2], ["live", "photo"], "integers"),
-])
+@pytest.mark.parametrize(
+    "scores,types,message",
+    [
+        ([0.1, 0.2], [0, 0, 1], "differ in length"),
+        ([0.1, np.nan], [0, 1], "NaN or inf"),
+        ([0.1, np.inf], [0, 1], "NaN or inf"),
+        ([0.1, 0.2], [0, 0], "no attack presentation"),
+        ([0.1, 0.2], [1, 9], "no bona fide presentation"),
+        ([0.1, 0.2], [0, -1], "negative"),
+        ([0.1, 0.2], [0, 1.5], "whole numbers"),
+        ([0.1, 0.2], [False, True], "integers"),
+        ([0.1, 0.2], ["live", "photo"], "integers"),
+    ],
+)
 def test_check_presentations_errors(scores, types, message):
     with pytest.raises(ValueError, match=message):
         L.check_presentations(scores, types)

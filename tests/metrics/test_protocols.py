@@ -56,5 +56,3 @@ def test_kfold_accuracy_on_known_answers():
     assert result["accuracy_mean"] == pytest.approx(0.875)
     assert result["accuracy_std"] == pytest.approx(np.std([0.75, 1.0], ddof=1))
     assert result["pairs"] == 8
-
-

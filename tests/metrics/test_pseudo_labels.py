@@ -24,6 +24,11 @@ def test_perfect_clusters():
 
 def test_quality_counts_the_pool():
     quality = pseudo_label_quality(np.array([0, 0, 0]), np.array([1, 1, 1]), np.array([1, 1, 1, 1, 2, 2, 3]), 3)
-    assert quality == {"purity": 1.0, "true_identities_split": 0.0, "true_identities_in_pool": 3,
-                       "true_identities_clusterable": 1, "true_identities_kept": 1}
+    assert quality == {
+        "purity": 1.0,
+        "true_identities_split": 0.0,
+        "true_identities_in_pool": 3,
+        "true_identities_clusterable": 1,
+        "true_identities_kept": 1,
+    }
     assert purity(np.array([]), np.array([])) is None

@@ -31,7 +31,11 @@ def test_the_old_checkpoint_stores_no_import_paths():
     raw = torch.load(CKPT, map_location="cpu", weights_only=True)
     assert "_target_" not in repr({k: v for k, v in raw.items() if k != "state_dict"})
     record = read_checkpoint(CKPT)[CHECKPOINT_KEY]
-    assert (record["format"], record["net"]["backbone"], record["default_matcher"]) == (1, "test_efficientnet", "logistic")
+    assert (record["format"], record["net"]["backbone"], record["default_matcher"]) == (
+        1,
+        "test_efficientnet",
+        "logistic",
+    )
 
 
 @pytest.mark.parametrize("matcher", ["stored", "euclidean"])
@@ -47,8 +51,10 @@ def test_old_checkpoint_embeds_and_scores_as_before(matcher):
 
 def test_old_checkpoint_evaluates_as_before(tmp_path, data_dir):
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        cfg = compose(config_name="evaluate", overrides=[
-            f"ckpt={CKPT}", f"paths.output_dir={tmp_path}", f"paths.data_dir={data_dir}", *TINY_DATA])
+        cfg = compose(
+            config_name="evaluate",
+            overrides=[f"ckpt={CKPT}", f"paths.output_dir={tmp_path}", f"paths.data_dir={data_dir}", *TINY_DATA],
+        )
     summary = evaluate(cfg, tmp_path)
     expected = EXPECTED["evaluate"]
     assert (summary["matcher"], summary["threshold"]) == ("logistic", pytest.approx(expected["threshold"], abs=1e-9))
@@ -56,4 +62,6 @@ def test_old_checkpoint_evaluates_as_before(tmp_path, data_dir):
         assert summary[f"test_{key}"] == pytest.approx(expected[key], abs=1e-9), key
     assert summary["test_eer_ci95"] == pytest.approx(expected["eer_ci95"], abs=1e-9)
     assert (summary["test_genuine_pairs"], summary["test_impostor_pairs"]) == (
-        expected["genuine_pairs"], expected["impostor_pairs"])
+        expected["genuine_pairs"],
+        expected["impostor_pairs"],
+    )

@@ -21,8 +21,13 @@ from tests.conftest import ORL, compose_evaluate
 
 pytest.importorskip("onnxruntime")
 needs_orl = pytest.mark.skipif(not ORL.is_dir(), reason="ORL faces (../shared/data/att_faces) are not present")
-ORL_SUBSET = ["datamodule=folder", f"datamodule.root={ORL}", "datamodule.split=ordered",
-              "datamodule.split_counts=[4,2,2]", "datamodule.max_identities=8"]
+ORL_SUBSET = [
+    "datamodule=folder",
+    f"datamodule.root={ORL}",
+    "datamodule.split=ordered",
+    "datamodule.split_counts=[4,2,2]",
+    "datamodule.max_identities=8",
+]
 
 
 def dlib_chip(path) -> np.ndarray:
@@ -64,9 +69,18 @@ def split_eer(ckpt, model: dict | None, cfg) -> float:
 def test_exported_onnx_model_gives_its_checkpoints_eer(tiny_triplet_run, data_dir, tmp_path):
     """A model exported by metric.export, loaded as model=onnx, scores the test identities as its checkpoint."""
     onnx = exported_onnx(tiny_triplet_run, tmp_path / "model.onnx")
-    cfg = compose_evaluate([f"ckpt={tiny_triplet_run[1]['best_checkpoint']}", "datamodule.train_identities=24",
-                            "datamodule.val_identities=6", "datamodule.test_identities=6",
-                            "datamodule.images_per_identity=5", "datamodule.image_size=[32,32]"], tmp_path, data_dir)
+    cfg = compose_evaluate(
+        [
+            f"ckpt={tiny_triplet_run[1]['best_checkpoint']}",
+            "datamodule.train_identities=24",
+            "datamodule.val_identities=6",
+            "datamodule.test_identities=6",
+            "datamodule.images_per_identity=5",
+            "datamodule.image_size=[32,32]",
+        ],
+        tmp_path,
+        data_dir,
+    )
     assert abs(split_eer(cfg.ckpt, None, cfg) - split_eer(None, onnx_node(onnx), cfg)) < 1e-4
 
 
@@ -95,8 +109,15 @@ def calibrate_cfg(overrides: list[str], tmp_path, data_dir):
     from tests.conftest import CONF_DIR
 
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        return compose(config_name="calibrate", overrides=[f"paths.output_dir={tmp_path}", "allow_unsupported_far=true",
-                                                           f"paths.data_dir={data_dir}", *overrides])
+        return compose(
+            config_name="calibrate",
+            overrides=[
+                f"paths.output_dir={tmp_path}",
+                "allow_unsupported_far=true",
+                f"paths.data_dir={data_dir}",
+                *overrides,
+            ],
+        )
 
 
 @needs_orl
@@ -107,8 +128,9 @@ def test_a_calibrated_dlib_bundle_round_trips_through_the_gallery(data_dir, tmp_
     from metric.model.checkpoint import CHECKPOINT_KEY, read_checkpoint
 
     bundle = tmp_path / "dlib.ckpt"
-    cfg = calibrate_cfg(["model=dlib", "face=dlib", *ORL_SUBSET, f"ckpt={bundle}", "matcher.target_far=0.01"],
-                        tmp_path, data_dir)
+    cfg = calibrate_cfg(
+        ["model=dlib", "face=dlib", *ORL_SUBSET, f"ckpt={bundle}", "matcher.target_far=0.01"], tmp_path, data_dir
+    )
     calibration, path = calibrate_checkpoint(cfg)
     assert path == bundle and calibration.matcher == "cosine"
     record = read_checkpoint(bundle)[CHECKPOINT_KEY]
@@ -127,8 +149,11 @@ def test_a_calibrated_dlib_bundle_round_trips_through_the_gallery(data_dir, tmp_
     assert cli(["verify", "--gallery", str(gallery_path), "--identity", "s2", str(ORL / "s2" / "2.pgm")]) == 0
     assert "ACCEPT" in capsys.readouterr().out
     # a second calibration (another matcher) is added to the same bundle; another model is refused
-    euclidean = calibrate_cfg(["model=dlib", "face=dlib", *ORL_SUBSET, f"ckpt={bundle}", "matcher=euclidean",
-                               "matcher.target_far=0.01"], tmp_path, data_dir)
+    euclidean = calibrate_cfg(
+        ["model=dlib", "face=dlib", *ORL_SUBSET, f"ckpt={bundle}", "matcher=euclidean", "matcher.target_far=0.01"],
+        tmp_path,
+        data_dir,
+    )
     calibrate_checkpoint(euclidean)
     assert set(read_checkpoint(bundle)[CHECKPOINT_KEY]["calibrations"]) == {"cosine", "euclidean"}
 
@@ -150,9 +175,17 @@ def one_error(run) -> str:
 def evaluate_with(overrides, tmp_path, data_dir):
     from metric.report.evaluation import evaluate
 
-    cfg = compose_evaluate(["datamodule.train_identities=24", "datamodule.val_identities=6",
-                            "datamodule.test_identities=6", "datamodule.images_per_identity=5", *overrides],
-                           tmp_path, data_dir)
+    cfg = compose_evaluate(
+        [
+            "datamodule.train_identities=24",
+            "datamodule.val_identities=6",
+            "datamodule.test_identities=6",
+            "datamodule.images_per_identity=5",
+            *overrides,
+        ],
+        tmp_path,
+        data_dir,
+    )
     return lambda: evaluate(cfg, tmp_path / "report")
 
 
@@ -162,10 +195,12 @@ def test_bad_onnx_inputs_are_one_line_each(tiny_triplet_run, data_dir, tmp_path)
     text = tmp_path / "weights.onnx"
     text.write_text("not a model")
     assert "is not a readable ONNX model" in one_error(
-        evaluate_with(["model=onnx", f"model.path={text}"], tmp_path, data_dir))
+        evaluate_with(["model=onnx", f"model.path={text}"], tmp_path, data_dir)
+    )
     onnx = exported_onnx(tiny_triplet_run, tmp_path / "model.onnx")
-    shape = one_error(evaluate_with(["model=onnx", f"model.path={onnx}", "model.input_size=[112,112]"],
-                                    tmp_path, data_dir))
+    shape = one_error(
+        evaluate_with(["model=onnx", f"model.path={onnx}", "model.input_size=[112,112]"], tmp_path, data_dir)
+    )
     assert "model.input_size" in shape and "[3, 112, 112]" in shape
 
     class Score(torch.nn.Module):  # one number per image: not an embedding
@@ -173,10 +208,17 @@ def test_bad_onnx_inputs_are_one_line_each(tiny_triplet_run, data_dir, tmp_path)
             return x.mean((1, 2, 3))
 
     scalar = tmp_path / "scalar.onnx"
-    torch.onnx.export(Score(), (torch.zeros(1, 3, 32, 32),), str(scalar), input_names=["images"],
-                      dynamic_axes={"images": {0: "batch"}}, dynamo=False)
-    output = one_error(evaluate_with(["model=onnx", f"model.path={scalar}", "model.input_size=[32,32]"],
-                                     tmp_path, data_dir))
+    torch.onnx.export(
+        Score(),
+        (torch.zeros(1, 3, 32, 32),),
+        str(scalar),
+        input_names=["images"],
+        dynamic_axes={"images": {0: "batch"}},
+        dynamo=False,
+    )
+    output = one_error(
+        evaluate_with(["model=onnx", f"model.path={scalar}", "model.input_size=[32,32]"], tmp_path, data_dir)
+    )
     assert "one vector per image" in output
 
 
@@ -189,8 +231,9 @@ def test_dlib_model_without_the_extra_names_the_install(monkeypatch, data_dir, t
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "face_recognition_models" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "face_recognition_models" else real(name, *a)
+    )
     message = one_error(evaluate_with(["model=dlib", "face=dlib"], tmp_path, data_dir))
     assert "pip install -e '.[faces]'" in message
 
@@ -200,8 +243,9 @@ def test_attacks_export_and_training_refuse_an_outside_embedder(tmp_path, data_d
     from metric.modules.training import build
 
     bundle = tmp_path / "dlib.ckpt"
-    write_checkpoint(bundle, bundle_checkpoint(DlibEmbedder(), {"image_size": [150, 150], "channels": 3,
-                                                                  "face": {"name": "none"}}))
+    write_checkpoint(
+        bundle, bundle_checkpoint(DlibEmbedder(), {"image_size": [150, 150], "channels": 3, "face": {"name": "none"}})
+    )
     for needs in ("attack=fgsm (it follows the gradient of the score)", "format=onnx export (it traces a torch net)"):
         with pytest.raises(ConfigError, match="frozen outside model .* so " + needs.split(" (")[0]):
             load_for_eval(bundle, needs_torch=needs)
@@ -212,8 +256,9 @@ def test_attacks_export_and_training_refuse_an_outside_embedder(tmp_path, data_d
 def test_an_onnx_model_with_a_fixed_batch_of_one_is_run_image_by_image(tiny_triplet_run, tmp_path):
     loaded = load_for_eval(tiny_triplet_run[1]["best_checkpoint"])
     fixed = tmp_path / "fixed.onnx"
-    torch.onnx.export(loaded.net.eval(), (torch.zeros(1, 3, 32, 32),), str(fixed), input_names=["images"],
-                      dynamo=False)  # no dynamic axes: the batch is 1
+    torch.onnx.export(
+        loaded.net.eval(), (torch.zeros(1, 3, 32, 32),), str(fixed), input_names=["images"], dynamo=False
+    )  # no dynamic axes: the batch is 1
     images = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
     dynamic = OnnxEmbedder(exported_onnx(tiny_triplet_run, tmp_path / "model.onnx"), [32, 32])
     assert np.abs(embed_images(OnnxEmbedder(str(fixed), [32, 32]), images) - embed_images(dynamic, images)).max() < 1e-5

@@ -15,9 +15,14 @@ from metric.model import mobilefacenet as mfn
 from metric.model.nets import EmbeddingNet, check_face_input
 from tests.conftest import LFW, require_weights
 
-LFW_PHOTOS = ["Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "Aaron_Peirsol/Aaron_Peirsol_0002.jpg",
-              "Colin_Powell/Colin_Powell_0001.jpg", "Serena_Williams/Serena_Williams_0001.jpg",
-              "Tony_Blair/Tony_Blair_0001.jpg", "Zico/Zico_0001.jpg"]
+LFW_PHOTOS = [
+    "Aaron_Peirsol/Aaron_Peirsol_0001.jpg",
+    "Aaron_Peirsol/Aaron_Peirsol_0002.jpg",
+    "Colin_Powell/Colin_Powell_0001.jpg",
+    "Serena_Williams/Serena_Williams_0001.jpg",
+    "Tony_Blair/Tony_Blair_0001.jpg",
+    "Zico/Zico_0001.jpg",
+]
 
 
 @pytest.fixture(scope="module")
@@ -105,13 +110,16 @@ def test_a_file_that_is_not_mobilefacenet_is_refused(tmp_path):
         mfn.load_tflite_weights(mfn.MobileFaceNet(), junk)
 
 
-@pytest.mark.parametrize("size, channels, face, message", [
-    ([64, 64], 3, {"name": "mtcnn", "template": "arcface", "margin": 0.0}, r"datamodule.image_size=\[112,112\]"),
-    ([112, 112], 3, None, "add face=mtcnn"),
-    ([112, 112], 3, {"name": "none"}, "add face=mtcnn"),
-    ([112, 112], 3, {"name": "dlib", "template": "arcface", "margin": 0.1}, "face.margin=0.0"),
-    ([112, 112], 3, {"name": "dlib", "template": "dlib", "margin": 0.0}, "face.template=arcface"),
-])
+@pytest.mark.parametrize(
+    "size, channels, face, message",
+    [
+        ([64, 64], 3, {"name": "mtcnn", "template": "arcface", "margin": 0.0}, r"datamodule.image_size=\[112,112\]"),
+        ([112, 112], 3, None, "add face=mtcnn"),
+        ([112, 112], 3, {"name": "none"}, "add face=mtcnn"),
+        ([112, 112], 3, {"name": "dlib", "template": "arcface", "margin": 0.1}, "face.margin=0.0"),
+        ([112, 112], 3, {"name": "dlib", "template": "dlib", "margin": 0.0}, "face.template=arcface"),
+    ],
+)
 def test_a_crop_that_is_not_the_pretrained_one_is_refused_with_the_settings(size, channels, face, message):
     with pytest.raises(ConfigError, match=message):
         check_face_input("mobilefacenet", True, size, channels, face)
@@ -119,11 +127,14 @@ def test_a_crop_that_is_not_the_pretrained_one_is_refused_with_the_settings(size
     check_face_input("resnet18", True, size, channels, face)  # a timm backbone reads whatever it is trained on
 
 
-@pytest.mark.parametrize("entry, arguments", [
-    ("metric.evaluate", ["model=mobilefacenet", "face=mtcnn", "protocol=pairs", "pairs_file=x", "root=y"]),
-    ("metric.train", ["+experiment=finetune"]),
-    ("metric.calibrate", ["model=mobilefacenet", "face=mtcnn"]),
-])
+@pytest.mark.parametrize(
+    "entry, arguments",
+    [
+        ("metric.evaluate", ["model=mobilefacenet", "face=mtcnn", "protocol=pairs", "pairs_file=x", "root=y"]),
+        ("metric.train", ["+experiment=finetune"]),
+        ("metric.calibrate", ["model=mobilefacenet", "face=mtcnn"]),
+    ],
+)
 def test_missing_weights_are_one_line_naming_the_fetch_command(entry, arguments, tmp_path):
     """With an empty weight store, every entry point stops before any data is read, with the command to run."""
     import os
@@ -133,8 +144,9 @@ def test_missing_weights_are_one_line_naming_the_fetch_command(entry, arguments,
     from tests.conftest import REPO_ROOT
 
     env = {**os.environ, "METRIC_FACES_WEIGHTS": str(tmp_path / "empty"), "METRIC_ROOT": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", entry, *arguments], cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", entry, *arguments], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "python -m metric.weights fetch" in errors[0]
@@ -151,10 +163,22 @@ def test_the_frozen_model_is_evaluated_and_its_folds_embed_each_face_once(tmp_pa
 
     people = orl_subset(tmp_path / "people", 12)
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        cfg = compose(config_name="raw_pixels", overrides=[
-            f"paths.output_dir={tmp_path}", f"paths.data_dir={data_dir}", "model=mobilefacenet", "face=mtcnn",
-            "datamodule=folder", f"datamodule.root={people}", "datamodule.split=ordered",
-            "datamodule.split_counts=[4,4,4]", "cv.folds=2", "cv.val_identities=3", "matcher.target_far=0.01"])
+        cfg = compose(
+            config_name="raw_pixels",
+            overrides=[
+                f"paths.output_dir={tmp_path}",
+                f"paths.data_dir={data_dir}",
+                "model=mobilefacenet",
+                "face=mtcnn",
+                "datamodule=folder",
+                f"datamodule.root={people}",
+                "datamodule.split=ordered",
+                "datamodule.split_counts=[4,4,4]",
+                "cv.folds=2",
+                "cv.val_identities=3",
+                "matcher.target_far=0.01",
+            ],
+        )
     embedded = []
     from metric.scoring import feature_cache
 

@@ -65,11 +65,14 @@ def test_flatten_head_keeps_the_feature_map_layout_and_rebuilds_from_its_spec():
     assert EmbeddingNet("resnet10t", 16).spec() == {"backbone": "resnet10t", "embedding_dim": 16, "in_chans": 3}
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"pool": "max"}, "model.pool='max'"),
-    ({"pool": "flatten"}, "needs the input size"),
-    ({"dropout": 1.0}, "model.dropout=1.0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"pool": "max"}, "model.pool='max'"),
+        ({"pool": "flatten"}, "needs the input size"),
+        ({"dropout": 1.0}, "model.dropout=1.0"),
+    ],
+)
 def test_bad_head_settings_are_clear_errors(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         EmbeddingNet("resnet10t", 16, **kwargs)

@@ -21,16 +21,26 @@ def onnx_model(tiny_triplet_run, tmp_path) -> str:
 
 
 def adapt(make_cfg, onnx_model, tmp_path, *extra):
-    return make_cfg("experiment=adapt", "model=onnx", f"model.path={onnx_model}", "model.input_size=[32,32]",
-                    "face=none", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
-                    f"adapt.cache_dir={tmp_path / 'features'}", "matcher.target_far=0.01", *extra)
+    return make_cfg(
+        "experiment=adapt",
+        "model=onnx",
+        f"model.path={onnx_model}",
+        "model.input_size=[32,32]",
+        "face=none",
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false",
+        f"adapt.cache_dir={tmp_path / 'features'}",
+        "matcher.target_far=0.01",
+        *extra,
+    )
 
 
 def test_adapt_embeds_each_image_once_and_a_second_run_not_at_all(make_cfg, onnx_model, tmp_path, monkeypatch):
     calls = []
     real = OnnxEmbedder.embed_pixels
-    monkeypatch.setattr(OnnxEmbedder, "embed_pixels", lambda self, pixels: calls.append(len(pixels)) or
-                        real(self, pixels))
+    monkeypatch.setattr(
+        OnnxEmbedder, "embed_pixels", lambda self, pixels: calls.append(len(pixels)) or real(self, pixels)
+    )
     summary = train(adapt(make_cfg, onnx_model, tmp_path))
     images = 36 * 5  # every image of the tiny synthetic split, train + val + test
     assert sum(calls) == images and summary["data_adapt_images_embedded"] == images
@@ -58,10 +68,17 @@ def test_a_broken_head_falls_back_to_the_frozen_embedder(make_cfg, onnx_model, t
 
 def test_distillation_from_an_onnx_teacher_looks_its_embeddings_up(make_cfg, onnx_model, tmp_path):
     """+experiment=distill teacher=onnx: the teacher embeds each image once; every training target is a lookup."""
-    cfg = make_cfg("experiment=distill", "teacher=onnx", f"teacher.model.path={onnx_model}",
-                   "teacher.model.input_size=[32,32]", f"teacher.cache_dir={tmp_path / 'teacher'}",
-                   "model.backbone=resnet10t", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
-                   "matcher.target_far=0.01")
+    cfg = make_cfg(
+        "experiment=distill",
+        "teacher=onnx",
+        f"teacher.model.path={onnx_model}",
+        "teacher.model.input_size=[32,32]",
+        f"teacher.cache_dir={tmp_path / 'teacher'}",
+        "model.backbone=resnet10t",
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false",
+        "matcher.target_far=0.01",
+    )
     summary = train(cfg)
     assert summary["teacher_images_embedded"] == 36 * 5
     assert summary["teacher_targets_computed_online"] == 0 and summary["teacher_targets_from_cache"] > 0

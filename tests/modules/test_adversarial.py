@@ -14,9 +14,13 @@ from metric.modules.metric_loss import MetricLossModule
 
 
 def make_metric_loss_module(adversarial: dict):
-    return MetricLossModule(EmbeddingNet("resnet10t", 16), loss=losses.TripletMarginLoss(margin=0.2),
-                            miner=miners.TripletMarginMiner(margin=0.2, type_of_triplets="all"),
-                            optimizer=torch.optim.AdamW, adversarial=AdversarialTraining(**adversarial))
+    return MetricLossModule(
+        EmbeddingNet("resnet10t", 16),
+        loss=losses.TripletMarginLoss(margin=0.2),
+        miner=miners.TripletMarginMiner(margin=0.2, type_of_triplets="all"),
+        optimizer=torch.optim.AdamW,
+        adversarial=AdversarialTraining(**adversarial),
+    )
 
 
 @pytest.mark.parametrize("attack", ["fgsm", "pgd"])
@@ -32,7 +36,8 @@ def test_adversarial_training_examples_stay_within_budget(attack):
     assert (adv != images).any(dim=(1, 2, 3)).float().mean() > 0.5
     assert module.net.training  # the attack ran in eval mode and restored training mode
     untouched = make_metric_loss_module({"attack": attack, "eps": 4, "ratio": 0.0, "weight": 0.5}).adversarial_images(
-        images, labels)
+        images, labels
+    )
     assert torch.equal(untouched, images)
 
 

@@ -24,10 +24,14 @@ PATCH = {"attack": "patch", "ratio": 1.0, "weight": 0.5, "assume_aligned": True}
 
 def make_module(preprocess: dict = ALIGNED, **settings) -> MetricLossModule:
     torch.manual_seed(0)
-    return MetricLossModule(EmbeddingNet("resnet10t", 16), loss=losses.TripletMarginLoss(margin=0.2),
-                            miner=miners.TripletMarginMiner(margin=0.2, type_of_triplets="all"),
-                            optimizer=torch.optim.AdamW, preprocess=preprocess,
-                            adversarial=AdversarialTraining(**{**PATCH, **settings}))
+    return MetricLossModule(
+        EmbeddingNet("resnet10t", 16),
+        loss=losses.TripletMarginLoss(margin=0.2),
+        miner=miners.TripletMarginMiner(margin=0.2, type_of_triplets="all"),
+        optimizer=torch.optim.AdamW,
+        preprocess=preprocess,
+        adversarial=AdversarialTraining(**{**PATCH, **settings}),
+    )
 
 
 def batch() -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,16 +70,19 @@ def test_patches_raise_the_loss_and_ratio_zero_changes_nothing():
     assert torch.equal(make_module(ratio=0.0).adversarial_images(images, labels), images)
 
 
-@pytest.mark.parametrize("settings, key", [
-    ({"mask": "hat"}, r"adversarial\.mask='hat' is not one of glasses, eyes_band, square"),
-    ({"mask_scale": [0.5, 1.0]}, r"adversarial\.mask_scale=\[0\.5, 1\.0\] must be one number > 0"),
-    ({"mask_scale": 0}, r"adversarial\.mask_scale=0 must be one number > 0"),
-    ({"steps": 0}, r"adversarial\.steps=0 must be an integer of at least 1"),
-    ({"step_size": -1}, r"adversarial\.step_size=-1 must be a number > 0"),
-    ({"eps": 4}, r"adversarial\.eps=4 does not apply to attack=patch.*~adversarial\.eps"),
-    ({"attack": "fgsm"}, r"adversarial\.eps=None must be > 0 for attack=fgsm"),
-    ({"attack": "pgd", "eps": 0}, r"adversarial\.eps=0 must be > 0 for attack=pgd"),
-])
+@pytest.mark.parametrize(
+    "settings, key",
+    [
+        ({"mask": "hat"}, r"adversarial\.mask='hat' is not one of glasses, eyes_band, square"),
+        ({"mask_scale": [0.5, 1.0]}, r"adversarial\.mask_scale=\[0\.5, 1\.0\] must be one number > 0"),
+        ({"mask_scale": 0}, r"adversarial\.mask_scale=0 must be one number > 0"),
+        ({"steps": 0}, r"adversarial\.steps=0 must be an integer of at least 1"),
+        ({"step_size": -1}, r"adversarial\.step_size=-1 must be a number > 0"),
+        ({"eps": 4}, r"adversarial\.eps=4 does not apply to attack=patch.*~adversarial\.eps"),
+        ({"attack": "fgsm"}, r"adversarial\.eps=None must be > 0 for attack=fgsm"),
+        ({"attack": "pgd", "eps": 0}, r"adversarial\.eps=0 must be > 0 for attack=pgd"),
+    ],
+)
 def test_bad_patch_settings_are_clear_errors(settings, key):
     with pytest.raises(ConfigError, match=key):
         AdversarialTraining(**{**PATCH, **settings})
@@ -83,17 +90,25 @@ def test_bad_patch_settings_are_clear_errors(settings, key):
 
 def test_patch_defaults_and_a_mask_too_large_for_the_crops():
     patch = AdversarialTraining(attack="patch", ratio=0.5, weight=0.5)
-    assert (patch.mask, patch.mask_scale, patch.assume_aligned, patch.steps, patch.step_size) == \
-        ("glasses", 1.0, False, 5, 64.0)
+    assert (patch.mask, patch.mask_scale, patch.assume_aligned, patch.steps, patch.step_size) == (
+        "glasses",
+        1.0,
+        False,
+        5,
+        64.0,
+    )
     assert AdversarialTraining(attack="fgsm", eps=4, ratio=0.5, weight=0.5).prepare(ALIGNED).region is None
     with pytest.raises(ConfigError, match=r"adversarial\.mask_scale=\[3\.0\]: the glasses mask .* largest scale"):
         make_module(mask_scale=3.0)
 
 
 def test_unaligned_crops_are_refused_before_training(make_cfg):
-    with pytest.raises(ConfigError, match=r"assumes faces aligned to the 5-point template, but the training crops' "
-                                          r"face front end is `none`.*: train with face=mtcnn or face=dlib .*"
-                                          r"adversarial\.assume_aligned=true") as refused:
+    with pytest.raises(
+        ConfigError,
+        match=r"assumes faces aligned to the 5-point template, but the training crops' "
+        r"face front end is `none`.*: train with face=mtcnn or face=dlib .*"
+        r"adversarial\.assume_aligned=true",
+    ) as refused:
         make_module(assume_aligned=False)
     assert "attack." not in str(refused.value) and "checkpoint" not in str(refused.value)
     with pytest.raises(ConfigError, match=r"adversarial\.mask=glasses assumes faces aligned"):
@@ -101,12 +116,19 @@ def test_unaligned_crops_are_refused_before_training(make_cfg):
 
 
 def test_short_training_with_patches_logs_the_adversarial_loss(make_cfg):
-    cfg = make_cfg("experiment=triplet", "adversarial=patch", "adversarial.assume_aligned=true",
-                   "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "+trainer.limit_train_batches=2",
-                   "matcher.target_far=0.1")
+    cfg = make_cfg(
+        "experiment=triplet",
+        "adversarial=patch",
+        "adversarial.assume_aligned=true",
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        "+trainer.limit_train_batches=2",
+        "matcher.target_far=0.1",
+    )
     summary = train(cfg)
     assert 0.0 <= summary["test_eer"] <= 1.0
     with open(Path(cfg.paths.output_dir) / "csv" / "metrics.csv") as f:
-        adv_loss = [float(row["train_adversarial_loss"]) for row in csv.DictReader(f)
-                    if row.get("train_adversarial_loss")]
+        adv_loss = [
+            float(row["train_adversarial_loss"]) for row in csv.DictReader(f) if row.get("train_adversarial_loss")
+        ]
     assert len(adv_loss) == 1 and math.isfinite(adv_loss[0])

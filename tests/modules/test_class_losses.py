@@ -15,8 +15,9 @@ from metric.errors import ConfigError
 @pytest.mark.parametrize("kind", ["arcface", "subcenter_arcface", "cosface"])
 def test_sparse_identity_labels_train_their_own_class_centres(kind):
     torch.manual_seed(0)
-    loss = IdentityClassLoss(kind, train_labels=np.array([40, 7, 7, 1000, 40]), embedding_size=8,
-                             margin=0.35 if kind == "cosface" else 28.6)
+    loss = IdentityClassLoss(
+        kind, train_labels=np.array([40, 7, 7, 1000, 40]), embedding_size=8, margin=0.35 if kind == "cosface" else 28.6
+    )
     assert loss.num_classes == 3
     embeddings = F.normalize(torch.randn(6, 8), dim=1).requires_grad_()
     labels = torch.tensor([7, 7, 40, 40, 1000, 1000])
@@ -62,8 +63,14 @@ def test_arcface_run_trains_the_centres_with_the_net(make_cfg, tmp_path):
     from metric.model.checkpoint import read_checkpoint
     from metric.modules.training import train
 
-    cfg = make_cfg("loss=subcenter_arcface", "~miner", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
-                   "model.backbone=resnet10t", "matcher.target_far=0.01")
+    cfg = make_cfg(
+        "loss=subcenter_arcface",
+        "~miner",
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false",
+        "model.backbone=resnet10t",
+        "matcher.target_far=0.01",
+    )
     summary = train(cfg)
     assert 0 <= summary["test_eer"] <= 1
     state = read_checkpoint(summary["best_checkpoint"])["state_dict"]

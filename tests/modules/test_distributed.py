@@ -65,9 +65,20 @@ def test_two_processes_draw_disjoint_whole_groups(make_cfg, tmp_path):
 def ddp_sweep(tmp_path_factory, data_dir):
     """A 2-job `-m` sweep, each job trained by 2 CPU processes (trainer=ddp_cpu)."""
     out = tmp_path_factory.mktemp("ddp")
-    command = [sys.executable, "-m", "metric.train", "-m", "+experiment=triplet", "trainer=ddp_cpu",
-               "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "loss.margin=0.1,0.2",
-               f"paths.data_dir={data_dir}", f"hydra.sweep.dir={out}", *DDP_DATA]
+    command = [
+        sys.executable,
+        "-m",
+        "metric.train",
+        "-m",
+        "+experiment=triplet",
+        "trainer=ddp_cpu",
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false",
+        "loss.margin=0.1,0.2",
+        f"paths.data_dir={data_dir}",
+        f"hydra.sweep.dir={out}",
+        *DDP_DATA,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -82,7 +93,9 @@ def test_ddp_validation_eer_equals_single_process_evaluation(ddp_sweep, make_cfg
     datamodule = build_from_config(make_cfg(*DDP_DATA).datamodule)
     datamodule.setup("validate")
     val = datamodule.splits["val"]
-    scores, genuine = pair_scores(embed_images(net, val.images), val.labels, max_impostor_pairs=datamodule.max_impostor_pairs)
+    scores, genuine = pair_scores(
+        embed_images(net, val.images), val.labels, max_impostor_pairs=datamodule.max_impostor_pairs
+    )
     single_process = V.eer(V.roc(scores, genuine))[0]
     assert summary["best_val_eer"] == pytest.approx(single_process, abs=1e-6)
     assert torch.isfinite(torch.tensor(summary["test_eer"]))

@@ -27,9 +27,19 @@ def test_debug_fast_trains_on_the_official_layout(spoof_tree, tmp_path, data_dir
 
 @pytest.mark.skipif(not ORL.is_dir(), reason="ORL faces (../shared/data/att_faces) are not present")
 def test_debug_fast_trains_on_simulated_attacks(tmp_path, data_dir):
-    cfg = compose_train(["experiment=liveness", "datamodule=simulated_spoof", f"datamodule.root={ORL}",
-                         "datamodule.image_size=[32,32]", "datamodule.max_identities=12", "debug=fast",
-                         "trainer.enable_progress_bar=false"], tmp_path, data_dir)
+    cfg = compose_train(
+        [
+            "experiment=liveness",
+            "datamodule=simulated_spoof",
+            f"datamodule.root={ORL}",
+            "datamodule.image_size=[32,32]",
+            "datamodule.max_identities=12",
+            "debug=fast",
+            "trainer.enable_progress_bar=false",
+        ],
+        tmp_path,
+        data_dir,
+    )
     summary = train(cfg)
     assert set(summary["data_presentations_test"]) == {"live", "a4", "pc"}
 
@@ -69,8 +79,9 @@ def test_the_run_learns_the_fixture_attacks(tiny_liveness_run):
 
 
 def test_aux_heads_train_and_are_recorded(spoof_tree, tmp_path, data_dir):
-    cfg = compose_train([*TINY_LIVENESS, f"datamodule.root={spoof_tree}", "debug=fast", "model.aux_heads=true"],
-                        tmp_path, data_dir)
+    cfg = compose_train(
+        [*TINY_LIVENESS, f"datamodule.root={spoof_tree}", "debug=fast", "model.aux_heads=true"], tmp_path, data_dir
+    )
     summary = train(cfg)
     assert summary["task"] == "liveness"
 
@@ -80,8 +91,11 @@ def test_the_fourier_head_trains_and_is_recorded(spoof_tree, tmp_path, data_dir)
     the checkpoint records the head and loads again; scoring uses the live logit only."""
     from metric.model.checkpoint import build_liveness_net
 
-    cfg = compose_train([*TINY_LIVENESS, f"datamodule.root={spoof_tree}", "trainer.max_epochs=1",
-                         "model.fourier_head=true"], tmp_path, data_dir)
+    cfg = compose_train(
+        [*TINY_LIVENESS, f"datamodule.root={spoof_tree}", "trainer.max_epochs=1", "model.fourier_head=true"],
+        tmp_path,
+        data_dir,
+    )
     summary = train(cfg)
     checkpoint = torch.load(summary["best_checkpoint"], map_location="cpu", weights_only=True)
     assert checkpoint[CHECKPOINT_KEY]["net"]["fourier_head"] is True
@@ -102,16 +116,19 @@ def test_the_fourier_target_finds_a_stripe_frequency():
     assert bool((target[0, 0][peaks] == 1.0).all()) and float(target[0, 0][~peaks].max()) < 0.01
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["datamodule=synthetic"], "needs live/spoof data"),
-    (["model=embedding_net"], "trains a LivenessNet"),
-    (["loss=triplet_margin"], "takes no loss"),
-    (["cv.folds=3"], "does not cross-validate"),
-    (["target_apcer=1.5"], "target_apcer=1.5 must lie in"),
-    (["model.fourier_head=maybe"], "model.fourier_head='maybe' must be true or false"),
-    (["model.fourier_head=true", "model.backbone=vit_tiny_patch16_224"], "no feature stage at stride <= 8"),
-    (["module.fourier_weight=-1"], "module.fourier_weight=-1 must be a number >= 0"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["datamodule=synthetic"], "needs live/spoof data"),
+        (["model=embedding_net"], "trains a LivenessNet"),
+        (["loss=triplet_margin"], "takes no loss"),
+        (["cv.folds=3"], "does not cross-validate"),
+        (["target_apcer=1.5"], "target_apcer=1.5 must lie in"),
+        (["model.fourier_head=maybe"], "model.fourier_head='maybe' must be true or false"),
+        (["model.fourier_head=true", "model.backbone=vit_tiny_patch16_224"], "no feature stage at stride <= 8"),
+        (["module.fourier_weight=-1"], "module.fourier_weight=-1 must be a number >= 0"),
+    ],
+)
 def test_bad_liveness_configs_get_one_clear_message(spoof_tree, tmp_path, data_dir, overrides, message):
     data = [] if overrides == ["datamodule=synthetic"] else [f"datamodule.root={spoof_tree}"]
     cfg = compose_train(["experiment=liveness", *data, *overrides], tmp_path, data_dir)

@@ -123,11 +123,14 @@ def embeddings(count: int, seed: int) -> torch.Tensor:
     return torch.nn.functional.normalize(torch.randn(count, 16, generator=torch.Generator().manual_seed(seed)), dim=1)
 
 
-@pytest.mark.parametrize("loss,miner", [
-    (losses.TripletMarginLoss(margin=0.2), miners.TripletMarginMiner(margin=0.2, type_of_triplets="semihard")),
-    (losses.MultiSimilarityLoss(), miners.MultiSimilarityMiner(epsilon=0.1)),
-    (IdentityClassLoss("arcface", LABELS, 16), None),
-])
+@pytest.mark.parametrize(
+    "loss,miner",
+    [
+        (losses.TripletMarginLoss(margin=0.2), miners.TripletMarginMiner(margin=0.2, type_of_triplets="semihard")),
+        (losses.MultiSimilarityLoss(), miners.MultiSimilarityMiner(epsilon=0.1)),
+        (IdentityClassLoss("arcface", LABELS, 16), None),
+    ],
+)
 def test_interpolated_loss_is_the_plain_loss_at_lam_0_and_1(loss, miner):
     clean, mixed = embeddings(12, 0), embeddings(6, 1)
     first, second = torch.tensor([0, 3, 5, 7, 9, 11]), torch.tensor([4, 8, 0, 2, 1, 6])
@@ -178,14 +181,17 @@ def test_soft_pair_targets_reduce_to_hard_bce():
     torch.testing.assert_close(targets.sum(0), torch.full((6,), 3.0))  # K = 3 images of each of the two identities
 
 
-@pytest.mark.parametrize("args,key", [
-    (("blend", 1.0, 0.5), "augment.mix='blend'"),
-    (("mixup", 0.0, 0.5), "augment.mix_alpha=0.0"),
-    (("mixup", -1, 0.5), "augment.mix_alpha=-1"),
-    (("cutmix", True, 0.5), "augment.mix_alpha=True"),
-    (("cutmix", 1.0, 0.0), "augment.mix_prob=0.0"),
-    (("cutmix", 1.0, 1.5), "augment.mix_prob=1.5"),
-])
+@pytest.mark.parametrize(
+    "args,key",
+    [
+        (("blend", 1.0, 0.5), "augment.mix='blend'"),
+        (("mixup", 0.0, 0.5), "augment.mix_alpha=0.0"),
+        (("mixup", -1, 0.5), "augment.mix_alpha=-1"),
+        (("cutmix", True, 0.5), "augment.mix_alpha=True"),
+        (("cutmix", 1.0, 0.0), "augment.mix_prob=0.0"),
+        (("cutmix", 1.0, 1.5), "augment.mix_prob=1.5"),
+    ],
+)
 def test_bad_mix_values_name_the_key(args, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         BatchMix(*args)
@@ -194,8 +200,10 @@ def test_bad_mix_values_name_the_key(args, key):
         BasicAugment(mix=kind, mix_alpha=alpha, mix_prob=prob)
 
 
-@pytest.mark.parametrize("override,key", [("augment.mix=blend", "augment.mix='blend'"),
-                                          ("augment.mix=mixup augment.mix_prob=0", "augment.mix_prob=0")])
+@pytest.mark.parametrize(
+    "override,key",
+    [("augment.mix=blend", "augment.mix='blend'"), ("augment.mix=mixup augment.mix_prob=0", "augment.mix_prob=0")],
+)
 def test_bad_mix_config_stops_before_any_data_is_read(make_cfg, monkeypatch, override, key):
     from datamodules.base import IdentityDataModule
 
@@ -228,19 +236,24 @@ def test_pair_module_with_mixing_needs_a_soft_target_loss():
         check_soft_targets(torch.nn.BCELoss())
     pair = partial(PairModule, TinyNet(), LogisticDistanceHead(16), optimizer=torch.optim.SGD)
     pair(loss=losses.TripletMarginLoss())  # no mixing: not this check's business
-    with pytest.raises(ConfigError, match=r"augment\.mix with module=pair needs a loss that takes soft .*loss=bce "
-                                          r"\(torch\.nn\.BCEWithLogitsLoss\); .*TripletMarginLoss takes 0/1 labels only"):
+    with pytest.raises(
+        ConfigError,
+        match=r"augment\.mix with module=pair needs a loss that takes soft .*loss=bce "
+        r"\(torch\.nn\.BCEWithLogitsLoss\); .*TripletMarginLoss takes 0/1 labels only",
+    ):
         pair(loss=losses.TripletMarginLoss(), mix=BatchMix("mixup"))
     assert pair(loss=torch.nn.BCEWithLogitsLoss(), mix=BatchMix("mixup")).mix is not None
 
 
 def test_adapt_and_liveness_refuse_mixing(make_cfg, tmp_path):
-    cfg = make_cfg("experiment=adapt", "model=onnx", f"model.path={tmp_path / 'model.onnx'}", "augment=basic",
-                   "augment.mix=mixup")
+    cfg = make_cfg(
+        "experiment=adapt", "model=onnx", f"model.path={tmp_path / 'model.onnx'}", "augment=basic", "augment.mix=mixup"
+    )
     with pytest.raises(ConfigError, match=r"augment\.mix mixes images, but \+experiment=adapt .*~augment\.mix"):
         check_config(cfg)
-    cfg = make_cfg(*TINY_LIVENESS, f"datamodule.root={tmp_path / 'spoof'}", "augment=basic", "augment.mix=cutmix",
-                   tiny=False)
+    cfg = make_cfg(
+        *TINY_LIVENESS, f"datamodule.root={tmp_path / 'spoof'}", "augment=basic", "augment.mix=cutmix", tiny=False
+    )
     with pytest.raises(ConfigError, match=r"augment\.mix is for identity losses.*augment\.mix=null"):
         train_liveness(cfg)
 
@@ -250,13 +263,23 @@ def logged(run_dir: Path, column: str) -> list[float]:
         return [float(row[column]) for row in csv.DictReader(f) if row.get(column)]
 
 
-@pytest.mark.parametrize("overrides", [
-    ["experiment=triplet", "augment.mix=cutmix"],
-    ["experiment=siamese", "augment.mix=mixup"],
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["experiment=triplet", "augment.mix=cutmix"],
+        ["experiment=siamese", "augment.mix=mixup"],
+    ],
+)
 def test_short_training_with_mixing_logs_the_mixed_loss(make_cfg, overrides):
-    cfg = make_cfg(*overrides, "augment=basic", "augment.mix_prob=1.0", "trainer.max_epochs=1",
-                   "trainer.enable_progress_bar=false", "+trainer.limit_train_batches=2", "matcher.target_far=0.1")
+    cfg = make_cfg(
+        *overrides,
+        "augment=basic",
+        "augment.mix_prob=1.0",
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        "+trainer.limit_train_batches=2",
+        "matcher.target_far=0.1",
+    )
     summary = train(cfg)
     assert 0.0 <= summary["test_eer"] <= 1.0
     mix_loss = logged(Path(cfg.paths.output_dir), "train_mix_loss")

@@ -21,15 +21,29 @@ def self_train_cfg(make_cfg, ckpt, *overrides):
 
 def test_two_rounds_report_every_figure(make_cfg, tiny_triplet_run, tmp_path):
     _, teacher_run = tiny_triplet_run
-    cfg = self_train_cfg(make_cfg, teacher_run["best_checkpoint"], "unlabeled.labelled_identities=8",
-                         "self_train.min_cluster_size=2", "self_train.target_far=0.05", "self_train.rounds=2")
+    cfg = self_train_cfg(
+        make_cfg,
+        teacher_run["best_checkpoint"],
+        "unlabeled.labelled_identities=8",
+        "self_train.min_cluster_size=2",
+        "self_train.target_far=0.05",
+        "self_train.rounds=2",
+    )
     summary = train(cfg)
     rows = summary["self_training_rounds"]
     assert [row["round"] for row in rows] == [0, 1, 2]
     assert rows[0]["training_identities"] == 8 and rows[0]["test_eer"] is not None  # the labelled-only baseline
     for row in rows[1:]:
-        for key in ("pseudo_identities", "images_kept", "pool_images", "purity", "true_identities_split",
-                    "test_eer", "teacher_test_eer", "threshold"):
+        for key in (
+            "pseudo_identities",
+            "images_kept",
+            "pool_images",
+            "purity",
+            "true_identities_split",
+            "test_eer",
+            "teacher_test_eer",
+            "threshold",
+        ):
             assert row[key] is not None, key
         assert row["pool_images"] == 16 * 5  # the 16 training identities whose labels were hidden
         assert 0 < row["images_kept"] <= row["pool_images"] and 0 <= row["purity"] <= 1
@@ -43,8 +57,13 @@ def test_two_rounds_report_every_figure(make_cfg, tiny_triplet_run, tmp_path):
 
 def test_no_confident_cluster_says_what_to_relax_before_any_training(make_cfg, tiny_triplet_run, tmp_path):
     _, teacher_run = tiny_triplet_run
-    cfg = self_train_cfg(make_cfg, teacher_run["best_checkpoint"], "unlabeled.labelled_identities=8",
-                         "self_train.threshold=0.99999", "self_train.min_cluster_size=5")
+    cfg = self_train_cfg(
+        make_cfg,
+        teacher_run["best_checkpoint"],
+        "unlabeled.labelled_identities=8",
+        "self_train.threshold=0.99999",
+        "self_train.min_cluster_size=5",
+    )
     with pytest.raises(ConfigError, match="no confident pseudo-identity.*lower self_train.min_cluster_size.*threshold"):
         train(cfg)
     assert not (tmp_path / "run" / "round_0").exists()  # not even the labelled-only baseline trained
@@ -66,15 +85,18 @@ def test_a_teacher_reading_other_crops_is_refused(make_cfg):
         train(cfg)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["module=adapt"], "self-training trains a timm student"),
-    (["trainer=ddp_cpu"], "runs its rounds in one process"),
-    (["self_train.k=5"], "use it with self_train.method=kmeans"),
-    (["teacher=ckpt"], "teacher=ckpt needs its checkpoint"),
-    (["self_train.linkage=ward"], "self_train.linkage='ward' is not one of"),
-    (["self_train.threshold=2"], "must be a cosine similarity in"),
-    (["trainer.devices=2"], "runs its rounds in one process"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["module=adapt"], "self-training trains a timm student"),
+        (["trainer=ddp_cpu"], "runs its rounds in one process"),
+        (["self_train.k=5"], "use it with self_train.method=kmeans"),
+        (["teacher=ckpt"], "teacher=ckpt needs its checkpoint"),
+        (["self_train.linkage=ward"], "self_train.linkage='ward' is not one of"),
+        (["self_train.threshold=2"], "must be a cosine similarity in"),
+        (["trainer.devices=2"], "runs its rounds in one process"),
+    ],
+)
 def test_settings_it_cannot_run_with_are_refused_first(make_cfg, overrides, message):
     with pytest.raises(ConfigError, match=message):
         train(make_cfg("experiment=self_train", "face=none", "unlabeled.labelled_identities=8", *overrides))
@@ -116,9 +138,17 @@ def test_a_folder_of_unlabeled_images_is_read_like_the_labelled_data(tmp_path, t
 
 def test_cross_validation_reports_each_round_across_folds(make_cfg, tiny_triplet_run):
     _, teacher_run = tiny_triplet_run
-    cfg = self_train_cfg(make_cfg, teacher_run["best_checkpoint"], "unlabeled.labelled_identities=8",
-                         "self_train.min_cluster_size=2", "self_train.target_far=0.05", "self_train.rounds=1",
-                         "self_train.baseline=false", "cv.folds=3", "cv.fold=0")
+    cfg = self_train_cfg(
+        make_cfg,
+        teacher_run["best_checkpoint"],
+        "unlabeled.labelled_identities=8",
+        "self_train.min_cluster_size=2",
+        "self_train.target_far=0.05",
+        "self_train.rounds=1",
+        "self_train.baseline=false",
+        "cv.folds=3",
+        "cv.fold=0",
+    )
     summary = train(cfg)
     (row,) = summary["self_training_rounds"]
     assert row["round"] == 1 and row["folds"] == 1 and row["purity"] is not None and row["test_eer"] is not None

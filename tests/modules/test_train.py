@@ -20,7 +20,8 @@ EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yam
 GROUP_OPTIONS = [
     (group.name, option.stem)
     for group in sorted(Path(CONF_DIR).iterdir())
-    if group.is_dir() and group.name not in ("hydra", "experiment", "attack", "baseline")  # metric.attack's, raw_pixels' groups
+    if group.is_dir()
+    and group.name not in ("hydra", "experiment", "attack", "baseline")  # metric.attack's, raw_pixels' groups
     for option in sorted(group.glob("*.yaml"))
 ]
 
@@ -40,9 +41,10 @@ def test_every_experiment_composes_with_plus_syntax(experiment):
     assert cfg.trainer.max_epochs > 0
 
 
-@pytest.mark.parametrize("spelling, enabled, attack", [("adversarial=true", True, "fgsm"),
-                                                       ("adversarial=True", True, "fgsm"),
-                                                       ("adversarial=false", False, None)])
+@pytest.mark.parametrize(
+    "spelling, enabled, attack",
+    [("adversarial=true", True, "fgsm"), ("adversarial=True", True, "fgsm"), ("adversarial=false", False, None)],
+)
 def test_adversarial_true_or_false_composes(spelling, enabled, attack):
     overrides = accept_plus_overrides([spelling])  # plain Hydra refuses a bool as a group option
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
@@ -71,25 +73,50 @@ def test_every_experiment_survives_fast_dev_run(experiment, make_cfg, tmp_path, 
         from tests.model.test_embedders import exported_onnx
 
         onnx = exported_onnx(request.getfixturevalue("tiny_triplet_run"), tmp_path / "model.onnx")
-        extra = ["model=onnx", f"model.path={onnx}", "model.input_size=[32,32]", "face=none",
-                 f"adapt.cache_dir={tmp_path}"]
+        extra = [
+            "model=onnx",
+            f"model.path={onnx}",
+            "model.input_size=[32,32]",
+            "face=none",
+            f"adapt.cache_dir={tmp_path}",
+        ]
     if experiment == "self_train":  # one round, the tiny triplet run as the teacher, most training labels hidden
-        teacher = ["teacher=ckpt", "face=none",
-                   f"teacher.ckpt={request.getfixturevalue('tiny_triplet_run')[1]['best_checkpoint']}"]
+        teacher = [
+            "teacher=ckpt",
+            "face=none",
+            f"teacher.ckpt={request.getfixturevalue('tiny_triplet_run')[1]['best_checkpoint']}",
+        ]
         with pytest.raises(ConfigError, match="unlabeled.root=<folder of images>"):
             train(make_cfg("experiment=self_train", *teacher))
-        extra = [*teacher,
-                 "unlabeled.labelled_identities=8", "self_train.rounds=1", "self_train.min_cluster_size=2",
-                 "self_train.target_far=0.05"]
+        extra = [
+            *teacher,
+            "unlabeled.labelled_identities=8",
+            "self_train.rounds=1",
+            "self_train.min_cluster_size=2",
+            "self_train.target_far=0.05",
+        ]
     if experiment == "liveness":  # live/spoof data, not identities: the CelebA-Spoof fixture tree
-        summary = train(make_cfg(*TINY_LIVENESS, f"datamodule.root={request.getfixturevalue('spoof_tree')}",
-                                 "debug=fast", tiny=False))
+        summary = train(
+            make_cfg(
+                *TINY_LIVENESS, f"datamodule.root={request.getfixturevalue('spoof_tree')}", "debug=fast", tiny=False
+            )
+        )
     elif experiment == "finetune":  # pretrained MobileFaceNet on real faces: 8 ORL people through face=mtcnn
         require_weights("mobilefacenet", "mtcnn")
         people = orl_subset(tmp_path / "people", 8)
-        summary = train(make_cfg("experiment=finetune", "debug=fast", "datamodule=folder", f"datamodule.root={people}",
-                                 "datamodule.split=ordered", "datamodule.split_counts=[4,2,2]",
-                                 "datamodule.batch_identities=4", "datamodule.batch_images_per_identity=3", tiny=False))
+        summary = train(
+            make_cfg(
+                "experiment=finetune",
+                "debug=fast",
+                "datamodule=folder",
+                f"datamodule.root={people}",
+                "datamodule.split=ordered",
+                "datamodule.split_counts=[4,2,2]",
+                "datamodule.batch_identities=4",
+                "datamodule.batch_images_per_identity=3",
+                tiny=False,
+            )
+        )
     else:
         summary = train(make_cfg(f"experiment={experiment}", "debug=fast", *extra))
     assert 0.0 <= summary["test_eer"] <= 1.0
@@ -115,7 +142,8 @@ def test_short_training_beats_raw_pixels(make_cfg, tmp_path):
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert last["epoch"] == 3  # the final epoch, whichever epoch was best
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == sorted(
-        [Path(summary["best_checkpoint"]).name, "last.ckpt"])
+        [Path(summary["best_checkpoint"]).name, "last.ckpt"]
+    )
 
     dm = instantiate(cfg.datamodule)
     dm.setup()

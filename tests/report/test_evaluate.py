@@ -15,7 +15,9 @@ from tests.conftest import ORL, TINY_DATA, compose_evaluate
 
 def run_eval(tiny_triplet_run, tmp_path, data_dir, *overrides):
     _, summary = tiny_triplet_run
-    cfg = compose_evaluate([f"ckpt={summary['best_checkpoint']}", *TINY_DATA, *overrides], tmp_path / "report", data_dir)
+    cfg = compose_evaluate(
+        [f"ckpt={summary['best_checkpoint']}", *TINY_DATA, *overrides], tmp_path / "report", data_dir
+    )
     return evaluate(cfg, tmp_path / "report"), tmp_path / "report"
 
 
@@ -65,8 +67,14 @@ def test_matcher_the_checkpoint_cannot_serve(tiny_triplet_run, tmp_path, data_di
 
 def test_split_without_genuine_pairs_is_refused(tiny_triplet_run, tmp_path, data_dir):
     with pytest.raises(ConfigError, match="has no genuine pairs"):
-        run_eval(tiny_triplet_run, tmp_path, data_dir, "datamodule.images_per_identity=1",
-                 "datamodule.batch_images_per_identity=1", "datamodule.batch_identities=2")
+        run_eval(
+            tiny_triplet_run,
+            tmp_path,
+            data_dir,
+            "datamodule.images_per_identity=1",
+            "datamodule.batch_images_per_identity=1",
+            "datamodule.batch_identities=2",
+        )
 
 
 def test_identification_report(tiny_triplet_run, tmp_path, data_dir):
@@ -88,16 +96,34 @@ def test_kface_conditions_break_down_errors(make_cfg, tmp_path, data_dir):
     from metric.modules.training import train
 
     root = make_kface(tmp_path / "kface")
-    common = ["datamodule=kface", f"datamodule.root={root}", "datamodule.image_size=[24,20]",
-              "datamodule.split_fractions=[0.5,0.25,0.25]"]
-    trained = train(make_cfg("experiment=triplet", *common, "datamodule.batch_identities=2",
-                             "datamodule.batch_images_per_identity=2", "trainer.max_epochs=1",
-                             "trainer.enable_progress_bar=false", "matcher.target_far=0.1", tiny=False))
+    common = [
+        "datamodule=kface",
+        f"datamodule.root={root}",
+        "datamodule.image_size=[24,20]",
+        "datamodule.split_fractions=[0.5,0.25,0.25]",
+    ]
+    trained = train(
+        make_cfg(
+            "experiment=triplet",
+            *common,
+            "datamodule.batch_identities=2",
+            "datamodule.batch_images_per_identity=2",
+            "trainer.max_epochs=1",
+            "trainer.enable_progress_bar=false",
+            "matcher.target_far=0.1",
+            tiny=False,
+        )
+    )
     cfg = compose_evaluate([f"ckpt={trained['best_checkpoint']}", *common], tmp_path / "report", data_dir)
     summary = evaluate(cfg, tmp_path / "report")
     factors = {(row["factor"], row["value"]) for row in summary["conditions"]}
-    assert {("lighting", "L1"), ("lighting", "L8"), ("accessory", "S001"), ("camera", "C15"),
-            ("expression", "E01")} <= factors
+    assert {
+        ("lighting", "L1"),
+        ("lighting", "L8"),
+        ("accessory", "S001"),
+        ("camera", "C15"),
+        ("expression", "E01"),
+    } <= factors
     assert (tmp_path / "report" / "conditions.csv").read_text().startswith("factor,value,genuine_pairs")
     for row in summary["conditions"]:
         assert row["genuine_pairs"] + row["impostor_pairs"] > 0
@@ -107,8 +133,17 @@ def test_kface_conditions_break_down_errors(make_cfg, tmp_path, data_dir):
 def test_scores_csv_names_the_people_of_an_identity_tree(tiny_triplet_run, tmp_path, data_dir):
     """Issue 33, point 9: identity_a/identity_b are the people's folder names (s2), not label numbers."""
     _, summary = tiny_triplet_run
-    cfg = compose_evaluate([f"ckpt={summary['best_checkpoint']}", "datamodule=folder", f"datamodule.root={ORL}",
-                            "datamodule.image_size=[32,32]", "datamodule.channels=3"], tmp_path / "report", data_dir)
+    cfg = compose_evaluate(
+        [
+            f"ckpt={summary['best_checkpoint']}",
+            "datamodule=folder",
+            f"datamodule.root={ORL}",
+            "datamodule.image_size=[32,32]",
+            "datamodule.channels=3",
+        ],
+        tmp_path / "report",
+        data_dir,
+    )
     evaluate(cfg, tmp_path / "report")
     with open(tmp_path / "report" / "scores.csv") as f:
         rows = list(csv.DictReader(f))

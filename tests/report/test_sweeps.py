@@ -21,16 +21,23 @@ FAST = [*TINY_DATA, "trainer.max_epochs=1", "trainer.enable_progress_bar=false"]
 
 def run_train(*args: str, data_dir) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "metric.train", *args, f"paths.data_dir={data_dir}", *FAST]
-    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "WANDB_MODE": "offline"})
+    result = subprocess.run(
+        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "WANDB_MODE": "offline"}
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
 
 def test_multirun_runs_every_job_and_the_summary_collects_them(tmp_path, data_dir, capsys):
     sweep = tmp_path / "sweep"
-    run_train("-m", "+experiment=triplet", "model.backbone=resnet10t,mobilenetv2_050", "loss.margin=0.1,0.2",
-              f"hydra.sweep.dir={sweep}", data_dir=data_dir)
+    run_train(
+        "-m",
+        "+experiment=triplet",
+        "model.backbone=resnet10t,mobilenetv2_050",
+        "loss.margin=0.1,0.2",
+        f"hydra.sweep.dir={sweep}",
+        data_dir=data_dir,
+    )
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
     assert [p.name for p in jobs] == ["0", "1", "2", "3"]
     for job in jobs:
@@ -83,9 +90,19 @@ def test_slurm_launcher_config_sets_the_submitit_parameters(monkeypatch):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     monkeypatch.setenv("SLURM_NNODES", "2")
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        cfg = compose(config_name="train", return_hydra_config=True, overrides=[
-            "experiment=triplet", "trainer=ddp", "hydra/launcher=slurm", "hydra.launcher.nodes=2",
-            "hydra.launcher.gpus_per_node=4", "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=600"])
+        cfg = compose(
+            config_name="train",
+            return_hydra_config=True,
+            overrides=[
+                "experiment=triplet",
+                "trainer=ddp",
+                "hydra/launcher=slurm",
+                "hydra.launcher.nodes=2",
+                "hydra.launcher.gpus_per_node=4",
+                "hydra.launcher.partition=gpu",
+                "hydra.launcher.timeout_min=600",
+            ],
+        )
     launcher = cfg.hydra.launcher
     assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert (launcher.nodes, launcher.gpus_per_node, launcher.tasks_per_node) == (2, 4, 4)
@@ -101,16 +118,24 @@ def test_wandb_group_is_the_sweep_inside_a_multirun(monkeypatch):
 
     assert sweep_group() is None or not HydraConfig.initialized()
     monkeypatch.setattr(HydraConfig, "initialized", staticmethod(lambda: True))
-    monkeypatch.setattr(HydraConfig, "get", staticmethod(
-        lambda: SimpleNamespace(mode=RunMode.MULTIRUN, sweep=SimpleNamespace(dir="outputs/train/multiruns/2026-11-22_10-00-00"))))
+    monkeypatch.setattr(
+        HydraConfig,
+        "get",
+        staticmethod(
+            lambda: SimpleNamespace(
+                mode=RunMode.MULTIRUN, sweep=SimpleNamespace(dir="outputs/train/multiruns/2026-11-22_10-00-00")
+            )
+        ),
+    )
     assert sweep_group() == "sweep-2026-11-22_10-00-00"
 
 
 @pytest.mark.slow  # a multi-minute run on 2 cores: `pytest -m slow`
 def test_cross_validated_jobs_compare_in_a_sweep(tmp_path, data_dir):
     sweep = tmp_path / "sweep"
-    run_train("-m", "+experiment=triplet", "cv.folds=2", "loss.margin=0.1,0.2", f"hydra.sweep.dir={sweep}",
-              data_dir=data_dir)
+    run_train(
+        "-m", "+experiment=triplet", "cv.folds=2", "loss.margin=0.1,0.2", f"hydra.sweep.dir={sweep}", data_dir=data_dir
+    )
     rows = sweep_table.collect(sweep)
     assert len(rows) == 2 and all(r["status"] == "done" for r in rows)
     for r in rows:  # each job's numbers are its folds' means

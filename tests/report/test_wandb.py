@@ -57,8 +57,14 @@ def test_offline_run_directory_holds_the_dashboard(make_cfg, tmp_path, monkeypat
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    cfg = make_cfg("experiment=triplet", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
-                   "logger=wandb", "logger.wandb.checkpoint_artifact=true", "logger.wandb.tags=[test]")
+    cfg = make_cfg(
+        "experiment=triplet",
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false",
+        "logger=wandb",
+        "logger.wandb.checkpoint_artifact=true",
+        "logger.wandb.tags=[test]",
+    )
     try:
         summary = train(cfg)
     finally:
@@ -71,7 +77,9 @@ def test_offline_run_directory_holds_the_dashboard(make_cfg, tmp_path, monkeypat
     # the whole composed config
     assert {"datamodule", "model", "loss", "miner", "optimizer", "trainer", "logger", "seed"} <= found["config"]
     # per-epoch metrics
-    assert {"train_loss", "train_active_triplet_fraction", "val_eer", "val_tar_at_far_1e-2", "lr-AdamW"} <= found["history"]
+    assert {"train_loss", "train_active_triplet_fraction", "val_eer", "val_tar_at_far_1e-2", "lr-AdamW"} <= found[
+        "history"
+    ]
     # ROC and DET as W&B line plots, score histograms, the two tables
     assert {"_wandb/visualize/test/roc", "_wandb/visualize/test/det"} <= found["config"]
     assert {"test/roc_table/_type", "test/det_table/_type"} <= found["history"]

@@ -34,7 +34,9 @@ def test_label_pairs_are_the_same_for_numpy_and_torch():
     first, second, genuine = label_pairs(labels)
     t_first, t_second, t_genuine = label_pairs(torch.from_numpy(labels))
     assert first.tolist() == t_first.tolist() and second.tolist() == t_second.tolist()
-    assert genuine.tolist() == t_genuine.tolist() == [False, True, False, False, False, False, True, False, False, False]
+    assert (
+        genuine.tolist() == t_genuine.tolist() == [False, True, False, False, False, False, True, False, False, False]
+    )
     assert (first < second).all() and len(first) == 5 * 4 // 2
 
 

@@ -29,7 +29,9 @@ def fingerprint(verifier: Verifier) -> str:
     digest = hashlib.sha256()
     modules = [verifier.net] + ([verifier.matcher.head] if hasattr(verifier.matcher, "head") else [])
     for module in modules:
-        if "kind" in getattr(module, "spec", dict)():  # an outside or adapted embedder: its spec holds the file's sha256
+        if (
+            "kind" in getattr(module, "spec", dict)()
+        ):  # an outside or adapted embedder: its spec holds the file's sha256
             digest.update(json.dumps(module.spec(), sort_keys=True).encode())
         if not isinstance(module, torch.nn.Module):
             continue
@@ -73,7 +75,9 @@ class FacesIdentification(NamedTuple):
     liveness: LivenessCheck | None = None
 
 
-def liveness_gate(store: GalleryStore, liveness: str | Path | None, detect: bool, enrolling: bool) -> LivenessGate | None:
+def liveness_gate(
+    store: GalleryStore, liveness: str | Path | None, detect: bool, enrolling: bool
+) -> LivenessGate | None:
     """The gate for this call: the one given (enrollment records it as the gallery's guard), else the one the gallery
     records, checked unchanged by its sha256."""
     recorded = store.meta.get("liveness")
@@ -89,12 +93,16 @@ def liveness_gate(store: GalleryStore, liveness: str | Path | None, detect: bool
     if not recorded:
         return None
     if not Path(recorded).is_file():
-        raise ConfigError(f"{store.path} is guarded by the liveness model {recorded}, which is missing: restore it, or "
-                          "pass --liveness <ckpt> (enroll records a new guard).")
+        raise ConfigError(
+            f"{store.path} is guarded by the liveness model {recorded}, which is missing: restore it, or "
+            "pass --liveness <ckpt> (enroll records a new guard)."
+        )
     gate = LivenessGate.from_checkpoint(recorded, detect)
     if gate.sha256 != store.meta.get("liveness_sha256"):
-        raise ConfigError(f"the liveness model {recorded} changed since it was recorded as the guard of {store.path} "
-                          "(sha256 mismatch): pass --liveness <ckpt> to enroll to record the model you mean.")
+        raise ConfigError(
+            f"the liveness model {recorded} changed since it was recorded as the guard of {store.path} "
+            "(sha256 mismatch): pass --liveness <ckpt> to enroll to record the model you mean."
+        )
     return gate
 
 
@@ -110,10 +118,13 @@ def threshold_change(store: GalleryStore, verifier: Verifier, ckpt: str | Path, 
             f"{store.path} decides at threshold {recorded['threshold']} ({recorded['matcher']}), but {ckpt} is "
             f"calibrated at {used['threshold']} ({used['matcher']}): every decision would change without a word. Use "
             "the checkpoint the gallery was built with, or pass --accept-new-threshold to adopt the new threshold "
-            "(it is recorded in the gallery and the audit log).")
+            "(it is recorded in the gallery and the audit log)."
+        )
     store.set_meta(used)
-    print_note(f"{store.path} now decides at threshold {used['threshold']} ({used['matcher']}); it recorded "
-               f"{recorded['threshold']} ({recorded['matcher']}).")
+    print_note(
+        f"{store.path} now decides at threshold {used['threshold']} ({used['matcher']}); it recorded "
+        f"{recorded['threshold']} ({recorded['matcher']})."
+    )
     return {"from": recorded, "to": used, "checkpoint": str(Path(ckpt).resolve())}
 
 
@@ -132,9 +143,17 @@ class Gallery:
         self.threshold_change: dict | None = None  # set by open(accept_new_threshold=True) when it adopted one
 
     @classmethod
-    def open(cls, path: str | Path, ckpt: str | Path | None = None, storage: str = "float32",
-             index: str = "exact", detect: bool = True, liveness: str | Path | None = None,
-             enrolling: bool = False, accept_new_threshold: bool = False) -> "Gallery":
+    def open(
+        cls,
+        path: str | Path,
+        ckpt: str | Path | None = None,
+        storage: str = "float32",
+        index: str = "exact",
+        detect: bool = True,
+        liveness: str | Path | None = None,
+        enrolling: bool = False,
+        accept_new_threshold: bool = False,
+    ) -> "Gallery":
         """Open a gallery; with ckpt, create it if missing, and refuse a checkpoint (weights or face front end) other
         than the gallery's. detect=False: the images given are already aligned face crops. `liveness`: a liveness
         checkpoint that gates every image (`enrolling=True` records it as the gallery's guard); without it, the guard
@@ -146,16 +165,25 @@ class Gallery:
             verifier = Verifier.from_checkpoint(ckpt, detect=detect)
             gate = LivenessGate.from_checkpoint(liveness, detect) if liveness is not None else None
             guard = {"liveness": gate.path, "liveness_sha256": gate.sha256} if gate is not None else {}
-            store = GalleryStore(path, create={
-                "checkpoint": str(Path(ckpt).resolve()), "fingerprint": fingerprint(verifier),
-                "matcher": verifier.matcher.name, "threshold": repr(verifier.threshold),
-                "embedding_dim": verifier.net.embedding_dim, "storage": storage, "index": index, **guard,
-            })
+            store = GalleryStore(
+                path,
+                create={
+                    "checkpoint": str(Path(ckpt).resolve()),
+                    "fingerprint": fingerprint(verifier),
+                    "matcher": verifier.matcher.name,
+                    "threshold": repr(verifier.threshold),
+                    "embedding_dim": verifier.net.embedding_dim,
+                    "storage": storage,
+                    "index": index,
+                    **guard,
+                },
+            )
             verifier.liveness = gate
             return cls(store, verifier)
         store = GalleryStore(path)
-        verifier = Verifier.from_checkpoint(ckpt or store.meta["checkpoint"], matcher=store.meta["matcher"],
-                                            detect=detect)
+        verifier = Verifier.from_checkpoint(
+            ckpt or store.meta["checkpoint"], matcher=store.meta["matcher"], detect=detect
+        )
         if fingerprint(verifier) != store.meta["fingerprint"]:
             raise ConfigError(
                 f"{path} was built with checkpoint {store.meta['checkpoint']}, but the probe would be embedded by "
@@ -175,8 +203,14 @@ class Gallery:
             raise ConfigError("no image given: enroll, verify and identify need at least one image.")
         return self.verifier.embed(list(images)).numpy()
 
-    def enroll(self, name: str, images: list[str | Path], replace: bool = False, create_only: bool = False,
-               also: Callable[[], None] | None = None) -> None:
+    def enroll(
+        self,
+        name: str,
+        images: list[str | Path],
+        replace: bool = False,
+        create_only: bool = False,
+        also: Callable[[], None] | None = None,
+    ) -> None:
         """One identity from one or several images (template = normalised mean), in one transaction; behind a gate,
         a spoofed image refuses the whole enrollment (SpoofDetected names it), and so does a photo with several faces
         (SeveralFaces). create_only: refuse an identity that exists (IdentityExists); `also` runs in the write's
@@ -188,12 +222,18 @@ class Gallery:
             for image in images:
                 self.verifier.liveness.require_live(image)
         embeddings = self.verifier.embed_pixels(np.stack([self.verifier.load_single(i) for i in images]))
-        self.store.enroll_many([(name, embeddings.sum(0), len(embeddings))], replace=replace, create_only=create_only,
-                               also=also)
+        self.store.enroll_many(
+            [(name, embeddings.sum(0), len(embeddings))], replace=replace, create_only=create_only, also=also
+        )
         self._written()
 
-    def enroll_folder(self, root: str | Path, replace: bool = False, batch_identities: int = 64,
-                      progress: Callable[[Iterable], Iterable] = lambda x: x) -> tuple[int, list[str]]:
+    def enroll_folder(
+        self,
+        root: str | Path,
+        replace: bool = False,
+        batch_identities: int = 64,
+        progress: Callable[[Iterable], Iterable] = lambda x: x,
+    ) -> tuple[int, list[str]]:
         """Every <root>/<identity>/<images>; identities are written `batch_identities` per transaction, each whole.
         Unreadable images, and behind a gate spoofed ones, are skipped and returned; returns (identities enrolled,
         skipped files)."""
@@ -261,9 +301,13 @@ class Gallery:
                 meta = self.store.meta
                 # float templates stay in memory only where search needs them (the exact float32 index shares
                 # them); a compact or FAISS gallery searched by cosine keeps just its index
-                needed = self.verifier.matcher.name != "cosine" or (meta["storage"], meta["index"]) == ("float32", "exact")
-                self._index = SearchIndex(build_index(templates, meta["storage"], meta["index"]), names,
-                                          templates if needed else None)
+                needed = self.verifier.matcher.name != "cosine" or (meta["storage"], meta["index"]) == (
+                    "float32",
+                    "exact",
+                )
+                self._index = SearchIndex(
+                    build_index(templates, meta["storage"], meta["index"]), names, templates if needed else None
+                )
                 self._index_version = version
             return self._index
 
@@ -279,10 +323,14 @@ class Gallery:
             rows, values = index.search(probes, top_k)
             if matcher.name != "cosine":  # euclidean and mse rank unit vectors as cosine does; rescore them
                 with torch.no_grad():
-                    values = np.stack([
-                        matcher.score(torch.from_numpy(np.repeat(p[None], len(r), 0)), torch.from_numpy(templates[r])).numpy()
-                        for p, r in zip(probes, rows)
-                    ])
+                    values = np.stack(
+                        [
+                            matcher.score(
+                                torch.from_numpy(np.repeat(p[None], len(r), 0)), torch.from_numpy(templates[r])
+                            ).numpy()
+                            for p, r in zip(probes, rows)
+                        ]
+                    )
         return [[Match(names[i], float(s)) for i, s in zip(r, v) if i >= 0] for r, v in zip(rows, values)]
 
     def identify(self, image: str | Path, top_k: int = 5) -> Identification:
@@ -306,8 +354,13 @@ class Gallery:
         else:  # the image is the one aligned crop
             crops = [FaceCrop(self.verifier.load(image), faces=-1)]
         embeddings = self.verifier.embed_pixels(np.stack([c.image for c in crops]))
-        return FacesIdentification([(crop, matches, bool(matches) and matches[0].score >= self.verifier.threshold)
-                                    for crop, matches in zip(crops, self.search(embeddings, top_k))], check)
+        return FacesIdentification(
+            [
+                (crop, matches, bool(matches) and matches[0].score >= self.verifier.threshold)
+                for crop, matches in zip(crops, self.search(embeddings, top_k))
+            ],
+            check,
+        )
 
     def close(self) -> None:
         self.store.close()

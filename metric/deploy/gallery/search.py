@@ -76,8 +76,15 @@ class FaissIndex:
     "float16" or "int8" a scalar-quantized code of 2 or 1 bytes per dimension (a half or a quarter).
     """
 
-    def __init__(self, templates: np.ndarray, kind: str, storage: str = "float32", hnsw_m: int = 32,
-                 ef_search: int = 128, nprobe: int = 64):
+    def __init__(
+        self,
+        templates: np.ndarray,
+        kind: str,
+        storage: str = "float32",
+        hnsw_m: int = 32,
+        ef_search: int = 128,
+        nprobe: int = 64,
+    ):
         try:
             import faiss
         except ImportError:

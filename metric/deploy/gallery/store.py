@@ -27,9 +27,11 @@ STORAGES = ("float32", "float16", "int8")
 INDEXES = ("exact", "hnsw", "ivf")  # the search index a gallery records (metric.deploy.gallery.search builds it)
 MAX_NAME = 128
 NAME_SEPARATORS = " ._-'@"
-NAME_RULE = (f"an identity name is 1-{MAX_NAME} characters after Unicode NFC normalisation: letters, digits and the "
-             f"separators space . _ - ' @; it starts with a letter or a digit, does not end with a space, holds no two "
-             "spaces in a row, and no control, format (zero-width, direction override), slash or other character")
+NAME_RULE = (
+    f"an identity name is 1-{MAX_NAME} characters after Unicode NFC normalisation: letters, digits and the "
+    f"separators space . _ - ' @; it starts with a letter or a digit, does not end with a space, holds no two "
+    "spaces in a row, and no control, format (zero-width, direction override), slash or other character"
+)
 
 
 def normal_name(name: str) -> str:
@@ -45,13 +47,19 @@ def identity_name(name: object) -> str:
     """The name in NFC, or ConfigError quoting NAME_RULE: one rule for the command line and the service, so that
     names that look alike (a trailing zero-width space, a direction override) cannot sit side by side."""
     normal = unicodedata.normalize("NFC", name) if isinstance(name, str) else ""
-    allowed = all(unicodedata.category(c)[0] in "LM" or unicodedata.category(c) == "Nd" or c in NAME_SEPARATORS
-                  for c in normal)
-    if not (allowed and 1 <= len(normal) <= MAX_NAME and unicodedata.category(normal[0]) in ("Lu", "Ll", "Lt", "Lm",
-                                                                                             "Lo", "Nd")
-            and not normal.endswith(" ") and "  " not in normal):
+    allowed = all(
+        unicodedata.category(c)[0] in "LM" or unicodedata.category(c) == "Nd" or c in NAME_SEPARATORS for c in normal
+    )
+    if not (
+        allowed
+        and 1 <= len(normal) <= MAX_NAME
+        and unicodedata.category(normal[0]) in ("Lu", "Ll", "Lt", "Lm", "Lo", "Nd")
+        and not normal.endswith(" ")
+        and "  " not in normal
+    ):
         raise ConfigError(f"identity name {name!r} is refused: {NAME_RULE}.")
     return normal
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -90,7 +98,7 @@ class GalleryStore:
         if not self.path.exists() and create is None:
             raise ConfigError(f"gallery {str(self.path)!r} does not exist; create it with `enroll --ckpt ...`.")
         if not self.path.exists():  # templates and key hashes: readable by the owner only (SQLite gives its WAL and
-            try:                    # shared-memory files the database file's permissions)
+            try:  # shared-memory files the database file's permissions)
                 os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
             except OSError as error:
                 raise ConfigError(f"cannot create the gallery {str(self.path)!r}: {error.strerror}.") from None
@@ -152,8 +160,13 @@ class GalleryStore:
             return int(self.db.execute("PRAGMA data_version").fetchone()[0])
 
     # writing ---------------------------------------------------------------------------------------------
-    def enroll_many(self, batch: Iterable[tuple[str, np.ndarray, int]], replace: bool = False,
-                    create_only: bool = False, also: Callable[[], None] | None = None) -> int:
+    def enroll_many(
+        self,
+        batch: Iterable[tuple[str, np.ndarray, int]],
+        replace: bool = False,
+        create_only: bool = False,
+        also: Callable[[], None] | None = None,
+    ) -> int:
         """(name, embedding sum, image count) rows in ONE transaction; an existing identity gets the new images
         added (or, with replace, its template replaced); with create_only, an existing one refuses the whole batch
         (IdentityExists). `also` runs inside the same transaction (the service's audit row). Returns the rows
@@ -164,8 +177,10 @@ class GalleryStore:
             if create_only:
                 taken = self._sums([name for name, _, _ in rows])
                 if taken:
-                    raise IdentityExists(f"identity {sorted(taken)[0]!r} is already enrolled in {self.path}; adding "
-                                         "images to it or replacing it is an admin action.")
+                    raise IdentityExists(
+                        f"identity {sorted(taken)[0]!r} is already enrolled in {self.path}; adding "
+                        "images to it or replacing it is an admin action."
+                    )
             existing = {} if replace else self._sums([name for name, _, _ in rows])
             for name, total, n in rows:  # a name twice in one batch adds up too
                 if name in existing:
@@ -230,8 +245,9 @@ class GalleryStore:
     def entry(self, name: str) -> tuple[str, int, float] | None:
         """One identity's (name, image count, enrollment time), or None when it is not enrolled: one indexed lookup."""
         with self.lock:
-            return self.db.execute("SELECT name, image_count, enrolled_at FROM identities WHERE name = ?",
-                                   (normal_name(name),)).fetchone()
+            return self.db.execute(
+                "SELECT name, image_count, enrolled_at FROM identities WHERE name = ?", (normal_name(name),)
+            ).fetchone()
 
     def list(self) -> list[tuple[str, int, float]]:
         with self.lock:
@@ -242,15 +258,28 @@ class GalleryStore:
             count, images = self.db.execute("SELECT COUNT(*), COALESCE(SUM(image_count), 0) FROM identities").fetchone()
         m = self.meta
         guard = f"{m['liveness']} (sha256 {m['liveness_sha256'][:12]}...)" if m.get("liveness") else "none"
-        return GalleryInfo(str(self.path), int(m["format_version"]), m["checkpoint"], m["fingerprint"], m["matcher"],
-                           float(m["threshold"]), int(m["embedding_dim"]), m["storage"], m["index"], count, images,
-                           guard)
+        return GalleryInfo(
+            str(self.path),
+            int(m["format_version"]),
+            m["checkpoint"],
+            m["fingerprint"],
+            m["matcher"],
+            float(m["threshold"]),
+            int(m["embedding_dim"]),
+            m["storage"],
+            m["index"],
+            count,
+            images,
+            guard,
+        )
 
     def set_meta(self, settings: dict) -> None:
         """Add or change gallery settings, in one transaction."""
         with self.transaction():
-            self.db.executemany("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                                [(k, str(v)) for k, v in settings.items()])
+            self.db.executemany(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                [(k, str(v)) for k, v in settings.items()],
+            )
         self.meta.update({k: str(v) for k, v in settings.items()})
 
     def close(self) -> None:

@@ -30,8 +30,17 @@ from metric.deploy.service.workers import Busy, WorkerPool, release_free_memory
 from metric.errors import ConfigError
 
 PAGE = Path(__file__).with_name("static") / "index.html"
-STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                405: "method_not_allowed", 408: "timeout", 413: "too_large", 422: "presentation_attack", 503: "busy"}
+STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "timeout",
+    413: "too_large",
+    422: "presentation_attack",
+    503: "busy",
+}
 UPLOAD_ADVICE = "Send a photo in which the face is clearly visible: frontal, well lit, in focus and not tiny."
 
 
@@ -68,9 +77,14 @@ class Service:
 
     def __init__(self, config: ServiceConfig):
         self.config = config
-        self.gallery = Gallery.open(config.gallery, ckpt=config.ckpt, detect=config.detect, liveness=config.liveness,
-                                    enrolling=config.liveness is not None,
-                                    accept_new_threshold=config.accept_new_threshold)
+        self.gallery = Gallery.open(
+            config.gallery,
+            ckpt=config.ckpt,
+            detect=config.detect,
+            liveness=config.liveness,
+            enrolling=config.liveness is not None,
+            accept_new_threshold=config.accept_new_threshold,
+        )
         store = self.gallery.store
         self.keys = KeyStore(store.db, store.lock)
         self.audit = AuditLog(store.db, store.lock)
@@ -104,10 +118,15 @@ class Service:
             info.pop("checkpoint")
         verifier = self.gallery.verifier
         info.update(threshold=verifier.threshold, matcher=verifier.matcher.name)
-        return {**info, "front_end": verifier.faces.front_end.describe(), "detect": verifier.detect,
-                "image_size": list(verifier.size), "channels": self.channels,
-                "liveness_threshold": verifier.liveness.threshold if verifier.liveness else None,
-                "limits": {k: v for k, v in vars(self.config.limits).items()}}
+        return {
+            **info,
+            "front_end": verifier.faces.front_end.describe(),
+            "detect": verifier.detect,
+            "image_size": list(verifier.size),
+            "channels": self.channels,
+            "liveness_threshold": verifier.liveness.threshold if verifier.liveness else None,
+            "limits": {k: v for k, v in vars(self.config.limits).items()},
+        }
 
 
 def liveness_json(check: LivenessCheck | None) -> dict | None:
@@ -149,18 +168,20 @@ class BodyLimit:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):  # no body to hold: /healthz
-            return await self.app(scope, receive, send)                               # answers under any upload load
+            return await self.app(scope, receive, send)  # answers under any upload load
         headers = dict(scope.get("headers") or [])
         if scope["path"].startswith("/v1/") and not self.key_valid(request_key(headers)):
             return await error_response(401, "unauthorized", NO_KEY)(scope, receive, send)
         length = headers.get(b"content-length")
-        too_large = error_response(413, "too_large", f"the request is over {self.max_bytes:,} bytes; send fewer or "
-                                                     "smaller images.")
+        too_large = error_response(
+            413, "too_large", f"the request is over {self.max_bytes:,} bytes; send fewer or smaller images."
+        )
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             return await too_large(scope, receive, send)
         if self.uploads >= self.max_uploads:
-            return await error_response(503, "busy", f"{self.uploads} uploads are being received; retry shortly.",
-                                        {"Retry-After": "1"})(scope, receive, send)
+            return await error_response(
+                503, "busy", f"{self.uploads} uploads are being received; retry shortly.", {"Retry-After": "1"}
+            )(scope, receive, send)
         self.uploads += 1  # one event loop: no lock needed
         size = 0
         try:
@@ -169,8 +190,9 @@ class BodyLimit:
                 try:
                     message = await asyncio.wait_for(receive(), self.timeout_s)
                 except asyncio.TimeoutError:
-                    return await error_response(408, "timeout", f"the request body stalled for {self.timeout_s:g} s; "
-                                                                "send it at once.")(scope, receive, send)
+                    return await error_response(
+                        408, "timeout", f"the request body stalled for {self.timeout_s:g} s; send it at once."
+                    )(scope, receive, send)
                 if message["type"] == "http.disconnect":
                     return
                 chunks.append(message.get("body", b""))
@@ -195,8 +217,10 @@ class BodyLimit:
         return await self.app(scope, replay, send)
 
 
-NO_KEY = ("a valid API key is needed: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>' (python -m metric.serve "
-          "keys create ...).")
+NO_KEY = (
+    "a valid API key is needed: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>' (python -m metric.serve "
+    "keys create ...)."
+)
 
 
 def request_key(headers: dict[bytes, bytes]) -> str | None:
@@ -210,31 +234,48 @@ def request_key(headers: dict[bytes, bytes]) -> str | None:
 
 def create_app(service: Service) -> FastAPI:
     """The application: routes bound to this service."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
         service.pool.shutdown()
 
     docs = service.config.docs
-    app = FastAPI(title="metric-faces verification service", version="1", debug=False, lifespan=lifespan,
-                  docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None)
+    app = FastAPI(
+        title="metric-faces verification service",
+        version="1",
+        debug=False,
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+    )
     limits = service.config.limits
     if service.config.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(service.config.cors_origins),
-                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "X-API-Key"])
-    app.add_middleware(BodyLimit, max_bytes=limits.max_request_bytes,
-                       key_valid=lambda key: service.keys.check(key) is not None,
-                       timeout_s=limits.body_timeout_s, max_uploads=limits.max_uploads)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(service.config.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key"],
+        )
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=limits.max_request_bytes,
+        key_valid=lambda key: service.keys.check(key) is not None,
+        timeout_s=limits.body_timeout_s,
+        max_uploads=limits.max_uploads,
+    )
 
     def scope(needed: str):
         def check(request: Request) -> KeyRecord:
-            record = service.keys.check(request_key({k.lower().encode("latin-1"): v.encode("latin-1")
-                                                     for k, v in request.headers.items()}))
+            record = service.keys.check(
+                request_key({k.lower().encode("latin-1"): v.encode("latin-1") for k, v in request.headers.items()})
+            )
             if record is None:
                 raise ApiError(401, "unauthorized", NO_KEY)
             if not allows(record.scope, needed):
                 raise ApiError(403, "forbidden", f"this key's scope ({record.scope}) does not allow {needed} calls.")
             return record
+
         return Depends(check)
 
     async def read_uploads(uploads: list[UploadFile]) -> list[tuple[bytes, str | None]]:
@@ -260,8 +301,13 @@ def create_app(service: Service) -> FastAPI:
 
     @app.exception_handler(BadImage)
     async def bad_image(request: Request, error: BadImage):
-        code = "no_face" if isinstance(error, NoFace) else "several_faces" if isinstance(error, SeveralFaces) \
+        code = (
+            "no_face"
+            if isinstance(error, NoFace)
+            else "several_faces"
+            if isinstance(error, SeveralFaces)
             else "bad_image"
+        )
         return error_response(400, code, str(error))
 
     @app.exception_handler(IdentityExists)
@@ -307,19 +353,31 @@ def create_app(service: Service) -> FastAPI:
         return service.info(admin=allows(key.scope, "admin"))
 
     @app.post("/v1/identities/{name:path}/images")
-    async def enroll(name: str, images: list[UploadFile] = File(...), replace: bool = Query(False),
-                     key: KeyRecord = scope("enroll")):
+    async def enroll(
+        name: str, images: list[UploadFile] = File(...), replace: bool = Query(False), key: KeyRecord = scope("enroll")
+    ):
         name = check_name(name)
         admin = allows(key.scope, "admin")
         if replace and not admin:
-            raise ApiError(403, "forbidden", "replace=true replaces an identity's template: an admin action (an "
-                                             "enroll key creates new identities only).")
+            raise ApiError(
+                403,
+                "forbidden",
+                "replace=true replaces an identity's template: an admin action (an "
+                "enroll key creates new identities only).",
+            )
         uploads = await read_uploads(images)
 
         def job():
             arrays = [service.decode(data, filename, i, len(uploads)) for i, (data, filename) in enumerate(uploads, 1)]
-            service.gallery.enroll(name, arrays, replace=replace, create_only=not admin, also=lambda: service.audit.record(
-                "enroll", key.key_id, name, "ok", {"images": len(arrays), "replace": replace}))
+            service.gallery.enroll(
+                name,
+                arrays,
+                replace=replace,
+                create_only=not admin,
+                also=lambda: service.audit.record(
+                    "enroll", key.key_id, name, "ok", {"images": len(arrays), "replace": replace}
+                ),
+            )
             return service.identity(name)
 
         return await service.pool.run(job)
@@ -332,32 +390,52 @@ def create_app(service: Service) -> FastAPI:
         def job():
             service.identity(identity)
             result = service.gallery.verify(identity, service.decode(data, image.filename))
-            answer = {"identity": identity, "decision": result.decision, "accepted": result.accepted,
-                      "score": None if result.spoof else result.score, "threshold": result.threshold,
-                      "matcher": result.matcher, "liveness": liveness_json(result.liveness),
-                      "face": face_json(result.faces, result.box)}
-            service.audit.record("verify", key.key_id, identity, result.decision, {
-                k: answer[k] for k in ("score", "threshold", "accepted", "liveness")})
+            answer = {
+                "identity": identity,
+                "decision": result.decision,
+                "accepted": result.accepted,
+                "score": None if result.spoof else result.score,
+                "threshold": result.threshold,
+                "matcher": result.matcher,
+                "liveness": liveness_json(result.liveness),
+                "face": face_json(result.faces, result.box),
+            }
+            service.audit.record(
+                "verify",
+                key.key_id,
+                identity,
+                result.decision,
+                {k: answer[k] for k in ("score", "threshold", "accepted", "liveness")},
+            )
             return answer
 
         return await service.pool.run(job)
 
     @app.post("/v1/identify")
-    async def identify(image: UploadFile = File(...), top_k: int = Form(5, ge=1, le=100),
-                       key: KeyRecord = scope("verify")):
+    async def identify(
+        image: UploadFile = File(...), top_k: int = Form(5, ge=1, le=100), key: KeyRecord = scope("verify")
+    ):
         data = await image.read()
 
         def job():
             found = service.gallery.identify(service.decode(data, image.filename), top_k)
             spoofed = found.liveness is not None and not found.liveness.live
             best = found.matches[0].identity if found.known else None
-            answer = {"identity": best or ("rejected: presentation attack" if spoofed else "unknown"),
-                      "known": found.known, "threshold": service.gallery.verifier.threshold,
-                      "matches": [{"identity": m.identity, "score": m.score} for m in found.matches],
-                      "liveness": liveness_json(found.liveness),
-                      "face": face_json(found.face.faces, found.face.box) if found.face else None}
-            service.audit.record("identify", key.key_id, best, "spoof" if spoofed else "known" if best else "unknown",
-                                 {"top": answer["matches"][:1], "liveness": answer["liveness"]})
+            answer = {
+                "identity": best or ("rejected: presentation attack" if spoofed else "unknown"),
+                "known": found.known,
+                "threshold": service.gallery.verifier.threshold,
+                "matches": [{"identity": m.identity, "score": m.score} for m in found.matches],
+                "liveness": liveness_json(found.liveness),
+                "face": face_json(found.face.faces, found.face.box) if found.face else None,
+            }
+            service.audit.record(
+                "identify",
+                key.key_id,
+                best,
+                "spoof" if spoofed else "known" if best else "unknown",
+                {"top": answer["matches"][:1], "liveness": answer["liveness"]},
+            )
             return answer
 
         return await service.pool.run(job)

@@ -33,8 +33,10 @@ def _plain(value: Any) -> Any:
     """json.dumps' fallback: numpy scalars become numbers; anything else (bytes, arrays: images) is refused."""
     if isinstance(value, (np.number, np.bool_)):
         return value.item()
-    raise TypeError(f"audit detail holds a {type(value).__name__}: only JSON values (numbers, strings, booleans, "
-                    "lists, dicts) are logged, never images or raw bytes.")
+    raise TypeError(
+        f"audit detail holds a {type(value).__name__}: only JSON values (numbers, strings, booleans, "
+        "lists, dicts) are logged, never images or raw bytes."
+    )
 
 
 class AuditLog:
@@ -46,25 +48,30 @@ class AuditLog:
         with transaction(db, self.lock):
             db.execute(SCHEMA)
 
-    def record(self, action: str, key_id: str | None, identity: str | None, outcome: str,
-               detail: dict | None = None) -> None:
+    def record(
+        self, action: str, key_id: str | None, identity: str | None, outcome: str, detail: dict | None = None
+    ) -> None:
         """Append one entry, in one short transaction."""
         if action not in ACTIONS:
-            raise ConfigError(f"audit action {action!r} is not one of {', '.join(ACTIONS)}: use one of them, or add "
-                              "the new action to metric.deploy.service.audit.ACTIONS.")
+            raise ConfigError(
+                f"audit action {action!r} is not one of {', '.join(ACTIONS)}: use one of them, or add "
+                "the new action to metric.deploy.service.audit.ACTIONS."
+            )
         text = None if detail is None else json.dumps(detail, sort_keys=True, default=_plain)
         with transaction(self.db, self.lock):
-            self.db.execute("INSERT INTO audit (at, key_id, action, identity, outcome, detail) "
-                            "VALUES (?, ?, ?, ?, ?, ?)",
-                            (time.time(), key_id, action, identity, outcome, text))
+            self.db.execute(
+                "INSERT INTO audit (at, key_id, action, identity, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                (time.time(), key_id, action, identity, outcome, text),
+            )
 
     def recent(self, limit: int = 100) -> list[dict]:
         """The newest `limit` entries, newest first, each a dict with its detail parsed back."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigError(f"audit limit={limit!r} must be a positive integer, e.g. 100.")
         with self.lock:
-            rows = self.db.execute("SELECT id, at, key_id, action, identity, outcome, detail FROM audit "
-                                   "ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+            rows = self.db.execute(
+                "SELECT id, at, key_id, action, identity, outcome, detail FROM audit ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
         columns = ("id", "at", "key_id", "action", "identity", "outcome", "detail")
         entries = [dict(zip(columns, row)) for row in rows]
         for entry in entries:

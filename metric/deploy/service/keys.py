@@ -73,17 +73,24 @@ class KeyStore:
     def create(self, scope: str, label: str | None = None) -> tuple[str, KeyRecord]:
         """A new key of `scope`: (the key, shown this once, and its record)."""
         if scope not in SCOPES:
-            raise ConfigError(f"API key scope {scope!r} is not one of {', '.join(SCOPES)}: verify may match, list and "
-                              "inspect, enroll may also enroll, admin may also remove identities.")
+            raise ConfigError(
+                f"API key scope {scope!r} is not one of {', '.join(SCOPES)}: verify may match, list and "
+                "inspect, enroll may also enroll, admin may also remove identities."
+            )
         with transaction(self.db, self.lock):
             key = PREFIX + secrets.token_urlsafe(32)
             while True:  # a clash of 8-character ids is unlikely, but the id must name one key
-                key_id = secrets.token_hex(4)  # drawn apart from the secret: the id, shown and logged, reveals none of it
+                key_id = secrets.token_hex(
+                    4
+                )  # drawn apart from the secret: the id, shown and logged, reveals none of it
                 if self.db.execute("SELECT 1 FROM api_keys WHERE key_id = ?", (key_id,)).fetchone() is None:
                     break
             record = KeyRecord(key_id, scope, label, time.time(), None)
-            self.db.execute("INSERT INTO api_keys (key_id, key_hash, scope, label, created_at, revoked_at) "
-                            "VALUES (?, ?, ?, ?, ?, NULL)", (key_id, hash_key(key), scope, label, record.created_at))
+            self.db.execute(
+                "INSERT INTO api_keys (key_id, key_hash, scope, label, created_at, revoked_at) "
+                "VALUES (?, ?, ?, ?, ?, NULL)",
+                (key_id, hash_key(key), scope, label, record.created_at),
+            )
         return key, record
 
     def check(self, key: str | None) -> KeyRecord | None:
@@ -92,8 +99,10 @@ class KeyStore:
             return None
         digest = hash_key(key)
         with self.lock:
-            row = self.db.execute("SELECT key_hash, key_id, scope, label, created_at, revoked_at FROM api_keys "
-                                  "WHERE key_hash = ?", (digest,)).fetchone()
+            row = self.db.execute(
+                "SELECT key_hash, key_id, scope, label, created_at, revoked_at FROM api_keys WHERE key_hash = ?",
+                (digest,),
+            ).fetchone()
         if row is None or not hmac.compare_digest(row[0], digest) or row[5] is not None:
             return None
         return KeyRecord(*row[1:])
@@ -101,15 +110,19 @@ class KeyStore:
     def list(self) -> list[KeyRecord]:
         """Every key, revoked ones included (their revoked_at set), oldest first."""
         with self.lock:
-            rows = self.db.execute("SELECT key_id, scope, label, created_at, revoked_at FROM api_keys "
-                                   "ORDER BY created_at, key_id").fetchall()
+            rows = self.db.execute(
+                "SELECT key_id, scope, label, created_at, revoked_at FROM api_keys ORDER BY created_at, key_id"
+            ).fetchall()
         return [KeyRecord(*row) for row in rows]
 
     def revoke(self, key_id: str) -> None:
         """Revoke the active key with this public id, in one transaction."""
         with transaction(self.db, self.lock):
-            changed = self.db.execute("UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
-                                      (time.time(), key_id)).rowcount
+            changed = self.db.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", (time.time(), key_id)
+            ).rowcount
             if changed == 0:
-                raise ConfigError(f"no active API key has the id {key_id!r} (unknown, or already revoked): list the "
-                                  "keys to see their ids.")
+                raise ConfigError(
+                    f"no active API key has the id {key_id!r} (unknown, or already revoked): list the "
+                    "keys to see their ids."
+                )

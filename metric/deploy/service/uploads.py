@@ -37,23 +37,30 @@ class UploadLimits:
     max_decodes: int = 2  # images decoded at once, whatever the number of workers (decoded pixels dwarf the bytes)
 
     def __post_init__(self):
-        if isinstance(self.body_timeout_s, bool) or not isinstance(self.body_timeout_s, (int, float)) \
-                or not self.body_timeout_s > 0:
-            raise ConfigError(f"upload limit body_timeout_s={self.body_timeout_s!r} must be a positive number of "
-                              "seconds, e.g. 10.")
+        if (
+            isinstance(self.body_timeout_s, bool)
+            or not isinstance(self.body_timeout_s, (int, float))
+            or not self.body_timeout_s > 0
+        ):
+            raise ConfigError(
+                f"upload limit body_timeout_s={self.body_timeout_s!r} must be a positive number of seconds, e.g. 10."
+            )
         for name in ("max_request_bytes", "max_files", "max_pixels", "max_uploads", "max_decodes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"upload limit {name}={value!r} must be a positive integer.")
         if isinstance(self.formats, str) or not self.formats or not all(isinstance(f, str) for f in self.formats):
-            raise ConfigError(f"upload formats={self.formats!r} must be a non-empty list of PIL format names, "
-                              "e.g. [JPEG, PNG].")
+            raise ConfigError(
+                f"upload formats={self.formats!r} must be a non-empty list of PIL format names, e.g. [JPEG, PNG]."
+            )
         object.__setattr__(self, "formats", tuple(self.formats))
         pil_limit = Image.MAX_IMAGE_PIXELS
         if pil_limit is not None and self.max_pixels > pil_limit:  # else PIL would refuse images under our limit
-            raise ConfigError(f"upload max_pixels={self.max_pixels:,} is above PIL's decompression-bomb limit "
-                              f"(PIL.Image.MAX_IMAGE_PIXELS={pil_limit:,}): lower max_pixels, or raise "
-                              "PIL.Image.MAX_IMAGE_PIXELS to at least max_pixels before building the limits.")
+            raise ConfigError(
+                f"upload max_pixels={self.max_pixels:,} is above PIL's decompression-bomb limit "
+                f"(PIL.Image.MAX_IMAGE_PIXELS={pil_limit:,}): lower max_pixels, or raise "
+                "PIL.Image.MAX_IMAGE_PIXELS to at least max_pixels before building the limits."
+            )
 
 
 class UploadError(Exception):
@@ -77,8 +84,11 @@ def check_file_count(count: int, limits: UploadLimits) -> None:
     if count < 1:
         raise UploadError("no_image", "the request holds no image: attach at least one image file.")
     if count > limits.max_files:
-        raise UploadError("too_many_files", f"the request holds {count} files, over the limit of {limits.max_files}: "
-                                            f"send at most {limits.max_files} images per request.")
+        raise UploadError(
+            "too_many_files",
+            f"the request holds {count} files, over the limit of {limits.max_files}: "
+            f"send at most {limits.max_files} images per request.",
+        )
 
 
 def decode_upload(data: bytes, filename: str | None, channels: int, limits: UploadLimits) -> np.ndarray:
@@ -90,29 +100,39 @@ def decode_upload(data: bytes, filename: str | None, channels: int, limits: Uplo
     if not data:
         raise UploadError("no_image", f"{upload} is empty: send the image file's bytes.")
     if len(data) > limits.max_request_bytes:
-        raise UploadError("too_large", f"{upload} is {len(data):,} bytes, over the limit of "
-                                       f"{limits.max_request_bytes:,}: send a smaller image (scale it down or "
-                                       "compress it).")
-    too_many = (f"{upload} has more pixels than the limit of {limits.max_pixels:,}: scale it down "
-                "(a face needs far fewer).")
+        raise UploadError(
+            "too_large",
+            f"{upload} is {len(data):,} bytes, over the limit of "
+            f"{limits.max_request_bytes:,}: send a smaller image (scale it down or "
+            "compress it).",
+        )
+    too_many = (
+        f"{upload} has more pixels than the limit of {limits.max_pixels:,}: scale it down (a face needs far fewer)."
+    )
     try:
         image = Image.open(BytesIO(data))  # reads the header only; the content, not the name, decides the format
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # over PIL's limit, which is above ours
         raise UploadError("too_many_pixels", too_many) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
-        raise UploadError("not_an_image", f"{upload} is not an image (judged by its content, not its name): send "
-                                          f"a {allowed} file.") from None
+        raise UploadError(
+            "not_an_image", f"{upload} is not an image (judged by its content, not its name): send a {allowed} file."
+        ) from None
     with image:
         # a phone's JPEG with extra frames (a depth map, a preview) reads as MPO: its first frame is the JPEG
         kind = "JPEG" if image.format == "MPO" else image.format
         if kind not in limits.formats:
-            raise UploadError("unsupported_format", f"{upload} is a {image.format} image; the formats allowed are "
-                                                    f"{allowed}: convert it to one of them.")
+            raise UploadError(
+                "unsupported_format",
+                f"{upload} is a {image.format} image; the formats allowed are {allowed}: convert it to one of them.",
+            )
         width, height = image.size
         if width * height > limits.max_pixels:
-            raise UploadError("too_many_pixels", f"{upload} is {width} x {height} = {width * height:,} pixels, over "
-                                                 f"the limit of {limits.max_pixels:,}: scale it down (a face needs "
-                                                 "far fewer).")
+            raise UploadError(
+                "too_many_pixels",
+                f"{upload} is {width} x {height} = {width * height:,} pixels, over "
+                f"the limit of {limits.max_pixels:,}: scale it down (a face needs "
+                "far fewer).",
+            )
         try:
             draft_large_jpeg(image)  # as the command line decodes the same file
             image.load()
@@ -120,12 +140,18 @@ def decode_upload(data: bytes, filename: str | None, channels: int, limits: Uplo
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # a frame or tile larger than the image
             raise UploadError("too_many_pixels", too_many) from None
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, struct.error) as error:
-            raise UploadError("corrupt_image", f"{upload} is a {image.format} image that cannot be decoded "
-                                               f"({type(error).__name__}: {error}): it is truncated or corrupt; send "
-                                               "the complete file again.") from None
+            raise UploadError(
+                "corrupt_image",
+                f"{upload} is a {image.format} image that cannot be decoded "
+                f"({type(error).__name__}: {error}): it is truncated or corrupt; send "
+                "the complete file again.",
+            ) from None
         try:
             return as_array(to_channels(upright, channels))
         except ValueError:  # a pixel mode PIL cannot convert to RGB or grey (e.g. LAB)
-            raise UploadError("unsupported_format", f"{upload} is a {image.format} image in mode {upright.mode}, "
-                                                    "which cannot be converted to RGB or grey: save it as an 8-bit "
-                                                    "RGB or grey image.") from None
+            raise UploadError(
+                "unsupported_format",
+                f"{upload} is a {image.format} image in mode {upright.mode}, "
+                "which cannot be converted to RGB or grey: save it as an 8-bit "
+                "RGB or grey image.",
+            ) from None
