@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from datamodules.faces.dlib_faces import DlibFaces
-from datamodules.faces.mtcnn_faces import MtcnnFaces
 from datamodules.faces.loader import FaceLoader
+from datamodules.faces.mtcnn_faces import MtcnnFaces
 from datamodules.images import IMAGE_SUFFIXES
 from metric.report.plots import plot_faces
 

@@ -86,7 +86,8 @@ def main() -> None:
     o, d, c = (float(np.median(rates[k])) for k in ("ours", "dlib", "cached"))
     print(
         f"median: ours {o:.1f} img/s, dlib's pipeline {d:.1f} img/s, ratio ours/dlib {o / d:.2f}x; "
-        f"cache: first pass {cold:.1f} img/s, cached {c:.0f} img/s ({c / o:.0f}x) - {len(paths)} photos, {args.size}x{args.size}"
+        f"cache: first pass {cold:.1f} img/s, cached {c:.0f} img/s ({c / o:.0f}x) - {len(paths)} photos, "
+        f"{args.size}x{args.size}"
     )
     epochs(paths, size)
 

@@ -76,7 +76,8 @@ def main() -> None:
     truth = np.concatenate([exact(recall_probes[i : i + 64])[0][:, 0] for i in range(0, len(recall_probes), 64)])
     baseline = None
     print(
-        f"{'search':26} {'1 query ms':>11} {'64 queries ms':>14} {'vs flat (64)':>13} {'recall@1':>9} {'memory MiB':>11}"
+        f"{'search':26} {'1 query ms':>11} {'64 queries ms':>14} {'vs flat (64)':>13} {'recall@1':>9} "
+        f"{'memory MiB':>11}"
         f"   (recall@1 over {len(recall_probes)} probes, against exact float32 search)"
     )
     for name, search, memory in rows:

@@ -60,8 +60,9 @@ def main() -> None:
     gr_mem = max(m for _, _, m in results["grid"])
     diff = abs(results["sklearn"][0][0] - results["grid"][0][0])
     print(
-        f"{args.scores:.0e} scores: sklearn roc_curve {sk:.2f} s, peak {sk_mem:.0f} MiB | score grid ({args.bins} bins) "
-        f"{gr:.2f} s, peak {gr_mem:.0f} MiB | speed-up {sk / gr:.1f}x | EER {results['grid'][0][0]:.6f} vs "
+        f"{args.scores:.0e} scores: sklearn roc_curve {sk:.2f} s, peak {sk_mem:.0f} MiB | score grid "
+        f"({args.bins} bins) {gr:.2f} s, peak {gr_mem:.0f} MiB | speed-up {sk / gr:.1f}x | "
+        f"EER {results['grid'][0][0]:.6f} vs "
         f"{results['sklearn'][0][0]:.6f}, difference {diff:.1e}"
     )
 

@@ -11,7 +11,8 @@ accuracy is irrelevant here, decisions are not checked) and random PNG uploads (
    while ONE other client enrolls identities (one per request, 1-2 images). The --enroll identities are spread
    evenly over the levels and paced evenly within each, so every level offers the same enrollment rate (one client
    waits for each answer, so at high concurrency it falls behind); what a level's enroller has not finished when
-   its verify clients stop, it finishes alone (the "tail", outside the verify figures). A 503 is the service's deliberate back-pressure: counted apart, and both clients wait its
+   its verify clients stop, it finishes alone (the "tail", outside the verify figures). A 503 is the service's
+   deliberate back-pressure: counted apart, and both clients wait its
    Retry-After (the enroller then retries; nothing was written).
 4. the server is stopped; the gallery file is checked: every confirmed (HTTP 200) enrollment present with its image
    count, nothing present that was not confirmed (except enrollments whose outcome is unknown: a lost response or a
@@ -640,8 +641,9 @@ def main() -> None:
                 f"~{np.mean([len(p) for p in pngs]) / 1024:.1f} KiB)"
             )
             print(
-                f"server: --workers {args.workers} --queue {args.queue} --batch {args.batch} on 127.0.0.1 (ready in {ready:.1f} s); "
-                f"{os.cpu_count()} CPUs; torch intra-op threads {args.torch_threads or 'default'} in the server, "
+                f"server: --workers {args.workers} --queue {args.queue} --batch {args.batch} on 127.0.0.1 "
+                f"(ready in {ready:.1f} s); {os.cpu_count()} CPUs; "
+                f"torch intra-op threads {args.torch_threads or 'default'} in the server, "
                 f"{torch.get_num_threads()} in the direct baseline; load average "
                 f"{' '.join(f'{v:.2f}' for v in load_before) if load_before else 'n/a'}"
             )

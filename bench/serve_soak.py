@@ -25,7 +25,6 @@ import io
 import json
 import random
 import signal
-import socket
 import sqlite3
 import struct
 import subprocess
@@ -53,14 +52,10 @@ def png_bytes(image: Image.Image) -> bytes:
 def bomb_png(side: int = 6000) -> bytes:
     """A PNG whose header declares side x side pixels (36 Mpx, over the 25 Mpx limit) in a few KB: refused from the
     header (413) before any pixel is decoded."""
-    chunk = lambda kind, data: (
-        struct.pack(">I", len(data))
-        + kind
-        + data
-        + struct.pack(  # noqa: E731
-            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF
-        )
-    )
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
     rows = zlib.compress(b"\x00" * (side // 8 + 1) * 64, 9)
     header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
@@ -290,7 +285,7 @@ class Soak:
             await writer.drain()
             status_line = await asyncio.wait_for(reader.readline(), self.server.body_timeout + 20)
             status = int(status_line.split()[1]) if status_line else "closed"
-        except (OSError, asyncio.TimeoutError, IndexError, ValueError):
+        except (TimeoutError, OSError, IndexError, ValueError):
             status = "transport"
         writer.close()
         self.latency[kind].append(time.perf_counter() - start)
@@ -353,7 +348,7 @@ async def stalled_upload(server: Server, key: str | None, sent_mb: float) -> str
             await writer.drain()
         line = await asyncio.wait_for(reader.readline(), server.body_timeout + 30)
         return line.split()[1].decode() if line else "closed"
-    except (OSError, asyncio.TimeoutError, IndexError):
+    except (TimeoutError, OSError, IndexError):
         return "reset"
     finally:
         writer.close()

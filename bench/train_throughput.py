@@ -23,7 +23,6 @@ from datamodules.sources.synthetic import SyntheticFacesDataModule
 from metric.model.nets import EmbeddingNet
 from metric.modules.metric_loss import MetricLossModule
 
-
 BACKBONE = {"name": "resnet18"}  # set from --backbone
 
 

@@ -1,4 +1,5 @@
-"""The lossless preprocessing cache of decoded splits: uint8 .npy arrays in a folder renamed into place, manifest last."""
+"""The lossless preprocessing cache of decoded splits: uint8 .npy arrays in a folder renamed into place, manifest
+last."""
 
 from __future__ import annotations
 

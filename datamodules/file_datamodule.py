@@ -1,4 +1,5 @@
-"""Base for datasets read from files: records -> subset -> identity-disjoint split -> decoded once into a lossless cache."""
+"""Base for datasets read from files: records -> subset -> identity-disjoint split -> decoded once into a lossless
+cache."""
 
 from __future__ import annotations
 

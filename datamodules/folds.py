@@ -9,7 +9,6 @@ import numpy as np
 from datamodules.split import IdentitySplit, merge_splits
 from metric.errors import ConfigError
 
-
 OFFICIAL = "lfw"  # cv.folds=lfw: the official folds of datamodule=lfw
 LFW_FOLDS = 10
 

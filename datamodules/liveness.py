@@ -1,4 +1,5 @@
-"""Liveness data: CelebA-Spoof's spoof vocabulary, condition filters, and live/spoof batches from subject-disjoint splits."""
+"""Liveness data: CelebA-Spoof's spoof vocabulary, condition filters, and live/spoof batches from subject-disjoint
+splits."""
 
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ class Conditions:
     environment: frozenset[int] | None = None
 
     @classmethod
-    def parse(cls, mapping: Mapping | None, key: str) -> "Conditions":
+    def parse(cls, mapping: Mapping | None, key: str) -> Conditions:
         mapping = dict(mapping or {})
         unknown = set(mapping) - set(CONDITION_KEYS)
         if unknown:

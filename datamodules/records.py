@@ -79,7 +79,8 @@ def assign_splits(
     counts: list[int] | None = None,
     seed: int = 0,
 ) -> dict[str, list[ImageRecord]]:
-    """Identity-disjoint train/val/test: a seeded shuffle by fractions, natural order by counts, or the dataset's own."""
+    """Identity-disjoint train/val/test: a seeded shuffle by fractions, natural order by counts, or the dataset's
+    own."""
     if mode not in SPLIT_MODES:
         raise ConfigError(f"datamodule.split={mode!r} is not one of {', '.join(SPLIT_MODES)}.")
     if mode == "official":

@@ -31,7 +31,7 @@ class IdentitySplit:
     def num_identities(self) -> int:
         return int(np.unique(self.labels).size)
 
-    def select(self, identities: np.ndarray) -> "IdentitySplit":
+    def select(self, identities: np.ndarray) -> IdentitySplit:
         """The images of these identities, in their current order."""
         keep = np.flatnonzero(np.isin(self.labels, identities))
         return IdentitySplit(

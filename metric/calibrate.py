@@ -1,4 +1,5 @@
-"""`python -m metric.calibrate ckpt=<checkpoint> matcher=<name>`: add a calibrated threshold for a matcher to a checkpoint;
+"""`python -m metric.calibrate ckpt=<checkpoint> matcher=<name>`: add a calibrated threshold for a matcher to a
+checkpoint;
 `python -m metric.calibrate model=dlib face=dlib datamodule=...`: write a calibrated bundle of a pretrained embedder."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""`python -m metric.gallery <command>`: enroll, verify, identify, list, remove, info. Bad input exits 2, never a trace."""
+"""`python -m metric.gallery <command>`: enroll, verify, identify, list, remove, info. Bad input exits 2, never a
+trace."""
 
 from __future__ import annotations
 

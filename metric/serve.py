@@ -116,7 +116,8 @@ def run_keys(args: argparse.Namespace) -> int:
         for record in keys.list():
             state = f"revoked {stored_time(record.revoked_at)}" if record.revoked else "active"
             print(
-                f"{record.key_id}\t{record.scope}\t{state}\tcreated {stored_time(record.created_at)}\t{record.label or ''}"
+                f"{record.key_id}\t{record.scope}\t{state}\tcreated "
+                f"{stored_time(record.created_at)}\t{record.label or ''}"
             )
     else:
         keys.revoke(args.key_id)

@@ -27,7 +27,7 @@ class FaceCrop:
     box: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1 of the face used, in the original
     landmarks: tuple[tuple[float, float], ...] | None = None  # its landmarks, in the original's pixels
     reason: str | None = None  # why there is no face: "no face", "too small: ..."
-    others: list["FaceCrop"] = field(default_factory=list, compare=False)  # the other faces, largest first
+    others: list[FaceCrop] = field(default_factory=list, compare=False)  # the other faces, largest first
 
     @property
     def found(self) -> bool:

@@ -125,7 +125,8 @@ def check_detection_rate(split: str, entries: list[dict], front_end: FaceFrontEn
     if front_end.on_miss == "skip" and rate < front_end.min_detection_rate:
         raise ConfigError(
             f"{front_end.describe()} found a face in only {found} of the {total} images of the {split} split "
-            f"({rate:.0%}, below face.min_detection_rate={front_end.min_detection_rate:g}); e.g. {', '.join(misses[:3])}. "
+            f"({rate:.0%}, below face.min_detection_rate={front_end.min_detection_rate:g}); "
+            f"e.g. {', '.join(misses[:3])}. "
             "If the images are already face crops, use face=none; to keep photos without a detected face as whole "
             "images, use face.on_miss=whole."
         )

@@ -1,4 +1,5 @@
-"""CelebA in its official layout: img_align_celeba/, identity_CelebA.txt, list_eval_partition.txt (+ landmarks, attributes)."""
+"""CelebA in its official layout: img_align_celeba/, identity_CelebA.txt, list_eval_partition.txt (+ landmarks,
+attributes)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""CelebA-Spoof in its official layout: Data/<split>/<subject>/<live|spoof>/<image> with <image>_BB.txt, metas/intra_test labels."""
+"""CelebA-Spoof in its official layout: Data/<split>/<subject>/<live|spoof>/<image> with <image>_BB.txt,
+metas/intra_test labels."""
 
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ class FaceIdentity:
     lip: np.ndarray
 
     @staticmethod
-    def sample(rng: np.random.Generator) -> "FaceIdentity":
+    def sample(rng: np.random.Generator) -> FaceIdentity:
         tone = rng.uniform(0, len(SKIN_TONES) - 1)
         lo = int(tone)
         skin = SKIN_TONES[lo] * (1 - (tone - lo)) + SKIN_TONES[min(lo + 1, len(SKIN_TONES) - 1)] * (tone - lo)
@@ -102,7 +102,7 @@ class FaceCondition:
     background: np.ndarray
 
     @staticmethod
-    def sample(rng: np.random.Generator) -> "FaceCondition":
+    def sample(rng: np.random.Generator) -> FaceCondition:
         glasses = int(rng.choice(3, p=[0.7, 0.2, 0.1]))
         return FaceCondition(
             shift=(float(rng.normal(0, 0.07)), float(rng.normal(0, 0.07))),

@@ -86,7 +86,8 @@ def read_pairs_file(path: Path, root: Path) -> PairList:
 
 
 def read_people_file(path: Path) -> list[dict[str, int]]:
-    """people.txt: '<folds>', then per fold '<count>' and that many '<Name> <images>' lines -> per fold {name: images}."""
+    """people.txt: '<folds>', then per fold '<count>' and that many '<Name> <images>' lines -> per fold {name:
+    images}."""
     if not path.is_file():
         raise ConfigError(
             f"{path}: no such file. datamodule=lfw reads the official View 2 people.txt beside the "

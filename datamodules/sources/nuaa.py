@@ -52,7 +52,8 @@ def parse_entry(entry: str, file: Path, number: int) -> dict:
 class NUAADataModule(LivenessData, FileDataModule):
     """The official train and test lists of one variant; validation subjects carved, seeded, out of the training
     subjects (the test split stays the official one: session 3, whose subjects also appear in training sessions, so
-    NUAA's test measures new sessions, not new people; the count is in the notes). Entries naming missing files are counted, listed in
+    NUAA's test measures new sessions, not new people; the count is in the notes). Entries naming missing files are
+    counted, listed in
     bad_files.txt and skipped. Breakdowns: glasses, pos (position and lighting), session."""
 
     dataset_name = "nuaa"

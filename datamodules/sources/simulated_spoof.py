@@ -1,4 +1,5 @@
-"""A SIMULATED attack set: print and replay attacks rendered from live face photos (any <root>/<identity>/<image> tree)."""
+"""A SIMULATED attack set: print and replay attacks rendered from live face photos (any <root>/<identity>/<image>
+tree)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Simulated presentation attacks (paper print, screen replay), capture illumination and camera style, from live faces."""
+"""Simulated presentation attacks (paper print, screen replay), capture illumination and camera style, from live
+faces."""
 
 from __future__ import annotations
 

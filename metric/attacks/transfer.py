@@ -90,7 +90,7 @@ class Transfer:
         images: np.ndarray,
         sources: list[str],
         warp: Warp,
-    ) -> "Transfer":
+    ) -> Transfer:
         position = {source: i for i, source in enumerate(sources)}
         index = np.array([position.get(source, -1) for source in attacked_sources], dtype=np.int64)
         return cls(checkpoint, verifier, images, index, warp)

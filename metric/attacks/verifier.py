@@ -76,7 +76,7 @@ class PairSet:
     genuine: bool
 
     @classmethod
-    def build(cls, verifier: Verifier, images: np.ndarray, pairs: np.ndarray, genuine: bool) -> "PairSet":
+    def build(cls, verifier: Verifier, images: np.ndarray, pairs: np.ndarray, genuine: bool) -> PairSet:
         probes = to_pixels(images[pairs[:, 0]])
         targets = verifier.references(images[pairs[:, 1]])
         return cls(pairs, probes, targets, verifier.scores(probes, targets), genuine)

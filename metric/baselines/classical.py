@@ -75,7 +75,7 @@ class FisherProjection:
         self.pca_dim = pca_dim
         self.shrinkage = shrinkage
 
-    def fit(self, features: np.ndarray, labels: np.ndarray) -> "FisherProjection":
+    def fit(self, features: np.ndarray, labels: np.ndarray) -> FisherProjection:
         classes = np.unique(labels)
         if classes.size < 2:
             raise ConfigError("a Fisher projection needs at least 2 training identities.")
@@ -131,7 +131,7 @@ class ClassicalBaseline:
         projection = " + Fisher projection (fit on training identities)" if self.projection == "fisher" else ""
         return f"{self.feature_name}{projection}"
 
-    def fit(self, train_images: np.ndarray, train_labels: np.ndarray) -> "ClassicalBaseline":
+    def fit(self, train_images: np.ndarray, train_labels: np.ndarray) -> ClassicalBaseline:
         if self.projection == "fisher":
             self.fisher = FisherProjection(self.pca_dim).fit(self.extract(train_images), train_labels)
         return self

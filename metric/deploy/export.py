@@ -19,9 +19,9 @@ from datamodules.faces.dlib_faces import TEMPLATE_ROWS, TEMPLATES
 from datamodules.images import template_points
 from datamodules.normalisation import to_model_input
 from metric.errors import ConfigError
+from metric.metrics.protocols import embeddings_eer
 from metric.model.checkpoint import face_spec, matcher_name
 from metric.scoring.embed import Model, embed_images
-from metric.metrics.protocols import embeddings_eer
 from metric.scoring.load import LoadedModel, load_for_eval
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}

@@ -1,4 +1,5 @@
-"""The liveness gate: a liveness checkpoint (+experiment=liveness) scores each probe before it is matched or enrolled."""
+"""The liveness gate: a liveness checkpoint (+experiment=liveness) scores each probe before it is matched or
+enrolled."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ class LivenessCheck:
         return "LIVE" if self.live else "SPOOF"
 
     def describe(self) -> str:
-        return f"liveness  score {self.score:.4f} {'>=' if self.live else '<'} threshold {self.threshold:.4f}  {self.decision}"
+        sign = ">=" if self.live else "<"
+        return f"liveness  score {self.score:.4f} {sign} threshold {self.threshold:.4f}  {self.decision}"
 
 
 class SpoofDetected(BadImage):
@@ -85,7 +87,7 @@ class LivenessGate(ProbeReader):
         self.sha256 = file_sha256(path) if path is not None else None
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, detect: bool = True) -> "LivenessGate":
+    def from_checkpoint(cls, path: str | Path, detect: bool = True) -> LivenessGate:
         """A liveness checkpoint with its stored threshold; a verification checkpoint here is refused clearly."""
         if str(path) == PEER:  # the pretrained peer, by name: its weight-store file is the recorded guard
             from metric.model.faceantispoofing import PREPROCESS, THRESHOLD, FaceAntiSpoofing

@@ -75,7 +75,7 @@ class Verifier(ProbeReader):
     @classmethod
     def from_checkpoint(
         cls, path: str | Path, matcher: str | None = None, detect: bool = True, liveness: str | Path | None = None
-    ) -> "Verifier":
+    ) -> Verifier:
         """The checkpoint's net with a calibrated matcher (the training one, or any added by metric.calibrate) and
         the checkpoint's face front end; with `liveness`, that liveness checkpoint gates every image first."""
         loaded = load_for_eval(path, matcher=matcher)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from metric.metrics import verification as V
 from metric.errors import ConfigError
+from metric.metrics import verification as V
 from metric.model.checkpoint import CHECKPOINT_KEY, read_checkpoint, store_calibration, write_checkpoint
 from metric.scoring.load import load_for_eval, model_label
 from metric.scoring.matchers import check_target_far

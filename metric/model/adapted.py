@@ -96,7 +96,7 @@ class AdaptedNet(nn.Module):
         return {"kind": self.kind, "embedder": self.embedder[0].spec(), "projection": self.projection.spec()}
 
     @classmethod
-    def from_spec(cls, spec: dict) -> "AdaptedNet":
+    def from_spec(cls, spec: dict) -> AdaptedNet:
         return cls(embedder_from_spec(spec["embedder"]), Projection(**spec["projection"]))
 
 

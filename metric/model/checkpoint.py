@@ -121,15 +121,15 @@ def check_same_preprocessing(checkpoint: dict, now: dict, face: bool = True) -> 
     trained = checkpoint[CHECKPOINT_KEY]["preprocess"]
     if face and face_spec(trained) != face_spec(now):
         raise ConfigError(
-            f"the checkpoint was trained on faces prepared by the front end {face_spec(trained)}, but this run prepares "
-            f"them with {face_spec(now)}: set `face` as in that training (calibrate and export apply the checkpoint's "
-            "front end when `face` is unset)."
+            f"the checkpoint was trained on faces prepared by the front end {face_spec(trained)}, but this run "
+            f"prepares them with {face_spec(now)}: set `face` as in that training (calibrate and export apply the "
+            "checkpoint's front end when `face` is unset)."
         )
     if (trained.get("image_size"), trained.get("channels")) != (now["image_size"], now["channels"]):
         raise ConfigError(
-            f"the checkpoint was trained on {trained.get('channels')}-channel images of size {trained.get('image_size')}, "
-            f"but this datamodule gives {now['channels']}-channel {now['image_size']}: set datamodule.image_size and "
-            "datamodule.channels as in training."
+            f"the checkpoint was trained on {trained.get('channels')}-channel images of size "
+            f"{trained.get('image_size')}, but this datamodule gives {now['channels']}-channel {now['image_size']}: "
+            "set datamodule.image_size and datamodule.channels as in training."
         )
 
 

@@ -72,7 +72,7 @@ class ExternalEmbedder:
         """uint8 images (N >= 1, H, W, C) at input_size -> raw embeddings (N, D)."""
         raise NotImplementedError
 
-    def eval(self) -> "ExternalEmbedder":  # the same call as a torch module's, for code that sets eval mode
+    def eval(self) -> ExternalEmbedder:  # the same call as a torch module's, for code that sets eval mode
         return self
 
     def required_face(self) -> dict | None:

@@ -79,7 +79,7 @@ class FaceAntiSpoofing:
     def spec(self) -> dict:
         return {"kind": NAME, "file": FILE, "sha256": self.sha256}
 
-    def eval(self) -> "FaceAntiSpoofing":
+    def eval(self) -> FaceAntiSpoofing:
         return self
 
     def authors_scores(self, crops: np.ndarray) -> np.ndarray:

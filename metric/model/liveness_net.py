@@ -117,7 +117,7 @@ class LivenessNet(nn.Module):
         return {**spec, "fourier_head": True} if self.fourier_head else spec
 
     @classmethod
-    def from_spec(cls, spec: dict) -> "LivenessNet":
+    def from_spec(cls, spec: dict) -> LivenessNet:
         return cls(
             backbone=spec["backbone"],
             in_chans=spec["in_chans"],

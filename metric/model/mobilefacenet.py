@@ -4,7 +4,8 @@ weights read from the TensorFlow Lite file of the weight store (`python -m metri
 The layout is the one the file holds (the TensorFlow MobileFaceNet): a 3x3 stride-2 convolution, a depthwise
 separable convolution, 15 inverted-residual bottlenecks, a 1x1 convolution to 512 channels, a global depthwise
 7x7 convolution (GDC) and two linear 1x1 convolutions to the 192-d embedding. Padding reproduces TensorFlow's SAME
-(asymmetric at stride 2), for the 112 x 112 input the net reads. BatchNorm was folded into the file's biases; here every convolution is followed by a
+(asymmetric at stride 2), for the 112 x 112 input the net reads. BatchNorm was folded into the file's biases; here
+every convolution is followed by a
 BatchNorm holding that bias (mean 0, variance 1 - eps: the identity), so fine-tuning can keep BN frozen, or
 `set_batchnorm_statistics` re-expresses each BN with measured statistics without changing the function.
 PReLU is written in the file as relu(x) + a * (x - |x|); its slope is 2a.

@@ -15,10 +15,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules.base import FINAL_SPLITS, IdentityDataModule
 from datamodules.pk_sampler import PKBatchSampler
+from metric.errors import ConfigError
 from metric.metrics.protocols import embeddings_eer, official_pairs_summary, official_test_pairs
 from metric.model.adapted import AdaptedNet, Projection
 from metric.model.checkpoint import CHECKPOINT_KEY, checkpoint_record, read_checkpoint, write_checkpoint
-from metric.errors import ConfigError
 from metric.model.embedders import ExternalEmbedder
 from metric.modules.metric_loss import MetricLossModule
 from metric.scoring.feature_cache import FeatureCache

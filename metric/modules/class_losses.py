@@ -1,4 +1,5 @@
-"""Identity-classification losses (ArcFace, SubCenterArcFace, CosFace) over the training identities, as embedding losses."""
+"""Identity-classification losses (ArcFace, SubCenterArcFace, CosFace) over the training identities, as embedding
+losses."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ class IdentityClassLoss(nn.Module):
 
     Identity labels in a split are arbitrary integers, so they are mapped to 0..C-1 here; the class weights are
     parameters of this module, so the optimizer trains them with the net. metric.train passes `train_labels`
-    and `embedding_size` (the config checks recognise this class and refuse a miner with it); the rest comes from config (pytorch-metric-learning's margin is in degrees for
+    and `embedding_size` (the config checks recognise this class and refuse a miner with it); the rest comes from
+    config (pytorch-metric-learning's margin is in degrees for
     ArcFace and a cosine offset for CosFace)."""
 
     def __init__(

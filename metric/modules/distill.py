@@ -12,10 +12,10 @@ import torch
 
 from datamodules.normalisation import to_uint8_images
 from metric.errors import ConfigError
-from metric.model.checkpoint import check_same_preprocessing
-from metric.model.adapted import outside_embedder
-from metric.model.embedders import ExternalEmbedder, fingerprint_file
 from metric.metrics.protocols import embeddings_eer
+from metric.model.adapted import outside_embedder
+from metric.model.checkpoint import check_same_preprocessing
+from metric.model.embedders import ExternalEmbedder, fingerprint_file
 from metric.modules.metric_loss import MetricLossModule
 from metric.scoring.embed import Model, embed_batch
 from metric.scoring.feature_cache import FeatureCache, pixel_key

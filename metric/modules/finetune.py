@@ -1,4 +1,5 @@
-"""Fine-tuning a pretrained backbone (`finetune` node, +experiment=finetune): a lower learning rate for the backbone than
+"""Fine-tuning a pretrained backbone (`finetune` node, +experiment=finetune): a lower learning rate for the backbone
+than
 for the new layers, the first blocks frozen, BatchNorm kept in eval mode, warm-up epochs with the backbone frozen,
 and the fallback that keeps the pretrained model when validation does not improve.
 

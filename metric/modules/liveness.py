@@ -1,4 +1,5 @@
-"""The presentation-attack-detection LightningModule: live/spoof loss (plus optional spoof-type, illumination, Fourier heads),
+"""The presentation-attack-detection LightningModule: live/spoof loss (plus optional spoof-type, illumination,
+Fourier heads),
 validation EER each epoch, and the final liveness scores of the best checkpoint on the validation and test splits."""
 
 from __future__ import annotations

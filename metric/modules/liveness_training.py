@@ -1,4 +1,5 @@
-"""Liveness training (`metric.train +experiment=liveness`): check the config, fit, score the best checkpoint on validation
+"""Liveness training (`metric.train +experiment=liveness`): check the config, fit, score the best checkpoint on
+validation
 and test subjects it never saw, calibrate the threshold on validation at the target APCER, store it, and report."""
 
 from __future__ import annotations

@@ -28,8 +28,8 @@ from metric.metrics.calibration import calibrate
 from metric.metrics.protocols import embeddings_eer, official_pairs_summary, official_test_pairs
 from metric.metrics.pseudo_labels import pseudo_label_quality
 from metric.model.checkpoint import face_spec
-from metric.modules.distill import DistillModule, Teacher, build_teacher
 from metric.modules.adapt import AdaptModule
+from metric.modules.distill import DistillModule, Teacher, build_teacher
 from metric.report.self_training import format_rounds
 from metric.report.summary import write_summary
 from metric.scoring.clustering import METHODS, PseudoLabels, check_cluster_settings, pseudo_identities

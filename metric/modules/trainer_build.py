@@ -75,7 +75,8 @@ def optimizer_config(
     optimizer: Callable[..., torch.optim.Optimizer],
     scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None,
 ):
-    """A LightningModule's configure_optimizers answer: the optimizer, with its per-epoch scheduler when there is one."""
+    """A LightningModule's configure_optimizers answer: the optimizer, with its per-epoch scheduler when there is
+    one."""
     built = optimizer(params=parameters)
     if scheduler is None:
         return built

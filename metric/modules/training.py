@@ -21,15 +21,15 @@ from metric.model.checkpoint import store_calibration
 from metric.model.embedders import NOT_DIFFERENTIABLE, ExternalEmbedder
 from metric.model.nets import EmbeddingNet, check_face_input, check_head_args, check_model_args
 from metric.modules.adapt import AdaptModule, adapt_inputs
-from metric.modules.distill import build_teacher, teacher_embedder
 from metric.modules.class_losses import IdentityClassLoss
-from metric.modules.trainer_build import build_trainer, check_torch_settings, fit_and_test_best
+from metric.modules.distill import build_teacher, teacher_embedder
 from metric.modules.embedding import EmbeddingModule
 from metric.modules.liveness import LivenessModule
 from metric.modules.liveness_training import train_liveness
 from metric.modules.metric_loss import MetricLossModule
-from metric.modules.self_training import train_self
 from metric.modules.pair import ADVERSARIAL_NEEDS_METRIC_LOSS, PAIR_TAKES_NO_MINER, PairModule
+from metric.modules.self_training import train_self
+from metric.modules.trainer_build import build_trainer, check_torch_settings, fit_and_test_best
 from metric.report.self_training import format_rounds, rounds_across_folds
 from metric.report.summary import format_cv_table, format_summary, verification_summary, write_summary
 from metric.report.wandb_logger import find_wandb_logger

@@ -11,18 +11,18 @@ from omegaconf import DictConfig
 
 from datamodules.faces.loader import FaceLoader
 from datamodules.images import BadImage
+from datamodules.sources.lfw import read_pairs_file
 from metric.errors import ConfigError, locate_class
 from metric.metrics import verification as V
 from metric.metrics.breakdowns import condition_breakdown, eer_confidence_interval
-from metric.report.liveness_eval import checkpoint_task, liveness_report
 from metric.metrics.calibration import Calibration, calibrate
-from datamodules.sources.lfw import read_pairs_file
 from metric.metrics.protocols import identification, kfold_accuracy
 from metric.metrics.score_grid import grid_from_embeddings
 from metric.model.checkpoint import face_spec
 from metric.model.embedders import ExternalEmbedder
 from metric.report import plots
 from metric.report.files import write_rows_csv, write_scores_csv
+from metric.report.liveness_eval import checkpoint_task, liveness_report
 from metric.report.summary import ScoredPairs, calibration_fields, split_metrics, write_summary
 from metric.scoring.feature_cache import FeatureCache
 from metric.scoring.load import LoadedModel, asked_front_end, load_for_eval, model_label, note_face_override

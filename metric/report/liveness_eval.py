@@ -13,12 +13,12 @@ from datamodules.faces.registry import front_end_from_spec
 from datamodules.liveness import liveness_targets
 from datamodules.normalisation import to_model_input
 from metric.errors import ConfigError, build_from_config, locate_class
-from metric.model.checkpoint import CHECKPOINT_KEY, build_liveness_net, face_spec, read_checkpoint
-from metric.report.liveness import TARGET_APCERS, breakdown_tables, write_liveness_report
 from metric.metrics.liveness import pad_summary
+from metric.model.checkpoint import CHECKPOINT_KEY, build_liveness_net, face_spec, read_checkpoint
 from metric.model.faceantispoofing import NAME as PEER
 from metric.model.faceantispoofing import PREPROCESS, FaceAntiSpoofing
 from metric.model.faceantispoofing import THRESHOLD as PEER_THRESHOLD
+from metric.report.liveness import TARGET_APCERS, breakdown_tables, write_liveness_report
 
 
 def checkpoint_task(path: str | Path) -> str:

@@ -14,7 +14,6 @@ import numpy as np  # noqa: E402
 from datamodules.normalisation import PIXEL_RANGE  # noqa: E402
 from metric.metrics import verification as V  # noqa: E402
 
-
 VERIFICATION_RATES = ("FAR (false accept rate)", "FRR (false reject rate)", "TAR (true accept rate)")
 LIVENESS_RATES = ("APCER (attacks accepted, pooled)", "BPCER (bona fide rejected)", "1 - BPCER")
 
@@ -159,7 +158,8 @@ def identity_and_file(source: str) -> str:
 
 def plot_faces(entries: list[dict], crops: dict[str, np.ndarray], path: Path, count: int = 24) -> None:
     """The face front end at work: each original photo with its detected box and landmarks, beside the aligned
-    crop; photos without a face come first (up to two thirds of the grid). `entries` are detection records ({"source", "box", "landmarks",
+    crop; photos without a face come first (up to two thirds of the grid). `entries` are detection records
+    ({"source", "box", "landmarks",
     "reason", ...}); `crops` maps a source to its aligned crop."""
     from datamodules.images import open_image
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from datamodules.base import IdentityDataModule
-from datamodules.normalisation import NORMALISATION
 from datamodules.faces.frontend import FaceFrontEnd
 from datamodules.faces.registry import front_end_from_spec
+from datamodules.normalisation import NORMALISATION
 from metric.errors import ConfigError, build_from_config, locate_class
 from metric.model.adapted import AdaptedNet, outside_embedder, require_gradients
 from metric.model.checkpoint import (
@@ -78,7 +78,7 @@ class LoadedModel:
         return front_end_from_spec(face_spec(self.preprocess))
 
 
-def asked_front_end(loaded: "LoadedModel", face: Mapping) -> FaceFrontEnd:
+def asked_front_end(loaded: LoadedModel, face: Mapping) -> FaceFrontEnd:
     """The front end a `face` config node asks for, with the settings the checkpoint's outside embedder needs."""
     outside = outside_embedder(loaded.net)
     return embedder_front_end(outside, face) if outside is not None else build_from_config(face)

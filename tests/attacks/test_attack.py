@@ -1,4 +1,5 @@
-"""Adversarial evaluation on a small trained model: eps 0 turns no pair and keeps the clean FAR, success grows with eps, and every
+"""Adversarial evaluation on a small trained model: eps 0 turns no pair and keeps the clean FAR, success grows with
+eps, and every
 perturbation stays within its L-infinity budget and the pixel range."""
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from hydra import compose, initialize_config_dir
 
 from datamodules.normalisation import normalise
 from metric.attacks.run import LinfAttack, run_attack
-from metric.model.checkpoint import build_model, read_checkpoint
 from metric.errors import ConfigError
+from metric.model.checkpoint import build_model, read_checkpoint
 from metric.scoring.matchers import make_matcher
 from tests.conftest import CONF_DIR, TINY_DATA
 

@@ -19,8 +19,8 @@ from metric.attacks.patch import (
     random_views,
     total_variation,
 )
-from metric.attacks.verifier import PairSet, Verifier
 from metric.attacks.run import format_rows, run_attack
+from metric.attacks.verifier import PairSet, Verifier
 from metric.errors import ConfigError
 from metric.model.checkpoint import build_model, read_checkpoint
 from metric.scoring.matchers import make_matcher

@@ -1,4 +1,5 @@
-"""attack=uap on the tiny trained model: eps 0 turns no pair and keeps the clean rate exactly, success grows with eps, crafting sees the
+"""attack=uap on the tiny trained model: eps 0 turns no pair and keeps the clean rate exactly, success grows with
+eps, crafting sees the
 training identities only, a perturbation transfers to a second model, and every bad setting is one error."""
 
 from __future__ import annotations

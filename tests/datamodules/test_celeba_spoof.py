@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from datamodules.liveness import Conditions, liveness_targets, parse_codes, SPOOF_TYPES
+from datamodules.liveness import SPOOF_TYPES, Conditions, liveness_targets, parse_codes
 from datamodules.sources.celeba_spoof import CelebASpoofDataModule, crop_box, read_box
 from metric.errors import ConfigError
 from tests.datamodules.spoof_fixtures import FACE_COLOUR, build_celeba_spoof

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from datamodules.augment import BasicAugment
+from datamodules.records import ImageRecord, take_subset
 from datamodules.sources.celeba import CelebADataModule
 from datamodules.sources.kface import KFaceDataModule, parse_selection, read_box
-from datamodules.records import ImageRecord, take_subset
 from datamodules.sources.synthetic import SyntheticFacesDataModule
 from datamodules.sources.us10k import US10kDataModule, US10kDistractors
-from datamodules.augment import BasicAugment
 from metric.errors import ConfigError
 from metric.modules.training import train
 
@@ -207,7 +207,10 @@ def test_us10k_as_distractors_adds_impostor_identities(tmp_path):
 # -- shared behaviour -----------------------------------------------------------------------------------
 def test_subsets_are_seeded_stable_and_nested():
     records = [ImageRecord(Path(f"p{i}/{j}.png"), f"p{i}") for i in range(300) for j in range(5)]
-    ids = lambda rs: {r.identity for r in rs}
+
+    def ids(rs):
+        return {r.identity for r in rs}
+
     hundred = take_subset(records, max_identities=100)
     assert ids(hundred) == ids(take_subset(records, max_identities=100))
     assert ids(hundred) < ids(take_subset(records, max_identities=200))

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datamodules.split import check_identity_disjoint
-from datamodules.sources.folder import FolderDataModule
 from datamodules.records import natural_key
+from datamodules.sources.folder import FolderDataModule
+from datamodules.split import check_identity_disjoint
 from metric.errors import ConfigError
 from metric.modules.training import train
 from tests.conftest import REPO_ROOT
@@ -48,7 +48,10 @@ def make(root, tmp_path, **kw):
 def test_ordered_split_follows_natural_order(tmp_path):
     dm = make(make_tree(tmp_path / "faces", identities=12), tmp_path, split="ordered", split_counts=[8, 2, 2])
     dm.setup()
-    names = lambda split: sorted({Path(s).parent.name for s in dm.splits[split].sources}, key=natural_key)
+
+    def names(split):
+        return sorted({Path(s).parent.name for s in dm.splits[split].sources}, key=natural_key)
+
     assert names("train") == [f"person{i}" for i in range(1, 9)]
     assert names("val") == ["person9", "person10"] and names("test") == ["person11", "person12"]
     assert dm.splits["train"].images.shape[1:] == (24, 20, 1)

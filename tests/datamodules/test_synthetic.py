@@ -3,10 +3,10 @@
 import numpy as np
 from PIL import Image
 
-from datamodules.split import check_identity_disjoint
 from datamodules.sources.synthetic import SyntheticFacesDataModule, render_identity_images
-from metric.metrics import verification as V
+from datamodules.split import check_identity_disjoint
 from metric.baselines.classical import ClassicalBaseline
+from metric.metrics import verification as V
 from metric.scoring.pairs import pair_scores
 
 

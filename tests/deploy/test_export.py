@@ -12,11 +12,11 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from datamodules.normalisation import to_model_input
 from datamodules.images import read_image
-from metric.model.checkpoint import build_model, read_checkpoint
-from metric.errors import ConfigError
+from datamodules.normalisation import to_model_input
 from metric.deploy.export import count_macs, prune_magnitude, run_export
+from metric.errors import ConfigError
+from metric.model.checkpoint import build_model, read_checkpoint
 from tests.conftest import CONF_DIR, ORL, TINY_DATA
 
 

@@ -282,11 +282,10 @@ def dlib_api(dlib_gallery, tmp_path):
 
 
 def test_thin_images_get_one_clear_400_and_one_cli_line(dlib_api, dlib_spec, tmp_path, capsys):
-    """Issue 30 D2: a 40 x 100000 PNG made the front end resize to width 0 (500); every front end's resize refuses it."""
+    """Issue 30 D2: a 40 x 100000 PNG made the front end resize to width 0 (500); every front end's resize refuses
+    it."""
     from datamodules.faces.dlib_faces import DlibFaces
     from datamodules.faces.mtcnn_faces import MtcnnFaces
-    from datamodules.images import BadImage
-
     from datamodules.faces.weight_store import models_present
 
     thin = Image.new("RGB", (40, 100_000), (128, 128, 128))

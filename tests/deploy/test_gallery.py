@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from metric.errors import ConfigError
 from metric.deploy.gallery import Gallery
-from metric.gallery import main as cli
 from metric.deploy.gallery.search import ExactIndex, FaissIndex
 from metric.deploy.gallery.store import FORMAT_VERSION, GalleryStore
+from metric.errors import ConfigError
+from metric.gallery import main as cli
 from tests.conftest import REPO_ROOT
 
 

@@ -21,7 +21,8 @@ def test_summary_matches_a_hand_computation():
     ]
     summary = aggregate_folds(per_fold)
     # by hand: mean 0.2; deviations -0.1, 0, 0.1 -> sample variance 0.02 / 2 = 0.01 -> std 0.1;
-    # 95% CI: 0.2 -+ t(0.975, 2) * 0.1 / sqrt(3) = 0.2 -+ 4.302653 * 0.057735 = 0.2 -+ 0.248414 -> [0 (clipped), 0.448414]
+    # 95% CI: 0.2 -+ t(0.975, 2) * 0.1 / sqrt(3) = 0.2 -+ 4.302653 * 0.057735 = 0.2 -+ 0.248414 -> [0 (clipped),
+    # 0.448414]
     assert summary["test_eer"] == pytest.approx(0.2)
     assert summary["test_eer_std"] == pytest.approx(0.1)
     assert summary["test_eer_ci95"] == pytest.approx([0.0, 0.2 + 4.302653 * 0.1 / math.sqrt(3)])

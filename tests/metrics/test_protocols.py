@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from metric.errors import ConfigError
 from datamodules.sources.lfw import read_pairs_file
+from metric.errors import ConfigError
 from metric.metrics.protocols import identification, kfold_accuracy
 from metric.scoring.matchers import make_matcher
 

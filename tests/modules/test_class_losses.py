@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from metric.modules.class_losses import IdentityClassLoss
 from metric.errors import ConfigError
+from metric.modules.class_losses import IdentityClassLoss
 
 
 @pytest.mark.parametrize("kind", ["arcface", "subcenter_arcface", "cosface"])

@@ -15,9 +15,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from metric.errors import build_from_config
 from metric.metrics import verification as V
 from metric.model.checkpoint import build_model, read_checkpoint
-from metric.errors import build_from_config
 from metric.scoring.embed import embed_images
 from metric.scoring.pairs import pair_scores
 from tests.conftest import REPO_ROOT, TINY_DATA

@@ -18,8 +18,8 @@ from datamodules.mixing import BatchMix, MixedBatch, cutmix_box
 from datamodules.normalisation import INPUT_RANGE, to_model_input
 from metric.errors import ConfigError
 from metric.model.heads import LogisticDistanceHead
-from metric.modules.liveness_training import train_liveness
 from metric.modules.class_losses import IdentityClassLoss
+from metric.modules.liveness_training import train_liveness
 from metric.modules.mixing import check_soft_targets, interpolated_metric_loss, soft_pair_loss, soft_pair_targets
 from metric.modules.pair import PairModule
 from metric.modules.training import build, check_config, train

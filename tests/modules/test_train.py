@@ -8,11 +8,11 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from metric.metrics import verification as V
-from metric.scoring.pairs import pair_scores
 from metric.baselines.classical import ClassicalBaseline
 from metric.errors import ConfigError
+from metric.metrics import verification as V
 from metric.modules.training import build, train
+from metric.scoring.pairs import pair_scores
 from metric.train import accept_plus_overrides
 from tests.conftest import CONF_DIR, TINY_LIVENESS, orl_subset, require_weights
 

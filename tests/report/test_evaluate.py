@@ -92,8 +92,8 @@ def test_foreign_checkpoint_stops_evaluation(tmp_path, data_dir):
 
 
 def test_kface_conditions_break_down_errors(make_cfg, tmp_path, data_dir):
-    from tests.datamodules.test_datasets import make_kface
     from metric.modules.training import train
+    from tests.datamodules.test_datasets import make_kface
 
     root = make_kface(tmp_path / "kface")
     common = [

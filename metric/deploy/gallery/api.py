@@ -153,7 +153,7 @@ class Gallery:
         liveness: str | Path | None = None,
         enrolling: bool = False,
         accept_new_threshold: bool = False,
-    ) -> "Gallery":
+    ) -> Gallery:
         """Open a gallery; with ckpt, create it if missing, and refuse a checkpoint (weights or face front end) other
         than the gallery's. detect=False: the images given are already aligned face crops. `liveness`: a liveness
         checkpoint that gates every image (`enrolling=True` records it as the gallery's guard); without it, the guard

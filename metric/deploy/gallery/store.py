@@ -1,4 +1,5 @@
-"""The gallery file: one SQLite database (WAL) of identities and templates, the model fingerprint, matcher and threshold.
+"""The gallery file: one SQLite database (WAL) of identities and templates, the model fingerprint, matcher and
+threshold.
 
 Each identity's template is kept as the sum of its image embeddings and their count, so enrolling more
 images later updates the mean exactly; the searchable template is that sum, normalised. Every change is

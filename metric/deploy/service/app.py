@@ -1,4 +1,5 @@
-"""The FastAPI application over one gallery: the /v1 routes, API-key scopes, bounded uploads, the audit log, the web page
+"""The FastAPI application over one gallery: the /v1 routes, API-key scopes, bounded uploads, the audit log, the web
+page
 and one JSON error shape. Every decision goes through the gallery's own code (front end, embedder, threshold, gate)."""
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from datamodules.faces.frontend import NoFace
 from datamodules.images import BadImage
 from metric.deploy.gallery import Gallery
 from metric.deploy.gallery.store import IdentityExists, identity_name
-from metric.deploy.probe import SeveralFaces, named
 from metric.deploy.liveness import LivenessCheck, SpoofDetected
+from metric.deploy.probe import SeveralFaces, named
 from metric.deploy.service.audit import AuditLog
 from metric.deploy.service.batching import EmbedBatcher
 from metric.deploy.service.keys import KeyRecord, KeyStore, allows
@@ -189,7 +190,7 @@ class BodyLimit:
             while more:
                 try:
                     message = await asyncio.wait_for(receive(), self.timeout_s)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     return await error_response(
                         408, "timeout", f"the request body stalled for {self.timeout_s:g} s; send it at once."
                     )(scope, receive, send)
