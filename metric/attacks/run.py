@@ -20,7 +20,8 @@ from metric.attacks.purify import build_purifier
 from metric.attacks.transfer import Transfer, crop_warp, same_crop
 from metric.attacks.uap import UapAttack, format_uap_rows, load_transfer, run_uap
 from metric.attacks.verifier import PairSet, Verifier
-from metric.errors import ConfigError, build_from_config
+from metric.config_factory import build_from_config
+from metric.errors import ConfigError
 from metric.metrics.protocols import embeddings_eer
 from metric.report.plots import plot_probe_rows, plot_success_curves
 from metric.scoring.load import LoadedModel, attach_datamodule, load_for_eval

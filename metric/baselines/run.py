@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 
 from datamodules.folds import CrossValidation, CVFold
 from metric.baselines.classical import ClassicalBaseline
-from metric.errors import build_from_config
+from metric.config_factory import build_from_config
 from metric.metrics.cross_validation import cross_validate
 from metric.report.summary import verification_summary
 from metric.scoring.feature_cache import FeatureCache

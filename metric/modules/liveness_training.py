@@ -10,7 +10,8 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 
 from datamodules.liveness import LivenessData
-from metric.errors import ConfigError, build_from_config, locate_class
+from metric.config_factory import build_from_config, locate_class
+from metric.errors import ConfigError
 from metric.metrics.liveness import pad_rates, threshold_at_apcer
 from metric.model.checkpoint import store_liveness_threshold
 from metric.model.liveness_net import LivenessNet

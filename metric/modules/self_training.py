@@ -23,7 +23,8 @@ from datamodules.folds import CVFold
 from datamodules.images import as_array, resize
 from datamodules.sources.unlabeled import UnlabeledData, UnlabeledSource
 from datamodules.split import IdentitySplit
-from metric.errors import ConfigError, build_from_config, locate_class
+from metric.config_factory import build_from_config, locate_class
+from metric.errors import ConfigError
 from metric.metrics.calibration import calibrate
 from metric.metrics.protocols import embeddings_eer, official_pairs_summary, official_test_pairs
 from metric.metrics.pseudo_labels import pseudo_label_quality

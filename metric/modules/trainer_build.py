@@ -10,7 +10,8 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from metric.errors import ConfigError, build_from_config
+from metric.config_factory import build_from_config
+from metric.errors import ConfigError
 from metric.modules.distributed import end_process_group
 
 

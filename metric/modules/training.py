@@ -14,7 +14,8 @@ from datamodules.base import IdentityDataModule
 from datamodules.folds import CrossValidation, CVFold
 from datamodules.pk_sampler import check_pk_fits
 from datamodules.split import IdentitySplit
-from metric.errors import ConfigError, build_from_config, locate_class
+from metric.config_factory import build_from_config, locate_class
+from metric.errors import ConfigError
 from metric.metrics.cross_validation import cross_validate
 from metric.metrics.protocols import official_pairs_summary, official_test_pairs
 from metric.model.checkpoint import store_calibration

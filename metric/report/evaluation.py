@@ -12,7 +12,8 @@ from omegaconf import DictConfig
 from datamodules.faces.loader import FaceLoader
 from datamodules.images import BadImage
 from datamodules.sources.lfw import read_pairs_file
-from metric.errors import ConfigError, locate_class
+from metric.config_factory import locate_class
+from metric.errors import ConfigError
 from metric.metrics import verification as V
 from metric.metrics.breakdowns import condition_breakdown, eer_confidence_interval
 from metric.metrics.calibration import Calibration, calibrate

@@ -12,7 +12,8 @@ from omegaconf import DictConfig
 from datamodules.faces.registry import front_end_from_spec
 from datamodules.liveness import liveness_targets
 from datamodules.normalisation import to_model_input
-from metric.errors import ConfigError, build_from_config, locate_class
+from metric.config_factory import build_from_config, locate_class
+from metric.errors import ConfigError
 from metric.metrics.liveness import pad_summary
 from metric.model.checkpoint import CHECKPOINT_KEY, build_liveness_net, face_spec, read_checkpoint
 from metric.model.faceantispoofing import NAME as PEER

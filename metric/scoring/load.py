@@ -20,7 +20,8 @@ from datamodules.base import IdentityDataModule
 from datamodules.faces.frontend import FaceFrontEnd
 from datamodules.faces.registry import front_end_from_spec
 from datamodules.normalisation import NORMALISATION
-from metric.errors import ConfigError, build_from_config, locate_class
+from metric.config_factory import build_from_config, locate_class
+from metric.errors import ConfigError
 from metric.model.adapted import AdaptedNet, outside_embedder, require_gradients
 from metric.model.checkpoint import (
     CHECKPOINT_KEY,

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from metric.errors import ConfigError, build_from_config, locate_class
+from metric.config_factory import build_from_config, locate_class
+from metric.errors import ConfigError
 from metric.model.heads import LogisticDistanceHead
 
 NEEDS_HEAD = (

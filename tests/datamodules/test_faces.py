@@ -457,7 +457,7 @@ def test_a_stricter_detection_rate_applies_to_a_cached_split(pasted, front_end, 
 
 
 def test_the_face_group_configures_the_datamodule(tmp_path, data_dir, front_end):
-    from metric.errors import build_from_config
+    from metric.config_factory import build_from_config
     from tests.conftest import compose_train
 
     default = compose_train([], tmp_path, data_dir)

@@ -63,7 +63,7 @@ def test_cv_requests_every_fold_or_the_one_named():
 
 
 def test_the_cv_config_group_builds_the_plan(tmp_path, data_dir):
-    from metric.errors import build_from_config
+    from metric.config_factory import build_from_config
     from tests.conftest import compose_train
 
     cfg = compose_train(["cv.folds=4", "cv.fold=3", "cv.seed=5"], tmp_path, data_dir)

@@ -144,7 +144,7 @@ def test_a_missing_required_key_is_one_line_naming_it(group, option):
     before anything is built (no TypeError from deep inside Hydra's instantiate)."""
     from omegaconf import OmegaConf
 
-    from metric.errors import build_from_config
+    from metric.config_factory import build_from_config
 
     node = OmegaConf.load(REPO_ROOT / "conf" / group / f"{option}.yaml")
     node.pop("defaults", None)

@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from metric.errors import build_from_config
+from metric.config_factory import build_from_config
 from metric.metrics import verification as V
 from metric.model.checkpoint import build_model, read_checkpoint
 from metric.scoring.embed import embed_images

@@ -111,7 +111,7 @@ def test_unlabeled_settings_are_checked():
 
 @pytest.fixture
 def tiny_datamodule(make_cfg):
-    from metric.errors import build_from_config
+    from metric.config_factory import build_from_config
 
     datamodule = build_from_config(make_cfg().datamodule)
     datamodule.setup("fit")
