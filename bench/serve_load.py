@@ -58,6 +58,7 @@ REPO = Path(__file__).resolve().parents[1]
 SIZE = 32
 MAX_BUSY_RETRIES = 120  # an enrollment refused with 503 this many times in a row is given up (and counted)
 TARGETS = {"ratio": 0.8, "p99_ms": 200.0}
+WARMUP = 20  # verify calls that warm the server up before the levels (they are in its audit log)
 
 
 # the model and the uploads --------------------------------------------------------------------------------------
@@ -552,7 +553,7 @@ def print_levels(levels: list[dict], peak: dict) -> None:
             )
 
 
-def main() -> None:
+def bench_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--concurrency",
@@ -596,20 +597,96 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=30.0, help="client timeout per request (s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="also write every figure to this JSON file")
+    return parser
+
+
+def parse_args() -> argparse.Namespace:
+    """The command line, checked (one line and exit 2 when a value cannot work)."""
+    parser = bench_parser()
     args = parser.parse_args()
     if min(args.concurrency) < 1 or args.duration <= 0 or args.enroll < 0 or args.max_requests < 1:
         parser.error("--concurrency values and --max-requests must be >= 1, --duration > 0 and --enroll >= 0")
     if args.torch_threads < 0:
         parser.error("--torch-threads must be >= 0")
-    if args.torch_threads:
-        torch.set_num_threads(args.torch_threads)
+    return args
+
+
+@dataclass
+class Workload:
+    """What every level offers: the uploads, the verify targets, the enrollments and each level's share of them."""
+
+    pngs: list[bytes]
+    targets: list[str]
+    enroller: Enroller
+    quotas: list[int]
+    load_before: tuple[float, float, float] | None
+
+
+@dataclass
+class Measured:
+    """What one run measured: the levels, the direct baseline before and after them, the server and the gallery."""
+
+    levels: list[dict]
+    first: tuple[int, float]
+    second: tuple[int, float]
+    stopped: str
+    integrity: dict
+    server_errors: list[str]
+
+
+def make_workload(args: argparse.Namespace) -> Workload:
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     pngs = photo_uploads(args.photos, args.images) if args.photos else make_pngs(args.images, args.seed)
     targets = [f"target-{i:02d}" for i in range(args.targets)]
     enroller = Enroller(args.enroll, pngs, args.seed + 1)
     share, extra = divmod(args.enroll, len(args.concurrency))
     quotas = [share + (i < extra) for i in range(len(args.concurrency))]
+    return Workload(pngs, targets, enroller, quotas, load_before)
 
+
+def print_setup(args: argparse.Namespace, work: Workload, ready: float) -> None:
+    model = (
+        f"the bundle {args.ckpt} (decisions are not checked)"
+        if args.ckpt
+        else f"{args.backbone} EmbeddingNet, {args.dim}-d, UNTRAINED (speed only: accuracy is irrelevant, "
+        "decisions are not checked)"
+    )
+    uploads = f"photos from {args.photos}" if args.photos else f"{SIZE}x{SIZE} RGB PNG uploads"
+    print(
+        f"serve_load: {model}; {uploads} ({len(work.pngs)} distinct, "
+        f"~{np.mean([len(p) for p in work.pngs]) / 1024:.1f} KiB)"
+    )
+    print(
+        f"server: --workers {args.workers} --queue {args.queue} --batch {args.batch} on 127.0.0.1 "
+        f"(ready in {ready:.1f} s); {os.cpu_count()} CPUs; "
+        f"torch intra-op threads {args.torch_threads or 'default'} in the server, "
+        f"{torch.get_num_threads()} in the direct baseline; load average "
+        f"{' '.join(f'{v:.2f}' for v in work.load_before) if work.load_before else 'n/a'}"
+    )
+    print(
+        f"load: {args.duration:g} s per level; 1 enrollment client beside the verify clients, "
+        f"{args.enroll} identities spread over the levels ({work.quotas[0]} per level, paced evenly)"
+    )
+
+
+def load_levels(
+    args: argparse.Namespace, work: Workload, url: str, key: str, server: subprocess.Popen, direct: Gallery
+) -> tuple[list[dict], tuple[int, float], tuple[int, float]]:
+    """The levels of verify load, between the two halves of the direct baseline."""
+    half = args.duration / 2
+    first = direct_verify(direct, work.targets, work.pngs, half, warmup=10)
+    meter = CpuMeter(server.pid)
+    levels = []
+    for concurrency, quota in zip(args.concurrency, work.quotas):
+        levels.append(
+            asyncio.run(run_level(url, key, concurrency, args, work.targets, work.pngs, work.enroller, quota, meter))
+        )
+    second = direct_verify(direct, work.targets, work.pngs, half, warmup=2)
+    return levels, first, second
+
+
+def measure(args: argparse.Namespace, work: Workload) -> Measured:
+    """Start the server on a new gallery, run the baseline and the levels, stop it and check the gallery file."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         ckpt, db, log = tmp / "bench.ckpt", tmp / "bench.db", tmp / "server.log"
@@ -625,41 +702,11 @@ def main() -> None:
         try:
             ready = wait_ready(url, server, log)
             key = read_key(keys)
-            warmup = 20
-            asyncio.run(prepare(url, key, targets, pngs, warmup=warmup, timeout=args.timeout))
+            asyncio.run(prepare(url, key, work.targets, work.pngs, warmup=WARMUP, timeout=args.timeout))
             copy_gallery(db, tmp / "direct.db")
             direct = Gallery.open(tmp / "direct.db", ckpt=ckpt)
-            model = (
-                f"the bundle {args.ckpt} (decisions are not checked)"
-                if args.ckpt
-                else f"{args.backbone} EmbeddingNet, {args.dim}-d, UNTRAINED (speed only: accuracy is irrelevant, "
-                "decisions are not checked)"
-            )
-            uploads = f"photos from {args.photos}" if args.photos else f"{SIZE}x{SIZE} RGB PNG uploads"
-            print(
-                f"serve_load: {model}; {uploads} ({len(pngs)} distinct, "
-                f"~{np.mean([len(p) for p in pngs]) / 1024:.1f} KiB)"
-            )
-            print(
-                f"server: --workers {args.workers} --queue {args.queue} --batch {args.batch} on 127.0.0.1 "
-                f"(ready in {ready:.1f} s); {os.cpu_count()} CPUs; "
-                f"torch intra-op threads {args.torch_threads or 'default'} in the server, "
-                f"{torch.get_num_threads()} in the direct baseline; load average "
-                f"{' '.join(f'{v:.2f}' for v in load_before) if load_before else 'n/a'}"
-            )
-            print(
-                f"load: {args.duration:g} s per level; 1 enrollment client beside the verify clients, "
-                f"{args.enroll} identities spread over the levels ({quotas[0]} per level, paced evenly)"
-            )
-            half = args.duration / 2
-            first = direct_verify(direct, targets, pngs, half, warmup=10)
-            meter = CpuMeter(server.pid)
-            levels = []
-            for concurrency, quota in zip(args.concurrency, quotas):
-                levels.append(
-                    asyncio.run(run_level(url, key, concurrency, args, targets, pngs, enroller, quota, meter))
-                )
-            second = direct_verify(direct, targets, pngs, half, warmup=2)
+            print_setup(args, work, ready)
+            levels, first, second = load_levels(args, work, url, key, server, direct)
             direct.close()
             stopped = stop_server(server)
         finally:
@@ -667,11 +714,16 @@ def main() -> None:
                 if process.poll() is None:
                     process.kill()
                     process.wait()
-        integrity = check_integrity(db, targets, enroller)
+        integrity = check_integrity(db, work.targets, work.enroller)
         server_errors = [
             line for line in log.read_text(errors="replace").splitlines() if "Traceback" in line or "ERROR" in line
         ]
+    return Measured(levels, first, second, stopped, integrity, server_errors)
 
+
+def summarize(run: Measured) -> dict:
+    """The figures the targets are judged on: the direct rate, the peak level, the knee, errors and 503s."""
+    levels, first, second = run.levels, run.first, run.second
     direct_rate = (first[0] + second[0]) / (first[1] + second[1])
     peak = max(levels, key=lambda level: level["verify_per_s"])
     knee = min(
@@ -685,12 +737,26 @@ def main() -> None:
         for kind in ("verify", "enroll")
     )
     busy = sum(level[kind]["busy_503"] for level in levels for kind in ("verify", "enroll"))
+    met = {"ratio": ratio >= TARGETS["ratio"], "p99": peak["p99_ms"] < TARGETS["p99_ms"], "errors": errors == 0}
+    return {
+        "direct_rate": direct_rate,
+        "peak": peak,
+        "knee": knee,
+        "ratio": ratio,
+        "errors": errors,
+        "busy": busy,
+        "met": met,
+    }
 
+
+def print_figures(run: Measured, figures: dict) -> None:
+    peak, knee, ratio, met = figures["peak"], figures["knee"], figures["ratio"], figures["met"]
+    first, second = run.first, run.second
     print()
-    print_levels(levels, peak)
+    print_levels(run.levels, peak)
     print(
         f"direct Python API (decode_upload + Gallery.verify in one calling thread of this process, torch "
-        f"{torch.get_num_threads()} intra-op threads): {direct_rate:.1f} calls/s "
+        f"{torch.get_num_threads()} intra-op threads): {figures['direct_rate']:.1f} calls/s "
         f"({first[0] / first[1]:.1f} before the load, {second[0] / second[1]:.1f} after)"
     )
     print(
@@ -698,25 +764,27 @@ def main() -> None:
         f"p99 {peak['p99_ms']:.1f} ms; within 5% of the peak from {knee['concurrency']} clients "
         f"({knee['verify_per_s']:.1f}/s, p99 {knee['p99_ms']:.1f} ms)"
     )
-    met = {"ratio": ratio >= TARGETS["ratio"], "p99": peak["p99_ms"] < TARGETS["p99_ms"], "errors": errors == 0}
     print(
         f"targets at the peak: service/direct >= {TARGETS['ratio']}: {'met' if met['ratio'] else 'MISSED'} "
         f"({ratio:.2f}); p99 < {TARGETS['p99_ms']:.0f} ms: {'met' if met['p99'] else 'MISSED'} "
-        f"({peak['p99_ms']:.1f}); no errors besides 503s: {'met' if met['errors'] else 'MISSED'} ({errors} errors, "
-        f"{busy} deliberate 503s)"
+        f"({peak['p99_ms']:.1f}); no errors besides 503s: {'met' if met['errors'] else 'MISSED'} "
+        f"({figures['errors']} errors, {figures['busy']} deliberate 503s)"
     )
-    others = [level["cpu"]["other"] for level in levels if level["cpu"]]
+    others = [level["cpu"]["other"] for level in run.levels if level["cpu"]]
     if others and max(others) > 20:
         print(
             f"note: other processes used up to {max(others):.0f}% of a core during the load: the figures are "
             "disturbed by them."
         )
 
-    i = integrity
+
+def print_integrity(run: Measured) -> bool:
+    """The gallery file's check and the audit log against what took effect; whether the gallery is sound."""
+    i = run.integrity
     sound = (
         i["integrity_check"] == "ok" and not i["missing"] and not i["wrong_count"] and not i["present_never_confirmed"]
     )
-    print(f"server {stopped}; {len(server_errors)} error lines in its log")
+    print(f"server {run.stopped}; {len(run.server_errors)} error lines in its log")
     print(
         f"integrity: PRAGMA integrity_check {i['integrity_check']}; {i['present']} identities present = "
         f"{i['targets']} targets + {i['confirmed']} confirmed enrollments; missing {len(i['missing'])}, wrong image "
@@ -725,7 +793,7 @@ def main() -> None:
         f"not attempted {i['not_attempted']}; audit rows {i['audit_rows']} -> {'sound' if sound else 'NOT SOUND'}"
     )
     answered = {
-        "verify": warmup + sum(level["verify"]["ok"] for level in levels),
+        "verify": WARMUP + sum(level["verify"]["ok"] for level in run.levels),
         "enroll": i["targets"] + i["confirmed"] + len(i["present_unknown_outcome"]),
     }
     print(
@@ -739,38 +807,45 @@ def main() -> None:
     for kind in ("missing", "wrong_count", "present_never_confirmed"):
         if i[kind]:
             print(f"  {kind}: {', '.join(i[kind][:10])}{' ...' if len(i[kind]) > 10 else ''}")
+    return sound
 
+
+def write_figures(args: argparse.Namespace, work: Workload, run: Measured, figures: dict, sound: bool) -> None:
+    peak, knee = figures["peak"], figures["knee"]
+    report = {
+        "config": {k: v for k, v in vars(args).items() if k != "out"},
+        "load_average_before": work.load_before,
+        "levels": run.levels,
+        "direct": {"calls_per_s": figures["direct_rate"], "before": run.first, "after": run.second},
+        "peak": {
+            "concurrency": peak["concurrency"],
+            "verify_per_s": peak["verify_per_s"],
+            "ratio": figures["ratio"],
+            "p99_ms": peak["p99_ms"],
+        },
+        "knee": {"concurrency": knee["concurrency"], "verify_per_s": knee["verify_per_s"], "p99_ms": knee["p99_ms"]},
+        "targets": figures["met"],
+        "errors": figures["errors"],
+        "busy_503": figures["busy"],
+        "server": run.stopped,
+        "server_error_lines": run.server_errors,
+        "integrity": {**run.integrity, "sound": sound},
+    }
+    Path(args.out).write_text(json.dumps(report, indent=2, default=float))
+    print(f"wrote {args.out}")
+
+
+def main() -> None:
+    args = parse_args()
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+    work = make_workload(args)
+    run = measure(args, work)
+    figures = summarize(run)
+    print_figures(run, figures)
+    sound = print_integrity(run)
     if args.out:
-        Path(args.out).write_text(
-            json.dumps(
-                {
-                    "config": {k: v for k, v in vars(args).items() if k != "out"},
-                    "load_average_before": load_before,
-                    "levels": levels,
-                    "direct": {"calls_per_s": direct_rate, "before": first, "after": second},
-                    "peak": {
-                        "concurrency": peak["concurrency"],
-                        "verify_per_s": peak["verify_per_s"],
-                        "ratio": ratio,
-                        "p99_ms": peak["p99_ms"],
-                    },
-                    "knee": {
-                        "concurrency": knee["concurrency"],
-                        "verify_per_s": knee["verify_per_s"],
-                        "p99_ms": knee["p99_ms"],
-                    },
-                    "targets": met,
-                    "errors": errors,
-                    "busy_503": busy,
-                    "server": stopped,
-                    "server_error_lines": server_errors,
-                    "integrity": {**integrity, "sound": sound},
-                },
-                indent=2,
-                default=float,
-            )
-        )
-        print(f"wrote {args.out}")
+        write_figures(args, work, run, figures, sound)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,4 @@
-"""The one SQLite transaction of the deploy room: BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error, under a lock
-shared by the threads that use one connection (the gallery store, the service's keys and audit log); and how the
-times those tables store (epoch seconds) read on the command line."""
+"""SQLite helpers for the gallery store and the service: one transaction, a table on a shared connection, times."""
 
 from __future__ import annotations
 
@@ -13,9 +11,9 @@ from contextlib import contextmanager
 
 @contextmanager
 def transaction(db: sqlite3.Connection, lock: threading.RLock) -> Iterator[sqlite3.Connection]:
-    """Nothing half-written: the block's writes all land, or none does; another writer is waited out up to the
-    connection's timeout. A transaction opened inside another (an audit row written with the change it records)
-    joins it and commits with it."""
+    """BEGIN IMMEDIATE ... COMMIT under `lock` (shared by the threads of one connection), or ROLLBACK on any error:
+    the block's writes all land, or none does; another writer is waited out up to the connection's timeout. A
+    transaction opened inside another (an audit row written with the change it records) joins it and commits with it."""
     with lock:
         if db.in_transaction:  # called inside this thread's open transaction (the lock is held): join it
             yield db
@@ -27,6 +25,19 @@ def transaction(db: sqlite3.Connection, lock: threading.RLock) -> Iterator[sqlit
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+
+
+class SharedTable:
+    """One table of an open connection (isolation_level=None) that threads share under one lock: its SCHEMA
+    (CREATE TABLE IF NOT EXISTS ...) is made, in one transaction, when it is opened."""
+
+    SCHEMA: str = ""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock | None = None):
+        self.db = db
+        self.lock = lock if lock is not None else threading.RLock()  # pass GalleryStore.lock when sharing its db
+        with transaction(db, self.lock):
+            db.execute(self.SCHEMA)
 
 
 def stored_time(at: float | None) -> str:

@@ -71,6 +71,7 @@ class Verifier(ProbeReader):
         self.matcher = matcher
         self.threshold = threshold
         self.liveness = liveness
+        self.embedder: Callable[[np.ndarray], np.ndarray] = self.embed_net  # embed_through() replaces it
 
     @classmethod
     def from_checkpoint(
@@ -98,9 +99,17 @@ class Verifier(ProbeReader):
         """The decision for an image the gate rejected: nothing was matched."""
         return Verification(math.nan, self.threshold, False, self.matcher.name, check)
 
-    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """Embeddings of model inputs (N, H, W, C) uint8; the service swaps in a micro-batcher here."""
+    def embed_net(self, pixels: np.ndarray) -> np.ndarray:
+        """Embeddings of model inputs (N, H, W, C) uint8 from one forward pass of the net."""
         return embed_images(self.net, pixels)
+
+    def embed_through(self, embedder: Callable[[np.ndarray], np.ndarray]) -> None:
+        """Send every later embedding through `embedder` (the service's micro-batcher, which calls embed_net)."""
+        self.embedder = embedder
+
+    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Embeddings of model inputs (N, H, W, C) uint8: by embed_net, or the embedder given to embed_through."""
+        return self.embedder(pixels)
 
     def embed(self, images: list[ImageInput]) -> torch.Tensor:
         return torch.from_numpy(self.embed_pixels(np.stack([self.load(i) for i in images])))

@@ -21,7 +21,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from metric.deploy.gallery.store import GalleryStore
-from metric.deploy.service.app import Service, ServiceConfig, create_app
+from metric.deploy.service.app import create_app
+from metric.deploy.service.state import Service, ServiceConfig
 from metric.deploy.service.uploads import UploadLimits
 from metric.errors import ConfigError
 from metric.model.checkpoint import CHECKPOINT_KEY

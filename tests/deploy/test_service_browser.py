@@ -158,6 +158,82 @@ def face(person: int, image: int) -> str:
     return str(ORL / f"s{person}" / f"{image}.pgm")
 
 
+def every_control_is_labelled(page) -> None:
+    assert page.title()
+    for control in (
+        "key",
+        "enroll-name",
+        "enroll-files",
+        "verify-identity",
+        "verify-file",
+        "identify-file",
+        "identify-topk",
+    ):  # every control has a label
+        assert page.locator(f"label[for='{control}']").count() == 1, control
+
+
+def enroll_two_people(page) -> None:
+    page.fill("#enroll-name", "s1")
+    page.set_input_files("#enroll-files", [face(1, 1), face(1, 2)])
+    assert "2 images" in submitted_ok(page, "enroll")
+    page.fill("#enroll-name", "s2")
+    page.set_input_files("#enroll-files", [face(2, 1)])
+    assert "1 image" in submitted_ok(page, "enroll")
+
+
+def verify_genuine_and_impostor(page) -> None:
+    page.fill("#verify-identity", "s1")
+    page.set_input_files("#verify-file", face(1, 5))
+    genuine = submitted_ok(page, "verify")
+    assert page.inner_text("#verify-decision") == "ACCEPT", genuine
+    assert "≥ threshold" in page.inner_text("#verify-score")
+    assert "liveness not checked" in genuine  # this gallery has no liveness gate
+
+    page.set_input_files("#verify-file", face(3, 5))
+    impostor = submitted_ok(page, "verify")
+    assert page.inner_text("#verify-decision") == "REJECT", impostor
+    assert "< threshold" in page.inner_text("#verify-score")
+
+
+def identify_among_the_enrolled(page) -> None:
+    page.set_input_files("#identify-file", face(2, 5))
+    page.fill("#identify-topk", "2")
+    found = submitted_ok(page, "identify")
+    assert page.inner_text("#identify-best") == "s2", found
+    ranked = page.locator("#identify-matches li").all_inner_texts()
+    assert len(ranked) == 2 and ranked[0].startswith("s2:"), ranked
+    assert "liveness not checked" in found
+
+
+def no_camera_and_an_api_error_are_shown(page) -> None:
+    # no camera here (headless, no device): the page says so instead of failing silently
+    page.click("#verify-camera")
+    page.wait_for_function(
+        "() => /camera/i.test(document.getElementById('verify-camera-note').textContent)",
+        timeout=ACTION_TIMEOUT_MS,
+    )
+    assert page.is_disabled("#verify-capture")
+
+    # an API error is shown with its message
+    page.fill("#verify-identity", "nobody")
+    missing = submit(page, "verify")
+    assert page.locator("#verify-result .error").count() == 1 and "not enrolled" in missing, missing
+
+
+def the_key_is_kept_in_memory_only(page, key: str) -> None:
+    # the key lived in memory only, and clearing the field forgets it
+    stored = page.evaluate("""() => ({
+        local: Object.keys(localStorage).map(k => k + '=' + localStorage.getItem(k)).join(';'),
+        session: Object.keys(sessionStorage).map(k => k + '=' + sessionStorage.getItem(k)).join(';'),
+        cookie: document.cookie })""")
+    assert stored == {"local": "", "session": "", "cookie": ""}, stored
+    assert key not in str(stored)
+    page.fill("#key", "")
+    page.fill("#verify-identity", "s1")
+    forgotten = submit(page, "verify")
+    assert "API key" in forgotten and page.locator("#verify-decision").count() == 0, forgotten
+
+
 def test_enroll_verify_identify_through_the_page(server, chromium, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -167,73 +243,14 @@ def test_enroll_verify_identify_through_the_page(server, chromium, tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             page.goto(server.url + "/")
-            assert page.title()
-            for control in (
-                "key",
-                "enroll-name",
-                "enroll-files",
-                "verify-identity",
-                "verify-file",
-                "identify-file",
-                "identify-topk",
-            ):  # every control has a label
-                assert page.locator(f"label[for='{control}']").count() == 1, control
-
+            every_control_is_labelled(page)
             page.fill("#key", server.key)
-
-            page.fill("#enroll-name", "s1")
-            page.set_input_files("#enroll-files", [face(1, 1), face(1, 2)])
-            assert "2 images" in submitted_ok(page, "enroll")
-            page.fill("#enroll-name", "s2")
-            page.set_input_files("#enroll-files", [face(2, 1)])
-            assert "1 image" in submitted_ok(page, "enroll")
-
-            page.fill("#verify-identity", "s1")
-            page.set_input_files("#verify-file", face(1, 5))
-            genuine = submitted_ok(page, "verify")
-            assert page.inner_text("#verify-decision") == "ACCEPT", genuine
-            assert "≥ threshold" in page.inner_text("#verify-score")
-            assert "liveness not checked" in genuine  # this gallery has no liveness gate
-
-            page.set_input_files("#verify-file", face(3, 5))
-            impostor = submitted_ok(page, "verify")
-            assert page.inner_text("#verify-decision") == "REJECT", impostor
-            assert "< threshold" in page.inner_text("#verify-score")
-
-            page.set_input_files("#identify-file", face(2, 5))
-            page.fill("#identify-topk", "2")
-            found = submitted_ok(page, "identify")
-            assert page.inner_text("#identify-best") == "s2", found
-            ranked = page.locator("#identify-matches li").all_inner_texts()
-            assert len(ranked) == 2 and ranked[0].startswith("s2:"), ranked
-            assert "liveness not checked" in found
-
+            enroll_two_people(page)
+            verify_genuine_and_impostor(page)
+            identify_among_the_enrolled(page)
             page.screenshot(path=str(shot), full_page=True)
-
-            # no camera here (headless, no device): the page says so instead of failing silently
-            page.click("#verify-camera")
-            page.wait_for_function(
-                "() => /camera/i.test(document.getElementById('verify-camera-note').textContent)",
-                timeout=ACTION_TIMEOUT_MS,
-            )
-            assert page.is_disabled("#verify-capture")
-
-            # an API error is shown with its message
-            page.fill("#verify-identity", "nobody")
-            missing = submit(page, "verify")
-            assert page.locator("#verify-result .error").count() == 1 and "not enrolled" in missing, missing
-
-            # the key lived in memory only, and clearing the field forgets it
-            stored = page.evaluate("""() => ({
-                local: Object.keys(localStorage).map(k => k + '=' + localStorage.getItem(k)).join(';'),
-                session: Object.keys(sessionStorage).map(k => k + '=' + sessionStorage.getItem(k)).join(';'),
-                cookie: document.cookie })""")
-            assert stored == {"local": "", "session": "", "cookie": ""}, stored
-            assert server.key not in str(stored)
-            page.fill("#key", "")
-            page.fill("#verify-identity", "s1")
-            forgotten = submit(page, "verify")
-            assert "API key" in forgotten and page.locator("#verify-decision").count() == 0, forgotten
+            no_camera_and_an_api_error_are_shown(page)
+            the_key_is_kept_in_memory_only(page, server.key)
         finally:
             browser.close()
     assert shot.is_file() and shot.stat().st_size > 0

@@ -14,7 +14,8 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from metric.deploy.service.app import Service, ServiceConfig, create_app
+from metric.deploy.service.app import create_app
+from metric.deploy.service.state import Service, ServiceConfig
 from metric.errors import ConfigError
 from metric.gallery import main as gallery_cli
 from metric.model.checkpoint import CHECKPOINT_KEY
@@ -172,7 +173,7 @@ def run_asgi(app, path: str, headers: dict, chunks: list, stall: asyncio.Event |
 
 
 def test_d3_no_body_is_read_without_a_key_a_stalled_body_times_out_and_uploads_are_bounded(api):
-    from metric.deploy.service.app import BodyLimit
+    from metric.deploy.service.body_limit import BodyLimit
 
     client, svc, key = api
     reached = []

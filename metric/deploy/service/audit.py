@@ -1,32 +1,17 @@
-"""The audit log of the service, in the gallery database: who (which key) did what to which identity, when, and how
-it ended. Details are JSON values (scores, thresholds, decisions, liveness), never images."""
+"""The service's audit log in the gallery database: which key did what to which identity, when, and how it ended."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
 from typing import Any
 
 import numpy as np
 
-from metric.deploy.sqlite import transaction
+from metric.deploy.sqlite import SharedTable, transaction
 from metric.errors import ConfigError
 
 ACTIONS = ("enroll", "remove", "verify", "identify", "key_create", "key_revoke", "threshold")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY,
-    at REAL,
-    key_id TEXT,
-    action TEXT,
-    identity TEXT,
-    outcome TEXT,
-    detail TEXT
-)
-"""
 
 
 def _plain(value: Any) -> Any:
@@ -39,14 +24,20 @@ def _plain(value: Any) -> Any:
     )
 
 
-class AuditLog:
+class AuditLog(SharedTable):
     """The audit table of an open gallery connection (isolation_level=None; its timeout rides out a busy moment)."""
 
-    def __init__(self, db: sqlite3.Connection, lock: threading.RLock | None = None):
-        self.db = db
-        self.lock = lock if lock is not None else threading.RLock()  # pass GalleryStore.lock when sharing its db
-        with transaction(db, self.lock):
-            db.execute(SCHEMA)
+    SCHEMA = """
+    CREATE TABLE IF NOT EXISTS audit (
+        id INTEGER PRIMARY KEY,
+        at REAL,
+        key_id TEXT,
+        action TEXT,
+        identity TEXT,
+        outcome TEXT,
+        detail TEXT
+    )
+    """
 
     def record(
         self, action: str, key_id: str | None, identity: str | None, outcome: str, detail: dict | None = None

@@ -1,8 +1,4 @@
-"""API keys for the service, kept in the gallery database as sha256 hashes: create, check, list, revoke.
-
-A key is shown once, when it is created; the database holds only its hash and a short public id (8 random hex
-characters drawn apart from the secret) by which a key is listed and revoked without the secret.
-"""
+"""The service's API keys, kept in the gallery database as sha256 hashes: create, check, list, revoke."""
 
 from __future__ import annotations
 
@@ -10,28 +6,15 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 
-from metric.deploy.sqlite import transaction
+from metric.deploy.sqlite import SharedTable, transaction
 from metric.errors import ConfigError
 
 SCOPES = ("verify", "enroll", "admin")  # ordered: a key allows every action at or below its scope
 PREFIX = "mf_"
 KEY_PATTERN = re.compile(r"mf_[A-Za-z0-9_-]{43}")  # "mf_" + secrets.token_urlsafe(32)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys (
-    key_id TEXT PRIMARY KEY,
-    key_hash TEXT UNIQUE NOT NULL,
-    scope TEXT NOT NULL,
-    label TEXT,
-    created_at REAL NOT NULL,
-    revoked_at REAL
-)
-"""
 
 
 def allows(key_scope: str, needed: str) -> bool:
@@ -61,14 +44,22 @@ class KeyRecord:
         return self.revoked_at is not None
 
 
-class KeyStore:
-    """The api_keys table of an open gallery connection (isolation_level=None: explicit transactions)."""
+class KeyStore(SharedTable):
+    """The api_keys table of an open gallery connection (isolation_level=None: explicit transactions).
 
-    def __init__(self, db: sqlite3.Connection, lock: threading.RLock | None = None):
-        self.db = db
-        self.lock = lock if lock is not None else threading.RLock()  # pass GalleryStore.lock when sharing its db
-        with transaction(db, self.lock):
-            db.execute(SCHEMA)
+    A key is shown once, when it is created; the database holds only its hash and a short public id (8 random hex
+    characters drawn apart from the secret) by which a key is listed and revoked without the secret."""
+
+    SCHEMA = """
+    CREATE TABLE IF NOT EXISTS api_keys (
+        key_id TEXT PRIMARY KEY,
+        key_hash TEXT UNIQUE NOT NULL,
+        scope TEXT NOT NULL,
+        label TEXT,
+        created_at REAL NOT NULL,
+        revoked_at REAL
+    )
+    """
 
     def create(self, scope: str, label: str | None = None) -> tuple[str, KeyRecord]:
         """A new key of `scope`: (the key, shown this once, and its record)."""
@@ -106,6 +97,10 @@ class KeyStore:
         if row is None or not hmac.compare_digest(row[0], digest) or row[5] is not None:
             return None
         return KeyRecord(*row[1:])
+
+    def valid(self, key: str | None) -> bool:
+        """Whether `key` is an active key (of any scope)."""
+        return self.check(key) is not None
 
     def list(self) -> list[KeyRecord]:
         """Every key, revoked ones included (their revoked_at set), oldest first."""

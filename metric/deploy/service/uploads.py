@@ -1,5 +1,4 @@
-"""Bounded, content-checked image uploads: size, file count, format (judged by content) and pixel count are checked
-before any pixel is decoded; a bad upload is an UploadError with an HTTP status, a code and a message saying why."""
+"""Image uploads checked for size, file count, format (by content) and pixel count before any pixel is decoded."""
 
 from __future__ import annotations
 
@@ -64,7 +63,8 @@ class UploadLimits:
 
 
 class UploadError(Exception):
-    """A refused upload: `status` (HTTP 400 or 413), `code` (a stable name for clients) and `message` (how to fix)."""
+    """A refused upload: `status` (HTTP 400 or 413), `code` (a stable name for clients) and `message` (how to fix).
+    Size, file count, format and pixel count are checked before any pixel is decoded."""
 
     def __init__(self, code: str, message: str):
         super().__init__(message)
@@ -91,12 +91,16 @@ def check_file_count(count: int, limits: UploadLimits) -> None:
         )
 
 
-def decode_upload(data: bytes, filename: str | None, channels: int, limits: UploadLimits) -> np.ndarray:
-    """The uploaded image as uint8 (H, W, channels), upright by its EXIF orientation; UploadError when refused."""
-    if channels not in (1, 3):
-        raise ConfigError(f"channels={channels!r} must be 1 (grey) or 3 (RGB).")
-    upload = describe(filename)
-    allowed = ", ".join(limits.formats)
+def too_many_pixels(upload: str, limits: UploadLimits) -> UploadError:
+    """The refusal of an image over the pixel limit whose size is not known (PIL's own bomb check stopped it)."""
+    return UploadError(
+        "too_many_pixels",
+        f"{upload} has more pixels than the limit of {limits.max_pixels:,}: scale it down (a face needs far fewer).",
+    )
+
+
+def check_size(data: bytes, upload: str, limits: UploadLimits) -> None:
+    """Refuse an empty upload, or one over limits.max_request_bytes."""
     if not data:
         raise UploadError("no_image", f"{upload} is empty: send the image file's bytes.")
     if len(data) > limits.max_request_bytes:
@@ -106,46 +110,67 @@ def decode_upload(data: bytes, filename: str | None, channels: int, limits: Uplo
             f"{limits.max_request_bytes:,}: send a smaller image (scale it down or "
             "compress it).",
         )
-    too_many = (
-        f"{upload} has more pixels than the limit of {limits.max_pixels:,}: scale it down (a face needs far fewer)."
-    )
+
+
+def open_upload(data: bytes, upload: str, limits: UploadLimits) -> Image.Image:
+    """The image opened from its header alone: no pixel is decoded yet."""
     try:
-        image = Image.open(BytesIO(data))  # reads the header only; the content, not the name, decides the format
+        return Image.open(BytesIO(data))  # reads the header only; the content, not the name, decides the format
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # over PIL's limit, which is above ours
-        raise UploadError("too_many_pixels", too_many) from None
+        raise too_many_pixels(upload, limits) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
         raise UploadError(
-            "not_an_image", f"{upload} is not an image (judged by its content, not its name): send a {allowed} file."
+            "not_an_image",
+            f"{upload} is not an image (judged by its content, not its name): send a {', '.join(limits.formats)} file.",
         ) from None
-    with image:
-        # a phone's JPEG with extra frames (a depth map, a preview) reads as MPO: its first frame is the JPEG
-        kind = "JPEG" if image.format == "MPO" else image.format
-        if kind not in limits.formats:
-            raise UploadError(
-                "unsupported_format",
-                f"{upload} is a {image.format} image; the formats allowed are {allowed}: convert it to one of them.",
-            )
-        width, height = image.size
-        if width * height > limits.max_pixels:
-            raise UploadError(
-                "too_many_pixels",
-                f"{upload} is {width} x {height} = {width * height:,} pixels, over "
-                f"the limit of {limits.max_pixels:,}: scale it down (a face needs "
-                "far fewer).",
-            )
-        try:
-            draft_large_jpeg(image)  # as the command line decodes the same file
-            image.load()
-            upright = ImageOps.exif_transpose(image)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # a frame or tile larger than the image
-            raise UploadError("too_many_pixels", too_many) from None
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, struct.error) as error:
-            raise UploadError(
-                "corrupt_image",
-                f"{upload} is a {image.format} image that cannot be decoded "
-                f"({type(error).__name__}: {error}): it is truncated or corrupt; send "
-                "the complete file again.",
-            ) from None
+
+
+def check_header(image: Image.Image, upload: str, limits: UploadLimits) -> None:
+    """Refuse an opened image of a format not allowed, or over the pixel limit, before any pixel is decoded."""
+    # a phone's JPEG with extra frames (a depth map, a preview) reads as MPO: its first frame is the JPEG
+    kind = "JPEG" if image.format == "MPO" else image.format
+    if kind not in limits.formats:
+        raise UploadError(
+            "unsupported_format",
+            f"{upload} is a {image.format} image; the formats allowed are {', '.join(limits.formats)}: convert it to "
+            "one of them.",
+        )
+    width, height = image.size
+    if width * height > limits.max_pixels:
+        raise UploadError(
+            "too_many_pixels",
+            f"{upload} is {width} x {height} = {width * height:,} pixels, over "
+            f"the limit of {limits.max_pixels:,}: scale it down (a face needs "
+            "far fewer).",
+        )
+
+
+def load_upright(image: Image.Image, upload: str, limits: UploadLimits) -> Image.Image:
+    """The opened image's pixels, decoded as the command line decodes the same file, upright by its EXIF orientation."""
+    try:
+        draft_large_jpeg(image)  # as the command line decodes the same file
+        image.load()
+        return ImageOps.exif_transpose(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # a frame or tile larger than the image
+        raise too_many_pixels(upload, limits) from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, struct.error) as error:
+        raise UploadError(
+            "corrupt_image",
+            f"{upload} is a {image.format} image that cannot be decoded "
+            f"({type(error).__name__}: {error}): it is truncated or corrupt; send "
+            "the complete file again.",
+        ) from None
+
+
+def decode_upload(data: bytes, filename: str | None, channels: int, limits: UploadLimits) -> np.ndarray:
+    """The uploaded image as uint8 (H, W, channels), upright by its EXIF orientation; UploadError when refused."""
+    if channels not in (1, 3):
+        raise ConfigError(f"channels={channels!r} must be 1 (grey) or 3 (RGB).")
+    upload = describe(filename)
+    check_size(data, upload, limits)
+    with open_upload(data, upload, limits) as image:
+        check_header(image, upload, limits)
+        upright = load_upright(image, upload, limits)
         try:
             return as_array(to_channels(upright, channels))
         except ValueError:  # a pixel mode PIL cannot convert to RGB or grey (e.g. LAB)
