@@ -28,41 +28,66 @@ from datamodules.sources.folder import FolderDataModule
 LFW = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lfw" / "lfw-deepfunneled"
 
 
-def photos(root: Path, count: int) -> list[Path]:
+# Shared with bench/face_pipeline.py (which imports them from this script): the photos, dlib's own detection steps,
+# the rate measure and the command line both face benches take.
+
+
+def photos(root: Path, count: int, spread: bool = False) -> list[Path]:
+    """The first `count` photos under root, or with spread, `count` photos picked evenly through them (over the
+    people of a sorted tree)."""
     found = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not found:
         raise SystemExit(f"no photos under {root}")
-    return found[:count]
+    return found[:: max(1, len(found) // count)][:count] if spread else found[:count]
 
 
-def dlib_pipeline(size: int):
-    """face_recognition's steps with dlib alone: load RGB, detect, 5 landmarks, get_face_chip."""
+def largest_face_landmarks():
+    """dlib, and path -> (the RGB photo, the 5 landmarks of its largest face), or None without a face: the steps
+    face_recognition runs before it cuts a chip or encodes (HOG detector at upsample 1, the 5-point predictor)."""
     dlib = import_dlib()
     detector = dlib.get_frontal_face_detector()
     predictor = dlib.shape_predictor(str(models_dir() / LANDMARKS))
 
-    def run(path: Path):
+    def find(path: Path):
         image = np.asarray(open_image(path, 3))
         faces = detector(image, 1)
         if not faces:
             return None
         largest = max(faces, key=lambda r: r.area())
-        return dlib.get_face_chip(image, predictor(image, largest), size=size, padding=0.25)
+        return image, predictor(image, largest)
 
-    return run
+    return dlib, find
 
 
 def per_second(run, paths: list[Path]) -> tuple[float, int]:
+    """Photos per second of run over paths, and how many it found a face in (run returns None without one)."""
     start = time.perf_counter()
     found = sum(run(p) is not None for p in paths)
     return len(paths) / (time.perf_counter() - start), found
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def photo_parser(description: str, images: int) -> argparse.ArgumentParser:
+    """The arguments of both face benches: --photos (LFW by default), --images (how many), --rounds."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--photos", default=str(LFW))
-    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--images", type=int, default=images)
     parser.add_argument("--rounds", type=int, default=3)
+    return parser
+
+
+def dlib_pipeline(size: int):
+    """face_recognition's steps with dlib alone: load RGB, detect, 5 landmarks, get_face_chip."""
+    dlib, find = largest_face_landmarks()
+
+    def run(path: Path):
+        found = find(path)
+        return None if found is None else dlib.get_face_chip(*found, size=size, padding=0.25)
+
+    return run
+
+
+def main() -> None:
+    parser = photo_parser(__doc__.splitlines()[0], images=200)
     parser.add_argument("--size", type=int, default=64)
     args = parser.parse_args()
     paths = photos(Path(args.photos), args.images)

@@ -12,44 +12,32 @@ Run: python bench/face_pipeline.py [--photos DIR] [--images 100] [--rounds 3] [-
 
 from __future__ import annotations
 
-import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from datamodules.faces.dlib_faces import LANDMARKS, import_dlib, models_dir
+# A sibling script (bench scripts run as `python bench/<script>.py`, which puts bench/ on the import path): the photos,
+# dlib's detection steps, the rate measure and the command line are shared with the face front end's bench.
+from face_frontend import largest_face_landmarks, per_second, photo_parser, photos
+
+from datamodules.faces.dlib_faces import models_dir
 from datamodules.faces.mtcnn_faces import MtcnnFaces
-from datamodules.images import IMAGE_SUFFIXES, open_image
+from datamodules.images import open_image
 from datamodules.normalisation import to_model_input
 from metric.model.embedders import DLIB_RESNET
 from metric.model.nets import EmbeddingNet
 
-LFW = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lfw" / "lfw-deepfunneled"
-
-
-def photos(root: Path, count: int) -> list[Path]:
-    found = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not found:
-        raise SystemExit(f"no photos under {root}")
-    return found[:: max(1, len(found) // count)][:count]  # spread over the people
-
 
 def dlib_pipeline():
-    dlib = import_dlib()
-    detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(str(models_dir() / LANDMARKS))
+    """What face_recognition runs: detect, 5 landmarks, then dlib's ResNet on its 150 x 150 chip."""
+    dlib, find = largest_face_landmarks()
     encoder = dlib.face_recognition_model_v1(str(models_dir() / DLIB_RESNET))
 
     def run(path: Path):
-        image = np.asarray(open_image(path, 3))
-        faces = detector(image, 1)
-        if not faces:
-            return None
-        largest = max(faces, key=lambda r: r.area())
-        return np.array(encoder.compute_face_descriptor(image, predictor(image, largest)))
+        found = find(path)
+        return None if found is None else np.array(encoder.compute_face_descriptor(*found))
 
     return run
 
@@ -91,21 +79,12 @@ def mobilefacenet_pipelines(onnx_dir: Path):
     return torch_run, onnx_run
 
 
-def per_second(run, paths: list[Path]) -> tuple[float, int]:
-    start = time.perf_counter()
-    found = sum(run(p) is not None for p in paths)
-    return len(paths) / (time.perf_counter() - start), found
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", default=str(LFW))
-    parser.add_argument("--images", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser = photo_parser(__doc__.splitlines()[0], images=100)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    paths = photos(Path(args.photos), args.images)
+    paths = photos(Path(args.photos), args.images, spread=True)  # spread over the people
     with tempfile.TemporaryDirectory() as tmp:
         torch_run, onnx_run = mobilefacenet_pipelines(Path(tmp))
         runs = {"mtcnn+mobilefacenet": torch_run, "mtcnn+mobilefacenet (onnx)": onnx_run, "dlib": dlib_pipeline()}

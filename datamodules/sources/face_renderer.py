@@ -133,9 +133,9 @@ def _ellipse(x: np.ndarray, y: np.ndarray, cx: float, cy: float, rx: float, ry: 
     return (r - 1.0) * min(rx, ry)
 
 
-def render_face(identity: FaceIdentity, condition: FaceCondition, height: int, width: int) -> np.ndarray:
-    """Render one RGB image as uint8 of shape (height, width, 3)."""
-    soft = 2.5 / min(height, width)
+def _face_coordinates(condition: FaceCondition, height: int, width: int):
+    """Each pixel's image coordinates (u, v) in [-1, 1], its face coordinates (x, y) under the inverse pose, and fx:
+    x shifted by the yaw (the inner features move with yaw, the outline stays)."""
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     u = (xs + 0.5) / width * 2 - 1
     v = (ys + 0.5) / height * 2 - 1
@@ -145,64 +145,101 @@ def render_face(identity: FaceIdentity, condition: FaceCondition, height: int, w
     x = (cos * u - sin * v) / condition.scale
     y = (sin * u + cos * v) / condition.scale
     fx = x - condition.yaw  # inner features move with yaw, the outline stays
+    return u, v, x, y, fx
 
-    img = np.broadcast_to(condition.background, (height, width, 3)).copy()
 
-    def paint(coverage: np.ndarray, colour: np.ndarray) -> None:
-        img[:] = img * (1 - coverage[..., None]) + colour * coverage[..., None]
+def _paint(img: np.ndarray, coverage: np.ndarray, colour: np.ndarray) -> None:
+    """Blend colour over img (in place) where coverage (in [0, 1]) says."""
+    img[:] = img * (1 - coverage[..., None]) + colour * coverage[..., None]
 
-    ident = identity
+
+def _paint_head(img: np.ndarray, ident: FaceIdentity, x: np.ndarray, y: np.ndarray, soft: float) -> None:
+    """The hair behind the head, the face's skin, and the hair above the hairline."""
     head = _ellipse(x, y, 0, 0, ident.face_width, ident.face_height, ident.jaw_power)
     hair_shape = _ellipse(x, y, 0, -0.08, ident.face_width * ident.hair_volume, ident.face_height * 1.08)
     hair_mask = _soft(hair_shape, soft) * _soft(y - (0.05 + ident.hair_side * ident.face_height), soft)
-    paint(hair_mask, ident.hair)
-    paint(_soft(head, soft), ident.skin)
-    paint(_soft(head, soft) * _soft(y - ident.hairline * ident.face_height, soft * 2), ident.hair)
+    _paint(img, hair_mask, ident.hair)
+    _paint(img, _soft(head, soft), ident.skin)
+    _paint(img, _soft(head, soft) * _soft(y - ident.hairline * ident.face_height, soft * 2), ident.hair)
 
+
+def _paint_eyes(
+    img: np.ndarray, ident: FaceIdentity, condition: FaceCondition, fx: np.ndarray, y: np.ndarray, soft: float
+) -> None:
+    """Both eyes (white, iris, opened as the condition says) and their brows."""
     for side in (-1.0, 1.0):
         ex = side * ident.eye_spacing
         ey = ident.eye_height
-        paint(
+        _paint(
+            img,
             _soft(_ellipse(fx, y, ex, ey, ident.eye_size * 1.3, ident.eye_size * 0.75 * condition.eye_open), soft),
             np.array([0.95, 0.95, 0.95], np.float32),
         )
-        paint(
+        _paint(
+            img,
             _soft(_ellipse(fx, y, ex, ey, ident.eye_size * 0.55, ident.eye_size * 0.55 * condition.eye_open), soft),
             ident.iris,
         )
         brow_y = ey - ident.eye_size * 1.6 - condition.brow_raise + side * ident.brow_tilt * (fx - ex)
         brow = np.maximum(np.abs(fx - ex) - ident.eye_size * 1.4, np.abs(y - brow_y) - ident.brow_thickness)
-        paint(_soft(brow, soft), ident.hair * 0.8)
+        _paint(img, _soft(brow, soft), ident.hair * 0.8)
 
+
+def _paint_nose_and_mouth(
+    img: np.ndarray, ident: FaceIdentity, condition: FaceCondition, fx: np.ndarray, y: np.ndarray, soft: float
+) -> None:
+    """A shaded nose and a mouth curved by the condition's smile."""
     nose_top = ident.eye_height + 0.02
     nose_y = np.clip((y - nose_top) / ident.nose_length, 0, 1)
     nose = np.maximum(
         np.abs(fx) - ident.nose_width * (0.4 + 0.6 * nose_y), np.maximum(nose_top - y, y - nose_top - ident.nose_length)
     )
-    paint(_soft(nose, soft) * 0.35, ident.skin * 0.6)
+    _paint(img, _soft(nose, soft) * 0.35, ident.skin * 0.6)
 
     mouth_x = (fx / ident.mouth_width).clip(-1, 1)
     mouth_curve = ident.mouth_height - condition.smile * 0.06 * (1 - mouth_x**2)
     mouth = np.maximum(np.abs(fx) - ident.mouth_width, np.abs(y - mouth_curve) - 0.025)
-    paint(_soft(mouth, soft), ident.lip)
+    _paint(img, _soft(mouth, soft), ident.lip)
 
-    if condition.glasses:
-        lens_colour = np.array([0.05, 0.05, 0.08], np.float32)
-        for side in (-1.0, 1.0):
-            lens = _ellipse(
-                fx, y, side * ident.eye_spacing, ident.eye_height, ident.eye_size * 1.9, ident.eye_size * 1.5
-            )
-            if condition.glasses == 2:
-                paint(_soft(lens, soft) * 0.9, lens_colour)
-            else:
-                paint(_soft(np.abs(lens) - 0.012, soft), lens_colour)
-        bridge = np.maximum(np.abs(fx) - ident.eye_spacing + ident.eye_size * 1.9, np.abs(y - ident.eye_height) - 0.012)
-        paint(_soft(bridge, soft), lens_colour)
 
-    if condition.hat:
-        crown = _ellipse(x, y, 0, -ident.face_height * 0.95, ident.face_width * 1.15, ident.face_height * 0.45)
-        brim = np.maximum(np.abs(x) - ident.face_width * 1.3, np.abs(y + ident.face_height * 0.6) - 0.05)
-        paint(_soft(np.minimum(crown, brim), soft), condition.hat_colour)
+def _paint_glasses(
+    img: np.ndarray, ident: FaceIdentity, condition: FaceCondition, fx: np.ndarray, y: np.ndarray, soft: float
+) -> None:
+    """Clear glasses (rims only) or sunglasses (dark lenses), with their bridge; nothing when the condition has none."""
+    if not condition.glasses:
+        return
+    lens_colour = np.array([0.05, 0.05, 0.08], np.float32)
+    for side in (-1.0, 1.0):
+        lens = _ellipse(fx, y, side * ident.eye_spacing, ident.eye_height, ident.eye_size * 1.9, ident.eye_size * 1.5)
+        if condition.glasses == 2:
+            _paint(img, _soft(lens, soft) * 0.9, lens_colour)
+        else:
+            _paint(img, _soft(np.abs(lens) - 0.012, soft), lens_colour)
+    bridge = np.maximum(np.abs(fx) - ident.eye_spacing + ident.eye_size * 1.9, np.abs(y - ident.eye_height) - 0.012)
+    _paint(img, _soft(bridge, soft), lens_colour)
+
+
+def _paint_hat(
+    img: np.ndarray, ident: FaceIdentity, condition: FaceCondition, x: np.ndarray, y: np.ndarray, soft: float
+) -> None:
+    """A hat (crown and brim) in the condition's colour; nothing when the condition has none."""
+    if not condition.hat:
+        return
+    crown = _ellipse(x, y, 0, -ident.face_height * 0.95, ident.face_width * 1.15, ident.face_height * 0.45)
+    brim = np.maximum(np.abs(x) - ident.face_width * 1.3, np.abs(y + ident.face_height * 0.6) - 0.05)
+    _paint(img, _soft(np.minimum(crown, brim), soft), condition.hat_colour)
+
+
+def render_face(identity: FaceIdentity, condition: FaceCondition, height: int, width: int) -> np.ndarray:
+    """Render one RGB image as uint8 of shape (height, width, 3)."""
+    soft = 2.5 / min(height, width)
+    u, v, x, y, fx = _face_coordinates(condition, height, width)
+    img = np.broadcast_to(condition.background, (height, width, 3)).copy()
+    _paint_head(img, identity, x, y, soft)
+    _paint_eyes(img, identity, condition, fx, y, soft)
+    _paint_nose_and_mouth(img, identity, condition, fx, y, soft)
+    _paint_glasses(img, identity, condition, fx, y, soft)
+    _paint_hat(img, identity, condition, x, y, soft)
 
     # directional light: a linear ramp across the face, then global brightness
     ramp = np.cos(condition.light_angle) * u + np.sin(condition.light_angle) * v

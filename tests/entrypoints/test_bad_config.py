@@ -1,13 +1,14 @@
 """Bad configuration stops before training with one message naming the key and the fix."""
 
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
 from metric.errors import ConfigError
-from metric.modules.training import build
+from metric.pipelines.fit import build
 from tests.conftest import REPO_ROOT
 
 
@@ -127,27 +128,37 @@ def test_calibrate_with_a_target_far_outside_zero_one_is_one_line(tiny_triplet_r
     assert result.stderr.strip().splitlines() == ["error: matcher.target_far=2 must lie between 0 and 1, e.g. 0.001."]
 
 
+def with_reused_options(path) -> str:
+    """An option's text, and the text of each option it reuses through its defaults list (`- /<group>/<option>@...`,
+    as teacher=onnx reuses model=onnx)."""
+    text = path.read_text()
+    reused = re.findall(r"^\s*- /(\w+)/(\w+)@", text, flags=re.MULTILINE)
+    return text + "".join((REPO_ROOT / "conf" / group / f"{option}.yaml").read_text() for group, option in reused)
+
+
 REQUIRED = sorted(  # every config-group option with a required key (`???`), found in conf/ itself
     (path.parent.name, path.stem)
     for path in (REPO_ROOT / "conf").glob("*/*.yaml")
-    if "???" in path.read_text() and path.parent.name not in ("experiment", "hydra")
+    if "???" in with_reused_options(path) and path.parent.name not in ("experiment", "hydra")
 )
 
 
 def test_the_required_options_are_found():
-    assert ("datamodule", "folder") in REQUIRED and ("model", "onnx") in REQUIRED and len(REQUIRED) >= 6
+    assert ("datamodule", "folder") in REQUIRED and ("model", "onnx") in REQUIRED and ("teacher", "onnx") in REQUIRED
+    assert len(REQUIRED) >= 6
 
 
 @pytest.mark.parametrize("group, option", REQUIRED, ids=[f"{g}={o}" for g, o in REQUIRED])
 def test_a_missing_required_key_is_one_line_naming_it(group, option):
     """Issue 33.1: every required key of every group option, left out, gives one line naming `<group>.<key>=`,
     before anything is built (no TypeError from deep inside Hydra's instantiate)."""
+    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     from metric.config_factory import build_from_config
 
-    node = OmegaConf.load(REPO_ROOT / "conf" / group / f"{option}.yaml")
-    node.pop("defaults", None)
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO_ROOT / "conf")):
+        node = compose(config_name=f"{group}/{option}")[group]  # the option alone, with what its defaults pull in
     cfg = OmegaConf.create({group: node, "seed": 0, "paths": {"data_dir": "/tmp/data", "output_dir": "/tmp/out"}})
     missing = sorted(OmegaConf.missing_keys(cfg))
     assert missing, f"{group}={option} lists no ??? key"
@@ -201,7 +212,7 @@ def test_calibrate_refuses_a_target_far_its_pairs_cannot_support(tmp_path, tiny_
 
     from hydra import compose, initialize_config_dir
 
-    from metric.metrics.calibration import calibrate_checkpoint
+    from metric.pipelines.calibrate import calibrate_checkpoint
     from tests.conftest import CONF_DIR, TINY_DATA
 
     ckpt = tmp_path / "model.ckpt"
@@ -232,7 +243,7 @@ def test_calibrate_refuses_a_target_far_its_pairs_cannot_support(tmp_path, tiny_
 def test_allow_unsupported_far_takes_true_or_false_only():
     from omegaconf import OmegaConf
 
-    from metric.metrics.calibration import calibrate_checkpoint
+    from metric.pipelines.calibrate import calibrate_checkpoint
 
     with pytest.raises(ConfigError, match="allow_unsupported_far='maybe' must be true or false"):
         calibrate_checkpoint(OmegaConf.create({"allow_unsupported_far": "maybe", "ckpt": "x.ckpt", "model": None}))
