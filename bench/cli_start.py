@@ -47,27 +47,21 @@ def commands(gallery: str) -> list[tuple[str, list[str]]]:
     ]
 
 
-def make_gallery(folder: Path) -> str:
-    """A gallery file with one identity and one key, written through the store (no model)."""
+def make_gallery(folder: Path, scope: str = "verify", label: str = "bench") -> str:
+    """A gallery file with one identity, one API key and its audit row, written through the store (no model)."""
     sys.path.insert(0, str(REPO))
     import numpy as np
 
     from metric.deploy.gallery.store import GalleryStore
+    from metric.deploy.service.audit import AuditLog
     from metric.deploy.service.keys import KeyStore
 
     path = folder / "people.db"
-    store = GalleryStore(
-        path,
-        create={
-            "checkpoint": "best.ckpt",
-            "fingerprint": "f" * 64,
-            "matcher": "cosine",
-            "threshold": "0.5",
-            "embedding_dim": 4,
-        },
-    )
+    settings = {"checkpoint": "best.ckpt", "fingerprint": "f" * 64, "matcher": "cosine", "threshold": "0.5"}
+    store = GalleryStore(path, create={**settings, "embedding_dim": 4, "storage": "float32", "index": "exact"})
     store.enroll_many([("alice", np.ones(4, np.float32), 1)])
-    KeyStore(store.db, store.lock).create("verify", "bench")
+    _, record = KeyStore(store.db, store.lock).create(scope, label)
+    AuditLog(store.db, store.lock).record("key_create", None, None, "ok", {"key_id": record.key_id})
     store.close()
     return str(path)
 

@@ -33,7 +33,7 @@ def images_per_second(run, batch: np.ndarray, seconds: float) -> float:
     return done / (time.perf_counter() - start)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", default=None)
     parser.add_argument("--rounds", type=int, default=5)
@@ -46,7 +46,12 @@ def main() -> None:
         default="none",
         help="dlib: also time dlib's ResNet (it reads 150x150 RGB; use --size 150)",
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def net_and_teacher(args: argparse.Namespace) -> tuple[torch.nn.Module, int, int, int, object | None]:
+    """The net timed (the checkpoint's, or a fresh EmbeddingNet), its input channels, height and width, and with
+    --teacher dlib, dlib's ResNet (None without)."""
     if args.ckpt:
         loaded = load_for_eval(args.ckpt)
         net, channels, (height, width) = loaded.net, loaded.preprocess["channels"], loaded.preprocess["image_size"]
@@ -59,6 +64,38 @@ def main() -> None:
         teacher = DlibEmbedder()
         if (channels, height, width) != (3, 150, 150):
             raise SystemExit("--teacher dlib reads 3x150x150 images: give --size 150 (or a 150x150 RGB --ckpt)")
+    return net, channels, height, width, teacher
+
+
+def median_rates(
+    runners: dict, rng: np.random.Generator, channels: int, height: int, width: int, args: argparse.Namespace
+) -> dict[int, dict[str, float]]:
+    """Per batch size (1, 32): each runner's median images/s over --rounds alternating rounds of --seconds."""
+    results = {}
+    for size in (1, 32):
+        batch = rng.standard_normal((size, channels, height, width), dtype=np.float32)
+        rates = {name: [] for name in runners}
+        for _ in range(args.rounds):
+            for name, run in runners.items():
+                rates[name].append(images_per_second(run, batch, args.seconds))
+        results[size] = {name: float(np.median(r)) for name, r in rates.items()}
+    return results
+
+
+def print_table(runners: dict, sizes: dict[str, float], results: dict[int, dict[str, float]]) -> None:
+    """One row per runner: its file size and images/s at batch 1 and 32, against PyTorch's."""
+    base = {size: results[size]["pytorch float32"] for size in results}
+    print(f"{'model':18} {'MB':>6} {'batch 1 img/s':>14} {'vs pytorch':>10} {'batch 32 img/s':>15} {'vs pytorch':>10}")
+    for name in runners:
+        print(
+            f"{name:18} {sizes[name]:6.1f} {results[1][name]:14.1f} {results[1][name] / base[1]:9.2f}x "
+            f"{results[32][name]:15.1f} {results[32][name] / base[32]:9.2f}x"
+        )
+
+
+def main() -> None:
+    args = parse_args()
+    net, channels, height, width, teacher = net_and_teacher(args)
     net.eval()
     threads = torch.get_num_threads()
     options = ort.SessionOptions()
@@ -90,23 +127,8 @@ def main() -> None:
             runners["dlib teacher"] = lambda x: teacher(torch.from_numpy(x).clamp(-1, 1))
             sizes["dlib teacher"] = teacher.path.stat().st_size / 2**20
         print(f"{threads} threads; {channels}x{height}x{width} input; median of {args.rounds} alternating rounds")
-        results = {}
-        for size in (1, 32):
-            batch = rng.standard_normal((size, channels, height, width), dtype=np.float32)
-            rates = {name: [] for name in runners}
-            for _ in range(args.rounds):
-                for name, run in runners.items():
-                    rates[name].append(images_per_second(run, batch, args.seconds))
-            results[size] = {name: float(np.median(r)) for name, r in rates.items()}
-        base = {size: results[size]["pytorch float32"] for size in results}
-        print(
-            f"{'model':18} {'MB':>6} {'batch 1 img/s':>14} {'vs pytorch':>10} {'batch 32 img/s':>15} {'vs pytorch':>10}"
-        )
-        for name in runners:
-            print(
-                f"{name:18} {sizes[name]:6.1f} {results[1][name]:14.1f} {results[1][name] / base[1]:9.2f}x "
-                f"{results[32][name]:15.1f} {results[32][name] / base[32]:9.2f}x"
-            )
+        results = median_rates(runners, rng, channels, height, width, args)
+        print_table(runners, sizes, results)
 
 
 if __name__ == "__main__":

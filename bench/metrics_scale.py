@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.metrics import roc_curve
 
 from metric.metrics import verification as V
-from metric.metrics.score_grid import ScoreGrid
+from metric.scoring.score_grid import ScoreGrid
 
 
 def eer_sklearn(scores: np.ndarray, genuine: np.ndarray) -> float:

@@ -361,14 +361,23 @@ async def pressure_phases(soak: Soak, args) -> dict:
     server = soak.server
     out = {"idle_mb": round(server.rss(), 1)}
     peaks: list[float] = []
+    out["stalled_60"] = await stalled_uploads_phase(soak, peaks)
+    out["jpeg_16x25mpx"] = await big_jpegs_phase(soak, peaks)
+    return out
 
-    async def watch(until: asyncio.Event) -> None:
-        while not until.is_set():
-            peaks.append(server.rss() or 0.0)
-            await asyncio.sleep(0.2)
 
+async def watch_rss(server: Server, peaks: list[float], until: asyncio.Event) -> None:
+    """The server's resident memory into `peaks` every 0.2 s until `until` is set."""
+    while not until.is_set():
+        peaks.append(server.rss() or 0.0)
+        await asyncio.sleep(0.2)
+
+
+async def stalled_uploads_phase(soak: Soak, peaks: list[float]) -> dict:
+    """60 clients stalling 9.5 MB into 10 MB bodies, /healthz asked meanwhile: the statuses and the memory peak."""
+    server = soak.server
     done = asyncio.Event()
-    watcher = asyncio.ensure_future(watch(done))
+    watcher = asyncio.ensure_future(watch_rss(server, peaks, done))
     stalls = [asyncio.ensure_future(stalled_upload(server, soak.keys["verify"], 9.5)) for _ in range(60)]
     await asyncio.sleep(2.0)
     async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
@@ -380,12 +389,17 @@ async def pressure_phases(soak: Soak, args) -> dict:
     done.set()
     await watcher
     await asyncio.sleep(3.0)
-    out["stalled_60"] = {
+    return {
         "statuses": dict(statuses),
         "healthz_during": health,
         "peak_mb": round(max(peaks), 1),
         "after_mb": round(server.rss(), 1),
     }
+
+
+async def big_jpegs_phase(soak: Soak, peaks: list[float]) -> dict:
+    """16 concurrent identify calls with 5000x5000 JPEGs: the statuses and the memory peak."""
+    server = soak.server
     big = io.BytesIO()
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (50, 50, 3), dtype=np.uint8)).resize((5000, 5000)).save(
@@ -393,7 +407,7 @@ async def pressure_phases(soak: Soak, args) -> dict:
     )
     peaks.clear()
     done = asyncio.Event()
-    watcher = asyncio.ensure_future(watch(done))
+    watcher = asyncio.ensure_future(watch_rss(server, peaks, done))
     async with httpx.AsyncClient(timeout=120.0, trust_env=False) as client:
         answers = await asyncio.gather(
             *[
@@ -409,13 +423,12 @@ async def pressure_phases(soak: Soak, args) -> dict:
     done.set()
     await watcher
     await asyncio.sleep(3.0)
-    out["jpeg_16x25mpx"] = {
+    return {
         "jpeg_kb": round(len(big.getvalue()) / 1024),
         "statuses": dict(Counter(getattr(a, "status_code", type(a).__name__) for a in answers)),
         "peak_mb": round(max(peaks), 1),
         "after_mb": round(server.rss(), 1),
     }
-    return out
 
 
 async def run(args, folder: Path) -> dict:

@@ -1,7 +1,7 @@
 """`augment.mix=mixup|cutmix`: mixed pairs of identities for metric learning, made per training batch from the
-model inputs (the data side; the loss side is metric.modules.mixing).
+model inputs (the data side; the loss side is metric.losses.mixing).
 
-The formulation (interpolated targets, Metrix; Venkataramanan et al., ICLR 2022) is in metric.modules.mixing.
+The formulation (interpolated targets, Metrix; Venkataramanan et al., ICLR 2022) is in metric.losses.mixing.
 
 Here: with probability `prob` a batch of B images gets B//2 mixed samples: x_i from a random B//2 subset, each with
 a random partner x_j of a different identity. mixup takes lam*x_i + (1-lam)*x_j; cutmix pastes a box of x_j, of

@@ -1,5 +1,7 @@
-"""Face verification by metric learning. Rooms, in the order data flows (a lower room never imports a higher one):
+"""Face verification by metric learning. Packages, lowest first (a lower package never imports a higher one;
+import-linter checks it, see docs/architecture.md):
 
-model -> scoring -> metrics -> report -> attacks -> modules | deploy | baselines, with `python -m metric.<entry>`
-entry points on top; see docs/architecture.md.
+errors, registry, config_factory (shared leaves) -> datamodules -> model -> metrics -> scoring -> report -> attacks
+-> losses -> training -> modules | deploy | baselines -> pipelines -> cli -> the `python -m metric.<entry>` entry
+points.
 """

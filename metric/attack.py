@@ -3,21 +3,18 @@ verifier at its calibrated threshold (impersonation and dodging), a table, summa
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
-from metric.cli import run_entry, run_task
+from metric.cli import hydra_entry, run_entry
 
 
 def attack(cfg: DictConfig) -> None:
-    from metric.attacks.run import format_rows, run_attack
+    from metric.pipelines.attack import format_rows, run_attack
 
     print(format_rows(run_attack(cfg)))
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="attack")
-def main(cfg: DictConfig) -> None:
-    run_task(cfg, attack)
+main = hydra_entry("attack", attack)
 
 
 if __name__ == "__main__":

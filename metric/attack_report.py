@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from metric.errors import ConfigError, report_error
+from metric.cli import run_command
 
 
 def parser() -> argparse.ArgumentParser:
@@ -17,18 +17,19 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    from metric.report.attacks import parse_runs, write_report  # plots import torch: not for --help
+def report(arguments: list[str], out: Path) -> int:
+    """The runs in one report: a figure, a table and its markdown, printed too."""
+    from metric.pipelines.attack_report import attack_report  # plots import torch: not for --help
 
-    try:
-        runs = parse_runs(args.runs)
-    except ConfigError as error:
-        return report_error(error)
-    figure, table, markdown = write_report(runs, args.out)
+    runs, figure, table, markdown = attack_report(arguments, out)
     print(markdown)
     print(f"{len(runs)} runs; wrote {figure} and {table}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return run_command(lambda: report(args.runs, args.out))
 
 
 if __name__ == "__main__":

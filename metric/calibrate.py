@@ -4,14 +4,13 @@ checkpoint;
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
-from metric.cli import run_entry, run_task
+from metric.cli import hydra_entry, run_entry
 
 
 def calibrate(cfg: DictConfig) -> None:
-    from metric.metrics.calibration import calibrate_checkpoint
+    from metric.pipelines.calibrate import calibrate_checkpoint
 
     calibration, path = calibrate_checkpoint(cfg)
     for key, value in calibration.to_dict().items():
@@ -22,9 +21,7 @@ def calibrate(cfg: DictConfig) -> None:
         print(f"WARNING: {calibration.warning}")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="calibrate")
-def main(cfg: DictConfig) -> None:
-    run_task(cfg, calibrate)
+main = hydra_entry("calibrate", calibrate)
 
 
 if __name__ == "__main__":

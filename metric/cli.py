@@ -143,6 +143,29 @@ def run_task(cfg: Any, task: Callable[[Any], Any]) -> Any:
         return task(cfg)
 
 
+def run_command(command: Callable[[], int], errors: tuple[type[Exception], ...] = (ConfigError,)) -> int:
+    """A plain (argparse) command: `errors` become one `error: ...` line and exit code 2, never a trace; otherwise
+    the command's own exit code."""
+    try:
+        return command()
+    except errors as error:
+        return report_error(error)
+
+
+def hydra_entry(config_name: str, task: Callable[[Any], Any]) -> Callable[[], Any]:
+    """An entry point's @hydra.main function: compose conf/<config_name>.yaml with the command line and run `task`
+    through run_task. Hydra names the job (run folders, `<entry>.log`) after the module that defines `task`."""
+    import functools
+
+    import hydra
+
+    @functools.wraps(task)
+    def main(cfg: Any) -> Any:
+        return run_task(cfg, task)
+
+    return hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(main)
+
+
 def run_entry(main: Callable[[], Any]) -> Any:
     """Call an entry point's @hydra.main function with Hydra's composition errors turned into one line and exit 2.
     Other errors keep their full trace (HYDRA_FULL_ERROR, unless the caller set it)."""

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
-from metric.cli import run_entry, run_task
+from metric.cli import hydra_entry, run_entry
 
 
 def evaluate(cfg: DictConfig) -> None:
-    from metric.report.evaluation import evaluate as evaluation_report
+    from metric.pipelines.evaluate import evaluate as evaluation_report
     from metric.report.liveness import format_liveness_summary
     from metric.report.summary import format_summary
 
@@ -24,9 +23,7 @@ def evaluate(cfg: DictConfig) -> None:
     print(f"report written to {out}")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
-def main(cfg: DictConfig) -> None:
-    run_task(cfg, evaluate)
+main = hydra_entry("evaluate", evaluate)
 
 
 if __name__ == "__main__":

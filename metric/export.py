@@ -3,21 +3,18 @@ model, its sidecar JSON and its size report."""
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
-from metric.cli import run_entry, run_task
+from metric.cli import hydra_entry, run_entry
 
 
 def export(cfg: DictConfig) -> None:
-    from metric.deploy.export import format_report, run_export
+    from metric.pipelines.export import format_report, run_export
 
     print(format_report(run_export(cfg)))
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
-def main(cfg: DictConfig) -> None:
-    run_task(cfg, export)
+main = hydra_entry("export", export)
 
 
 if __name__ == "__main__":

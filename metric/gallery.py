@@ -8,9 +8,10 @@ import sys
 import time
 
 from datamodules.images import BadImage
+from metric.cli import run_command
 from metric.deploy.gallery.store import INDEXES, STORAGES, GalleryStore
 from metric.deploy.sqlite import stored_time
-from metric.errors import ConfigError, report_error
+from metric.errors import ConfigError
 
 MODEL_COMMANDS = ("enroll", "verify", "identify")  # only these load the model stack (torch, timm, the front end)
 
@@ -89,71 +90,80 @@ def run_model_command(args: argparse.Namespace) -> int:
     from metric.deploy.gallery import Gallery
 
     if args.command == "enroll":
-        gallery = Gallery.open(
-            args.gallery,
-            ckpt=args.ckpt,
-            storage=args.storage,
-            index=args.index,
-            detect=not args.no_detect,
-            liveness=args.liveness,
-            enrolling=True,
-        )
-        if args.from_folder:
-            from tqdm import tqdm
-
-            start = time.perf_counter()
-            count, skipped = gallery.enroll_folder(
-                args.from_folder, replace=args.replace, progress=lambda xs: tqdm(xs, desc="enroll", unit="identity")
-            )
-            print(f"enrolled {count} identities in {time.perf_counter() - start:.1f} s")
-            if skipped:
-                print(
-                    f"skipped {len(skipped)} image(s), unreadable, without a face or rejected as attacks:\n  "
-                    + "\n  ".join(skipped[:10])
-                )
-        else:
-            if not args.identity:
-                raise ConfigError("enroll needs --identity NAME IMAGE... or --from-folder ROOT.")
-            gallery.enroll(args.identity, args.images, replace=args.replace)
-            print(f"enrolled {args.identity} from {len(args.images)} image(s)")
-        gate = gallery.verifier.liveness
-        print(
-            f"liveness  every image checked live by {gate.path}"
-            if gate is not None
-            else "liveness  not checked (no liveness model guards this gallery)"
-        )
-        return 0
+        return run_enroll(args)
     if args.command == "verify":
         gallery = Gallery.open(args.gallery, ckpt=args.ckpt, detect=not args.no_detect, liveness=args.liveness)
         result = gallery.verify(args.identity, args.image)
         print(result.describe())
         return 0 if result.accepted else 1
     if args.command == "identify":
-        gallery = Gallery.open(args.gallery, ckpt=args.ckpt, detect=not args.no_detect, liveness=args.liveness)
-        found = (
-            gallery.identify_all(args.image, args.top_k) if args.all_faces else gallery.identify(args.image, args.top_k)
-        )
-        print_liveness(found.liveness)
-        if found.liveness is not None and not found.liveness.live:
-            print("-> rejected as a presentation attack; nothing was matched")
-            return 1
-        if args.all_faces:
-            for number, (face, matches, known) in enumerate(found.faces, 1):
-                box = ", ".join(f"{v:.0f}" for v in face.box) if face.box else "whole image"
-                print(f"face {number} at ({box}):")
-                print_matches(matches, known)
-            return 0
-        print_matches(found.matches, found.known)
-        return 0
+        return run_identify(args)
     raise AssertionError(f"unhandled command {args.command}")  # argparse allows only the commands above
+
+
+def run_enroll(args: argparse.Namespace) -> int:
+    """enroll: one identity from its images, or every identity of --from-folder; then the gallery's liveness guard."""
+    from metric.deploy.gallery import Gallery
+
+    gallery = Gallery.open(
+        args.gallery,
+        ckpt=args.ckpt,
+        storage=args.storage,
+        index=args.index,
+        detect=not args.no_detect,
+        liveness=args.liveness,
+        enrolling=True,
+    )
+    if args.from_folder:
+        from tqdm import tqdm
+
+        start = time.perf_counter()
+        count, skipped = gallery.enroll_folder(
+            args.from_folder, replace=args.replace, progress=lambda xs: tqdm(xs, desc="enroll", unit="identity")
+        )
+        print(f"enrolled {count} identities in {time.perf_counter() - start:.1f} s")
+        if skipped:
+            print(
+                f"skipped {len(skipped)} image(s), unreadable, without a face or rejected as attacks:\n  "
+                + "\n  ".join(skipped[:10])
+            )
+    else:
+        if not args.identity:
+            raise ConfigError("enroll needs --identity NAME IMAGE... or --from-folder ROOT.")
+        gallery.enroll(args.identity, args.images, replace=args.replace)
+        print(f"enrolled {args.identity} from {len(args.images)} image(s)")
+    gate = gallery.verifier.liveness
+    print(
+        f"liveness  every image checked live by {gate.path}"
+        if gate is not None
+        else "liveness  not checked (no liveness model guards this gallery)"
+    )
+    return 0
+
+
+def run_identify(args: argparse.Namespace) -> int:
+    """identify: the top-k matches of the largest face (or of every face, --all-faces); 1 when the gate rejects."""
+    from metric.deploy.gallery import Gallery
+
+    gallery = Gallery.open(args.gallery, ckpt=args.ckpt, detect=not args.no_detect, liveness=args.liveness)
+    found = gallery.identify_all(args.image, args.top_k) if args.all_faces else gallery.identify(args.image, args.top_k)
+    print_liveness(found.liveness)
+    if found.liveness is not None and not found.liveness.live:
+        print("-> rejected as a presentation attack; nothing was matched")
+        return 1
+    if args.all_faces:
+        for number, (face, matches, known) in enumerate(found.faces, 1):
+            box = ", ".join(f"{v:.0f}" for v in face.box) if face.box else "whole image"
+            print(f"face {number} at ({box}):")
+            print_matches(matches, known)
+        return 0
+    print_matches(found.matches, found.known)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    try:
-        return run(args)
-    except (ConfigError, BadImage) as error:
-        return report_error(error)
+    return run_command(lambda: run(args), errors=(ConfigError, BadImage))
 
 
 if __name__ == "__main__":

@@ -6,27 +6,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
-from metric.cli import run_entry, run_task
+from metric.cli import hydra_entry, run_entry
 
 
 def raw_pixels(cfg: DictConfig) -> None:
-    from metric.baselines.run import run_baseline
-    from metric.report.summary import format_cv_table, format_summary, write_summary
+    from metric.pipelines.baselines import run_baseline
+    from metric.report.summary import format_cv_table, format_summary
 
     summary = run_baseline(cfg)
-    out = Path(cfg.paths.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_summary(summary, out / "summary.json")
     print(format_cv_table(summary) if "per_fold" in summary else format_summary(summary))
-    print(f"summary written to {out / 'summary.json'}")
+    print(f"summary written to {Path(cfg.paths.output_dir) / 'summary.json'}")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="raw_pixels")
-def main(cfg: DictConfig) -> None:
-    run_task(cfg, raw_pixels)
+main = hydra_entry("raw_pixels", raw_pixels)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,4 @@
-"""`python -m metric.serve --gallery people.db`: the HTTP verification service; `keys create|list|revoke` and `audit`
-manage its API keys and show its audit log. Bad input exits 2 with one line, never a trace."""
+"""`python -m metric.serve`: the HTTP verification service; `keys` manages its API keys and `audit` shows its log."""
 
 from __future__ import annotations
 
@@ -7,10 +6,20 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from datamodules.images import BadImage
+from metric.cli import run_command
 from metric.deploy.sqlite import stored_time
-from metric.errors import ConfigError, report_error
+from metric.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+ROUTER_HELP = (
+    "also serve the routes of this fastapi.APIRouter, e.g. mypackage.routes:router (repeatable); its routes take the "
+    "API-key scopes from metric.deploy.service.scopes.require_scope"
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -59,6 +68,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve /docs and /redoc (their scripts load from a CDN); /openapi.json is always served",
     )
+    p.add_argument("--router", action="append", default=[], metavar="MODULE:ATTRIBUTE", help=ROUTER_HELP)
     p.add_argument(
         "--accept-new-threshold",
         action="store_true",
@@ -135,12 +145,15 @@ def run_audit(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_server(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from metric.deploy.service.app import Service, ServiceConfig, create_app
+def build_app(args: argparse.Namespace) -> FastAPI:
+    """The application the server command line asks for; the --router routers are imported first (a bad one stops
+    the start before the model loads)."""
+    from metric.deploy.service.app import create_app
+    from metric.deploy.service.extensions import load_router
+    from metric.deploy.service.state import Service, ServiceConfig
     from metric.deploy.service.uploads import UploadLimits
 
+    routers = [load_router(spec) for spec in args.router]
     limits = UploadLimits(
         max_request_bytes=int(args.max_request_mb * 2**20),
         max_files=args.max_files,
@@ -164,12 +177,19 @@ def run_server(args: argparse.Namespace) -> int:
             args.accept_new_threshold,
         )
     )
+    return create_app(service, routers)
+
+
+def run_server(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    app = build_app(args)
     docs = "/docs" if args.docs else "/openapi.json"
     print(
         f"serving {args.gallery} on http://{args.host}:{args.port} (API description at {docs}, the web page at /)",
         flush=True,
     )
-    uvicorn.run(create_app(service), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
 
@@ -185,16 +205,11 @@ class CommandParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one of the three command lines; bad input exits 2 with one line, never a trace."""
     argv = sys.argv[1:] if argv is None else argv
     args = CommandParser().parse_args(argv)
-    try:
-        if argv[:1] == ["keys"]:
-            return run_keys(args)
-        if argv[:1] == ["audit"]:
-            return run_audit(args)
-        return run_server(args)
-    except (ConfigError, BadImage) as error:
-        return report_error(error)
+    command = {"keys": run_keys, "audit": run_audit}.get(argv[0] if argv else "", run_server)
+    return run_command(lambda: command(args), errors=(ConfigError, BadImage))
 
 
 if __name__ == "__main__":

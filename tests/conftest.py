@@ -26,6 +26,22 @@ TINY_DATA = [
     "datamodule.batch_images_per_identity=3",
 ]
 
+# one epoch of two training batches, scored at a FAR the tiny validation split supports
+TWO_BATCHES = [
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+    "+trainer.limit_train_batches=2",
+    "matcher.target_far=0.1",
+]
+# a liveness run on a tiny attack set
+TINY_LIVENESS = [
+    "experiment=liveness",
+    "datamodule.image_size=[32,32]",
+    "datamodule.val_subjects=3",
+    "datamodule.batch_size=16",
+    "trainer.enable_progress_bar=false",
+]
+
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
@@ -33,13 +49,27 @@ def data_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("data")
 
 
-def compose_train(overrides: list[str], output_dir: Path, data_dir: Path) -> DictConfig:
-    """Compose conf/train.yaml as `python -m metric.train` would, writing into output_dir."""
+def compose_config(name: str, overrides: list[str], output_dir: Path, data_dir: Path) -> DictConfig:
+    """Compose conf/<name>.yaml as `python -m metric.<name>` would, writing into output_dir, caching in data_dir."""
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
         return compose(
-            config_name="train",
-            overrides=[f"paths.output_dir={output_dir}", f"paths.data_dir={data_dir}", *overrides],
+            config_name=name, overrides=[f"paths.output_dir={output_dir}", f"paths.data_dir={data_dir}", *overrides]
         )
+
+
+def ordered_folder(root: Path, counts: str = "[4,4,4]") -> list[str]:
+    """The overrides for a folder of identities split in natural order: `counts` train, validation, test."""
+    return [
+        "datamodule=folder",
+        f"datamodule.root={root}",
+        "datamodule.split=ordered",
+        f"datamodule.split_counts={counts}",
+    ]
+
+
+def compose_train(overrides: list[str], output_dir: Path, data_dir: Path) -> DictConfig:
+    """Compose conf/train.yaml as `python -m metric.train` would, writing into output_dir."""
+    return compose_config("train", overrides, output_dir, data_dir)
 
 
 @pytest.fixture
@@ -53,7 +83,7 @@ def make_cfg(tmp_path, data_dir):
 @pytest.fixture(scope="session")
 def siamese_default_run(tmp_path_factory, data_dir):
     """One short siamese run (3 epochs) on the full default dataset, shared by the tests that need a trained head."""
-    from metric.modules.training import train
+    from metric.pipelines.train import train
 
     cfg = compose_train(
         ["experiment=siamese", "trainer.max_epochs=3", "trainer.enable_progress_bar=false"],
@@ -66,7 +96,7 @@ def siamese_default_run(tmp_path_factory, data_dir):
 @pytest.fixture(scope="session")
 def tiny_triplet_run(tmp_path_factory, data_dir):
     """A 2-epoch triplet run on the tiny synthetic split: a real checkpoint for evaluation tests."""
-    from metric.modules.training import train
+    from metric.pipelines.train import train
 
     cfg = compose_train(
         [
@@ -83,20 +113,7 @@ def tiny_triplet_run(tmp_path_factory, data_dir):
 
 
 def compose_evaluate(overrides: list[str], output_dir: Path, data_dir: Path) -> DictConfig:
-    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        return compose(
-            config_name="evaluate",
-            overrides=[f"paths.output_dir={output_dir}", f"paths.data_dir={data_dir}", *overrides],
-        )
-
-
-TINY_LIVENESS = [
-    "experiment=liveness",
-    "datamodule.image_size=[32,32]",
-    "datamodule.val_subjects=3",
-    "datamodule.batch_size=16",
-    "trainer.enable_progress_bar=false",
-]
+    return compose_config("evaluate", overrides, output_dir, data_dir)
 
 
 @pytest.fixture(scope="session")
@@ -112,7 +129,7 @@ def spoof_tree(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_liveness_run(tmp_path_factory, data_dir, spoof_tree):
     """A 3-epoch liveness run on the fixture tree: a real liveness checkpoint with its calibrated threshold."""
-    from metric.modules.training import train
+    from metric.pipelines.train import train
 
     cfg = compose_train(
         [*TINY_LIVENESS, f"datamodule.root={spoof_tree}", "trainer.max_epochs=3"],
@@ -129,29 +146,20 @@ def dlib_bundle(tmp_path_factory, data_dir) -> Path:
     pytest.importorskip("dlib")
     if not ORL.is_dir():
         pytest.skip("ORL faces (../shared/data/att_faces) are not present")
-    from metric.metrics.calibration import calibrate_checkpoint
+    people = [*ordered_folder(ORL, "[4,2,2]"), "datamodule.max_identities=8"]
+    return calibrated_bundle(
+        tmp_path_factory.mktemp("dlib_bundle"), "dlib", ["model=dlib", "face=dlib", *people], data_dir
+    )
 
-    folder = tmp_path_factory.mktemp("dlib_bundle")
-    bundle = folder / "dlib.ckpt"
-    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        cfg = compose(
-            config_name="calibrate",
-            overrides=[
-                f"paths.output_dir={folder}",
-                f"paths.data_dir={data_dir}",
-                "model=dlib",
-                "face=dlib",
-                "datamodule=folder",
-                f"datamodule.root={ORL}",
-                "datamodule.split=ordered",
-                "datamodule.split_counts=[4,2,2]",
-                "datamodule.max_identities=8",
-                f"ckpt={bundle}",
-                "matcher.target_far=0.01",
-                "allow_unsupported_far=true",
-            ],
-        )
-    calibrate_checkpoint(cfg)
+
+def calibrated_bundle(folder: Path, name: str, overrides: list[str], data_dir: Path) -> Path:
+    """A pretrained embedder calibrated by metric.calibrate at FAR 0.01 (or the lowest its pairs support) into
+    <folder>/<name>.ckpt: a bundle."""
+    from metric.pipelines.calibrate import calibrate_checkpoint
+
+    bundle = folder / f"{name}.ckpt"
+    settings = [*overrides, f"ckpt={bundle}", "matcher.target_far=0.01", "allow_unsupported_far=true"]
+    calibrate_checkpoint(compose_config("calibrate", settings, folder, data_dir))
     return bundle
 
 
@@ -189,27 +197,8 @@ def mobilefacenet_bundle(tmp_path_factory, data_dir) -> Path:
     """MobileFaceNet, pretrained, fed through face=mtcnn, calibrated on 12 ORL identities: a bundle (weights
     included) for the attack, export and gallery tests."""
     require_weights("mobilefacenet", "mtcnn")
-    from metric.metrics.calibration import calibrate_checkpoint
-
     folder = tmp_path_factory.mktemp("mobilefacenet_bundle")
     people = orl_subset(folder / "people", 12)
-    bundle = folder / "mobilefacenet.ckpt"
-    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        cfg = compose(
-            config_name="calibrate",
-            overrides=[
-                f"paths.output_dir={folder}",
-                f"paths.data_dir={data_dir}",
-                "model=mobilefacenet",
-                "face=mtcnn",
-                "datamodule=folder",
-                f"datamodule.root={people}",
-                "datamodule.split=ordered",
-                "datamodule.split_counts=[4,4,4]",
-                f"ckpt={bundle}",
-                "matcher.target_far=0.01",
-                "allow_unsupported_far=true",
-            ],
-        )
-    calibrate_checkpoint(cfg)
-    return bundle
+    return calibrated_bundle(
+        folder, "mobilefacenet", ["model=mobilefacenet", "face=mtcnn", *ordered_folder(people)], data_dir
+    )

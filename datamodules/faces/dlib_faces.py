@@ -12,8 +12,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from datamodules.faces.frontend import FaceCrop, FaceFrontEnd, check_on_miss, check_select, face_order, select_spec
-from datamodules.images import FIVE_POINT_TEMPLATE, align_to_template, as_array, check_margin, downscale, resize
+from datamodules.faces.frontend import (
+    FRONT_ENDS,
+    FaceCrop,
+    FaceFrontEnd,
+    face_order,
+    select_spec,
+)
+from datamodules.images import FIVE_POINT_TEMPLATE, align_to_template, as_array, downscale, resize
 from metric.errors import ConfigError
 
 INSTALL = "pip install -e '.[faces]' (dlib-bin and face-recognition-models; never build dlib from source)"
@@ -56,6 +62,7 @@ def three_points(shape) -> np.ndarray:
     return np.stack([eyes[0], eyes[1], points[4]])
 
 
+@FRONT_ENDS.register("dlib")
 class DlibFaces(FaceFrontEnd):
     """Detect (the face `select` picks first), find 5 landmarks, align onto the template at the datamodule's image
     size."""
@@ -86,16 +93,8 @@ class DlibFaces(FaceFrontEnd):
             )
         if not isinstance(max_side, int) or max_side < DETECTOR_WINDOW:
             raise ConfigError(f"face.max_side={max_side!r} must be an integer of at least {DETECTOR_WINDOW} pixels.")
-        if not 0 <= min_detection_rate <= 1:
-            raise ConfigError(f"face.min_detection_rate={min_detection_rate} must lie in [0, 1].")
-        self.detector_name, self.upsample, self.margin, self.max_side = (
-            detector,
-            upsample,
-            check_margin(margin),
-            max_side,
-        )
-        self.on_miss, self.select = check_on_miss(on_miss), check_select(select)
-        self.min_detection_rate = float(min_detection_rate)
+        self.detector_name, self.upsample = detector, upsample
+        self.detection_settings(margin, max_side, on_miss, min_detection_rate, select)
         self._models = None
         self.models()  # fail now, with the install command, not at the first image
 

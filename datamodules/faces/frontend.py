@@ -7,8 +7,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from datamodules.images import BadImage, as_array, resize
+from datamodules.images import BadImage, as_array, check_margin, resize
 from metric.errors import ConfigError
+from metric.registry import Registry
+
+# the face front ends checkpoints and export sidecars record by name; each registers itself above its class
+FRONT_ENDS: Registry[type] = Registry(
+    "face front end",
+    hint="A checkpoint made with a newer or extended version needs that version (upgrade metric-faces).",
+)
 
 ON_MISS = ("skip", "whole")
 SELECT = ("largest", "centre")  # which face of a photo with several is the one used
@@ -43,12 +50,29 @@ class FaceCrop:
         }
 
 
+@FRONT_ENDS.register("none")
 class FaceFrontEnd:
     """face=none: the image is already a face crop; it is only resized. Subclasses detect and align."""
 
     name = "none"
     active = False  # whether a detector runs
     on_miss = "skip"
+
+    def detection_settings(
+        self, margin: float, max_side: int, on_miss: str, min_detection_rate: float, select: str
+    ) -> None:
+        """The settings every detecting front end shares, checked: the crop's margin, the largest side detection
+        reads, what a photo without a face becomes, the share of photos that must have one, which face is kept."""
+        if not 0 <= min_detection_rate <= 1:
+            raise ConfigError(f"face.min_detection_rate={min_detection_rate} must lie in [0, 1].")
+        self.margin, self.max_side = check_margin(margin), int(max_side)
+        self.on_miss, self.select = check_on_miss(on_miss), check_select(select)
+        self.min_detection_rate = float(min_detection_rate)
+
+    @classmethod
+    def from_spec(cls, settings: dict) -> FaceFrontEnd:
+        """The front end a recorded spec's settings (its name removed) describe."""
+        return cls(**settings)
 
     def spec(self) -> dict:
         """What changes the crops: recorded in checkpoints, export sidecars and cache keys."""

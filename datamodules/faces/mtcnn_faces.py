@@ -6,19 +6,30 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from datamodules.faces.frontend import FaceCrop, FaceFrontEnd, check_on_miss, check_select, face_order, select_spec
-from datamodules.images import align_to_template, as_array, check_margin, downscale, resize
+from datamodules.faces.frontend import (
+    FRONT_ENDS,
+    FaceCrop,
+    FaceFrontEnd,
+    face_order,
+    select_spec,
+)
+from datamodules.images import align_to_template, as_array, downscale, resize
 from metric.errors import ConfigError, check_number
 
 TEMPLATE = "arcface"  # MTCNN's five points are the ArcFace template's five (eyes, nose tip, mouth corners)
 CROPS = ("align", "box")  # align: the five points onto the template | box: the detector's box, squared, unaligned
 
 
+@FRONT_ENDS.register("mtcnn")
 class MtcnnFaces(FaceFrontEnd):
     """Detect (the face `select` picks first), five landmarks, align all five onto the ArcFace template."""
 
     name = "mtcnn"
     active = True
+
+    @classmethod
+    def from_spec(cls, settings: dict) -> MtcnnFaces:
+        return cls(**{k: v for k, v in settings.items() if k != "template"})  # always the ArcFace template
 
     def __init__(
         self,
@@ -44,12 +55,8 @@ class MtcnnFaces(FaceFrontEnd):
                 f"face.factor={factor} must lie in [0.5, 1): the image pyramid's step (0.709 by default)."
             )
         check_number(max_side, "face.max_side", 48, integer=True)
-        if not 0 <= min_detection_rate <= 1:
-            raise ConfigError(f"face.min_detection_rate={min_detection_rate} must lie in [0, 1].")
         self.min_face, self.thresholds, self.factor = int(min_face), tuple(thresholds), float(factor)
-        self.margin, self.max_side = check_margin(margin), int(max_side)
-        self.on_miss, self.select = check_on_miss(on_miss), check_select(select)
-        self.min_detection_rate = float(min_detection_rate)
+        self.detection_settings(margin, max_side, on_miss, min_detection_rate, select)
         if crop not in CROPS:
             raise ConfigError(
                 f"face.crop={crop!r} is not one of {', '.join(CROPS)} (align: the five landmarks onto the "

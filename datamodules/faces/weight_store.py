@@ -16,10 +16,10 @@ import subprocess
 import tarfile
 import tempfile
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 from datamodules.atomic import write_file_atomically
+from datamodules.fingerprint import file_sha256
 from metric.errors import ConfigError
 
 STORE_ENV = "METRIC_FACES_WEIGHTS"  # overrides the per-user cache directory
@@ -85,21 +85,6 @@ def check_model_name(model: str) -> tuple[str, ...]:
     if model not in MODELS:
         raise ConfigError(f"{model!r} is not a model the weight store knows: {', '.join(MODELS)} (or all).")
     return MODELS[model]
-
-
-@cache
-def _sha256(path: str, stamp: tuple[int, int]) -> str:
-    """sha256 of a file (memoised per path, size and mtime: each file is hashed once per change)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    stat = path.stat()
-    return _sha256(str(path.resolve()), (stat.st_size, stat.st_mtime_ns))
 
 
 def file_state(path: Path, expected: str) -> str:

@@ -7,82 +7,21 @@ composite is torch.where(mask, pattern, probe), so outside pixels are the probe'
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from datamodules.normalisation import PIXEL_RANGE
+from metric.attacks.eot import eot_scores, random_views, view_error_rate, view_success
 from metric.attacks.masks import build_masks, check_mask
+from metric.attacks.printability import non_printability, total_variation
 from metric.attacks.verifier import PairSet, Verifier
 from metric.errors import ConfigError, check_number
 from metric.report.plots import plot_masks, plot_probe_rows, plot_success_curves
 
-# Expectation over transformation: each view of the composite is shifted by up to EOT_SHIFT of the image side (a few
-# pixels), rotated by up to EOT_ROTATION degrees, scaled by 1 +- EOT_SCALE and its brightness multiplied by
-# 1 +- EOT_BRIGHTNESS, each drawn uniformly.
-EOT_SHIFT, EOT_ROTATION, EOT_SCALE, EOT_BRIGHTNESS = 0.04, 5.0, 0.05, 0.10
-# The printable palette (an assumption, not a measured printer profile): a 5-level grid per channel over [0.1, 0.9]
-# of the range, i.e. 125 RGB colours (5 greys for grey images), kept away from pure black, white and saturated
-# primaries that office printers do not reproduce.
-PALETTE_LEVELS = np.linspace(0.1, 0.9, 5)
 EVAL_SEED_OFFSET = 1  # the transformations drawn at test time come from seed + 1, never the optimisation's draws
-
-
-def palette(channels: int) -> torch.Tensor:
-    """The printable colours (K, channels), in [0, 1] of the pixel range."""
-    grids = np.meshgrid(*[PALETTE_LEVELS] * channels, indexing="ij")
-    return torch.from_numpy(np.stack([g.ravel() for g in grids], 1)).float()
-
-
-def non_printability(patterns: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Per pattern (N, C, H, W): the mean, over mask pixels, of each pixel colour's distance to the nearest printable
-    colour (fractions of the range; 0 when every colour is printable or the mask is empty)."""
-    colours = palette(patterns.shape[1])
-    pixels = (patterns / PIXEL_RANGE[1]).permute(0, 2, 3, 1)  # (N, H, W, C)
-    nearest = torch.cdist(pixels.reshape(len(patterns), -1, patterns.shape[1]), colours[None]).min(-1).values
-    weights = mask.reshape(1, -1)
-    return (nearest * weights).sum(1) / weights.sum().clamp(min=1)
-
-
-def total_variation(patterns: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Per pattern (N, C, H, W): the mean absolute step between neighbouring pixels that are both in the mask
-    (fractions of the range, averaged over channels)."""
-    values = patterns / PIXEL_RANGE[1]
-    m = mask.reshape(1, 1, *mask.shape[-2:])
-    across = (values[..., :, 1:] - values[..., :, :-1]).abs() * (m[..., :, 1:] * m[..., :, :-1])
-    down = (values[..., 1:, :] - values[..., :-1, :]).abs() * (m[..., 1:, :] * m[..., :-1, :])
-    count = (m[..., :, 1:] * m[..., :, :-1]).sum() + (m[..., 1:, :] * m[..., :-1, :]).sum()
-    return (across.sum((1, 2, 3)) + down.sum((1, 2, 3))) / (patterns.shape[1] * count.clamp(min=1))
-
-
-def random_views(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Each image (N, C, H, W, float pixel values) under one random shift, rotation, scale and brightness
-    (differentiable: affine_grid and grid_sample, borders repeated)."""
-    n, _, height, width = images.shape
-
-    def uniform(limit: float) -> torch.Tensor:
-        return (torch.rand(n, generator=generator) * 2 - 1) * limit
-
-    angle, scale = uniform(math.radians(EOT_ROTATION)), 1 + uniform(EOT_SCALE)
-    shift_x, shift_y = uniform(EOT_SHIFT * width), uniform(EOT_SHIFT * height)
-    brightness = 1 + uniform(EOT_BRIGHTNESS)
-    # output pixel offset p -> input offset R(-angle) p / scale - shift, written in affine_grid's [-1, 1] units
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    aspect = width / height
-    theta = torch.stack(
-        [
-            torch.stack([cos, sin / aspect, -2 * shift_x / width], 1),
-            torch.stack([-sin * aspect, cos, -2 * shift_y / height], 1),
-        ],
-        1,
-    )
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    views = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return (views * brightness.view(n, 1, 1, 1)).clamp(*PIXEL_RANGE)
 
 
 @dataclass(frozen=True)
@@ -171,13 +110,6 @@ def composite(probes: torch.Tensor, patterns: torch.Tensor, mask: torch.Tensor) 
     return torch.where(mask, patterns, probes)
 
 
-def eot_scores(verifier: Verifier, probes: torch.Tensor, targets: torch.Tensor, samples: int, seed: int) -> np.ndarray:
-    """Scores (samples, N) of the probes under `samples` random views each, seeded: every evaluation with the same
-    seed and probe count sees the same transformations (clean and patched probes alike)."""
-    generator = torch.Generator().manual_seed(seed)
-    return np.stack([verifier.scores(random_views(probes, generator), targets) for _ in range(samples)])
-
-
 def attack_set(attack: PatchAttack, verifier: Verifier, pairs: PairSet, mask: np.ndarray, seed: int) -> dict:
     """Patch every pair of the set, `attack.batch` at a time; their scores without and under random views, and the
     patterns' mean printability and variation."""
@@ -203,21 +135,6 @@ def attack_set(attack: PatchAttack, verifier: Verifier, pairs: PairSet, mask: np
     }
 
 
-def view_success(pairs: PairSet, views: np.ndarray, clean_views: np.ndarray, threshold: float) -> float:
-    """Success under random views: per view, the share of the pairs decided right on the clean probe under that view
-    that the patched probe under the same view decides wrong; the mean over the views where any pair was decided
-    right (0 when none was)."""
-    rates = [
-        pairs.success(v, threshold, clean=c) for v, c in zip(views, clean_views) if (~pairs.wrong(c, threshold)).any()
-    ]
-    return float(np.mean(rates)) if rates else 0.0
-
-
-def view_error_rate(pairs: PairSet, views: np.ndarray, threshold: float) -> float:
-    """The FAR (impostor pairs) or FRR (genuine pairs) under random views, averaged over views."""
-    return float(np.mean([pairs.error_rate(v, threshold) for v in views])) if len(views) else 0.0
-
-
 def run_patch(
     attack: PatchAttack,
     masks: list[np.ndarray],
@@ -237,25 +154,66 @@ def run_patch(
     }
     rows, last = [], None
     for scale, mask in zip(attack.mask_scale, masks):
-        imp = attack_set(attack, verifier, impostor, mask, seed)
-        gen = attack_set(attack, verifier, genuine, mask, seed)
-        both = np.concatenate([imp["nps"], gen["nps"]]), np.concatenate([imp["tv"], gen["tv"]])
-        rows.append(
-            {
-                "mask_scale": scale,
-                "mask_pixels": int(mask.sum()),
-                "mask_area_share": float(mask.mean()),
-                "impersonation_success": impostor.success(imp["scores"], threshold),
-                "impersonation_success_eot": view_success(impostor, imp["views"], clean_views["imp"], threshold),
-                "dodging_success": genuine.success(gen["scores"], threshold),
-                "dodging_success_eot": view_success(genuine, gen["views"], clean_views["gen"], threshold),
-                "far": impostor.error_rate(imp["scores"], threshold),
-                "frr": genuine.error_rate(gen["scores"], threshold),
-                "mean_nps": float(both[0].mean()) if both[0].size else 0.0,
-                "mean_tv": float(both[1].mean()) if both[1].size else 0.0,
-            }
-        )
-        last = imp
+        row, last = scale_row(attack, verifier, impostor, genuine, scale, mask, clean_views, seed)
+        rows.append(row)
+    plot_patch(attack, masks, impostor, rows, last, threshold, out)
+    return {
+        "mask": attack.mask,
+        "steps": attack.steps,
+        "lr": attack.lr,
+        "eot": attack.eot,
+        "eot_samples": attack.eot_samples,
+        "nps_weight": attack.nps_weight,
+        "tv_weight": attack.tv_weight,
+        "clean_far_eot": view_error_rate(impostor, clean_views["imp"], threshold),
+        "clean_frr_eot": view_error_rate(genuine, clean_views["gen"], threshold),
+        "rows": rows,
+    }
+
+
+def scale_row(
+    attack: PatchAttack,
+    verifier: Verifier,
+    impostor: PairSet,
+    genuine: PairSet,
+    scale: float,
+    mask: np.ndarray,
+    clean_views: dict[str, np.ndarray],
+    seed: int,
+) -> tuple[dict, dict]:
+    """One mask scale against the impostor and genuine test pairs: its row of run_patch, and the impostor pairs'
+    attack_set (the showcase of the last scale reads it)."""
+    threshold = verifier.threshold
+    imp = attack_set(attack, verifier, impostor, mask, seed)
+    gen = attack_set(attack, verifier, genuine, mask, seed)
+    both = np.concatenate([imp["nps"], gen["nps"]]), np.concatenate([imp["tv"], gen["tv"]])
+    row = {
+        "mask_scale": scale,
+        "mask_pixels": int(mask.sum()),
+        "mask_area_share": float(mask.mean()),
+        "impersonation_success": impostor.success(imp["scores"], threshold),
+        "impersonation_success_eot": view_success(impostor, imp["views"], clean_views["imp"], threshold),
+        "dodging_success": genuine.success(gen["scores"], threshold),
+        "dodging_success_eot": view_success(genuine, gen["views"], clean_views["gen"], threshold),
+        "far": impostor.error_rate(imp["scores"], threshold),
+        "frr": genuine.error_rate(gen["scores"], threshold),
+        "mean_nps": float(both[0].mean()) if both[0].size else 0.0,
+        "mean_tv": float(both[1].mean()) if both[1].size else 0.0,
+    }
+    return row, imp
+
+
+def plot_patch(
+    attack: PatchAttack,
+    masks: list[np.ndarray],
+    impostor: PairSet,
+    rows: list[dict],
+    last: dict | None,
+    threshold: float,
+    out: Path,
+) -> None:
+    """mask.png (the masks on the first probe), patched_probes.png (the impostor probes the last scale turned) and
+    attack_success.png (success against mask area) in `out`."""
     images = impostor.probes.permute(0, 2, 3, 1).numpy()
     plot_masks(images[0] if len(images) else None, masks, attack.mask_scale, attack.mask, out / "mask.png")
     shown = impostor.showcase(last["scores"], threshold) if last is not None else []
@@ -282,18 +240,6 @@ def run_patch(
         f"PATCH ({attack.mask}) at threshold {threshold:.3f}",
         out / "attack_success.png",
     )
-    return {
-        "mask": attack.mask,
-        "steps": attack.steps,
-        "lr": attack.lr,
-        "eot": attack.eot,
-        "eot_samples": attack.eot_samples,
-        "nps_weight": attack.nps_weight,
-        "tv_weight": attack.tv_weight,
-        "clean_far_eot": view_error_rate(impostor, clean_views["imp"], threshold),
-        "clean_frr_eot": view_error_rate(genuine, clean_views["gen"], threshold),
-        "rows": rows,
-    }
 
 
 SUCCESS_CURVES = (

@@ -151,25 +151,7 @@ def run_uap(
     }
     if transfer is not None:
         other = transfer.verifier
-        sets = {}
-        for kind, attacked in (("impostor", impostor), ("genuine", genuine)):
-            mapped, kept = transfer.pairs(attacked.pairs)
-            sets[kind] = PairSet.build(other, transfer.images, mapped, genuine=kind == "genuine")
-            sets[f"{kind}_kept"] = int(kept.sum())
-        other_pairs = sets["genuine" if attack.genuine else "impostor"]
-        summary["transfer"] = {
-            "checkpoint": str(Path(transfer.checkpoint).resolve()),
-            "matcher": other.matcher.name,
-            "threshold": other.threshold,
-            "clean_far": sets["impostor"].error_rate(sets["impostor"].clean, other.threshold),
-            "clean_frr": sets["genuine"].error_rate(sets["genuine"].clean, other.threshold),
-            "pairs_in_its_crops": sets["genuine_kept" if attack.genuine else "impostor_kept"],
-            "attackable_pairs": other_pairs.attackable(other.threshold),
-            "crop": "the same crops"
-            if transfer.images.shape[1:] == test_images.shape[1:]
-            and transfer.index.tolist() == list(range(len(test_images)))
-            else "its own crops of the same photos (the perturbation carried by the eye points)",
-        }
+        summary["transfer"], other_pairs = transfer_summary(attack, transfer, impostor, genuine, test_images)
     rows, last = [], None
     for eps in attack.eps:
         delta = craft_uap(
@@ -199,6 +181,49 @@ def run_uap(
             row["transfer_error_rate"] = other_pairs.error_rate(other_scores, other.threshold)
         rows.append(row)
         last = (delta, eps, adv, scores)
+    plot_uap(attack, verifier, pairs, rows, last, other is not None, out)
+    return {**summary, "rows": rows}
+
+
+def transfer_summary(
+    attack: UapAttack, transfer: Transfer, impostor: PairSet, genuine: PairSet, test_images: np.ndarray
+) -> tuple[dict, PairSet]:
+    """The transfer model's entry of the summary (its clean rates on its own crops of the test pairs) and the pairs
+    of the goal it is attacked on."""
+    other = transfer.verifier
+    sets = {}
+    for kind, attacked in (("impostor", impostor), ("genuine", genuine)):
+        mapped, kept = transfer.pairs(attacked.pairs)
+        sets[kind] = PairSet.build(other, transfer.images, mapped, genuine=kind == "genuine")
+        sets[f"{kind}_kept"] = int(kept.sum())
+    other_pairs = sets["genuine" if attack.genuine else "impostor"]
+    summary = {
+        "checkpoint": str(Path(transfer.checkpoint).resolve()),
+        "matcher": other.matcher.name,
+        "threshold": other.threshold,
+        "clean_far": sets["impostor"].error_rate(sets["impostor"].clean, other.threshold),
+        "clean_frr": sets["genuine"].error_rate(sets["genuine"].clean, other.threshold),
+        "pairs_in_its_crops": sets["genuine_kept" if attack.genuine else "impostor_kept"],
+        "attackable_pairs": other_pairs.attackable(other.threshold),
+        "crop": "the same crops"
+        if transfer.images.shape[1:] == test_images.shape[1:]
+        and transfer.index.tolist() == list(range(len(test_images)))
+        else "its own crops of the same photos (the perturbation carried by the eye points)",
+    }
+    return summary, other_pairs
+
+
+def plot_uap(
+    attack: UapAttack,
+    verifier: Verifier,
+    pairs: PairSet,
+    rows: list[dict],
+    last: tuple,
+    transferred: bool,
+    out: Path,
+) -> None:
+    """uap.png (the last budget's perturbation), uap_probes.png (the probes it turned) and attack_success.png (success
+    per budget, and on the transfer model when `transferred`) in `out`."""
     delta, eps, adv, scores = last
     plot_perturbation(delta.permute(1, 2, 0).numpy(), eps, out / "uap.png")
     shown = pairs.showcase(scores, verifier.threshold)
@@ -214,7 +239,7 @@ def run_uap(
             out / "uap_probes.png",
         )
     curves = {f"{attack.goal} success": [r["success"] for r in rows]}
-    if other is not None:
+    if transferred:
         curves[f"{attack.goal} success, transfer model"] = [r["transfer_success"] for r in rows]
     plot_success_curves(
         attack.eps,
@@ -223,7 +248,6 @@ def run_uap(
         f"UAP ({attack.goal}) at threshold {verifier.threshold:.3f}",
         out / "attack_success.png",
     )
-    return {**summary, "rows": rows}
 
 
 def format_uap_rows(summary: dict) -> list[str]:

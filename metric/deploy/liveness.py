@@ -3,7 +3,6 @@ enrolled."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ import torch
 
 from datamodules.faces.frontend import FaceFrontEnd
 from datamodules.faces.registry import front_end_from_spec
+from datamodules.fingerprint import file_sha256
 from datamodules.images import BadImage
 from datamodules.normalisation import to_model_input
 from metric.deploy.probe import ImageInput, ProbeReader, print_note
@@ -54,14 +54,6 @@ class SpoofDetected(BadImage):
             "nothing was matched or enrolled from it."
         )
         self.check = check
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 PEER = "faceantispoofing"  # the pretrained liveness peer, given by name where a liveness checkpoint is asked for

@@ -24,9 +24,20 @@ class IdentityClassLoss(nn.Module):
 
     Identity labels in a split are arbitrary integers, so they are mapped to 0..C-1 here; the class weights are
     parameters of this module, so the optimizer trains them with the net. metric.train passes `train_labels`
-    and `embedding_size` (the config checks recognise this class and refuse a miner with it); the rest comes from
+    and `embedding_size` (it says so with `needs_identity_labels`, and refuses a miner); the rest comes from
     config (pytorch-metric-learning's margin is in degrees for
     ArcFace and a cosine offset for CosFace)."""
+
+    needs_identity_labels = True  # metric.train passes train_labels and embedding_size; modules read it
+
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        """A classification loss uses no miner."""
+        if cfg.get("miner") is not None:
+            raise ConfigError(
+                f"loss.kind={cfg.loss.kind} is a classification loss and uses no miner: remove it with ~miner on the "
+                "command line (or `- override /miner: null` in an experiment)."
+            )
 
     def __init__(
         self,

@@ -26,7 +26,7 @@ from torch import nn
 
 from datamodules.mixing import MixedBatch
 from metric.errors import ConfigError
-from metric.modules.class_losses import IdentityClassLoss
+from metric.losses.class_losses import IdentityClassLoss
 
 SOFT_TARGET_LOSSES = (nn.BCEWithLogitsLoss,)  # the pair module gives logits, so BCELoss (probabilities) is out
 

@@ -1,2 +1,2 @@
-"""Room `metrics`: verification rates from pair scores (FAR, FRR, EER, TAR@FAR, ROC), the score grid for billions of
-pairs, threshold calibration, evaluation protocols, error breakdowns, and cross-validation."""
+"""Pure functions, arrays in and numbers out: verification rates from pair scores (FAR, FRR, EER, TAR@FAR, ROC),
+threshold calibration, liveness rates, error breakdowns, cross-validation statistics, pseudo-label quality."""

@@ -1,2 +1,2 @@
-"""Room `model`: the nets (timm backbone -> projection -> L2 norm), the logistic-distance head, and the checkpoint
-format that rebuilds them."""
+"""The nets (timm backbone -> projection -> L2 norm, MobileFaceNet, outside embedders, the liveness net), the
+logistic-distance head, and the checkpoint format that rebuilds them."""

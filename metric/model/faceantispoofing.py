@@ -60,7 +60,8 @@ class FaceAntiSpoofing:
     kind = NAME
 
     def __init__(self):
-        from datamodules.faces.weight_store import file_sha256, model_files
+        from datamodules.faces.weight_store import model_files
+        from datamodules.fingerprint import file_sha256
 
         path = model_files(NAME)[FILE]
         try:

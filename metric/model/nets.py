@@ -14,6 +14,7 @@ from torch import nn
 
 from metric.errors import ConfigError
 from metric.model.mobilefacenet import PRETRAINED_INPUT
+from metric.model.weight_files import load_backbone_weights
 
 HUB_HOST = "huggingface.co"  # where timm fetches pretrained weights
 # backbones pretrained on faces whose weights come from the weight store (never a hub), and the input they read
@@ -42,47 +43,34 @@ def hub_reachable(host: str = HUB_HOST, timeout_s: float = 3.0) -> bool:
         return False
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors from a safetensors or .pth/.pt/.ckpt file, through timm's loader (weights only, never arbitrary
-    pickled objects; 'state_dict' / 'model' containers unwrapped, never the EMA copy, 'module.' prefixes dropped)."""
-    from timm.models import load_state_dict
+def configured_weights(model) -> str | None:
+    """model.weights; when it is read from another key that is still required (`${pretrained_checkpoint}` in
+    +experiment=transfer), one line naming that key."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import InterpolationToMissingValueError
 
     try:
-        state = load_state_dict(str(path), use_ema=False, weights_only=True)
-    except Exception as error:  # corrupt file, foreign pickle, wrong format
+        return model.get("weights")
+    except InterpolationToMissingValueError:
+        source = str(OmegaConf.to_container(model, resolve=False)["weights"]).strip("${}")
         raise ConfigError(
-            f"model.weights={str(path)!r} could not be read as weights ({type(error).__name__}: {error}). "
-            "Give a safetensors file or a .pth state dict saved with torch.save(model.state_dict())."
+            f"this experiment fine-tunes a pretrained net (model.weights is read from {source}): add "
+            f"{source}=<ckpt>, for example the best checkpoint of `python -m metric.train +experiment=triplet` "
+            "(trained on the synthetic faces)."
         ) from None
-    if isinstance(state.get("model_state_dict"), dict):  # a container timm's loader does not know
-        state = state["model_state_dict"]
-    if not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ConfigError(f"model.weights={str(path)!r} holds no state dict of tensors.")
-    return state
 
 
-def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
-    """Load a local state dict into the backbone; prefixes such as 'module.' or 'net.backbone.' are stripped."""
-    state = read_state_dict(path)
-    own = backbone.state_dict()
-    matched: dict[str, torch.Tensor] = {}
-    for key, tensor in state.items():
-        for prefix in ("", "backbone.", "net.backbone.", "model.", "encoder."):  # timm dropped 'module.' already
-            if key.startswith(prefix) and key[len(prefix) :] in own:
-                name = key[len(prefix) :]
-                if own[name].shape == tensor.shape:
-                    matched[name] = tensor
-                break
-    if not matched:
-        raise ConfigError(
-            f"model.weights={str(path)!r} has no tensor that fits the backbone "
-            f"(its first keys: {list(state)[:3]}; the backbone's: {list(own)[:3]}). "
-            "Check that model.backbone names the architecture the file was saved from."
-        )
-    backbone.load_state_dict(matched, strict=False)
-    missing = len(own) - len(matched)
-    if missing:
-        print(f"model.weights: loaded {len(matched)} tensors; {missing} backbone tensors keep their initial values")
+def face_settings(face) -> dict | None:
+    """The front end a `face` node names, as the name, template and margin its crops are cut with (nothing built)."""
+    if face is None:
+        return None
+    from metric.config_factory import locate_class
+
+    return {
+        "name": locate_class(face, "face").name,
+        "template": face.get("template", "arcface"),
+        "margin": face.get("margin", 0.0),
+    }
 
 
 def check_model_args(backbone: str, embedding_dim: int, pretrained: bool, weights: str | None) -> None:
@@ -159,6 +147,20 @@ def check_head_args(pool: str, input_size, dropout: float) -> None:
         raise ConfigError(f"model.dropout={dropout!r} must be a probability in [0, 1), e.g. 0.2.")
 
 
+def create_backbone(backbone: str, pretrained: bool, in_chans: int, drop_path_rate: float) -> nn.Module:
+    """timm's `backbone` without its classifier, with stochastic depth when drop_path_rate is not 0."""
+    depth = {"drop_path_rate": drop_path_rate} if drop_path_rate else {}  # stochastic depth
+    try:
+        return timm.create_model(backbone, pretrained=pretrained, num_classes=0, in_chans=in_chans, **depth)
+    except TypeError as error:
+        if not depth:
+            raise
+        raise ConfigError(
+            f"model.backbone={backbone} has no stochastic depth ({error}): set model.drop_path_rate=0, or pick a "
+            "backbone that has it (resnet*, efficientnet_*, convnext_*, vit_*)."
+        ) from None
+
+
 class EmbeddingNet(nn.Module):
     """image (B, C, H, W) -> L2-normalised embedding (B, embedding_dim).
 
@@ -167,6 +169,21 @@ class EmbeddingNet(nn.Module):
     layer); it needs the input size to size the projection."""
 
     POOLS = ("avg", "flatten")
+
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        """The model node, checked before any data is read or weight is built (the input size comes from the data)."""
+        model = cfg.model
+        weights = configured_weights(model)
+        check_model_args(model.backbone, model.embedding_dim, model.get("pretrained", False), weights)
+        check_head_args(model.get("pool", "avg"), [1, 1], model.get("dropout", 0.0))
+        check_face_input(
+            model.backbone,
+            model.get("pretrained", False),
+            cfg.datamodule.get("image_size", [0, 0]),
+            cfg.datamodule.get("channels", 3),
+            face_settings(cfg.get("face")),
+        )
 
     def __init__(
         self,
@@ -201,19 +218,7 @@ class EmbeddingNet(nn.Module):
         self.pool = pool
         self.input_size = [int(v) for v in input_size] if input_size is not None else None
         self.drop_path_rate = float(drop_path_rate)
-        depth = {"drop_path_rate": self.drop_path_rate} if self.drop_path_rate else {}  # stochastic depth
-        try:
-            self.backbone = timm.create_model(
-                backbone, pretrained=pretrained, num_classes=0, in_chans=in_chans, **depth
-            )
-        except TypeError as error:
-            if not depth:
-                raise
-            raise ConfigError(
-                f"model.backbone={backbone} has no stochastic depth ({error}): set "
-                "model.drop_path_rate=0, or pick a backbone that has it (resnet*, efficientnet_*, "
-                "convnext_*, vit_*)."
-            ) from None
+        self.backbone = create_backbone(backbone, pretrained, in_chans, self.drop_path_rate)
         if weights:
             load_backbone_weights(self.backbone, weights)
         if pool == "flatten":

@@ -1,2 +1,2 @@
-"""Room `modules`: the LightningModules and their objectives (metric losses, the siamese pair head, distillation,
-adversarial training), multi-process helpers, and `training`, the whole metric.train run."""
+"""The LightningModules, and only them: metric loss, siamese pair head, distillation, adapt (a head on a frozen
+embedder) and liveness, on one shared base. Each checks the composed config it trains with (`check_config`)."""

@@ -8,89 +8,40 @@ embedder on the validation identities, the run keeps the frozen embedder (the he
 
 from __future__ import annotations
 
-import numpy as np
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
 
-from datamodules.base import FINAL_SPLITS, IdentityDataModule
-from datamodules.pk_sampler import PKBatchSampler
-from metric.errors import ConfigError
-from metric.metrics.protocols import embeddings_eer, official_pairs_summary, official_test_pairs
 from metric.model.adapted import AdaptedNet, Projection
 from metric.model.checkpoint import CHECKPOINT_KEY, checkpoint_record, read_checkpoint, write_checkpoint
 from metric.model.embedders import ExternalEmbedder
 from metric.modules.metric_loss import MetricLossModule
-from metric.scoring.feature_cache import FeatureCache
-from metric.scoring.load import build_embedder, embedder_datamodule, embedder_front_end
 from metric.scoring.matchers import make_matcher
-
-
-class FeatureRows(Dataset):
-    """(embedder features, identity label) rows of one split; batched fetch for the P x K sampler."""
-
-    def __init__(self, features: np.ndarray, labels: np.ndarray):
-        self.features, self.labels = torch.from_numpy(features), torch.from_numpy(labels)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int):
-        return self.features[index], self.labels[index]
-
-    def __getitems__(self, indices: list[int]):
-        return list(zip(self.features[indices], self.labels[indices].tolist()))
-
-
-class FeatureDataModule(pl.LightningDataModule):
-    """An identity datamodule's splits as the frozen embedder's cached features: P x K training batches and ordered
-    evaluation batches of vectors. Everything else (splits, notes, preprocessing) is the wrapped datamodule's."""
-
-    def __init__(self, images: IdentityDataModule, features: FeatureCache):
-        super().__init__()
-        self.images = images
-        self.cache = features
-        self.features: dict[str, np.ndarray] = {}
-
-    def __getattr__(self, name: str):  # splits, notes, preprocessing, max_impostor_pairs, batch sizes, face, ...
-        if name in ("images", "cache", "features") or name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self.images, name)
-
-    def use_fold(self, fold) -> None:
-        self.images.use_fold(fold)
-        self.features = {}
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.features:
-            return
-        self.images.setup(stage)
-        before = self.cache.computed
-        self.features = {name: self.cache.embed(split.images) for name, split in self.images.splits.items()}
-        self.images.notes["adapt_images_embedded"] = self.cache.computed - before  # 0: every one came from the cache
-
-    def train_dataloader(self) -> DataLoader:
-        split = self.images.splits["train"]
-        sampler = PKBatchSampler(
-            split.labels, self.images.batch_identities, self.images.batch_images_per_identity, seed=self.images.seed
-        )
-        return DataLoader(FeatureRows(self.features["train"], split.labels), batch_sampler=sampler)
-
-    def eval_dataloader(self, split: str) -> DataLoader:
-        rows = FeatureRows(self.features[split], self.images.splits[split].labels)
-        return DataLoader(rows, batch_size=self.images.eval_batch_size, shuffle=False)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.eval_dataloader("val")
-
-    def test_dataloader(self) -> list[DataLoader]:
-        return [self.eval_dataloader(name) for name in FINAL_SPLITS]
+from metric.scoring.protocols import embeddings_eer, official_pairs_summary, official_test_pairs
 
 
 class AdaptModule(MetricLossModule):
     """The metric loss (triplet, multi-similarity, ...) on the head's embeddings of cached embedder features.
     `net` is the head (a Projection); the checkpoint records the whole adapted net (embedder spec + head), so every
     entry point rebuilds it as images -> embedder -> head."""
+
+    net_type = ExternalEmbedder
+    trains_on_features = True
+    self_trainable = False
+    refuses = {
+        "augment.mix": "augment.mix mixes images, but +experiment=adapt trains a head on cached embedder features: "
+        "remove it with ~augment.mix or augment.mix=null.",
+        "finetune": "finetune trains the backbone itself; +experiment=adapt trains a head on a frozen outside "
+        "embedder: remove finetune (~finetune), or fine-tune a torch backbone (model=mobilefacenet).",
+        "identity_loss": "loss.kind={kind} is a classification loss; adapt trains its head with a metric loss: "
+        "loss=multi_similarity (the default) or loss=triplet_margin miner=semihard.",
+        "augment": "adapt trains on the embedder's outputs, computed once per image, so image augmentation does not "
+        "apply: remove augment (~augment on the command line).",
+        "adversarial": "adapt trains a head on cached embeddings; adversarial training needs images and gradients "
+        "through the embedder: remove adversarial.",
+    }
+    wrong_net = (
+        "+experiment=adapt trains a head on a frozen pretrained embedder: set model=dlib or model=onnx "
+        "model.path=<file>."
+    )
 
     def __init__(self, net: Projection, embedder: ExternalEmbedder, **kwargs):
         super().__init__(net, **kwargs)
@@ -151,29 +102,3 @@ class AdaptModule(MetricLossModule):
         checkpoint[CHECKPOINT_KEY] = checkpoint_record(
             AdaptedNet(self.embedder[0], self.net), self.head, self.preprocess, self.default_matcher
         )
-
-
-def adapt_inputs(cfg, fold=None) -> tuple[FeatureDataModule, Projection, ExternalEmbedder]:
-    """The embedder (`model`), the datamodule of its cached features (set up, on cross-validation fold `fold`),
-    and the head (`adapt`) to train on them."""
-    if cfg.get("augment"):
-        raise ConfigError(
-            "adapt trains on the embedder's outputs, computed once per image, so image augmentation "
-            "does not apply: remove augment (~augment on the command line)."
-        )
-    if cfg.get("adversarial"):
-        raise ConfigError(
-            "adapt trains a head on cached embeddings; adversarial training needs images and "
-            "gradients through the embedder: remove adversarial."
-        )
-    embedder = build_embedder(cfg.model)
-    images = embedder_datamodule(cfg.datamodule, embedder, embedder_front_end(embedder, cfg.datamodule.get("face")))
-    if fold is not None:
-        images.use_fold(fold)
-    datamodule = FeatureDataModule(images, FeatureCache(embedder, embedder.spec(), cfg.adapt.cache_dir))
-    datamodule.setup("fit")
-    settings = cfg.adapt
-    head = Projection(
-        embedder.embedding_dim, settings.get("embedding_dim"), settings.head, settings.hidden, settings.dropout
-    )
-    return datamodule, head, embedder

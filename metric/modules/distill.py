@@ -7,72 +7,37 @@ teacher on the spot."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from datamodules.normalisation import to_uint8_images
 from metric.errors import ConfigError
-from metric.metrics.protocols import embeddings_eer
-from metric.model.adapted import outside_embedder
 from metric.model.checkpoint import check_same_preprocessing
-from metric.model.embedders import ExternalEmbedder, fingerprint_file
 from metric.modules.metric_loss import MetricLossModule
-from metric.scoring.embed import Model, embed_batch
-from metric.scoring.feature_cache import FeatureCache, pixel_key
-from metric.scoring.load import LoadedModel, build_embedder, load_for_eval
-
-
-class Teacher:
-    """A frozen model and the cache of its embeddings: `targets(images)` for a batch of model inputs."""
-
-    def __init__(
-        self,
-        model: Model,
-        spec: dict,
-        embedding_dim: int,
-        cache_dir: str | None = None,
-        loaded: LoadedModel | None = None,
-    ):
-        self.model, self.embedding_dim, self.loaded = model, embedding_dim, loaded
-        self.cache = FeatureCache(model, spec, cache_dir)
-        self.looked_up = self.computed_online = 0
-
-    def targets(self, images: torch.Tensor) -> torch.Tensor:
-        """The teacher's embeddings of these model inputs: from the cache when it has every image, else computed."""
-        keys = [pixel_key(image) for image in to_uint8_images(images)]
-        if all(key in self.cache.rows for key in keys):
-            self.looked_up += len(keys)
-            return torch.from_numpy(np.stack([self.cache.rows[k] for k in keys])).to(images.device)
-        self.computed_online += len(keys)
-        model = self.model.to(images.device) if isinstance(self.model, torch.nn.Module) else self.model
-        with torch.no_grad():
-            return embed_batch(model, images).to(images.device)
-
-
-def build_teacher(node) -> Teacher:
-    """The `teacher` config node: `ckpt` (a metric.train checkpoint) or `model` (dlib, onnx), with its cache."""
-    cache_dir = node.get("cache_dir")
-    if node.get("model") is not None:
-        embedder = build_embedder(node.model)
-        return Teacher(embedder, embedder.spec(), embedder.embedding_dim, cache_dir)
-    loaded = load_for_eval(node.ckpt)
-    if isinstance(loaded.net, ExternalEmbedder):  # a calibrated bundle: the outside embedder it holds teaches
-        return Teacher(loaded.net, loaded.net.spec(), loaded.net.embedding_dim, cache_dir)
-    if outside_embedder(loaded.net) is not None:
-        raise ConfigError(
-            f"teacher.ckpt={node.ckpt}: an adapted embedder cannot teach yet; use its embedder "
-            "(teacher=dlib or teacher=onnx), or a metric.train checkpoint."
-        )
-    for p in loaded.net.parameters():
-        p.requires_grad_(False)
-    spec = {"ckpt_sha256": fingerprint_file(loaded.path), "net": loaded.record["net"]}
-    return Teacher(loaded.net.eval(), spec, loaded.net.embedding_dim, cache_dir, loaded)
+from metric.scoring.protocols import embeddings_eer
+from metric.training.teachers import Teacher
 
 
 class DistillModule(MetricLossModule):
     """The student's metric loss, plus `embedding_weight` x (1 - cosine) between each student embedding and the
     teacher's, plus `relation_weight` x the MSE between the batch's student and teacher cosine-similarity
     matrices (relational structure). The teacher's embedding size and preprocessing must match the student's."""
+
+    self_trainable = False
+
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        """Distillation needs its teacher: a checkpoint, or an outside model with its file."""
+        from omegaconf import OmegaConf
+
+        teacher = cfg.get("teacher")
+        if teacher is not None and "ckpt" in teacher.keys() and OmegaConf.is_missing(teacher, "ckpt"):
+            raise ConfigError(
+                "distillation needs its teacher: add teacher.ckpt=<ckpt>, for example the best checkpoint "
+                "of `python -m metric.train +experiment=triplet`, or teacher=dlib."
+            )
+        model = teacher.get("model") if teacher is not None else None
+        if model is not None and "path" in model.keys() and OmegaConf.is_missing(model, "path"):
+            raise ConfigError("teacher=onnx needs its model file: add teacher.model.path=<file.onnx>.")
+        super().check_config(cfg)
 
     def __init__(self, net, teacher: Teacher, embedding_weight: float, relation_weight: float, **kwargs):
         super().__init__(net, **kwargs)
@@ -117,8 +82,3 @@ class DistillModule(MetricLossModule):
         teacher = self.teacher[0]
         self.run_notes["teacher_targets_from_cache"] = teacher.looked_up
         self.run_notes["teacher_targets_computed_online"] = teacher.computed_online
-
-
-def teacher_embedder(teacher: Teacher) -> ExternalEmbedder | None:
-    """The outside embedder a teacher is, whose input the student's datamodule must prepare (None: a checkpoint)."""
-    return teacher.model if isinstance(teacher.model, ExternalEmbedder) else None

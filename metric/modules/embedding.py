@@ -7,20 +7,20 @@ import warnings
 from collections.abc import Callable
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
+from omegaconf import DictConfig, OmegaConf
 
-from datamodules.base import FINAL_SPLITS
+from metric.config_factory import locate_class
+from metric.errors import ConfigError
 from metric.metrics import verification as V
-from metric.model.checkpoint import CHECKPOINT_KEY, checkpoint_record
+from metric.model.checkpoint import checkpoint_record
 from metric.model.heads import LogisticDistanceHead
 from metric.model.nets import EmbeddingNet
-from metric.modules.distributed import gather_in_order
-from metric.modules.finetune import FineTuning, PretrainedFallback, first_training_images
-from metric.modules.trainer_build import optimizer_config
+from metric.modules.base import EvaluatedModule
 from metric.scoring.embed import embed_batch
 from metric.scoring.matchers import make_matcher
 from metric.scoring.pairs import count_pairs, pair_scores
+from metric.training.finetune import FineTuning, PretrainedFallback, first_training_images
 
 # Every logged value is computed from the global batch or the gathered validation set, so it is the same on every
 # rank; Lightning's advice to average it across ranks (sync_dist) does not apply.
@@ -29,17 +29,47 @@ warnings.filterwarnings("ignore", message="It is recommended to use `self.log\\(
 Embedded = tuple[np.ndarray, np.ndarray]  # (embeddings, identity labels)
 
 
-class EmbeddingModule(pl.LightningModule):
+def configured(cfg: DictConfig, part: str) -> bool:
+    """Whether the composed config uses `part`: a group (`miner`), a key (`augment.mix`), or `identity_loss`, a loss
+    whose class needs the training identities' labels (its `needs_identity_labels`)."""
+    if part == "identity_loss":
+        loss = cfg.get("loss")
+        return loss is not None and getattr(locate_class(loss, "loss"), "needs_identity_labels", False)
+    value = OmegaConf.select(cfg, part, default=None)
+    return value is not None and value is not False
+
+
+class EmbeddingModule(EvaluatedModule):
     """Subclasses define `training_step`; this class embeds validation images and logs val_eer once per epoch, and
     `trainer.test` fills `final_embeddings` with the validation and test splits (FINAL_SPLITS), in order.
 
-    Class attributes: `default_matcher` (how validation scores pairs: cosine here, the trained head for the pair
-    module; recorded in the checkpoint) and `has_head` (whether matcher=logistic can be served, which the config
-    checks read).
+    Class attributes, which `check_config` and the other components' checks read: `default_matcher` (how validation
+    scores pairs: cosine here, the trained head for the pair module; recorded in the checkpoint), `has_head` (whether
+    matcher=logistic can be served), `net_type` (the nets it trains), `trains_on_features` (on cached embedder
+    outputs rather than images), `self_trainable` (whether self-training may train it as its student) and `refuses`
+    (the config parts it cannot train with, each with its one-line fix; `identity_loss` is a loss that needs the
+    identity labels, `{kind}` its loss.kind).
     """
 
+    task = "verification"
     default_matcher = "cosine"
     has_head = False
+    net_type: type = EmbeddingNet
+    trains_on_features = False
+    self_trainable = True
+    refuses: dict[str, str] = {}
+    wrong_net = "model._target_={target!r} is not an EmbeddingNet."
+
+    @classmethod
+    def check_config(cls, cfg: DictConfig) -> None:
+        """Refuse what this module cannot train with, and a model that is not its kind of net."""
+        for part, fix in cls.refuses.items():
+            if configured(cfg, part):
+                raise ConfigError(fix.format(kind=cfg.loss.get("kind") if cfg.get("loss") is not None else None))
+        model_cls = locate_class(cfg.model, "model")
+        if not issubclass(model_cls, cls.net_type):
+            not_trainable = getattr(model_cls, "not_trainable", None)
+            raise ConfigError(not_trainable() if not_trainable else cls.wrong_net.format(target=cfg.model._target_))
 
     def __init__(
         self,
@@ -50,15 +80,9 @@ class EmbeddingModule(pl.LightningModule):
         preprocess: dict | None = None,
         finetune: FineTuning | None = None,
     ):
-        super().__init__()
-        self.net = net
+        super().__init__(net, optimizer, scheduler, preprocess)
         self.head: LogisticDistanceHead | None = None
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
         self.max_impostor_pairs = max_impostor_pairs
-        self.preprocess = dict(preprocess or {})
-        self._collected: dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
-        self.final_embeddings: dict[str, Embedded] = {}
         self.run_notes: dict = {}  # what the module reports into the run summary (e.g. which adapt head was kept)
         self.finetune = finetune
         self.fallback: PretrainedFallback | None = None
@@ -69,19 +93,13 @@ class EmbeddingModule(pl.LightningModule):
         return self.net(images)
 
     # evaluation ---------------------------------------------------------------------------
-    def _collect(self, split: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
-        images, labels = batch
-        embeddings, seen = self._collected.setdefault(split, ([], []))
-        embeddings.append(embed_batch(self.net, images))
-        seen.append(labels.cpu())
+    def outputs(self, images: torch.Tensor) -> torch.Tensor:
+        return embed_batch(self.net, images)
 
-    def _gathered(self, split: str) -> Embedded:
-        """This split's embeddings and labels from every rank, in dataset order (under DDP each rank had a shard)."""
-        embeddings, labels = self._collected.pop(split)
-        return (gather_in_order(self, torch.cat(embeddings)).numpy(), gather_in_order(self, torch.cat(labels)).numpy())
-
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._collect("val", batch)
+    @property
+    def final_embeddings(self) -> dict[str, Embedded]:
+        """The validation and test embeddings `trainer.test` gathered (calibration and the test figures)."""
+        return self.final_outputs
 
     def on_validation_epoch_end(self) -> None:
         # the metric is computed once over the gathered split, never averaged over ranks
@@ -105,15 +123,6 @@ class EmbeddingModule(pl.LightningModule):
         tar = V.tar_at_far(curve, 1e-2)
         if tar is not None:
             self.log("val_tar_at_far_1e-2", tar)
-
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
-        # the final embeddings (calibration, the stored threshold, the test EER) are full precision under any
-        # trainer precision, as metric.evaluate computes them
-        with torch.autocast(device_type=self.device.type, enabled=False):
-            self._collect(FINAL_SPLITS[dataloader_idx], (batch[0].float(), batch[1]))
-
-    def on_test_epoch_end(self) -> None:
-        self.final_embeddings = {split: self._gathered(split) for split in FINAL_SPLITS}
 
     # fine-tuning (the `finetune` node) ------------------------------------------------------
     def on_fit_start(self) -> None:
@@ -141,12 +150,11 @@ class EmbeddingModule(pl.LightningModule):
             self.run_notes.update(self.fallback.decide(best.best_model_path, best.best_model_score))
 
     # training wiring ----------------------------------------------------------------------
-    def configure_optimizers(self):
-        parameters = self.parameters()
-        if self.finetune is not None:
-            lr = self.optimizer_factory(params=[torch.nn.Parameter(torch.zeros(1))]).defaults["lr"]
-            parameters = self.finetune.parameter_groups(self, lr)
-        return optimizer_config(parameters, self.optimizer_factory, self.scheduler_factory)
+    def optimizer_parameters(self):
+        if self.finetune is None:
+            return self.parameters()
+        lr = self.optimizer_factory(params=[torch.nn.Parameter(torch.zeros(1))]).defaults["lr"]
+        return self.finetune.parameter_groups(self, lr)
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint[CHECKPOINT_KEY] = checkpoint_record(self.net, self.head, self.preprocess, self.default_matcher)
+    def checkpoint_record(self) -> dict:
+        return checkpoint_record(self.net, self.head, self.preprocess, self.default_matcher)

@@ -7,27 +7,60 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig
 
-from datamodules.base import FINAL_SPLITS
-from metric.errors import check_number
+from datamodules.liveness import LivenessData
+from metric.config_factory import build_from_config, locate_class
+from metric.errors import ConfigError, check_number
 from metric.metrics.liveness import pad_eer
-from metric.model.checkpoint import CHECKPOINT_KEY, liveness_record
+from metric.model.checkpoint import liveness_record
 from metric.model.liveness_net import LivenessNet, fourier_target
-from metric.modules.distributed import gather_in_order
-from metric.modules.trainer_build import optimizer_config
+from metric.modules.base import EvaluatedModule
 
 Scored = tuple[
     np.ndarray, np.ndarray
 ]  # (liveness scores, (N, 4) targets: spoof, spoof type, illumination, environment)
 
 
-class LivenessModule(pl.LightningModule):
+def check_target_apcer(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ConfigError(
+            f"target_apcer={value!r} must lie in (0, 1), e.g. 0.05: the share of attacks of the worst "
+            "type that the calibrated threshold may let through on validation."
+        )
+    return float(value)
+
+
+class LivenessModule(EvaluatedModule):
     """Binary cross-entropy on live vs attack; with the net's aux heads, `aux_weight` x the cross-entropy of the spoof
     type and of the illumination (CelebA-Spoof's semantic labels); with its Fourier head, `fourier_weight` x the mean
     squared error of the predicted spectrum. Logs val_eer, the pooled liveness EER."""
+
+    task = "liveness"
+
+    @classmethod
+    def check_config(cls, cfg: DictConfig) -> None:
+        """A liveness run needs a liveness datamodule and net, and takes none of the verification-only groups."""
+        if not issubclass(locate_class(cfg.datamodule, "datamodule"), LivenessData):
+            raise ConfigError(
+                f"+experiment=liveness needs live/spoof data: datamodule=celeba_spoof or "
+                f"datamodule=simulated_spoof, not {cfg.datamodule._target_}."
+            )
+        if not issubclass(locate_class(cfg.model, "model"), LivenessNet):
+            raise ConfigError(
+                f"+experiment=liveness trains a LivenessNet (model=liveness_net), not {cfg.model._target_}."
+            )
+        for group in ("loss", "miner", "matcher", "adversarial", "teacher"):
+            if cfg.get(group) is not None:
+                raise ConfigError(f"+experiment=liveness takes no {group}: remove it (~{group} on the command line).")
+        if cfg.get("cv") is not None and build_from_config(cfg.cv).enabled:
+            raise ConfigError(
+                "+experiment=liveness does not cross-validate: remove cv.folds; its validation and test "
+                "subjects are already disjoint from train."
+            )
+        check_target_apcer(cfg.target_apcer)
 
     def __init__(
         self,
@@ -38,17 +71,11 @@ class LivenessModule(pl.LightningModule):
         fourier_weight: float = 1.0,
         preprocess: dict | None = None,
     ):
-        super().__init__()
         check_number(aux_weight, "module.aux_weight", 0)
         check_number(fourier_weight, "module.fourier_weight", 0)
-        self.net = net
+        super().__init__(net, optimizer, scheduler, preprocess)
         self.aux_weight = float(aux_weight)
         self.fourier_weight = float(fourier_weight)
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
-        self.preprocess = dict(preprocess or {})
-        self._collected: dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
-        self.final_scores: dict[str, Scored] = {}
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net.liveness(images)
@@ -73,39 +100,21 @@ class LivenessModule(pl.LightningModule):
         return loss
 
     # evaluation ---------------------------------------------------------------------------
-    def _collect(self, split: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
-        images, targets = batch
-        scores, seen = self._collected.setdefault(split, ([], []))
-        scores.append(self.net.liveness(images).detach().cpu())
-        seen.append(targets.cpu())
+    def outputs(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net.liveness(images).detach().cpu()
 
-    def _gathered(self, split: str) -> Scored:
-        scores, targets = self._collected.pop(split)
-        return (
-            gather_in_order(self, torch.cat(scores)).numpy().astype(np.float64),
-            gather_in_order(self, torch.cat(targets)).numpy(),
-        )
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self._collect("val", batch)
+    @property
+    def final_scores(self) -> dict[str, Scored]:
+        """The validation and test liveness scores (float64) and targets `trainer.test` gathered."""
+        return {split: (scores.astype(np.float64), targets) for split, (scores, targets) in self.final_outputs.items()}
 
     def on_validation_epoch_end(self) -> None:
         scores, targets = self._gathered("val")
+        scores = scores.astype(np.float64)
         if targets[:, 0].all() or not targets[:, 0].any():
             return  # a truncated debug run may see one class only
         rate = pad_eer(scores, targets[:, 1])[0]
         self.log("val_eer", torch.tensor(rate, dtype=torch.float64, device=self.device), prog_bar=True)
 
-    def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
-        with torch.autocast(device_type=self.device.type, enabled=False):
-            self._collect(FINAL_SPLITS[dataloader_idx], (batch[0].float(), batch[1]))
-
-    def on_test_epoch_end(self) -> None:
-        self.final_scores = {split: self._gathered(split) for split in FINAL_SPLITS}
-
-    # training wiring ----------------------------------------------------------------------
-    def configure_optimizers(self):
-        return optimizer_config(self.parameters(), self.optimizer_factory, self.scheduler_factory)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint[CHECKPOINT_KEY] = liveness_record(self.net, self.preprocess)
+    def checkpoint_record(self) -> dict:
+        return liveness_record(self.net, self.preprocess)

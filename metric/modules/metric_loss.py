@@ -1,25 +1,39 @@
 """`module=metric_loss`: any embedding loss over P x K batches (a pytorch-metric-learning miner and loss: triplet
 margin, multi-similarity, ...; or an identity-classification loss: ArcFace, CosFace), optionally with adversarial
-examples mixed in, and with mixed pairs of identities (`augment.mix`, metric.modules.mixing)."""
+examples mixed in, and with mixed pairs of identities (`augment.mix`, metric.losses.mixing)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+from omegaconf import DictConfig
 from torch import nn
 
 from datamodules.mixing import BatchMix
-from metric.modules.adversarial import AdversarialTraining
-from metric.modules.distributed import gather_batch
+from metric.errors import ConfigError
+from metric.losses.adversarial import AdversarialTraining
+from metric.losses.mixing import interpolated_metric_loss, mixed_term
 from metric.modules.embedding import EmbeddingModule
-from metric.modules.mixing import interpolated_metric_loss, mixed_term
 from metric.scoring.embed import embed_images
+from metric.training.distributed import gather_batch
+
+TRIPLET_TYPES = ("semihard", "hard", "all", "easy")
 
 
 class MetricLossModule(EmbeddingModule):
     """Embeds the whole batch with one shared net, mines pairs or triplets when a miner is given, and applies the
     loss to the embeddings and identity labels. With `mix`, a batch it mixes adds the interpolated loss of the mixed
-    samples against this rank's clean embeddings (metric.modules.mixing.interpolated_metric_loss)."""
+    samples against this rank's clean embeddings (metric.losses.mixing.interpolated_metric_loss)."""
+
+    @classmethod
+    def check_config(cls, cfg: DictConfig) -> None:
+        super().check_config(cfg)
+        miner = cfg.get("miner")
+        if miner is not None and "type_of_triplets" in miner and miner.type_of_triplets not in TRIPLET_TYPES:
+            raise ConfigError(
+                f"miner.type_of_triplets={miner.type_of_triplets!r} is not one of {', '.join(TRIPLET_TYPES)}; "
+                "or pick a miner config: miner=semihard, miner=hard or miner=all."
+            )
 
     def __init__(
         self,
@@ -72,22 +86,13 @@ class MetricLossModule(EmbeddingModule):
         labels = labels_all
         batch_size = labels.numel()
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
-        if triplets is not None and len(triplets) == 3:  # (anchor, positive, negative) from a triplet miner
-            self.log(
-                "train_active_triplet_fraction",
-                active_fraction(triplets, labels),
-                on_step=False,
-                on_epoch=True,
-                batch_size=batch_size,
+        if triplets is not None:  # a triplet miner's (anchor, positive, negative), or a pair miner's 4 index lists
+            name, fraction = (
+                ("train_active_triplet_fraction", active_fraction)
+                if len(triplets) == 3
+                else ("train_active_pair_fraction", active_pair_fraction)
             )
-        elif triplets is not None:  # (anchor, positive, anchor, negative) pairs from a pair miner
-            self.log(
-                "train_active_pair_fraction",
-                active_pair_fraction(triplets, labels),
-                on_step=False,
-                on_epoch=True,
-                batch_size=batch_size,
-            )
+            self.log(name, fraction(triplets, labels), on_step=False, on_epoch=True, batch_size=batch_size)
         return loss + mix_loss + self.extra_loss(images, local)
 
     def extra_loss(self, images: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor | float:

@@ -1,6 +1,6 @@
 """`module=pair` (the siamese experiment): a logistic-distance head trained with binary cross-entropy on genuine and
 impostor pairs of each P x K batch; with `augment.mix`, also on (clean, mixed) pairs with soft targets
-(metric.modules.mixing)."""
+(metric.losses.mixing)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from torch import nn
 
 from datamodules.mixing import BatchMix
 from metric.errors import ConfigError
+from metric.losses.mixing import check_soft_targets, mixed_term, soft_pair_loss
 from metric.model.heads import LogisticDistanceHead
-from metric.modules.distributed import gather_batch
 from metric.modules.embedding import EmbeddingModule
-from metric.modules.mixing import check_soft_targets, mixed_term, soft_pair_loss
 from metric.scoring.pairs import label_pairs
+from metric.training.distributed import gather_batch
 
 IMPOSTOR_STRATEGIES = ("random", "hard")
 ADVERSARIAL_NEEDS_METRIC_LOSS = (
@@ -30,6 +30,12 @@ class PairModule(EmbeddingModule):
 
     default_matcher = "logistic"
     has_head = True
+    refuses = {
+        "identity_loss": "loss.kind={kind} learns from embeddings and identity labels: use it with module=metric_loss "
+        "(or distill), not the pair objective of module=pair.",
+        "adversarial": ADVERSARIAL_NEEDS_METRIC_LOSS,
+        "miner": PAIR_TAKES_NO_MINER,
+    }
 
     def __init__(
         self,

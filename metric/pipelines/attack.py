@@ -22,11 +22,11 @@ from metric.attacks.uap import UapAttack, format_uap_rows, load_transfer, run_ua
 from metric.attacks.verifier import PairSet, Verifier
 from metric.config_factory import build_from_config
 from metric.errors import ConfigError
-from metric.metrics.protocols import embeddings_eer
 from metric.report.plots import plot_probe_rows, plot_success_curves
 from metric.scoring.load import LoadedModel, attach_datamodule, load_for_eval
 from metric.scoring.matchers import Matcher
 from metric.scoring.pairs import sample_pairs
+from metric.scoring.protocols import embeddings_eer
 
 KINDS = ("fgsm", "pgd")
 NON_ADAPTIVE = (
@@ -234,22 +234,31 @@ def run_attack(cfg: DictConfig) -> dict:
     summary = {
         "checkpoint": str(Path(cfg.ckpt).resolve()),
         "attack": attack.name,
+        **clean_figures(verifier, impostor, genuine, cfg.split, clean_eer, purifier),
+        **details,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def clean_figures(
+    verifier: Verifier, impostor: PairSet, genuine: PairSet, split: str, clean_eer: float | None, purifier
+) -> dict:
+    """What a run's summary says before any attack: the operating point, the pairs, and the clean error rates."""
+    return {
         "matcher": verifier.matcher.name,
         "threshold": verifier.threshold,
-        "split": cfg.split,
+        "split": split,
         "clean_eer": clean_eer,
-        "impostor_pairs": int(len(impostor_pairs)),
-        "genuine_pairs": int(len(genuine_pairs)),
+        "impostor_pairs": int(len(impostor.pairs)),
+        "genuine_pairs": int(len(genuine.pairs)),
         "clean_far": impostor.error_rate(impostor.clean, verifier.threshold),
         "clean_frr": genuine.error_rate(genuine.clean, verifier.threshold),
         "attackable_impostor_pairs": impostor.attackable(verifier.threshold),
         "attackable_genuine_pairs": genuine.attackable(verifier.threshold),
         "purify": purifier.spec() if purifier is not None else None,
         **({"purify_note": NON_ADAPTIVE} if purifier is not None else {}),
-        **details,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
 
 
 def format_rows(summary: dict) -> str:

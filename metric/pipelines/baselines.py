@@ -3,16 +3,19 @@ a threshold calibrated on validation identities, the same summary schema."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from omegaconf import DictConfig
 
 from datamodules.folds import CrossValidation, CVFold
 from metric.baselines.classical import ClassicalBaseline
 from metric.config_factory import build_from_config
-from metric.metrics.cross_validation import cross_validate
-from metric.report.summary import verification_summary
+from metric.pipelines.folds import cross_validate
+from metric.report.summary import write_summary
 from metric.scoring.feature_cache import FeatureCache
 from metric.scoring.load import Pretrained, pretrained_model
 from metric.scoring.matchers import build_matcher
+from metric.scoring.summary import verification_summary
 
 
 def baseline_summary(
@@ -46,13 +49,18 @@ def baseline_summary(
 
 
 def run_baseline(cfg: DictConfig) -> dict:
-    """One summary, or with `cv.folds=k` the cross-validated one on the same folds as metric.train (same cv.seed);
-    a pretrained model (model=) embeds each distinct image once over all folds."""
+    """One summary, or with `cv.folds=k` the cross-validated one on the same folds as metric.train (same cv.seed),
+    written to <run dir>/summary.json; a pretrained model (model=) embeds each distinct image once over all folds."""
     cv: CrossValidation = build_from_config(cfg.cv)
     features = pretrained = None
     if cfg.get("model") is not None:
         pretrained = pretrained_model(cfg.model, cfg.datamodule.get("face"))
         features = FeatureCache(pretrained.model, pretrained.spec, cfg.datamodule.get("cache_dir"))
     if not cv.enabled:
-        return baseline_summary(cfg, None, features, pretrained)
-    return cross_validate(cv, lambda fold: baseline_summary(cfg, fold, features, pretrained))
+        summary = baseline_summary(cfg, None, features, pretrained)
+    else:
+        summary = cross_validate(cv, lambda fold: baseline_summary(cfg, fold, features, pretrained))
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_summary(summary, out / "summary.json")
+    return summary

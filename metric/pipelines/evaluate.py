@@ -17,17 +17,19 @@ from metric.errors import ConfigError
 from metric.metrics import verification as V
 from metric.metrics.breakdowns import condition_breakdown, eer_confidence_interval
 from metric.metrics.calibration import Calibration, calibrate
-from metric.metrics.protocols import identification, kfold_accuracy
-from metric.metrics.score_grid import grid_from_embeddings
+from metric.metrics.summary import calibration_fields, split_metrics
 from metric.model.checkpoint import face_spec
 from metric.model.embedders import ExternalEmbedder
+from metric.pipelines.evaluate_liveness import checkpoint_task, liveness_report
 from metric.report import plots
 from metric.report.files import write_rows_csv, write_scores_csv
-from metric.report.liveness_eval import checkpoint_task, liveness_report
-from metric.report.summary import ScoredPairs, calibration_fields, split_metrics, write_summary
+from metric.report.summary import write_summary
 from metric.scoring.feature_cache import FeatureCache
 from metric.scoring.load import LoadedModel, asked_front_end, load_for_eval, model_label, note_face_override
 from metric.scoring.pairs import count_pairs, pair_scores
+from metric.scoring.protocols import identification, kfold_accuracy
+from metric.scoring.score_grid import grid_from_embeddings
+from metric.scoring.summary import ScoredPairs
 
 PROTOCOLS = ("verification", "pairs", "identification")
 THRESHOLD_SOURCES = ("checkpoint", "val")
@@ -51,6 +53,8 @@ def threshold_for(cfg: DictConfig, loaded: LoadedModel) -> tuple[Calibration, st
 
 
 def verification_report(cfg: DictConfig, loaded: LoadedModel, out: Path) -> dict:
+    """The split's pairs scored at the threshold (stored or recalibrated): rates, with a score grid (`bins`) or with
+    every sampled pair (confidence interval, scores.csv, conditions, histograms, worst pairs), and the ROC and DET."""
     split = loaded.datamodule.splits[cfg.split]
     if count_pairs(split.labels)[0] == 0:
         raise ConfigError(
@@ -58,72 +62,19 @@ def verification_report(cfg: DictConfig, loaded: LoadedModel, out: Path) -> dict
             "Use a dataset with several images per identity, or protocol=identification."
         )
     calibration, source = threshold_for(cfg, loaded)
-    threshold = calibration.threshold
     embeddings = loaded.embed(split.images, flip=cfg.flip_tta)
-    matcher, name = loaded.matcher, cfg.split
     summary = {
         "protocol": "verification",
         "checkpoint": cfg.get("ckpt"),
-        "split": name,
+        "split": cfg.split,
         "flip_tta": bool(cfg.flip_tta),
         **calibration_fields(calibration, source),
     }
     if cfg.bins:
-        low, high = matcher.score_range(embeddings.shape[1])
-        grid = grid_from_embeddings(embeddings, split.labels, matcher.numpy_block, low, high, cfg.bins)
-        curve = grid.roc()
-        accepted = grid.bin_of(np.array([threshold]))[0]
-        far = float(grid.impostor[accepted:].sum() / curve.n_impostor)
-        frr = float(grid.genuine[:accepted].sum() / curve.n_genuine)
-        summary.update(split_metrics(name, curve, far, frr, split.labels))
-        summary.update({"score_grid_bins": int(cfg.bins), "impostor_pairs_sampled": False})
+        curve = grid_figures(cfg, loaded, embeddings, calibration.threshold, summary)
     else:
-        pairs = ScoredPairs(
-            *pair_scores(
-                embeddings,
-                split.labels,
-                max_impostor_pairs=loaded.datamodule.max_impostor_pairs,
-                seed=cfg.seed,
-                score_block=matcher.numpy_block,
-                return_pairs=True,
-            )
-        )
-        curve = V.roc(pairs.scores, pairs.genuine)
-        summary.update(split_metrics(name, curve, *V.far_frr_at(pairs.scores, pairs.genuine, threshold), split.labels))
-        summary[f"{name}_eer_ci95"] = eer_confidence_interval(
-            pairs.scores,
-            pairs.genuine,
-            split.labels[pairs.first],
-            split.labels[pairs.second],
-            reps=cfg.bootstrap_reps,
-            seed=cfg.seed,
-        )
-        summary["impostor_pairs_sampled"] = count_pairs(split.labels)[1] > curve.n_impostor
-        write_scores_csv(
-            out / "scores.csv",
-            pairs.scores,
-            pairs.genuine,
-            pairs.first,
-            pairs.second,
-            split.sources,
-            loaded.datamodule.identity_names(split),
-            threshold,
-        )
-        summary["conditions"] = condition_breakdown(
-            pairs.scores, pairs.genuine, pairs.first, pairs.second, split.factors, threshold
-        )
-        write_rows_csv(out / "conditions.csv", summary["conditions"])
-        plots.plot_histograms(pairs.scores, pairs.genuine, threshold, out / "score_histograms.png")
-        plots.plot_worst_pairs(
-            split.images,
-            pairs.scores,
-            pairs.genuine,
-            pairs.first,
-            pairs.second,
-            threshold,
-            out / "worst_pairs.png",
-            cfg.worst_pairs,
-        )
+        curve = pair_figures(cfg, loaded, embeddings, calibration.threshold, summary, out)
+    name = cfg.split
     plots.plot_roc(curve, out / "roc.png")
     plots.plot_det(
         curve,
@@ -131,6 +82,75 @@ def verification_report(cfg: DictConfig, loaded: LoadedModel, out: Path) -> dict
         operating_point=(summary[f"{name}_far_at_threshold"], summary[f"{name}_frr_at_threshold"]),
     )
     return summary
+
+
+def grid_figures(cfg: DictConfig, loaded: LoadedModel, embeddings: np.ndarray, threshold: float, summary: dict):
+    """The split's rates from a score grid of every pair (`bins` bins) into `summary`; returns the ROC curve."""
+    split, matcher, name = loaded.datamodule.splits[cfg.split], loaded.matcher, cfg.split
+    low, high = matcher.score_range(embeddings.shape[1])
+    grid = grid_from_embeddings(embeddings, split.labels, matcher.numpy_block, low, high, cfg.bins)
+    curve = grid.roc()
+    accepted = grid.bin_of(np.array([threshold]))[0]
+    far = float(grid.impostor[accepted:].sum() / curve.n_impostor)
+    frr = float(grid.genuine[:accepted].sum() / curve.n_genuine)
+    summary.update(split_metrics(name, curve, far, frr, split.labels))
+    summary.update({"score_grid_bins": int(cfg.bins), "impostor_pairs_sampled": False})
+    return curve
+
+
+def pair_figures(
+    cfg: DictConfig, loaded: LoadedModel, embeddings: np.ndarray, threshold: float, summary: dict, out: Path
+):
+    """The split's rates from its scored pairs into `summary`, with the EER's confidence interval and the condition
+    breakdown, and the files behind them (scores.csv, conditions.csv, histograms, worst pairs); returns the ROC."""
+    split, matcher, name = loaded.datamodule.splits[cfg.split], loaded.matcher, cfg.split
+    pairs = ScoredPairs(
+        *pair_scores(
+            embeddings,
+            split.labels,
+            max_impostor_pairs=loaded.datamodule.max_impostor_pairs,
+            seed=cfg.seed,
+            score_block=matcher.numpy_block,
+            return_pairs=True,
+        )
+    )
+    curve = V.roc(pairs.scores, pairs.genuine)
+    summary.update(split_metrics(name, curve, *V.far_frr_at(pairs.scores, pairs.genuine, threshold), split.labels))
+    summary[f"{name}_eer_ci95"] = eer_confidence_interval(
+        pairs.scores,
+        pairs.genuine,
+        split.labels[pairs.first],
+        split.labels[pairs.second],
+        reps=cfg.bootstrap_reps,
+        seed=cfg.seed,
+    )
+    summary["impostor_pairs_sampled"] = count_pairs(split.labels)[1] > curve.n_impostor
+    write_scores_csv(
+        out / "scores.csv",
+        pairs.scores,
+        pairs.genuine,
+        pairs.first,
+        pairs.second,
+        split.sources,
+        loaded.datamodule.identity_names(split),
+        threshold,
+    )
+    summary["conditions"] = condition_breakdown(
+        pairs.scores, pairs.genuine, pairs.first, pairs.second, split.factors, threshold
+    )
+    write_rows_csv(out / "conditions.csv", summary["conditions"])
+    plots.plot_histograms(pairs.scores, pairs.genuine, threshold, out / "score_histograms.png")
+    plots.plot_worst_pairs(
+        split.images,
+        pairs.scores,
+        pairs.genuine,
+        pairs.first,
+        pairs.second,
+        threshold,
+        out / "worst_pairs.png",
+        cfg.worst_pairs,
+    )
+    return curve
 
 
 def pairs_report(cfg: DictConfig, loaded: LoadedModel, out: Path) -> dict:

@@ -9,51 +9,22 @@ from pathlib import Path
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 
-from datamodules.liveness import LivenessData
-from metric.config_factory import build_from_config, locate_class
+from metric.config_factory import build_from_config
 from metric.errors import ConfigError
 from metric.metrics.liveness import pad_rates, threshold_at_apcer
 from metric.model.checkpoint import store_liveness_threshold
-from metric.model.liveness_net import LivenessNet
-from metric.modules.trainer_build import build_trainer, check_torch_settings, fit_and_test_best
+from metric.modules.liveness import check_target_apcer
+from metric.pipelines.checks import check_components
+from metric.pipelines.trainer import build_trainer, check_torch_settings, fit_and_test_best
 from metric.report.liveness import breakdown_tables, format_liveness_summary, liveness_summary, write_liveness_report
 from metric.report.summary import write_summary
-
-
-def check_target_apcer(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise ConfigError(
-            f"target_apcer={value!r} must lie in (0, 1), e.g. 0.05: the share of attacks of the worst "
-            "type that the calibrated threshold may let through on validation."
-        )
-    return float(value)
-
-
-def check_liveness_config(cfg: DictConfig) -> None:
-    """A liveness run needs a liveness datamodule and net, and takes none of the verification-only groups."""
-    if not issubclass(locate_class(cfg.datamodule, "datamodule"), LivenessData):
-        raise ConfigError(
-            f"+experiment=liveness needs live/spoof data: datamodule=celeba_spoof or "
-            f"datamodule=simulated_spoof, not {cfg.datamodule._target_}."
-        )
-    if not issubclass(locate_class(cfg.model, "model"), LivenessNet):
-        raise ConfigError(f"+experiment=liveness trains a LivenessNet (model=liveness_net), not {cfg.model._target_}.")
-    for group in ("loss", "miner", "matcher", "adversarial", "teacher"):
-        if cfg.get(group) is not None:
-            raise ConfigError(f"+experiment=liveness takes no {group}: remove it (~{group} on the command line).")
-    if cfg.get("cv") is not None and build_from_config(cfg.cv).enabled:
-        raise ConfigError(
-            "+experiment=liveness does not cross-validate: remove cv.folds; its validation and test "
-            "subjects are already disjoint from train."
-        )
-    check_target_apcer(cfg.target_apcer)
-    check_torch_settings(cfg)
 
 
 def train_liveness(cfg: DictConfig) -> dict | None:
     """Fit; then the best checkpoint scores validation and test; the threshold at cfg.target_apcer on validation is
     stored in that checkpoint and the test rates at it are reported. None on DDP ranks other than 0."""
-    check_liveness_config(cfg)
+    check_components(cfg)
+    check_torch_settings(cfg)
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     out = Path(cfg.paths.output_dir)

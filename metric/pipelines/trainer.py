@@ -4,7 +4,6 @@ callbacks and loggers (the whole composed config logged as hyperparameters), and
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 import pytorch_lightning as pl
 import torch
@@ -12,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from metric.config_factory import build_from_config
 from metric.errors import ConfigError
-from metric.modules.distributed import end_process_group
+from metric.training.distributed import end_process_group
 
 
 def made_or_refused(node: DictConfig, group: str, make):
@@ -69,19 +68,6 @@ def build_trainer(cfg: DictConfig) -> pl.Trainer:
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     return trainer
-
-
-def optimizer_config(
-    parameters,
-    optimizer: Callable[..., torch.optim.Optimizer],
-    scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None,
-):
-    """A LightningModule's configure_optimizers answer: the optimizer, with its per-epoch scheduler when there is
-    one."""
-    built = optimizer(params=parameters)
-    if scheduler is None:
-        return built
-    return {"optimizer": built, "lr_scheduler": {"scheduler": scheduler(optimizer=built), "interval": "epoch"}}
 
 
 def fit_and_test_best(trainer: pl.Trainer, module: pl.LightningModule, datamodule) -> tuple[object, str]:

@@ -1,5 +1,5 @@
-"""The one verification summary schema, written by metric.train, metric.evaluate and metric.raw_pixels alike, and
-the one table that prints it.
+"""The one verification summary schema, written by metric.train, metric.evaluate and metric.raw_pixels alike (its
+figures come from metric.metrics.summary and metric.scoring.summary), and the one table that prints it.
 
 Keys: the calibration (`matcher`, `threshold`, `threshold_source`, `target_far`, `calibrated_far`,
 `calibration_warning`), then per scored split `<split>_eer`, `<split>_far_at_threshold`,
@@ -11,88 +11,9 @@ Keys: the calibration (`matcher`, `threshold`, `threshold_source`, `target_far`,
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from metric.metrics import verification as V
-from metric.metrics.calibration import Calibration, calibrate
 from metric.metrics.cross_validation import OPTIONAL
-from metric.scoring.matchers import Matcher
-from metric.scoring.pairs import count_pairs, pair_scores
-
-REPORT_FARS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
-Embedded = tuple[np.ndarray, np.ndarray]  # (embeddings, identity labels)
-
-
-@dataclass(frozen=True)
-class ScoredPairs:
-    """The scored pairs behind a summary: pair k compares images first[k] and second[k]."""
-
-    scores: np.ndarray
-    genuine: np.ndarray
-    first: np.ndarray
-    second: np.ndarray
-
-
-def calibration_fields(calibration: Calibration, source: str) -> dict:
-    """The threshold a summary reports, where it came from, and the FAR it was calibrated at."""
-    return {
-        "matcher": calibration.matcher,
-        "threshold": calibration.threshold,
-        "threshold_source": source,
-        "target_far": calibration.target_far,
-        "calibrated_far": calibration.calibrated_far,
-        "calibration_warning": calibration.warning,
-    }
-
-
-def split_metrics(split: str, curve: V.Roc, far: float, frr: float, labels: np.ndarray) -> dict:
-    """The rates of one scored split under the schema's `<split>_` keys."""
-    metrics = {
-        f"{split}_eer": V.eer(curve)[0],
-        f"{split}_far_at_threshold": far,
-        f"{split}_frr_at_threshold": frr,
-        f"{split}_roc_auc": V.roc_auc(curve),
-    }
-    for target in REPORT_FARS:
-        metrics[f"{split}_tar_at_far_{target:g}"] = V.tar_at_far(curve, target)
-    metrics.update(
-        {
-            f"{split}_genuine_pairs": curve.n_genuine,
-            f"{split}_impostor_pairs": curve.n_impostor,
-            f"{split}_identities": int(np.unique(labels).size),
-            f"{split}_images": int(np.asarray(labels).size),
-        }
-    )
-    return metrics
-
-
-def scored_split_metrics(
-    split: str, scores: np.ndarray, genuine: np.ndarray, threshold: float, labels: np.ndarray
-) -> dict:
-    """split_metrics from the pair scores themselves."""
-    return split_metrics(split, V.roc(scores, genuine), *V.far_frr_at(scores, genuine, threshold), labels)
-
-
-def verification_summary(
-    val: Embedded, test: Embedded, matcher: Matcher, max_impostor_pairs: int
-) -> tuple[dict, Calibration, ScoredPairs]:
-    """Calibrate on validation at the matcher's target FAR; report both splits at that threshold. The scored test
-    pairs come back too (for plots and reports, without scoring them again)."""
-    val_scores, val_genuine = pair_scores(*val, max_impostor_pairs=max_impostor_pairs, score_block=matcher.numpy_block)
-    calibration = calibrate(val_scores, val_genuine, matcher.target_far, matcher.name)
-    test_pairs = ScoredPairs(
-        *pair_scores(*test, max_impostor_pairs=max_impostor_pairs, score_block=matcher.numpy_block, return_pairs=True)
-    )
-    summary = {
-        **calibration_fields(calibration, "calibrated on the validation identities"),
-        **scored_split_metrics("val", val_scores, val_genuine, calibration.threshold, val[1]),
-        **scored_split_metrics("test", test_pairs.scores, test_pairs.genuine, calibration.threshold, test[1]),
-        "impostor_pairs_sampled": count_pairs(test[1])[1] > int((~test_pairs.genuine).sum()),
-    }
-    return summary, calibration, test_pairs
 
 
 def format_summary(summary: dict, title: str = "Verification summary (test identities unseen in training)") -> str:

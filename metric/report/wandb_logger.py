@@ -9,7 +9,7 @@ from pytorch_lightning.loggers import WandbLogger
 
 from metric.metrics import verification as V
 from metric.report.plots import worst_pairs
-from metric.report.summary import ScoredPairs
+from metric.scoring.summary import ScoredPairs
 
 
 def sweep_group() -> str | None:

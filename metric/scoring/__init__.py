@@ -1,2 +1,3 @@
-"""Room `scoring`: the one embedding loop, the matchers that turn two embeddings into a score, the one pair builder,
-and `load_for_eval`, which gives any entry point a checkpoint's net, matcher and data in one call."""
+"""From images to scores: the one embedding loop, the matchers that turn two embeddings into a score, the one pair
+builder, the score grid, evaluation protocols, and `load_for_eval`, which gives a pipeline a checkpoint's net, matcher
+and data in one call."""

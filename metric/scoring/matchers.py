@@ -12,7 +12,9 @@ import torch.nn.functional as F
 
 from metric.config_factory import build_from_config, locate_class
 from metric.errors import ConfigError
+from metric.metrics.calibration import check_target_far
 from metric.model.heads import LogisticDistanceHead
+from metric.registry import Registry
 
 NEEDS_HEAD = (
     "matcher=logistic needs a model trained with a logistic-distance head (+experiment=siamese); this one "
@@ -20,11 +22,7 @@ NEEDS_HEAD = (
 )
 
 
-def check_target_far(target_far: float) -> float:
-    """A FAR to calibrate at, strictly between 0 and 1, or one clear error naming the key."""
-    if isinstance(target_far, bool) or not isinstance(target_far, (int, float)) or not 0 < target_far < 1:
-        raise ConfigError(f"matcher.target_far={target_far!r} must lie between 0 and 1, e.g. 0.001.")
-    return float(target_far)
+MATCHERS: Registry[type] = Registry("matcher")  # the names checkpoints and galleries store
 
 
 class Matcher:
@@ -32,6 +30,13 @@ class Matcher:
 
     name = "matcher"
     needs_head = False  # read by the config checks: a matcher that scores with a trained head
+
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        """A matcher that scores with a trained head needs a module that trains one; the FAR lies in (0, 1)."""
+        if cls.needs_head and not getattr(locate_class(cfg.module, "module"), "has_head", False):
+            raise ConfigError(NEEDS_HEAD)
+        check_target_far(cfg.matcher.target_far)
 
     def __init__(self, target_far: float = 0.001):
         self.target_far = check_target_far(target_far)
@@ -52,6 +57,7 @@ class Matcher:
         return self.score_matrix(torch.from_numpy(a), torch.from_numpy(b)).numpy()
 
 
+@MATCHERS.register("cosine")
 class CosineMatcher(Matcher):
     name = "cosine"
 
@@ -65,6 +71,7 @@ class CosineMatcher(Matcher):
         return -1.0, 1.0
 
 
+@MATCHERS.register("euclidean")
 class EuclideanMatcher(Matcher):
     """1 - d/2, with d the L2 distance between the normalised embeddings (d in [0, 2], score in [0, 1])."""
 
@@ -80,6 +87,7 @@ class EuclideanMatcher(Matcher):
         return 0.0, 1.0
 
 
+@MATCHERS.register("mse")
 class MSEMatcher(Matcher):
     """Minus the mean squared difference of the embeddings as given."""
 
@@ -95,6 +103,7 @@ class MSEMatcher(Matcher):
         return -4.0 / dim, 0.0  # unit vectors: mean squared difference <= 4 / dim
 
 
+@MATCHERS.register("logistic")
 class LogisticMatcher(Matcher):
     """The trained logistic-distance head; its score is the probability that both images show one identity."""
 
@@ -117,9 +126,6 @@ class LogisticMatcher(Matcher):
 
     def score_range(self, dim):
         return 0.0, 1.0
-
-
-MATCHERS = {m.name: m for m in (CosineMatcher, EuclideanMatcher, MSEMatcher, LogisticMatcher)}
 
 
 def make_matcher(name: str, head: LogisticDistanceHead | None = None, target_far: float = 0.001) -> Matcher:

@@ -17,10 +17,10 @@ from timm.models import group_parameters
 from torch import nn
 
 from metric.errors import ConfigError, check_number
-from metric.metrics.protocols import embeddings_eer, official_pairs_summary, official_test_pairs
 from metric.model.checkpoint import CHECKPOINT_KEY, checkpoint_record, read_checkpoint, write_checkpoint
 from metric.scoring.embed import embed_images
 from metric.scoring.matchers import make_matcher
+from metric.scoring.protocols import embeddings_eer, official_pairs_summary, official_test_pairs
 
 BATCHNORM = ("eval", "train")
 
@@ -33,6 +33,28 @@ class FineTuning:
     backbone that can measure them, mobilefacenet, first re-expresses them on a training batch); warmup_epochs: epochs
     in which only the new layers train; keep_pretrained: keep the pretrained net when the best validation EER of the
     fine-tuning does not beat it (the checkpoint and the summary say so)."""
+
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        """Fine-tuning starts from pretrained weights; keep_pretrained compares by cosine; the settings check
+        themselves (built here, before any data is read)."""
+        from metric.config_factory import build_from_config, locate_class
+
+        model = cfg.model
+        if not model.get("pretrained", False) and not model.get("weights"):
+            raise ConfigError(
+                f"finetune starts from pretrained weights, but model.backbone={model.get('backbone')} has none "
+                "(model.pretrained=false, no model.weights): use model=mobilefacenet (python -m metric.weights fetch "
+                "mobilefacenet), set model.weights=<file>, or drop finetune (~finetune) to train from scratch."
+            )
+        settings = build_from_config(cfg.finetune)
+        module_cls = locate_class(cfg.module, "module")
+        if settings.keep_pretrained and module_cls.default_matcher != "cosine":
+            raise ConfigError(
+                f"finetune.keep_pretrained=true compares the fine-tuned net with the pretrained one by cosine, but "
+                f"module={module_cls.__name__} scores with its {module_cls.default_matcher} head: set "
+                "finetune.keep_pretrained=false."
+            )
 
     def __init__(
         self,

@@ -2,11 +2,10 @@
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
-from metric.metrics.calibration import calibrate_checkpoint
 from metric.model.checkpoint import CHECKPOINT_KEY, write_checkpoint
-from tests.conftest import CONF_DIR, TINY_DATA
+from metric.pipelines.calibrate import calibrate_checkpoint
+from tests.conftest import TINY_DATA, compose_config
 
 
 @pytest.fixture(autouse=True)
@@ -30,17 +29,11 @@ def other_model(tiny_triplet_run, tmp_path_factory, data_dir):
     checkpoint[CHECKPOINT_KEY]["calibrations"] = {}
     path = tmp_path_factory.mktemp("other_model") / "other.ckpt"
     write_checkpoint(path, checkpoint)
-    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        cfg = compose(
-            config_name="calibrate",
-            overrides=[
-                f"paths.output_dir={path.parent}",
-                f"paths.data_dir={data_dir}",
-                *TINY_DATA,
-                f"ckpt={path}",
-                "matcher.target_far=0.01",
-                "allow_unsupported_far=true",
-            ],
-        )
+    cfg = compose_config(
+        "calibrate",
+        [*TINY_DATA, f"ckpt={path}", "matcher.target_far=0.01", "allow_unsupported_far=true"],
+        path.parent,
+        data_dir,
+    )
     calibrate_checkpoint(cfg)
     return path

@@ -13,11 +13,11 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from datamodules.normalisation import normalise
-from metric.attacks.run import LinfAttack, run_attack
 from metric.errors import ConfigError
 from metric.model.checkpoint import build_model, read_checkpoint
+from metric.pipelines.attack import LinfAttack, run_attack
 from metric.scoring.matchers import make_matcher
-from tests.conftest import CONF_DIR, TINY_DATA
+from tests.conftest import CONF_DIR, TINY_DATA, compose_config, ordered_folder
 
 
 def compose_attack(overrides: list[str], output_dir: Path, data_dir: Path):
@@ -97,24 +97,20 @@ def test_purifiers_keep_shape_and_range_and_remove_noise():
 def test_pgd_turns_decisions_of_the_pretrained_mobilefacenet(mobilefacenet_bundle, tmp_path, data_dir):
     """MobileFaceNet is a torch net: gradients flow through it, so PGD (8/255) turns pairs it decided right."""
     people = mobilefacenet_bundle.parent / "people"
-    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        cfg = compose(
-            config_name="attack",
-            overrides=[
-                f"paths.output_dir={tmp_path}",
-                f"paths.data_dir={data_dir}",
-                f"ckpt={mobilefacenet_bundle}",
-                "datamodule=folder",
-                f"datamodule.root={people}",
-                "datamodule.split=ordered",
-                "datamodule.split_counts=[4,4,4]",
-                "datamodule.image_size=[112,112]",
-                "attack=pgd",
-                "attack.eps=[0,8]",
-                "attack.steps=5",
-                "max_pairs=30",
-            ],
-        )
+    cfg = compose_config(
+        "attack",
+        [
+            f"ckpt={mobilefacenet_bundle}",
+            *ordered_folder(people),
+            "datamodule.image_size=[112,112]",
+            "attack=pgd",
+            "attack.eps=[0,8]",
+            "attack.steps=5",
+            "max_pairs=30",
+        ],
+        tmp_path,
+        data_dir,
+    )
     summary = run_attack(cfg)
     clean, attacked = summary["rows"]
     assert clean["impersonation_success"] == 0.0 and clean["dodging_success"] == 0.0

@@ -9,20 +9,14 @@ import numpy as np
 import pytest
 import torch
 
+from metric.attacks.eot import random_views
 from metric.attacks.masks import MASKS, build_masks, draw_mask, eye_points
-from metric.attacks.patch import (
-    PatchAttack,
-    attack_set,
-    composite,
-    non_printability,
-    palette,
-    random_views,
-    total_variation,
-)
-from metric.attacks.run import format_rows, run_attack
+from metric.attacks.patch import PatchAttack, attack_set, composite
+from metric.attacks.printability import non_printability, palette, total_variation
 from metric.attacks.verifier import PairSet, Verifier
 from metric.errors import ConfigError
 from metric.model.checkpoint import build_model, read_checkpoint
+from metric.pipelines.attack import format_rows, run_attack
 from metric.scoring.matchers import make_matcher
 from tests.attacks.test_attack import compose_attack
 
@@ -88,7 +82,7 @@ def test_masks_are_drawn_around_the_template_eyes():
 
 
 def test_masks_follow_the_face_front_end_the_run_asks_for(tmp_path, data_dir):
-    from metric.attacks.run import crop_preprocess
+    from metric.pipelines.attack import crop_preprocess
 
     cfg = compose_attack(["ckpt=x.ckpt", "attack=patch", "face=dlib"], tmp_path, data_dir)
     assert crop_preprocess(ALIGNED, cfg.datamodule)["face"]["name"] == "dlib"  # aligned: no assume_aligned needed

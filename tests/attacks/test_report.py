@@ -12,9 +12,9 @@ import torch
 
 from metric.attack_report import main
 from metric.attacks.purify import Purifier
-from metric.attacks.run import run_attack
 from metric.attacks.verifier import Verifier
 from metric.model.checkpoint import build_model, read_checkpoint
+from metric.pipelines.attack import run_attack
 from metric.scoring.matchers import make_matcher
 from tests.attacks.test_attack import compose_attack
 

@@ -10,15 +10,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
 import metric.attacks.uap as uap
-from metric.attacks.run import format_rows, run_attack
 from metric.errors import ConfigError
 from metric.model.checkpoint import CHECKPOINT_KEY, write_checkpoint
+from metric.pipelines.attack import format_rows, run_attack
 from metric.scoring.load import load_for_eval
 from tests.attacks.test_attack import compose_attack
-from tests.conftest import CONF_DIR
+from tests.conftest import compose_config, ordered_folder
 
 
 def test_eps_zero_is_the_clean_frr_and_dodging_grows_with_eps(tiny_triplet_run, tmp_path, data_dir):
@@ -171,26 +170,22 @@ def test_a_perturbation_on_mobilefacenet_is_tried_on_dlib_on_its_own_crops(
     mobilefacenet_bundle, dlib_bundle, tmp_path, data_dir
 ):
     people = mobilefacenet_bundle.parent / "people"
-    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        cfg = compose(
-            config_name="attack",
-            overrides=[
-                f"paths.output_dir={tmp_path}",
-                f"paths.data_dir={data_dir}",
-                f"ckpt={mobilefacenet_bundle}",
-                "datamodule=folder",
-                f"datamodule.root={people}",
-                "datamodule.split=ordered",
-                "datamodule.split_counts=[4,4,4]",
-                "datamodule.image_size=[112,112]",
-                "attack=uap",
-                "attack.eps=[0,16]",
-                "attack.steps=3",
-                "attack.goal=dodging",
-                f"attack.transfer_ckpt={dlib_bundle}",
-                "max_pairs=40",
-            ],
-        )
+    cfg = compose_config(
+        "attack",
+        [
+            f"ckpt={mobilefacenet_bundle}",
+            *ordered_folder(people),
+            "datamodule.image_size=[112,112]",
+            "attack=uap",
+            "attack.eps=[0,16]",
+            "attack.steps=3",
+            "attack.goal=dodging",
+            f"attack.transfer_ckpt={dlib_bundle}",
+            "max_pairs=40",
+        ],
+        tmp_path,
+        data_dir,
+    )
     summary = run_attack(cfg)
     transfer = summary["transfer"]
     assert "its own crops" in transfer["crop"] and 0 < transfer["pairs_in_its_crops"] <= summary["genuine_pairs"]

@@ -7,8 +7,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from metric.baselines.classical import FisherProjection, lbp_features, uniform_pattern_table
-from metric.baselines.run import baseline_summary
 from metric.errors import ConfigError
+from metric.pipelines.baselines import baseline_summary
 from tests.conftest import CONF_DIR, TINY_DATA
 
 

@@ -14,7 +14,8 @@ from datamodules.sources.kface import KFaceDataModule, parse_selection, read_box
 from datamodules.sources.synthetic import SyntheticFacesDataModule
 from datamodules.sources.us10k import US10kDataModule, US10kDistractors
 from metric.errors import ConfigError
-from metric.modules.training import train
+from metric.pipelines.train import train
+from tests.datamodules.small import small_datamodule
 
 RNG = np.random.default_rng(0)
 
@@ -50,16 +51,10 @@ def make_celeba(root: Path, identities=8, per_identity=4, leak: bool = False) ->
 
 
 def celeba(root, tmp_path, **kw):
-    args = dict(
-        root=str(root),
-        image_size=(32, 28),
-        batch_identities=2,
-        batch_images_per_identity=2,
-        cache_dir=str(tmp_path / "cache"),
-        bad_files_report=str(tmp_path / "run" / "bad_files.txt"),
+    report = str(tmp_path / "run" / "bad_files.txt")
+    return small_datamodule(
+        CelebADataModule, root, image_size=(32, 28), cache_dir=str(tmp_path / "cache"), bad_files_report=report, **kw
     )
-    args.update(kw)
-    return CelebADataModule(**args)
 
 
 def test_celeba_official_split_parses_and_reports_bad_files(tmp_path, capsys):
@@ -112,16 +107,8 @@ def make_kface(root: Path, ids=("19062421", "19062512", "19070101", "19070202", 
 
 
 def kface(root, tmp_path, **kw):
-    args = dict(
-        root=str(root),
-        image_size=(24, 20),
-        batch_identities=2,
-        batch_images_per_identity=2,
-        split_fractions=[0.5, 0.25, 0.25],
-        cache_dir=str(tmp_path / "cache"),
-    )
-    args.update(kw)
-    return KFaceDataModule(**args)
+    settings = {"image_size": (24, 20), "split_fractions": [0.5, 0.25, 0.25], "cache_dir": str(tmp_path / "cache")}
+    return small_datamodule(KFaceDataModule, root, **{**settings, **kw})
 
 
 def test_kface_parses_factors_filters_and_boxes(tmp_path, capsys):

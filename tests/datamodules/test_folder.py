@@ -11,8 +11,9 @@ from datamodules.records import natural_key
 from datamodules.sources.folder import FolderDataModule
 from datamodules.split import check_identity_disjoint
 from metric.errors import ConfigError
-from metric.modules.training import train
-from tests.conftest import REPO_ROOT
+from metric.pipelines.train import train
+from tests.conftest import REPO_ROOT, ordered_folder
+from tests.datamodules.small import small_datamodule
 
 ORL = REPO_ROOT.parent / "shared" / "data" / "att_faces"
 FORMATS = [("PNG", ".png"), ("JPEG", ".jpg"), ("PPM", ".pgm"), ("BMP", ".bmp"), ("WEBP", ".webp")]
@@ -33,16 +34,9 @@ def make_tree(root: Path, identities: int = 8, images: int = 5) -> Path:
 
 
 def make(root, tmp_path, **kw):
-    args = dict(
-        root=str(root),
-        image_size=(24, 20),
-        channels=1,
-        batch_identities=3,
-        batch_images_per_identity=2,
-        bad_files_report=str(tmp_path / "run" / "bad_files.txt"),
-    )
-    args.update(kw)
-    return FolderDataModule(**args)
+    report = str(tmp_path / "run" / "bad_files.txt")
+    settings = {"image_size": (24, 20), "channels": 1, "batch_identities": 3, "bad_files_report": report}
+    return small_datamodule(FolderDataModule, root, **{**settings, **kw})
 
 
 def test_ordered_split_follows_natural_order(tmp_path):
@@ -99,10 +93,7 @@ def test_trains_and_evaluates_on_real_orl_faces(make_cfg):
         pytest.skip(f"the ORL faces are not at {ORL}")
     cfg = make_cfg(
         "experiment=triplet",
-        "datamodule=folder",
-        f"datamodule.root={ORL}",
-        "datamodule.split=ordered",
-        "datamodule.split_counts=[30,5,5]",
+        *ordered_folder(ORL, "[30,5,5]"),
         "datamodule.image_size=[28,24]",
         "datamodule.channels=1",
         "datamodule.batch_identities=8",

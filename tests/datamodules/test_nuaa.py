@@ -134,7 +134,7 @@ def test_a_tree_not_in_the_layout_gets_one_clear_message(tmp_path, damage, messa
 
 
 def test_liveness_training_reports_the_nuaa_breakdowns(tmp_path, data_dir):
-    from metric.modules.training import train
+    from metric.pipelines.train import train
 
     root = build_nuaa(tmp_path / "NUAA")
     cfg = compose_train(
@@ -163,29 +163,12 @@ def test_liveness_training_reports_the_nuaa_breakdowns(tmp_path, data_dir):
 def test_a_liveness_checkpoint_is_evaluated_on_another_dataset_at_its_own_threshold(tmp_path, data_dir, capsys):
     """Issue 31, part 2: train on one tree (simulated here by a NUAA fixture), evaluate on another NUAA tree:
     the ISO figures at the checkpoint's stored threshold, EER, BPCER at APCER 1% and 5%, the NUAA breakdowns."""
-    import csv
     import json
 
-    from metric.metrics.liveness import pad_summary
-    from metric.modules.training import train
-    from metric.report.evaluation import evaluate
+    from metric.pipelines.evaluate import evaluate
     from metric.report.liveness import format_liveness_summary
 
-    cfg = compose_train(
-        [
-            "experiment=liveness",
-            "datamodule=nuaa",
-            f"datamodule.root={build_nuaa(tmp_path / 'A')}",
-            "datamodule.image_size=[32,32]",
-            "datamodule.val_subjects=2",
-            "datamodule.batch_size=16",
-            "trainer.max_epochs=1",
-            "trainer.enable_progress_bar=false",
-        ],
-        tmp_path / "run",
-        data_dir,
-    )
-    trained = train(cfg)
+    trained = train_liveness_on_nuaa(tmp_path, data_dir)
     other = build_nuaa(tmp_path / "B", variant="normalized")
     out = tmp_path / "eval"
     evaluated = evaluate(
@@ -215,6 +198,38 @@ def test_a_liveness_checkpoint_is_evaluated_on_another_dataset_at_its_own_thresh
     ):
         assert key in summary, key
     assert set(summary["breakdowns"]) == {"glasses", "pos", "session"} and (out / "test_by_session.csv").is_file()
+    assert_figures_recomputable(out, summary)
+    assert "Liveness summary" in capsys.readouterr().out
+    assert_other_kinds_refused(trained, other, out, data_dir)
+
+
+def train_liveness_on_nuaa(tmp_path: Path, data_dir: Path) -> dict:
+    """One epoch of experiment=liveness on a NUAA fixture tree (tree A): the training summary."""
+    from metric.pipelines.train import train
+
+    cfg = compose_train(
+        [
+            "experiment=liveness",
+            "datamodule=nuaa",
+            f"datamodule.root={build_nuaa(tmp_path / 'A')}",
+            "datamodule.image_size=[32,32]",
+            "datamodule.val_subjects=2",
+            "datamodule.batch_size=16",
+            "trainer.max_epochs=1",
+            "trainer.enable_progress_bar=false",
+        ],
+        tmp_path / "run",
+        data_dir,
+    )
+    return train(cfg)
+
+
+def assert_figures_recomputable(out: Path, summary: dict) -> None:
+    """Every figure of summary.json recomputed from the per-presentation scores in scores.csv."""
+    import csv
+
+    from metric.metrics.liveness import pad_summary
+
     with open(out / "scores.csv") as f:  # every figure recomputable from the per-presentation scores
         rows = list(csv.DictReader(f))
     again = pad_summary(
@@ -224,7 +239,12 @@ def test_a_liveness_checkpoint_is_evaluated_on_another_dataset_at_its_own_thresh
     )
     for key in ("apcer_max", "bpcer", "acer", "eer", "bpcer_at_apcer_5pct"):
         assert summary[f"test_{key}"] == pytest.approx(again[key]), key
-    assert "Liveness summary" in capsys.readouterr().out
+
+
+def assert_other_kinds_refused(trained: dict, other: Path, out: Path, data_dir: Path) -> None:
+    """A liveness model on a recognition dataset, and a recognition model on a liveness dataset: one error each."""
+    from metric.pipelines.evaluate import evaluate
+
     with pytest.raises(ConfigError, match="evaluate it on a liveness dataset"):
         evaluate(compose_evaluate([f"ckpt={trained['best_checkpoint']}", "datamodule=synthetic"], out, data_dir), out)
     with pytest.raises(ConfigError, match="is a liveness dataset"):  # and the reverse: a recognition model on it
@@ -281,8 +301,8 @@ def test_trained_on_colour_renders_tested_on_nuaa_through_evaluate(tmp_path, dat
     layout (a NUAA fixture, grey 64x64 `normalized`) by metric.evaluate at its own threshold."""
     import json
 
-    from metric.modules.training import train
-    from metric.report.evaluation import evaluate
+    from metric.pipelines.evaluate import evaluate
+    from metric.pipelines.train import train
     from tests.datamodules.test_spoof_renderer import lfw_like_tree
 
     renders = lfw_like_tree(tmp_path / "lfw-deepfunneled", people=10, photos=2)

@@ -14,10 +14,11 @@ from hydra import compose, initialize_config_dir
 
 from datamodules.images import read_image
 from datamodules.normalisation import to_model_input
-from metric.deploy.export import count_macs, prune_magnitude, run_export
+from metric.deploy.export import count_macs, prune_magnitude
 from metric.errors import ConfigError
 from metric.model.checkpoint import build_model, read_checkpoint
-from tests.conftest import CONF_DIR, ORL, TINY_DATA
+from metric.pipelines.export import run_export
+from tests.conftest import CONF_DIR, ORL, TINY_DATA, ordered_folder
 
 
 def compose_export(overrides: list[str], output_dir: Path, data_dir: Path):
@@ -147,10 +148,7 @@ def test_mobilefacenet_exports_to_onnx_and_int8_on_real_faces(mobilefacenet_bund
     an int8 model under 1.5 MB whose test EER stays close, and a sidecar that says how to find and align the face."""
     people = mobilefacenet_bundle.parent / "people"
     data = [
-        "datamodule=folder",
-        f"datamodule.root={people}",
-        "datamodule.split=ordered",
-        "datamodule.split_counts=[4,4,4]",
+        *ordered_folder(people),
         "datamodule.image_size=[112,112]",
     ]
     report = run_export(

@@ -187,7 +187,7 @@ def test_evaluation_applies_the_checkpoints_front_end(dlib_ckpt, data_dir, tmp_p
 
 
 def test_export_sidecar_tells_an_app_to_detect_and_align(dlib_ckpt, ckpt):
-    from metric.deploy.export import sidecar
+    from metric.pipelines.export import sidecar
 
     side = sidecar(load_for_eval(dlib_ckpt), "model.onnx", "onnx", None)["face"]
     assert side["name"] == "dlib" and side["margin"] == 0.2 and "detect" in side["steps"]
@@ -201,7 +201,7 @@ def test_lfw_pairs_protocol_runs_the_front_end_and_draws_faces_png(dlib_ckpt, da
     end, a faceless one is used whole and counted, and faces.png is written."""
     require_orl()
     from datamodules.sources.pasted import paste
-    from metric.report.evaluation import evaluate
+    from metric.pipelines.evaluate import evaluate
 
     rng = np.random.default_rng(0)
     root = tmp_path / "lfw"
@@ -236,7 +236,7 @@ def test_calibrate_refuses_another_front_end_than_trainings(ckpt, data_dir, tmp_
     """The threshold calibrate stores is used with the checkpoint's front end, so it is computed with that one."""
     from hydra import compose, initialize_config_dir
 
-    from metric.metrics.calibration import calibrate_checkpoint
+    from metric.pipelines.calibrate import calibrate_checkpoint
     from tests.conftest import CONF_DIR
 
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
@@ -271,7 +271,8 @@ def dlib_api(dlib_gallery, tmp_path):
 
     from fastapi.testclient import TestClient
 
-    from metric.deploy.service.app import Service, ServiceConfig, create_app
+    from metric.deploy.service.app import create_app
+    from metric.deploy.service.state import Service, ServiceConfig
 
     db = tmp_path / "g.db"
     shutil.copy(dlib_gallery, db)

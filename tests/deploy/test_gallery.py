@@ -30,7 +30,7 @@ def faces(tiny_triplet_run, tmp_path) -> Path:
     import shutil
 
     cfg, _ = tiny_triplet_run
-    from metric.modules.training import build
+    from metric.pipelines.fit import build
 
     split = build(cfg)[0].splits["test"]
     root = tmp_path / "faces"
@@ -146,7 +146,7 @@ def test_enrollment_throughput_into_sqlite(tmp_path):
 
 
 def test_other_checkpoint_is_refused_naming_both(ckpt, tmp_path, make_cfg):
-    from metric.modules.training import train
+    from metric.pipelines.train import train
 
     db = tmp_path / "g.db"
     Gallery.open(db, ckpt=ckpt).close()

@@ -48,7 +48,7 @@ def gates(liveness_ckpt, tmp_path) -> dict[str, str]:
 @pytest.fixture
 def faces(tiny_triplet_run, tmp_path) -> Path:
     """<root>/<identity>/<images> of the tiny synthetic test identities."""
-    from metric.modules.training import build
+    from metric.pipelines.fit import build
 
     split = build(tiny_triplet_run[0])[0].splits["test"]
     root = tmp_path / "faces"

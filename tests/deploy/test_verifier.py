@@ -6,9 +6,10 @@ from hydra import compose, initialize_config_dir
 
 from metric.deploy.verifier import Verifier
 from metric.errors import ConfigError
-from metric.metrics.calibration import calibrate_checkpoint
 from metric.model.checkpoint import read_checkpoint
-from metric.modules.training import build, train
+from metric.pipelines.calibrate import calibrate_checkpoint
+from metric.pipelines.fit import build
+from metric.pipelines.train import train
 from metric.scoring.matchers import make_matcher
 from tests.conftest import CONF_DIR, TINY_DATA
 

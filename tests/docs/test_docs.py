@@ -1,4 +1,4 @@
-"""The docs cannot drift: the README stays a short front door, the site builds with --strict, and every
+"""The docs cannot drift: the README stays short, the site builds with --strict, and every
 `python -m metric.<entry> ...` command quoted in README.md and docs/ composes with the current configs."""
 
 from __future__ import annotations

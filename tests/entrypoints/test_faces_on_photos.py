@@ -22,8 +22,8 @@ SPLIT = [
 def test_eer_on_pasted_photos_is_within_a_point_of_the_crops(tmp_path, data_dir):
     require_orl()
     from datamodules.sources.pasted import paste_tree
-    from metric.modules.training import train
-    from metric.report.evaluation import evaluate
+    from metric.pipelines.evaluate import evaluate
+    from metric.pipelines.train import train
 
     photos = tmp_path / "photos"
     paste_tree(ORL, photos, seed=0)

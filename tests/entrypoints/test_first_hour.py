@@ -103,30 +103,9 @@ def test_help_imports_no_model_library(entry, tmp_path):
 @pytest.fixture
 def gallery_db(tmp_path) -> str:
     """A gallery file with one identity and one API key, written through the store (no model needed)."""
-    import numpy as np
+    from bench.cli_start import make_gallery
 
-    from metric.deploy.gallery.store import GalleryStore
-    from metric.deploy.service.audit import AuditLog
-    from metric.deploy.service.keys import KeyStore
-
-    path = tmp_path / "people.db"
-    store = GalleryStore(
-        path,
-        create={
-            "checkpoint": "best.ckpt",
-            "fingerprint": "f" * 64,
-            "matcher": "cosine",
-            "threshold": "0.5",
-            "embedding_dim": 4,
-            "storage": "float32",
-            "index": "exact",
-        },
-    )
-    store.enroll_many([("alice", np.ones(4, np.float32), 1)])
-    _, record = KeyStore(store.db, store.lock).create("enroll", "door")
-    AuditLog(store.db, store.lock).record("key_create", None, None, "ok", {"key_id": record.key_id})
-    store.close()
-    return str(path)
+    return make_gallery(tmp_path, "enroll", "door")
 
 
 @pytest.mark.parametrize(

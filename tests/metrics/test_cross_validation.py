@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from datamodules.folds import CrossValidation
-from metric.metrics.cross_validation import aggregate_folds, cross_validate
+from metric.metrics.cross_validation import aggregate_folds
+from metric.pipelines.folds import cross_validate
 
 
 def test_summary_matches_a_hand_computation():
@@ -42,28 +43,17 @@ def test_the_fold_loop_runs_the_folds_asked_for_and_stops_on_a_silent_rank():
 
 
 def test_raw_pixel_baseline_runs_only_the_fold_asked_for(tmp_path, data_dir):
-    from hydra import compose, initialize_config_dir
 
-    from metric.baselines.run import run_baseline
-    from tests.conftest import CONF_DIR, TINY_DATA
+    from metric.pipelines.baselines import run_baseline
+    from tests.conftest import TINY_DATA, compose_config
 
-    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        cfg = compose(
-            config_name="raw_pixels",
-            overrides=[
-                f"paths.output_dir={tmp_path}",
-                f"paths.data_dir={data_dir}",
-                *TINY_DATA,
-                "cv.folds=3",
-                "cv.fold=2",
-            ],
-        )
+    cfg = compose_config("raw_pixels", [*TINY_DATA, "cv.folds=3", "cv.fold=2"], tmp_path, data_dir)
     summary = run_baseline(cfg)
     assert [f["fold"] for f in summary["per_fold"]] == [2]
 
 
 def test_two_fold_run_reports_mean_and_std(make_cfg, tmp_path):
-    from metric.modules.training import train
+    from metric.pipelines.train import train
 
     cfg = make_cfg("experiment=triplet", "cv.folds=2", "trainer.max_epochs=1", "trainer.enable_progress_bar=false")
     summary = train(cfg)

@@ -8,8 +8,8 @@ from PIL import Image
 
 from datamodules.sources.lfw import read_pairs_file
 from metric.errors import ConfigError
-from metric.metrics.protocols import identification, kfold_accuracy
 from metric.scoring.matchers import make_matcher
+from metric.scoring.protocols import identification, kfold_accuracy
 
 
 def test_identification_on_known_embeddings():

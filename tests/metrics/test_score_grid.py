@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from metric.metrics import verification as V
-from metric.metrics.score_grid import grid_from_embeddings
 from metric.scoring.pairs import cosine_block, pair_scores
+from metric.scoring.score_grid import grid_from_embeddings
 
 
 def test_score_grid_matches_exact_metrics():

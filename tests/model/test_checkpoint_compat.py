@@ -1,4 +1,5 @@
-"""A checkpoint written before the rooms refactor still loads, embeds, scores and evaluates exactly as it did.
+"""A checkpoint written before the first reorganisation of the code still loads, embeds, scores and evaluates
+exactly as it did; a gallery written before the second one still opens and scores as it did.
 
 fixtures/ holds a tiny siamese checkpoint (test_efficientnet, 16-d, 32 x 32, calibrated for the logistic head and
 the euclidean matcher), three face images, and expected.json: the embeddings, scores and evaluation report the
@@ -17,7 +18,7 @@ from hydra import compose, initialize_config_dir
 
 from metric.deploy.verifier import Verifier
 from metric.model.checkpoint import CHECKPOINT_KEY, read_checkpoint
-from metric.report.evaluation import evaluate
+from metric.pipelines.evaluate import evaluate
 from tests.conftest import CONF_DIR, TINY_DATA
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -65,3 +66,24 @@ def test_old_checkpoint_evaluates_as_before(tmp_path, data_dir):
         expected["genuine_pairs"],
         expected["impostor_pairs"],
     )
+
+
+def test_a_gallery_written_before_the_second_reorganisation_still_opens_and_scores_as_it_did(tmp_path):
+    """fixtures/gallery_before_reorganisation.db: alice (face0_0) and bob (face1_0) enrolled with the fixture
+    checkpoint by the code before the second reorganisation (metric.gallery enroll --no-detect); its scores for
+    face0_1 are in expected_gallery.json. The file is opened from a copy, with the checkpoint where it now lies."""
+    import shutil
+
+    from metric.deploy.gallery.api import Gallery
+
+    expected = json.loads((FIXTURES / "expected_gallery.json").read_text())
+    path = tmp_path / "people.db"
+    shutil.copy(FIXTURES / "gallery_before_reorganisation.db", path)
+    gallery = Gallery.open(path, ckpt=CKPT, detect=False)
+    verification = gallery.verify("alice", FACES[1])
+    assert verification.score == pytest.approx(expected["verify_alice_face0_1"]["score"], abs=1e-6)
+    assert verification.threshold == expected["verify_alice_face0_1"]["threshold"]
+    assert verification.accepted == expected["verify_alice_face0_1"]["accepted"]
+    matches = gallery.identify(FACES[1], top_k=2).matches
+    assert [m.identity for m in matches] == [name for name, _ in expected["identify_face0_1"]]
+    assert [m.score for m in matches] == pytest.approx([score for _, score in expected["identify_face0_1"]], abs=1e-6)

@@ -17,15 +17,12 @@ from metric.model.embedders import DLIB_RESNET, DlibEmbedder, OnnxEmbedder
 from metric.scoring.embed import embed_images
 from metric.scoring.load import load_for_eval
 from metric.scoring.pairs import pair_scores
-from tests.conftest import ORL, compose_evaluate
+from tests.conftest import ORL, compose_evaluate, ordered_folder
 
 pytest.importorskip("onnxruntime")
 needs_orl = pytest.mark.skipif(not ORL.is_dir(), reason="ORL faces (../shared/data/att_faces) are not present")
 ORL_SUBSET = [
-    "datamodule=folder",
-    f"datamodule.root={ORL}",
-    "datamodule.split=ordered",
-    "datamodule.split_counts=[4,2,2]",
+    *ordered_folder(ORL, "[4,2,2]"),
     "datamodule.max_identities=8",
 ]
 
@@ -122,10 +119,9 @@ def calibrate_cfg(overrides: list[str], tmp_path, data_dir):
 
 @needs_orl
 def test_a_calibrated_dlib_bundle_round_trips_through_the_gallery(data_dir, tmp_path, capsys):
-    from metric.deploy.gallery import Gallery
-    from metric.gallery import main as cli
-    from metric.metrics.calibration import calibrate_checkpoint
     from metric.model.checkpoint import CHECKPOINT_KEY, read_checkpoint
+    from metric.pipelines.calibrate import calibrate_checkpoint
+    from tests.model.test_mobilefacenet import assert_a_gallery_serves
 
     bundle = tmp_path / "dlib.ckpt"
     cfg = calibrate_cfg(
@@ -137,17 +133,7 @@ def test_a_calibrated_dlib_bundle_round_trips_through_the_gallery(data_dir, tmp_
     assert record["net"]["kind"] == "dlib" and len(record["net"]["sha256"]) == 64 and record["format"] == 3
     assert record["preprocess"]["face"]["template"] == "dlib" and record["preprocess"]["image_size"] == [150, 150]
     assert read_checkpoint(bundle)["state_dict"] == {}  # no trainable weights
-    gallery_path = tmp_path / "people.db"
-    gallery = Gallery.open(gallery_path, ckpt=bundle)
-    for name in ("s1", "s2", "s3"):
-        gallery.enroll(name, [ORL / name / "1.pgm"])
-    assert gallery.verify("s1", ORL / "s1" / "5.pgm").accepted
-    assert not gallery.verify("s1", ORL / "s3" / "5.pgm").accepted
-    matches, known = gallery.identify(ORL / "s3" / "5.pgm", top_k=1)[:2]
-    assert known and matches[0].identity == "s3"
-    capsys.readouterr()
-    assert cli(["verify", "--gallery", str(gallery_path), "--identity", "s2", str(ORL / "s2" / "2.pgm")]) == 0
-    assert "ACCEPT" in capsys.readouterr().out
+    assert_a_gallery_serves(bundle, tmp_path / "people.db", ("s1", "s2", "s3"), "5.pgm", capsys)
     # a second calibration (another matcher) is added to the same bundle; another model is refused
     euclidean = calibrate_cfg(
         ["model=dlib", "face=dlib", *ORL_SUBSET, f"ckpt={bundle}", "matcher=euclidean", "matcher.target_far=0.01"],
@@ -173,7 +159,7 @@ def one_error(run) -> str:
 
 
 def evaluate_with(overrides, tmp_path, data_dir):
-    from metric.report.evaluation import evaluate
+    from metric.pipelines.evaluate import evaluate
 
     cfg = compose_evaluate(
         [
@@ -240,7 +226,7 @@ def test_dlib_model_without_the_extra_names_the_install(monkeypatch, data_dir, t
 
 def test_attacks_export_and_training_refuse_an_outside_embedder(tmp_path, data_dir, make_cfg):
     from metric.model.checkpoint import bundle_checkpoint, write_checkpoint
-    from metric.modules.training import build
+    from metric.pipelines.fit import build
 
     bundle = tmp_path / "dlib.ckpt"
     write_checkpoint(

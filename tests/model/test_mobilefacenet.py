@@ -13,7 +13,7 @@ from datamodules.normalisation import to_model_input
 from metric.errors import ConfigError
 from metric.model import mobilefacenet as mfn
 from metric.model.nets import EmbeddingNet, check_face_input
-from tests.conftest import LFW, require_weights
+from tests.conftest import LFW, compose_config, ordered_folder, require_weights
 
 LFW_PHOTOS = [
     "Aaron_Peirsol/Aaron_Peirsol_0001.jpg",
@@ -156,29 +156,24 @@ def test_the_frozen_model_is_evaluated_and_its_folds_embed_each_face_once(tmp_pa
     """metric.raw_pixels model=mobilefacenet: the pretrained net on two identity folds of 12 ORL people through
     face=mtcnn; each distinct face is embedded once across the folds, and it tells these people apart."""
     require_weights("mobilefacenet", "mtcnn")
-    from hydra import compose, initialize_config_dir
 
-    from metric.baselines.run import run_baseline
-    from tests.conftest import CONF_DIR, orl_subset
+    from metric.pipelines.baselines import run_baseline
+    from tests.conftest import orl_subset
 
     people = orl_subset(tmp_path / "people", 12)
-    with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        cfg = compose(
-            config_name="raw_pixels",
-            overrides=[
-                f"paths.output_dir={tmp_path}",
-                f"paths.data_dir={data_dir}",
-                "model=mobilefacenet",
-                "face=mtcnn",
-                "datamodule=folder",
-                f"datamodule.root={people}",
-                "datamodule.split=ordered",
-                "datamodule.split_counts=[4,4,4]",
-                "cv.folds=2",
-                "cv.val_identities=3",
-                "matcher.target_far=0.01",
-            ],
-        )
+    cfg = compose_config(
+        "raw_pixels",
+        [
+            "model=mobilefacenet",
+            "face=mtcnn",
+            *ordered_folder(people),
+            "cv.folds=2",
+            "cv.val_identities=3",
+            "matcher.target_far=0.01",
+        ],
+        tmp_path,
+        data_dir,
+    )
     embedded = []
     from metric.scoring import feature_cache
 
@@ -193,28 +188,37 @@ def test_the_frozen_model_is_evaluated_and_its_folds_embed_each_face_once(tmp_pa
     assert sum(embedded) <= 120  # 12 people x 10 faces, once each over both folds
 
 
+def assert_a_gallery_serves(bundle, gallery_path, people: tuple[str, str, str], probe: str, capsys) -> None:
+    """A gallery on a calibrated bundle, three ORL people each enrolled from 1.pgm: the first is accepted on its
+    5.pgm and refused on the third's, the third is identified from its `probe` photo, and the second is accepted
+    through the `metric.gallery verify` CLI on its 2.pgm."""
+    from metric.deploy.gallery import Gallery
+    from metric.gallery import main as cli
+    from tests.conftest import ORL
+
+    first, second, third = people
+    gallery = Gallery.open(gallery_path, ckpt=bundle)
+    for name in people:
+        gallery.enroll(name, [ORL / name / "1.pgm"])
+    assert gallery.verify(first, ORL / first / "5.pgm").accepted
+    assert not gallery.verify(first, ORL / third / "5.pgm").accepted
+    matches, known = gallery.identify(ORL / third / probe, top_k=1)[:2]
+    assert known and matches[0].identity == third
+    gallery.close()
+    capsys.readouterr()
+    assert cli(["verify", "--gallery", str(gallery_path), "--identity", second, str(ORL / second / "2.pgm")]) == 0
+    assert "ACCEPT" in capsys.readouterr().out
+
+
 def test_a_mobilefacenet_bundle_holds_its_weights_and_serves_the_gallery(mobilefacenet_bundle, tmp_path, capsys):
     """The calibrated bundle (model=mobilefacenet face=mtcnn): its weights and front end are in the file, so a
     gallery enrolls from one photo and verifies and identifies ORL people it never saw, through the CLI too."""
-    from metric.deploy.gallery import Gallery
-    from metric.gallery import main as cli
     from metric.model.checkpoint import CHECKPOINT_KEY, read_checkpoint
-    from tests.conftest import ORL
 
     checkpoint = read_checkpoint(mobilefacenet_bundle)
     record = checkpoint[CHECKPOINT_KEY]
     assert record["net"] == {"backbone": "mobilefacenet", "embedding_dim": 192, "in_chans": 3, "projection": "none"}
     assert record["format"] == 5 and record["preprocess"]["face"]["name"] == "mtcnn"
     assert len(checkpoint["state_dict"]) > 200 and "cosine" in record["calibrations"]
-    gallery_path = tmp_path / "people.db"
-    gallery = Gallery.open(gallery_path, ckpt=mobilefacenet_bundle)
-    for name in ("s31", "s32", "s33"):  # people outside the 12 the bundle was calibrated on
-        gallery.enroll(name, [ORL / name / "1.pgm"])
-    assert gallery.verify("s31", ORL / "s31" / "5.pgm").accepted
-    assert not gallery.verify("s31", ORL / "s33" / "5.pgm").accepted
-    matches, known = gallery.identify(ORL / "s33" / "6.pgm", top_k=1)[:2]
-    assert known and matches[0].identity == "s33"
-    gallery.close()
-    capsys.readouterr()
-    assert cli(["verify", "--gallery", str(gallery_path), "--identity", "s32", str(ORL / "s32" / "2.pgm")]) == 0
-    assert "ACCEPT" in capsys.readouterr().out
+    people = ("s31", "s32", "s33")  # outside the 12 the bundle was calibrated on
+    assert_a_gallery_serves(mobilefacenet_bundle, tmp_path / "people.db", people, "6.pgm", capsys)

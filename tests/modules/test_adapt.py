@@ -8,7 +8,7 @@ import pytest
 
 from metric.model.checkpoint import CHECKPOINT_KEY, build_model, read_checkpoint
 from metric.model.embedders import OnnxEmbedder
-from metric.modules.training import train
+from metric.pipelines.train import train
 from metric.scoring.embed import embed_images
 from tests.model.test_embedders import exported_onnx
 
@@ -87,7 +87,7 @@ def test_distillation_from_an_onnx_teacher_looks_its_embeddings_up(make_cfg, onn
 
 def test_distillation_needs_a_teacher_file(make_cfg):
     from metric.errors import ConfigError
-    from metric.modules.training import build
+    from metric.pipelines.fit import build
 
     with pytest.raises(ConfigError, match="teacher.model.path=<file.onnx>"):
         build(make_cfg("experiment=distill", "teacher=onnx"))
@@ -95,7 +95,7 @@ def test_distillation_needs_a_teacher_file(make_cfg):
 
 def test_adapt_refuses_a_classification_loss_before_reading_data(make_cfg, onnx_model, tmp_path):
     from metric.errors import ConfigError
-    from metric.modules.training import check_config
+    from metric.pipelines.checks import check_components
 
     with pytest.raises(ConfigError, match="adapt trains its head with a metric loss"):
-        check_config(adapt(make_cfg, onnx_model, tmp_path, "loss=arcface", "~miner"))
+        check_components(adapt(make_cfg, onnx_model, tmp_path, "loss=arcface", "~miner"))

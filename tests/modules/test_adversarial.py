@@ -8,8 +8,8 @@ import torch
 from pytorch_metric_learning import losses, miners
 
 from metric.errors import ConfigError
+from metric.losses.adversarial import AdversarialTraining
 from metric.model.nets import EmbeddingNet
-from metric.modules.adversarial import AdversarialTraining
 from metric.modules.metric_loss import MetricLossModule
 
 

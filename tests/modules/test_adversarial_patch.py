@@ -13,10 +13,12 @@ import torch
 from pytorch_metric_learning import losses, miners
 
 from metric.errors import ConfigError
+from metric.losses.adversarial import AdversarialTraining
 from metric.model.nets import EmbeddingNet
-from metric.modules.adversarial import AdversarialTraining
 from metric.modules.metric_loss import MetricLossModule
-from metric.modules.training import build, train
+from metric.pipelines.fit import build
+from metric.pipelines.train import train
+from tests.conftest import TWO_BATCHES
 
 ALIGNED = {"image_size": [32, 32], "channels": 3, "face": {"name": "none"}}  # taken as aligned (assume_aligned)
 PATCH = {"attack": "patch", "ratio": 1.0, "weight": 0.5, "assume_aligned": True}
@@ -120,10 +122,7 @@ def test_short_training_with_patches_logs_the_adversarial_loss(make_cfg):
         "experiment=triplet",
         "adversarial=patch",
         "adversarial.assume_aligned=true",
-        "trainer.max_epochs=1",
-        "trainer.enable_progress_bar=false",
-        "+trainer.limit_train_batches=2",
-        "matcher.target_far=0.1",
+        *TWO_BATCHES,
     )
     summary = train(cfg)
     assert 0.0 <= summary["test_eer"] <= 1.0

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from metric.errors import ConfigError
-from metric.modules.class_losses import IdentityClassLoss
+from metric.losses.class_losses import IdentityClassLoss
 
 
 @pytest.mark.parametrize("kind", ["arcface", "subcenter_arcface", "cosface"])
@@ -51,7 +51,7 @@ def test_bad_classification_loss_settings_are_clear_errors(make_cfg):
         IdentityClassLoss("sphereface", train_labels=np.arange(4), embedding_size=4)
     with pytest.raises(ConfigError, match="at least 2 training identities"):
         IdentityClassLoss("arcface", train_labels=np.array([3, 3]), embedding_size=4)
-    from metric.modules.training import train
+    from metric.pipelines.train import train
 
     with pytest.raises(ConfigError, match="~miner"):
         train(make_cfg("loss=arcface", "trainer.max_epochs=1"))
@@ -61,7 +61,7 @@ def test_bad_classification_loss_settings_are_clear_errors(make_cfg):
 
 def test_arcface_run_trains_the_centres_with_the_net(make_cfg, tmp_path):
     from metric.model.checkpoint import read_checkpoint
-    from metric.modules.training import train
+    from metric.pipelines.train import train
 
     cfg = make_cfg(
         "loss=subcenter_arcface",

@@ -113,7 +113,7 @@ def test_ddp_children_rerun_this_job_not_the_sweep(monkeypatch):
     """Under `-m`, Lightning would re-run the whole command line (and the sweep) in each child process."""
     from hydra.core.hydra_config import HydraConfig
 
-    from metric.modules import distributed
+    from metric.training import distributed
 
     job = SimpleNamespace(
         overrides=SimpleNamespace(task=["experiment=triplet", "loss.margin=0.2", "hydra.launcher.n_jobs=2"]),

@@ -10,9 +10,10 @@ import torch
 
 from metric.errors import ConfigError
 from metric.model.checkpoint import CHECKPOINT_KEY, build_model, read_checkpoint
-from metric.modules.training import build, train
+from metric.pipelines.fit import build
+from metric.pipelines.train import train
 from metric.scoring.embed import embed_images
-from tests.conftest import orl_subset, require_weights
+from tests.conftest import ordered_folder, orl_subset, require_weights
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +28,7 @@ def finetune_cfg(make_cfg, orl_people):
     def make(*overrides: str):
         return make_cfg(
             "experiment=finetune",
-            "datamodule=folder",
-            f"datamodule.root={orl_people}",
-            "datamodule.split=ordered",
-            "datamodule.split_counts=[6,3,3]",
+            *ordered_folder(orl_people, "[6,3,3]"),
             "datamodule.batch_identities=6",
             "datamodule.batch_images_per_identity=3",
             "trainer.enable_progress_bar=false",
@@ -182,10 +180,7 @@ def test_mobilefacenet_teaches_and_learns_by_distillation(make_cfg, orl_people, 
             f"teacher.ckpt={mobilefacenet_bundle}",
             *student,
             "face=mtcnn",
-            "datamodule=folder",
-            f"datamodule.root={orl_people}",
-            "datamodule.split=ordered",
-            "datamodule.split_counts=[6,3,3]",
+            *ordered_folder(orl_people, "[6,3,3]"),
             "datamodule.image_size=[112,112]",
             "datamodule.batch_identities=6",
             "datamodule.batch_images_per_identity=3",

@@ -13,7 +13,7 @@ import torch
 from metric.errors import ConfigError
 from metric.metrics.liveness import pad_summary
 from metric.model.checkpoint import CHECKPOINT_KEY
-from metric.modules.training import train
+from metric.pipelines.train import train
 from tests.conftest import ORL, TINY_LIVENESS, compose_train
 
 SPOOF_CODES = {"live": 0, "photo": 1, "a4": 3, "pc": 7, "phone": 9}

@@ -1,5 +1,5 @@
 """augment.mix=mixup|cutmix: the mixed samples (datamodules.mixing), their interpolated targets and losses
-(metric.modules.mixing), the refusals, and a short training run with each kind."""
+(metric.losses.mixing), the refusals, and a short training run with each kind."""
 
 from __future__ import annotations
 
@@ -17,13 +17,15 @@ from datamodules.augment import BasicAugment, RandAugment
 from datamodules.mixing import BatchMix, MixedBatch, cutmix_box
 from datamodules.normalisation import INPUT_RANGE, to_model_input
 from metric.errors import ConfigError
+from metric.losses.class_losses import IdentityClassLoss
+from metric.losses.mixing import check_soft_targets, interpolated_metric_loss, soft_pair_loss, soft_pair_targets
 from metric.model.heads import LogisticDistanceHead
-from metric.modules.class_losses import IdentityClassLoss
-from metric.modules.liveness_training import train_liveness
-from metric.modules.mixing import check_soft_targets, interpolated_metric_loss, soft_pair_loss, soft_pair_targets
 from metric.modules.pair import PairModule
-from metric.modules.training import build, check_config, train
-from tests.conftest import TINY_LIVENESS
+from metric.pipelines.checks import check_components
+from metric.pipelines.fit import build
+from metric.pipelines.liveness import train_liveness
+from metric.pipelines.train import train
+from tests.conftest import TINY_LIVENESS, TWO_BATCHES
 
 LABELS = torch.arange(12) // 3  # 4 identities x 3 images, like a P x K batch
 
@@ -250,7 +252,7 @@ def test_adapt_and_liveness_refuse_mixing(make_cfg, tmp_path):
         "experiment=adapt", "model=onnx", f"model.path={tmp_path / 'model.onnx'}", "augment=basic", "augment.mix=mixup"
     )
     with pytest.raises(ConfigError, match=r"augment\.mix mixes images, but \+experiment=adapt .*~augment\.mix"):
-        check_config(cfg)
+        check_components(cfg)
     cfg = make_cfg(
         *TINY_LIVENESS, f"datamodule.root={tmp_path / 'spoof'}", "augment=basic", "augment.mix=cutmix", tiny=False
     )
@@ -275,10 +277,7 @@ def test_short_training_with_mixing_logs_the_mixed_loss(make_cfg, overrides):
         *overrides,
         "augment=basic",
         "augment.mix_prob=1.0",
-        "trainer.max_epochs=1",
-        "trainer.enable_progress_bar=false",
-        "+trainer.limit_train_batches=2",
-        "matcher.target_far=0.1",
+        *TWO_BATCHES,
     )
     summary = train(cfg)
     assert 0.0 <= summary["test_eer"] <= 1.0

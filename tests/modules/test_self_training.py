@@ -10,9 +10,13 @@ from PIL import Image
 from datamodules.sources.unlabeled import UnlabeledData, UnlabeledSource
 from datamodules.split import IdentitySplit
 from metric.errors import ConfigError
-from metric.modules.training import train
+from metric.pipelines.train import train
 
 QUIET = ["trainer.enable_progress_bar=false", "trainer.max_epochs=1", "datamodule.image_size=[32,32]"]
+
+
+# eight labelled identities, the rest an unlabeled pool; small confident clusters at a loose FAR
+SMALL_POOL = ["unlabeled.labelled_identities=8", "self_train.min_cluster_size=2", "self_train.target_far=0.05"]
 
 
 def self_train_cfg(make_cfg, ckpt, *overrides):
@@ -24,9 +28,7 @@ def test_two_rounds_report_every_figure(make_cfg, tiny_triplet_run, tmp_path):
     cfg = self_train_cfg(
         make_cfg,
         teacher_run["best_checkpoint"],
-        "unlabeled.labelled_identities=8",
-        "self_train.min_cluster_size=2",
-        "self_train.target_far=0.05",
+        *SMALL_POOL,
         "self_train.rounds=2",
     )
     summary = train(cfg)
@@ -70,7 +72,7 @@ def test_no_confident_cluster_says_what_to_relax_before_any_training(make_cfg, t
 
 
 def test_unlabeled_images_that_are_also_eval_images_are_left_out(tiny_datamodule):
-    from metric.modules.self_training import without_eval_images
+    from metric.training.pseudo_labelling import without_eval_images
 
     train, test = tiny_datamodule.splits["train"], tiny_datamodule.splits["test"]
     images = np.concatenate([train.images[:4], test.images[:2]])
@@ -141,9 +143,7 @@ def test_cross_validation_reports_each_round_across_folds(make_cfg, tiny_triplet
     cfg = self_train_cfg(
         make_cfg,
         teacher_run["best_checkpoint"],
-        "unlabeled.labelled_identities=8",
-        "self_train.min_cluster_size=2",
-        "self_train.target_far=0.05",
+        *SMALL_POOL,
         "self_train.rounds=1",
         "self_train.baseline=false",
         "cv.folds=3",

@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from metric.errors import ConfigError
-from metric.report.evaluation import evaluate
+from metric.pipelines.evaluate import evaluate
 from metric.report.summary import format_summary
 from tests.conftest import ORL, TINY_DATA, compose_evaluate
 
@@ -92,7 +92,7 @@ def test_foreign_checkpoint_stops_evaluation(tmp_path, data_dir):
 
 
 def test_kface_conditions_break_down_errors(make_cfg, tmp_path, data_dir):
-    from metric.modules.training import train
+    from metric.pipelines.train import train
     from tests.datamodules.test_datasets import make_kface
 
     root = make_kface(tmp_path / "kface")

@@ -13,6 +13,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from metric import sweep_summary
+from metric.pipelines.sweep_summary import collect
 from metric.report import sweep_table
 from tests.conftest import CONF_DIR, REPO_ROOT, TINY_DATA
 
@@ -64,7 +65,7 @@ def test_sweep_summary_sorts_by_validation_eer_and_keeps_failed_jobs(tmp_path):
     job("0", ["+experiment=triplet", "loss.margin=0.1"], {"best_val_eer": 0.2, "test_eer": 0.25})
     job("1", ["+experiment=triplet", "loss.margin=0.2"], {"best_val_eer": 0.1, "test_eer": 0.3})
     job("2", ["+experiment=triplet", "loss.margin=0.3"], None)
-    rows = sweep_table.collect(tmp_path)
+    rows = collect(tmp_path)
     assert [r["job"] for r in rows] == ["1", "0", "2"]
     assert rows[2]["status"].startswith("no summary") and rows[2]["test_eer"] is None
     assert sweep_table.varying_keys(rows) == ["loss.margin"]
@@ -136,7 +137,7 @@ def test_cross_validated_jobs_compare_in_a_sweep(tmp_path, data_dir):
     run_train(
         "-m", "+experiment=triplet", "cv.folds=2", "loss.margin=0.1,0.2", f"hydra.sweep.dir={sweep}", data_dir=data_dir
     )
-    rows = sweep_table.collect(sweep)
+    rows = collect(sweep)
     assert len(rows) == 2 and all(r["status"] == "done" for r in rows)
     for r in rows:  # each job's numbers are its folds' means
         folds = json.loads((sweep / r["job"] / "summary.json").read_text())["per_fold"]

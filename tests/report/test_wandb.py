@@ -49,7 +49,7 @@ def test_checkpoint_artifact_defaults_follow_the_mode():
 
 def test_offline_run_directory_holds_the_dashboard(make_cfg, tmp_path, monkeypatch):
     pytest.importorskip("wandb")
-    from metric.modules.training import train
+    from metric.pipelines.train import train
 
     counter = ConnectionCounter()  # every W&B endpoint and proxy points here: any network use would show up
     for name in ("WANDB_BASE_URL", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
