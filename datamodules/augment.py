@@ -5,6 +5,8 @@ the images one by one; the training module applies `batch_mix` to each batch of 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from PIL import Image
@@ -14,7 +16,8 @@ from datamodules.mixing import BatchMix
 
 
 class MixingAugment:
-    """The per-batch mixing settings every policy takes: `batch_mix` is None unless `mix` is mixup or cutmix."""
+    """The per-batch mixing settings every policy takes (the policies pass them on as `**mix`): `batch_mix` is None
+    unless `mix` is mixup or cutmix."""
 
     def __init__(self, mix: str | None = None, mix_alpha: float = 1.0, mix_prob: float = 0.5):
         self.batch_mix: BatchMix | None = BatchMix(mix, mix_alpha, mix_prob) if mix is not None else None
@@ -31,11 +34,9 @@ class BasicAugment(MixingAugment):
         scale: float = 0.1,
         brightness: float = 0.2,
         contrast: float = 0.2,
-        mix: str | None = None,
-        mix_alpha: float = 1.0,
-        mix_prob: float = 0.5,
+        **mix: Any,
     ):
-        super().__init__(mix, mix_alpha, mix_prob)
+        super().__init__(**mix)
         self.transform = v2.Compose(
             [
                 v2.RandomHorizontalFlip(flip),
@@ -52,15 +53,8 @@ class BasicAugment(MixingAugment):
 class RandAugment(MixingAugment):
     """timm's RandAugment with `num_ops` operations of `magnitude` (0-10) per image; grey images go through RGB."""
 
-    def __init__(
-        self,
-        magnitude: int = 9,
-        num_ops: int = 2,
-        mix: str | None = None,
-        mix_alpha: float = 1.0,
-        mix_prob: float = 0.5,
-    ):
-        super().__init__(mix, mix_alpha, mix_prob)
+    def __init__(self, magnitude: int = 9, num_ops: int = 2, **mix: Any):
+        super().__init__(**mix)
         from timm.data.auto_augment import rand_augment_transform
 
         self.transform = rand_augment_transform(f"rand-m{magnitude}-n{num_ops}", {"img_mean": (128, 128, 128)})

@@ -11,11 +11,11 @@ from datamodules.augment import BasicAugment
 from datamodules.records import ImageRecord, take_subset
 from datamodules.sources.celeba import CelebADataModule
 from datamodules.sources.kface import KFaceDataModule, parse_selection, read_box
-from datamodules.sources.synthetic import SyntheticFacesDataModule
 from datamodules.sources.us10k import US10kDataModule, US10kDistractors
 from metric.errors import ConfigError
 from metric.pipelines.train import train
 from tests.datamodules.small import small_datamodule
+from tests.datamodules.test_synthetic import make as synthetic
 
 RNG = np.random.default_rng(0)
 
@@ -175,17 +175,9 @@ def test_us10k_self_supervised_views_and_needs_augmentation(tmp_path):
 
 def test_us10k_as_distractors_adds_impostor_identities(tmp_path):
     root = make_us10k(tmp_path / "us10k", photos=10)
-    dm = SyntheticFacesDataModule(
-        cache_dir=str(tmp_path / "cache"),
-        train_identities=6,
-        val_identities=3,
-        test_identities=3,
-        images_per_identity=3,
-        image_size=(24, 24),
-        batch_identities=2,
-        batch_images_per_identity=2,
-        distractors=US10kDistractors(root=str(root)),
-    )
+    people = {"train_identities": 6, "val_identities": 3, "test_identities": 3, "images_per_identity": 3}
+    distractors = US10kDistractors(root=str(root))
+    dm = synthetic(tmp_path / "cache", **people, image_size=(24, 24), batch_identities=2, distractors=distractors)
     dm.setup()
     assert dm.splits["val"].num_identities == 3 + 5 and dm.splits["test"].num_identities == 3 + 5
     assert sum(f.get("distractor", False) for f in dm.splits["test"].factors) == 5

@@ -103,7 +103,7 @@ def test_quoted_command_composes(page, line, entry, text):
     assert cfg is not None
 
 
-def test_readme_is_a_short_front_door():
+def test_readme_is_short_and_links_into_the_docs():
     readme = (REPO_ROOT / "README.md").read_text()
     assert len(readme.splitlines()) <= 250
     for must in ('pip install -e ".[dev]"', "python -m metric.train +experiment=triplet", "pytest"):

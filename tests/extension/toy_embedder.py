@@ -22,9 +22,5 @@ class ToyEmbedder(ExternalEmbedder):
         return (flat - flat.mean(axis=1, keepdims=True)) @ self.projection
 
     def spec(self) -> dict:
-        return {
-            "kind": self.kind,
-            "embedding_dim": self.embedding_dim,
-            "input_size": list(self.input_size),
-            "seed": self.seed,
-        }
+        size = list(self.input_size)
+        return {"kind": self.kind, "embedding_dim": self.embedding_dim, "input_size": size, "seed": self.seed}

@@ -25,12 +25,7 @@ def self_train_cfg(make_cfg, ckpt, *overrides):
 
 def test_two_rounds_report_every_figure(make_cfg, tiny_triplet_run, tmp_path):
     _, teacher_run = tiny_triplet_run
-    cfg = self_train_cfg(
-        make_cfg,
-        teacher_run["best_checkpoint"],
-        *SMALL_POOL,
-        "self_train.rounds=2",
-    )
+    cfg = self_train_cfg(make_cfg, teacher_run["best_checkpoint"], *SMALL_POOL, "self_train.rounds=2")
     summary = train(cfg)
     rows = summary["self_training_rounds"]
     assert [row["round"] for row in rows] == [0, 1, 2]
