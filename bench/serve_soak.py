@@ -170,6 +170,12 @@ class Soak:
             self.violations.append(f"{kind} {path}: {response.status_code} {response.text[:200]}")
         return response
 
+    async def send_probe(self, client, kind: str, path: str, photo: bytes, **fields: str) -> httpx.Response | None:
+        """POST one image (field `image`) and the form `fields` with a verify key, timed and counted as `kind`."""
+        files = {"image": (f"{kind}.png", photo, "image/png")}
+        headers = self.headers("verify")
+        return await self.call(client, kind, "POST", path, headers=headers, files=files, data=fields or None)
+
     async def enroll(self, client) -> None:
         self.counter += 1
         name, index, count = f"person{self.counter}", random.randrange(len(self.photos)), random.choice((1, 2))
@@ -198,15 +204,7 @@ class Soak:
             return
         self.deleted[name] = time.monotonic()
         photo = self.photos[self.enrolled[name][1]]
-        found = await self.call(
-            client,
-            "identify",
-            "POST",
-            "/v1/identify",
-            headers=self.headers("verify"),
-            files={"image": ("probe.png", photo, "image/png")},
-            data={"top_k": "5"},
-        )
+        found = await self.send_probe(client, "identify", "/v1/identify", photo, top_k="5")
         if (
             found is not None
             and found.status_code == 200
@@ -219,26 +217,11 @@ class Soak:
         if not live:
             return
         name = random.choice(live)
-        await self.call(
-            client,
-            "verify",
-            "POST",
-            "/v1/verify",
-            headers=self.headers("verify"),
-            data={"identity": name},
-            files={"image": ("p.png", random.choice(self.photos), "image/png")},
-        )
+        await self.send_probe(client, "verify", "/v1/verify", random.choice(self.photos), identity=name)
 
     async def identify(self, client) -> None:
         sent = time.monotonic()
-        response = await self.call(
-            client,
-            "identify",
-            "POST",
-            "/v1/identify",
-            headers=self.headers("verify"),
-            files={"image": ("p.png", random.choice(self.photos), "image/png")},
-        )
+        response = await self.send_probe(client, "identify", "/v1/identify", random.choice(self.photos))
         if response is not None and response.status_code == 200:
             stale = [
                 m["identity"]
@@ -251,14 +234,7 @@ class Soak:
     async def hostile(self, client, thin: bytes, bomb: bytes) -> None:
         kind = random.choice(("thin", "bomb"))
         data = thin if kind == "thin" else bomb
-        response = await self.call(
-            client,
-            kind,
-            "POST",
-            "/v1/identify",
-            headers=self.headers("verify"),
-            files={"image": (f"{kind}.png", data, "image/png")},
-        )
+        response = await self.send_probe(client, kind, "/v1/identify", data)
         # a bomb is refused from its header; a thin image is resized like any other when the model has no face
         # front end (face=none, as here), else refused with 400 (tests/deploy/test_faces_deploy.py): never a 5xx
         if kind == "bomb" and response is not None and response.status_code != 413:

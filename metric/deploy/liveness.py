@@ -3,19 +3,18 @@ enrolled."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from datamodules.faces.frontend import FaceFrontEnd
 from datamodules.faces.registry import front_end_from_spec
 from datamodules.fingerprint import file_sha256
 from datamodules.images import BadImage
 from datamodules.normalisation import to_model_input
-from metric.deploy.probe import ImageInput, ProbeReader, print_note
+from metric.deploy.probe import ImageInput, ProbeReader
 from metric.errors import ConfigError
 from metric.model.checkpoint import CHECKPOINT_KEY, build_liveness_net, face_spec, read_checkpoint
 from metric.model.liveness_net import LivenessNet
@@ -62,17 +61,9 @@ PEER = "faceantispoofing"  # the pretrained liveness peer, given by name where a
 class LivenessGate(ProbeReader):
     """A liveness net, the threshold calibrated for it on validation, and the face front end it was trained with."""
 
-    def __init__(
-        self,
-        net: LivenessNet,
-        threshold: float,
-        preprocess: dict,
-        front_end: FaceFrontEnd | None = None,
-        detect: bool = True,
-        note: Callable[[str], None] = print_note,
-        path: Path | None = None,
-    ):
-        super().__init__(preprocess, front_end, detect, note)
+    def __init__(self, net: LivenessNet, threshold: float, path: Path | None = None, **reader: Any):
+        """`reader`: ProbeReader's preprocessing record, face front end, `detect` and `note`."""
+        super().__init__(**reader)
         self.net = net.eval()
         self.threshold = float(threshold)
         self.path = path
@@ -86,7 +77,7 @@ class LivenessGate(ProbeReader):
 
             net = FaceAntiSpoofing()
             front_end = front_end_from_spec(PREPROCESS["face"]) if detect else None
-            gate = cls(net, THRESHOLD, PREPROCESS, front_end, detect, path=None)
+            gate = cls(net, THRESHOLD, path=None, preprocess=PREPROCESS, front_end=front_end, detect=detect)
             gate.path, gate.sha256 = net.path, net.sha256
             return gate
         path = Path(path)
@@ -101,7 +92,10 @@ class LivenessGate(ProbeReader):
             )
         net = build_liveness_net(checkpoint)
         front_end = front_end_from_spec(face_spec(meta["preprocess"])) if detect else None
-        return cls(net, meta["threshold"]["threshold"], meta["preprocess"], front_end, detect, path=path.resolve())
+        threshold = meta["threshold"]["threshold"]
+        return cls(
+            net, threshold, path=path.resolve(), preprocess=meta["preprocess"], front_end=front_end, detect=detect
+        )
 
     def scores(self, images: np.ndarray) -> np.ndarray:
         """Liveness scores of uint8 (N, H, W, C) model inputs."""

@@ -7,13 +7,14 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from datamodules.faces.frontend import FaceCrop, FaceFrontEnd
+from datamodules.faces.frontend import FaceCrop
 from metric.deploy.liveness import LivenessCheck, LivenessGate
-from metric.deploy.probe import ImageInput, ProbeReader, print_note
+from metric.deploy.probe import ImageInput, ProbeReader
 from metric.scoring.embed import embed_images
 from metric.scoring.load import load_for_eval
 from metric.scoring.matchers import Matcher
@@ -60,13 +61,11 @@ class Verifier(ProbeReader):
         net: torch.nn.Module,
         matcher: Matcher,
         threshold: float,
-        preprocess: dict,
-        front_end: FaceFrontEnd | None = None,
-        detect: bool = True,
-        note: Callable[[str], None] = print_note,
         liveness: LivenessGate | None = None,
+        **reader: Any,
     ):
-        super().__init__(preprocess, front_end, detect, note)
+        """`reader`: ProbeReader's preprocessing record, face front end, `detect` and `note`."""
+        super().__init__(**reader)
         self.net = net
         self.matcher = matcher
         self.threshold = threshold
@@ -85,10 +84,10 @@ class Verifier(ProbeReader):
             loaded.net,
             loaded.matcher,
             loaded.calibration()["threshold"],
-            loaded.preprocess,
-            loaded.front_end() if detect else None,
-            detect,
             liveness=gate,
+            preprocess=loaded.preprocess,
+            front_end=loaded.front_end() if detect else None,
+            detect=detect,
         )
 
     def check_liveness(self, image: ImageInput) -> LivenessCheck | None:

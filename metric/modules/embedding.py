@@ -4,7 +4,7 @@ embeddings of the best checkpoint (trainer.test), optimizer wiring, and the chec
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,15 +72,10 @@ class EmbeddingModule(EvaluatedModule):
             raise ConfigError(not_trainable() if not_trainable else cls.wrong_net.format(target=cfg.model._target_))
 
     def __init__(
-        self,
-        net: EmbeddingNet,
-        optimizer: Callable[..., torch.optim.Optimizer],
-        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
-        max_impostor_pairs: int = 2_000_000,
-        preprocess: dict | None = None,
-        finetune: FineTuning | None = None,
+        self, net: EmbeddingNet, max_impostor_pairs: int = 2_000_000, finetune: FineTuning | None = None, **base: Any
     ):
-        super().__init__(net, optimizer, scheduler, preprocess)
+        """`base`: EvaluatedModule's optimizer, scheduler and preprocessing record."""
+        super().__init__(net, **base)
         self.head: LogisticDistanceHead | None = None
         self.max_impostor_pairs = max_impostor_pairs
         self.run_notes: dict = {}  # what the module reports into the run summary (e.g. which adapt head was kept)

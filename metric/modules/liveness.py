@@ -4,7 +4,7 @@ validation EER each epoch, and the final liveness scores of the best checkpoint 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,18 +62,11 @@ class LivenessModule(EvaluatedModule):
             )
         check_target_apcer(cfg.target_apcer)
 
-    def __init__(
-        self,
-        net: LivenessNet,
-        optimizer: Callable[..., torch.optim.Optimizer],
-        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
-        aux_weight: float = 0.5,
-        fourier_weight: float = 1.0,
-        preprocess: dict | None = None,
-    ):
+    def __init__(self, net: LivenessNet, aux_weight: float = 0.5, fourier_weight: float = 1.0, **base: Any):
+        """`base`: EvaluatedModule's optimizer, scheduler and preprocessing record."""
         check_number(aux_weight, "module.aux_weight", 0)
         check_number(fourier_weight, "module.fourier_weight", 0)
-        super().__init__(net, optimizer, scheduler, preprocess)
+        super().__init__(net, **base)
         self.aux_weight = float(aux_weight)
         self.fourier_weight = float(fourier_weight)
 

@@ -10,7 +10,8 @@ import torch
 
 from metric.deploy.gallery.store import GalleryStore
 from metric.deploy.liveness import LivenessGate
-from metric.deploy.verifier import Verifier, print_note
+from metric.deploy.probe import print_note
+from metric.deploy.verifier import Verifier
 from metric.errors import ConfigError
 
 
