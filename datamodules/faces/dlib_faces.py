@@ -62,7 +62,7 @@ def three_points(shape) -> np.ndarray:
     return np.stack([eyes[0], eyes[1], points[4]])
 
 
-@FRONT_ENDS.register("dlib")
+@FRONT_ENDS.register
 class DlibFaces(FaceFrontEnd):
     """Detect (the face `select` picks first), find 5 landmarks, align onto the template at the datamodule's image
     size."""

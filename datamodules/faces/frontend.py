@@ -12,10 +12,7 @@ from metric.errors import ConfigError
 from metric.registry import Registry
 
 # the face front ends checkpoints and export sidecars record by name; each registers itself above its class
-FRONT_ENDS: Registry[type] = Registry(
-    "face front end",
-    hint="A checkpoint made with a newer or extended version needs that version (upgrade metric-faces).",
-)
+FRONT_ENDS: Registry[type] = Registry("face front end", key="name")
 
 ON_MISS = ("skip", "whole")
 SELECT = ("largest", "centre")  # which face of a photo with several is the one used
@@ -50,7 +47,7 @@ class FaceCrop:
         }
 
 
-@FRONT_ENDS.register("none")
+@FRONT_ENDS.register
 class FaceFrontEnd:
     """face=none: the image is already a face crop; it is only resized. Subclasses detect and align."""
 

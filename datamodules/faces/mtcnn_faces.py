@@ -20,7 +20,7 @@ TEMPLATE = "arcface"  # MTCNN's five points are the ArcFace template's five (eye
 CROPS = ("align", "box")  # align: the five points onto the template | box: the detector's box, squared, unaligned
 
 
-@FRONT_ENDS.register("mtcnn")
+@FRONT_ENDS.register
 class MtcnnFaces(FaceFrontEnd):
     """Detect (the face `select` picks first), five landmarks, align all five onto the ArcFace template."""
 

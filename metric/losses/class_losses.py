@@ -19,6 +19,15 @@ KINDS = {
 }
 
 
+def needs_identity_labels(cfg) -> bool:
+    """Whether the configured loss's class takes the training identities' labels (its `needs_identity_labels`; a
+    pytorch-metric-learning loss does not)."""
+    from metric.config_factory import locate_class
+
+    loss = cfg.get("loss")
+    return loss is not None and getattr(locate_class(loss, "loss"), "needs_identity_labels", False)
+
+
 class IdentityClassLoss(nn.Module):
     """A margin softmax over the training identities, one learned class centre (or `sub_centers`) per identity.
 

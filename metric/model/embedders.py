@@ -32,9 +32,7 @@ NOT_DIFFERENTIABLE = (
 )
 
 
-EMBEDDERS: Registry[type] = Registry(
-    "embedder", hint="A checkpoint made with a newer or extended version needs that version (upgrade metric-faces)."
-)  # the kinds checkpoints store
+EMBEDDERS: Registry[type] = Registry("embedder", key="kind")  # the kinds checkpoints store
 
 
 class ExternalEmbedder:
@@ -87,7 +85,7 @@ class ExternalEmbedder:
         return NOT_DIFFERENTIABLE.format(kind=cls.kind, what="training")
 
 
-@EMBEDDERS.register("dlib")
+@EMBEDDERS.register
 class DlibEmbedder(ExternalEmbedder):
     """dlib's face-recognition ResNet (128-d) on the aligned 150 x 150 chip that face=dlib face.template=dlib
     face.margin=0 cuts (as dlib.get_face_chip does), through dlib's call for an aligned chip. `num_jitters` > 1
@@ -164,7 +162,7 @@ def open_onnx_session(path: Path):
         ) from None
 
 
-@EMBEDDERS.register("onnx")
+@EMBEDDERS.register
 class OnnxEmbedder(ExternalEmbedder):
     """Any ONNX face-embedding model (an ArcFace model downloaded elsewhere, or metric.export's own), run with ONNX
     Runtime: the config declares the input size, channels, colour order, layout and normalisation; the output

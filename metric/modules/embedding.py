@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from metric.config_factory import locate_class
 from metric.errors import ConfigError
+from metric.losses.class_losses import needs_identity_labels
 from metric.metrics import verification as V
 from metric.model.checkpoint import checkpoint_record
 from metric.model.heads import LogisticDistanceHead
@@ -33,8 +34,7 @@ def configured(cfg: DictConfig, part: str) -> bool:
     """Whether the composed config uses `part`: a group (`miner`), a key (`augment.mix`), or `identity_loss`, a loss
     whose class needs the training identities' labels (its `needs_identity_labels`)."""
     if part == "identity_loss":
-        loss = cfg.get("loss")
-        return loss is not None and getattr(locate_class(loss, "loss"), "needs_identity_labels", False)
+        return needs_identity_labels(cfg)
     value = OmegaConf.select(cfg, part, default=None)
     return value is not None and value is not False
 

@@ -94,16 +94,15 @@ class LivenessModule(EvaluatedModule):
 
     # evaluation ---------------------------------------------------------------------------
     def outputs(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net.liveness(images).detach().cpu()
+        return self.net.liveness(images).detach().cpu().double()  # scores in float64, as every rate is computed
 
     @property
     def final_scores(self) -> dict[str, Scored]:
-        """The validation and test liveness scores (float64) and targets `trainer.test` gathered."""
-        return {split: (scores.astype(np.float64), targets) for split, (scores, targets) in self.final_outputs.items()}
+        """The validation and test liveness scores and targets `trainer.test` gathered."""
+        return self.final_outputs
 
     def on_validation_epoch_end(self) -> None:
         scores, targets = self._gathered("val")
-        scores = scores.astype(np.float64)
         if targets[:, 0].all() or not targets[:, 0].any():
             return  # a truncated debug run may see one class only
         rate = pad_eer(scores, targets[:, 1])[0]

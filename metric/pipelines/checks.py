@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 from metric.config_factory import locate_class
 from metric.errors import ConfigError
 from metric.modules.base import EvaluatedModule
+from metric.pipelines.trainer import check_torch_settings
 from metric.scoring.matchers import Matcher
 
 # the groups whose classes check a training config, in the order they speak; loss and miner classes may be
@@ -17,7 +18,8 @@ GROUP_BASES = {"module": EvaluatedModule, "matcher": Matcher}
 
 
 def check_components(cfg: DictConfig) -> None:
-    """Every component of a training config checks it; a group's class outside its base is one line."""
+    """Every component of a training config checks it, then the optimizer and scheduler check their settings; a
+    group's class outside its base is one line."""
     for group in COMPONENT_GROUPS:
         node = cfg.get(group)
         if node is None:
@@ -29,3 +31,4 @@ def check_components(cfg: DictConfig) -> None:
         check = getattr(cls, "check_config", None)
         if check is not None:
             check(cfg)
+    check_torch_settings(cfg)

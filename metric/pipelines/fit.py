@@ -15,11 +15,12 @@ from datamodules.folds import CVFold
 from datamodules.pk_sampler import check_pk_fits
 from datamodules.split import IdentitySplit
 from metric.config_factory import build_from_config, locate_class
+from metric.losses.class_losses import needs_identity_labels
 from metric.model.adapted import Projection
 from metric.model.checkpoint import store_calibration
 from metric.model.embedders import ExternalEmbedder
 from metric.pipelines.checks import check_components
-from metric.pipelines.trainer import build_trainer, check_torch_settings, fit_and_test_best
+from metric.pipelines.trainer import build_trainer, fit_and_test_best
 from metric.report.summary import format_summary, write_summary
 from metric.report.wandb_logger import find_wandb_logger
 from metric.scoring.feature_cache import FeatureCache
@@ -36,7 +37,7 @@ TrainOverride = Callable[[IdentitySplit], IdentitySplit]
 def build_loss(cfg: DictConfig, datamodule: IdentityDataModule):
     """The configured loss; one that needs the training identities (`needs_identity_labels`: a classification loss)
     also gets their labels and the embedding size, which only the data and the model know."""
-    if getattr(locate_class(cfg.loss, "loss"), "needs_identity_labels", False):
+    if needs_identity_labels(cfg):
         return build_from_config(
             cfg.loss, train_labels=datamodule.splits["train"].labels, embedding_size=cfg.model.embedding_dim
         )
@@ -64,7 +65,6 @@ def build(cfg: DictConfig, fold: CVFold | None = None, train_override: TrainOver
     on the splits of cross-validation fold `fold` when one is given, with its train split replaced by
     `train_override(train split)` when one is given (self-training)."""
     check_components(cfg)
-    check_torch_settings(cfg)
     extra = {}
     if locate_class(cfg.module, "module").trains_on_features:  # a head on cached embedder outputs
         datamodule, net, extra["embedder"] = adapt_inputs(cfg, fold)

@@ -15,7 +15,7 @@ from metric.metrics.liveness import pad_rates, threshold_at_apcer
 from metric.model.checkpoint import store_liveness_threshold
 from metric.modules.liveness import check_target_apcer
 from metric.pipelines.checks import check_components
-from metric.pipelines.trainer import build_trainer, check_torch_settings, fit_and_test_best
+from metric.pipelines.trainer import build_trainer, fit_and_test_best
 from metric.report.liveness import breakdown_tables, format_liveness_summary, liveness_summary, write_liveness_report
 from metric.report.summary import write_summary
 
@@ -24,7 +24,6 @@ def train_liveness(cfg: DictConfig) -> dict | None:
     """Fit; then the best checkpoint scores validation and test; the threshold at cfg.target_apcer on validation is
     stored in that checkpoint and the test rates at it are reported. None on DDP ranks other than 0."""
     check_components(cfg)
-    check_torch_settings(cfg)
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     out = Path(cfg.paths.output_dir)

@@ -22,7 +22,7 @@ NEEDS_HEAD = (
 )
 
 
-MATCHERS: Registry[type] = Registry("matcher")  # the names checkpoints and galleries store
+MATCHERS: Registry[type] = Registry("matcher", key="name")  # the names checkpoints and galleries store
 
 
 class Matcher:
@@ -57,7 +57,7 @@ class Matcher:
         return self.score_matrix(torch.from_numpy(a), torch.from_numpy(b)).numpy()
 
 
-@MATCHERS.register("cosine")
+@MATCHERS.register
 class CosineMatcher(Matcher):
     name = "cosine"
 
@@ -71,7 +71,7 @@ class CosineMatcher(Matcher):
         return -1.0, 1.0
 
 
-@MATCHERS.register("euclidean")
+@MATCHERS.register
 class EuclideanMatcher(Matcher):
     """1 - d/2, with d the L2 distance between the normalised embeddings (d in [0, 2], score in [0, 1])."""
 
@@ -87,7 +87,7 @@ class EuclideanMatcher(Matcher):
         return 0.0, 1.0
 
 
-@MATCHERS.register("mse")
+@MATCHERS.register
 class MSEMatcher(Matcher):
     """Minus the mean squared difference of the embeddings as given."""
 
@@ -103,7 +103,7 @@ class MSEMatcher(Matcher):
         return -4.0 / dim, 0.0  # unit vectors: mean squared difference <= 4 / dim
 
 
-@MATCHERS.register("logistic")
+@MATCHERS.register
 class LogisticMatcher(Matcher):
     """The trained logistic-distance head; its score is the probability that both images show one identity."""
 

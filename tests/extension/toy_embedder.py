@@ -8,7 +8,7 @@ import numpy as np
 from metric.model.embedders import EMBEDDERS, ExternalEmbedder
 
 
-@EMBEDDERS.register("toy")
+@EMBEDDERS.register
 class ToyEmbedder(ExternalEmbedder):
     kind = "toy"
 

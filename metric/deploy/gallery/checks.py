@@ -21,10 +21,9 @@ def fingerprint(verifier: Verifier) -> str:
     digest = hashlib.sha256()
     modules = [verifier.net] + ([verifier.matcher.head] if hasattr(verifier.matcher, "head") else [])
     for module in modules:
-        if (
-            "kind" in getattr(module, "spec", dict)()
-        ):  # an outside or adapted embedder: its spec holds the file's sha256
-            digest.update(json.dumps(module.spec(), sort_keys=True).encode())
+        spec = getattr(module, "spec", dict)()
+        if "kind" in spec:  # an outside or adapted embedder: its spec holds the file's sha256
+            digest.update(json.dumps(spec, sort_keys=True).encode())
         if not isinstance(module, torch.nn.Module):
             continue
         for key, tensor in sorted(module.state_dict().items()):

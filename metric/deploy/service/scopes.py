@@ -41,8 +41,7 @@ def require_scope(needed: str) -> Callable[[Request], KeyRecord]:
         raise ConfigError(f"scope {needed!r} is not one of {', '.join(SCOPES)}.")
 
     def check(request: Request) -> KeyRecord:
-        headers = {k.lower().encode("latin-1"): v.encode("latin-1") for k, v in request.headers.items()}
-        record = current_service(request).keys.check(request_key(headers))
+        record = current_service(request).keys.check(request_key(dict(request.scope["headers"])))  # raw, lower-case
         if record is None:
             raise ApiError(401, "unauthorized", NO_KEY)
         if not allows(record.scope, needed):
